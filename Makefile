@@ -1,0 +1,47 @@
+# The two set-up commands: `make demo` and `make test`. Both create .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+DAGSTER_HOME_DIR := $(CURDIR)/.dagster_home
+export DAGSTER_HOME ?= $(DAGSTER_HOME_DIR)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install demo test ui bench lint schema clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	# torch first, pinned: a bare `torch` would pull gigabytes of CUDA wheels
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[ml,dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+$(DAGSTER_HOME_DIR)/dagster.yaml:
+	@mkdir -p $(DAGSTER_HOME_DIR)
+	@printf 'telemetry:\n  enabled: false\n' > $@
+
+demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
+	$(VENV)/bin/iv demo
+
+test: install
+	@scripts/ensure_postgres.sh || echo "PostgreSQL could not be started; its tests will skip (fail under CI)"
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+ui: install $(DAGSTER_HOME_DIR)/dagster.yaml
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: install
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+schema: install
+	$(PY) -m iv_pipelines.manifest --write-schema
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,115 @@
+"""`iv`: the command line of the DAC factory.
+
+  iv request add FILE      validate a request, store it and add its `dac` partition
+  iv request list          list stored requests
+  iv manifest validate F…  validate DAC manifests (errors name the field and the rule)
+  iv demo                  register the sample request and run the lifecycle job for it
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from iv_pipelines.errors import InputError
+
+
+def _instance():
+    import dagster as dg
+
+    try:
+        return dg.DagsterInstance.get()
+    except Exception as exc:  # DAGSTER_HOME unset or not a directory
+        raise click.ClickException(
+            f"cannot open the Dagster instance ({exc}); set DAGSTER_HOME to a directory "
+            "(make ui / make demo use .dagster_home/ in the repo)"
+        ) from None
+
+
+def _storage():
+    from resources.selection import resources_for
+
+    return resources_for()["storage"]
+
+
+def register_request(path: Path, instance, storage) -> tuple[str, Path, bool]:
+    """Validate `path`, store the request and add its partition. Returns (dac_id, stored, created)."""
+    from assets.partitions import dac_partitions
+    from iv_pipelines.request import load_request_file
+
+    request = load_request_file(path)
+    stored, created = storage.requests().put(request)
+    if not instance.has_dynamic_partition(dac_partitions.name, request.dac_id):
+        instance.add_dynamic_partitions(dac_partitions.name, [request.dac_id])
+    return request.dac_id, stored, created
+
+
+@click.group()
+def main() -> None:
+    """Industriverse DAC factory command line."""
+
+
+@main.group()
+def request() -> None:
+    """Client requests (one `dac` partition each)."""
+
+
+@request.command("add")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def request_add(file: Path) -> None:
+    """Validate FILE (JSON/YAML), store it and add its `dac` partition."""
+    try:
+        dac_id, stored, created = register_request(file, _instance(), _storage())
+    except InputError as err:
+        click.echo(str(err), err=True)
+        sys.exit(2)
+    click.echo(f"{'added' if created else 'already registered'}: dac partition {dac_id!r} ({stored})")
+
+
+@request.command("list")
+def request_list() -> None:
+    """List stored requests."""
+    for dac_id in _storage().requests().list_ids():
+        click.echo(dac_id)
+
+
+@main.group()
+def manifest() -> None:
+    """DAC manifests."""
+
+
+@manifest.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def manifest_validate(files: tuple[Path, ...]) -> None:
+    """Validate manifest FILES; exit 1 if any is invalid."""
+    from iv_pipelines.manifest import load_manifest
+
+    bad = 0
+    for f in files:
+        try:
+            m = load_manifest(f)
+            click.echo(f"{f}: valid ({m.dac_id} v{m.version})")
+        except InputError as err:
+            click.echo(str(err), err=True)
+            bad += 1
+    sys.exit(1 if bad else 0)
+
+
+@main.command()
+@click.option(
+    "--request-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="request to run (default: the shipped fall-detection sample)",
+)
+def demo(request_file: Path | None) -> None:
+    """Register the sample request and materialize every lifecycle asset for it."""
+    from iv_pipelines.demo import run_demo
+
+    sys.exit(run_demo(request_file))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

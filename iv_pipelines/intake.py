@@ -1,0 +1,164 @@
+"""Request intake: the request store and the drop-folder queue.
+
+The store keeps one canonical JSON file per DAC (`<root>/requests/<dac_id>.json`), written
+atomically. The drop folder is a queue of client files: each processed file is moved to
+`accepted/` or to `rejected/` (with `<name>.error.txt` beside it), so nothing is lost and no
+file is processed twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iv_pipelines.errors import InputError
+from iv_pipelines.paths import atomic_write_text
+from iv_pipelines.request import DAC_ID_PATTERN, DacRequest, canonical_json, load_request_file
+
+REQUEST_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+class RequestStore:
+    """Validated requests on disk, one canonical JSON file per `dac_id`."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.dir = self.root / "requests"
+
+    def path_for(self, dac_id: str) -> Path:
+        if not re.match(DAC_ID_PATTERN, dac_id):
+            raise KeyError(f"{dac_id!r} is not a valid dac_id")
+        return self.dir / f"{dac_id}.json"
+
+    def exists(self, dac_id: str) -> bool:
+        return self.path_for(dac_id).exists()
+
+    def get(self, dac_id: str) -> DacRequest:
+        path = self.path_for(dac_id)
+        if not path.exists():
+            known = ", ".join(self.list_ids()[:10]) or "none"
+            raise KeyError(
+                f"no request stored for DAC {dac_id!r} under {self.dir} (known: {known}); "
+                "add one with `iv request add FILE` or the drop folder"
+            )
+        return DacRequest.model_validate_json(path.read_text(encoding="utf-8"))
+
+    def put(self, request: DacRequest) -> tuple[Path, bool]:
+        """Store `request`; returns (path, created). Same content again is a no-op.
+
+        A different request under an existing `dac_id` is refused: the stored one may already
+        have lineage, a UTID and a deployment attached to it.
+        """
+        path = self.path_for(request.dac_id)
+        text = canonical_json(request.model_dump(mode="json")).decode() + "\n"
+        if path.exists():
+            old = path.read_text(encoding="utf-8")
+            if old == text:
+                return path, False
+            raise InputError(
+                f"request for {request.dac_id}",
+                [
+                    f"dac_id: {request.dac_id!r} is already registered with different content "
+                    f"({path}); choose a new dac_id"
+                ],
+            )
+        atomic_write_text(path, text)
+        return path, True
+
+    def list_ids(self) -> list[str]:
+        if not self.dir.exists():
+            return []
+        return sorted(p.stem for p in self.dir.glob("*.json"))
+
+
+@dataclass
+class Accepted:
+    source: Path
+    moved_to: Path
+    request: DacRequest
+    created: bool
+
+
+@dataclass
+class Rejected:
+    source: Path
+    moved_to: Path
+    error_file: Path
+    message: str
+
+
+@dataclass
+class DropOutcome:
+    accepted: list[Accepted] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    remaining: int = 0  # files left for the next pass (bounded work per pass)
+
+
+def _unique_target(folder: Path, name: str) -> Path:
+    target = folder / name
+    if not target.exists():
+        return target
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    n = 1
+    while True:
+        candidate = folder / f"{Path(name).stem}.{stamp}.{n}{Path(name).suffix}"
+        if not candidate.exists():
+            return candidate
+        n += 1
+
+
+def pending_files(drop_dir: Path) -> list[Path]:
+    """Files waiting in the drop folder, oldest first; hidden and partial files are skipped."""
+    if not drop_dir.exists():
+        return []
+    files = [
+        p
+        for p in drop_dir.iterdir()
+        if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".tmp", ".part"))
+    ]
+    return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def process_drop_folder(drop_dir: Path, store: RequestStore, max_files: int = 50) -> DropOutcome:
+    """Validate up to `max_files` dropped files; store good ones, move every file out.
+
+    Order matters for crash safety: a request is stored (atomically) before its file moves
+    to `accepted/`, and an error file is written before its file moves to `rejected/`; a
+    crash in between leaves the file in the queue to be processed again, idempotently.
+    """
+    drop_dir = Path(drop_dir)
+    files = pending_files(drop_dir)
+    outcome = DropOutcome(remaining=max(0, len(files) - max_files))
+    for src in files[:max_files]:
+        try:
+            request = load_request_file(src)
+            _, created = store.put(request)
+        except InputError as err:
+            rejected_dir = drop_dir / "rejected"
+            rejected_dir.mkdir(parents=True, exist_ok=True)
+            target = _unique_target(rejected_dir, src.name)
+            error_file = target.with_name(target.name + ".error.txt")
+            atomic_write_text(error_file, str(err) + "\n")
+            os.replace(src, target)
+            outcome.rejected.append(Rejected(src, target, error_file, str(err)))
+            continue
+        accepted_dir = drop_dir / "accepted"
+        accepted_dir.mkdir(parents=True, exist_ok=True)
+        target = _unique_target(accepted_dir, src.name)
+        os.replace(src, target)
+        outcome.accepted.append(Accepted(src, target, request, created))
+    return outcome
+
+
+def summarize(outcome: DropOutcome) -> str:
+    return json.dumps(
+        {
+            "accepted": [a.request.dac_id for a in outcome.accepted],
+            "rejected": [str(r.moved_to.name) for r in outcome.rejected],
+            "remaining": outcome.remaining,
+        }
+    )

@@ -1,0 +1,132 @@
+"""Client requests: the input of a DAC (lifecycle step 1).
+
+A request names the client, the domain, the free-text ask, the environment the capsule will
+live in, where it should be deployed and the constraints it must meet. Each accepted request
+becomes one `dac` partition whose key is `dac_id`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from iv_pipelines.errors import InputError, describe_validation_error, register_pattern
+
+# Dagster partition keys are free text, but these also become directory names, Kubernetes
+# namespaces and labels: keep them DNS-label safe.
+DAC_ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+_SLUG_RE = re.compile(r"[^a-z0-9]+")
+register_pattern(DAC_ID_PATTERN, "lowercase letters, digits and '-' (1-63 chars, alphanumeric at both ends)")
+DOMAIN_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+register_pattern(DOMAIN_PATTERN, "a lowercase slug of letters, digits and '-'")
+
+
+def slugify(text: str, max_len: int = 63) -> str:
+    slug = _SLUG_RE.sub("-", text.lower()).strip("-")
+    return slug[:max_len].rstrip("-")
+
+
+class RoomSpec(BaseModel):
+    """Geometry of the client's room, used by the Shadow Twin simulator (metres)."""
+
+    model_config = ConfigDict(extra="forbid")
+    width_m: float = Field(gt=0.5, le=100)
+    depth_m: float = Field(gt=0.5, le=100)
+    height_m: float = Field(default=2.6, gt=1.5, le=20)
+
+
+class EnvironmentSpec(BaseModel):
+    """Where the capsule will sense and run: a description plus optional room geometry."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str = Field(min_length=3, max_length=2000)
+    room: RoomSpec | None = None
+
+
+class Constraints(BaseModel):
+    """Limits the delivered capsule must respect; every field optional, units in the name."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_latency_ms: float | None = Field(default=None, gt=0)
+    max_power_w: float | None = Field(default=None, gt=0)
+    max_memory_mb: int | None = Field(default=None, gt=0)
+    budget_usd: float | None = Field(default=None, ge=0)
+    min_accuracy: float | None = Field(default=None, ge=0, le=1)
+    max_false_alarm_rate: float | None = Field(default=None, ge=0, le=1)
+    data_residency: str | None = Field(default=None, min_length=2, max_length=32)
+
+
+class DacRequest(BaseModel):
+    """A validated client request. `dac_id` defaults to `<domain>-<client_id>`."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    dac_id: str = Field(default="", description="partition key; DNS-label safe")
+    client_id: str = Field(min_length=2, max_length=63, pattern=DAC_ID_PATTERN)
+    domain: str = Field(min_length=2, max_length=63, pattern=DOMAIN_PATTERN)
+    text: str = Field(min_length=10, max_length=4000, description="the client's ask, free text")
+    environment: EnvironmentSpec
+    target: Literal["local", "docker", "kubernetes"] = "local"
+    constraints: Constraints = Field(default_factory=Constraints)
+
+    @field_validator("text")
+    @classmethod
+    def _text_has_words(cls, v: str) -> str:
+        if len(re.findall(r"[A-Za-z]{2,}", v)) < 3:
+            raise ValueError("must contain at least three words describing the request")
+        return v
+
+    @field_validator("dac_id")
+    @classmethod
+    def _dac_id_is_a_label(cls, v: str) -> str:
+        if v and not re.match(DAC_ID_PATTERN, v):
+            raise ValueError("must be lowercase letters, digits and '-' (1-63 chars, alphanumeric at both ends)")
+        return v
+
+    @model_validator(mode="after")
+    def _default_dac_id(self) -> DacRequest:
+        if not self.dac_id:
+            short_client = self.client_id.split("-")[0]
+            self.dac_id = slugify(f"{self.domain}-{short_client}")
+        return self
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON form (sorted keys, no whitespace)."""
+        return hashlib.sha256(canonical_json(self.model_dump(mode="json"))).hexdigest()
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def parse_request_text(text: str, source: str = "request") -> DacRequest:
+    """Parse JSON or YAML text into a DacRequest, raising InputError naming each fault."""
+    try:
+        data = yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InputError(source, [f"not valid JSON/YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+    if not isinstance(data, dict):
+        raise InputError(source, [f"(document): must be a mapping of fields, got {type(data).__name__}"])
+    try:
+        return DacRequest.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(source, describe_validation_error(exc)) from None
+
+
+def load_request_file(path: Path) -> DacRequest:
+    path = Path(path)
+    if path.suffix.lower() not in (".json", ".yaml", ".yml"):
+        raise InputError(str(path), [f"file: extension {path.suffix!r} is not .json, .yaml or .yml"])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(str(path), ["file: not UTF-8 text"]) from None
+    return parse_request_text(text, source=str(path))

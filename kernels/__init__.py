@@ -1,0 +1,1 @@
+"""Triton kernels, each with a torch/numpy reference twin. Imported lazily by resources."""

@@ -1,0 +1,5 @@
+"""ConfigurableResources: the seams where backends plug in."""
+
+from resources.storage import FactoryStorage
+
+__all__ = ["FactoryStorage"]

@@ -1,0 +1,3 @@
+"""Schedules: the operations jobs (daily/weekly/monthly), added by the operations issue."""
+
+schedules: list = []

@@ -1,0 +1,1 @@
+"""Sensors: threshold and event sensors, each doing bounded, cursor-based work."""

@@ -1,0 +1,29 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture
+def storage_root(tmp_path: Path) -> Path:
+    root = tmp_path / "iv"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def storage(storage_root: Path):
+    from resources.storage import FactoryStorage
+
+    return FactoryStorage(root_dir=str(storage_root))
+
+
+@pytest.fixture
+def sample_request_text() -> str:
+    return (REPO / "examples" / "requests" / "fall-detection-acme.yaml").read_text()
