@@ -1,0 +1,1 @@
+"""Discovery: hypothesis generation, null generators, DGM evolution (seed steps 2-8)."""

@@ -1,0 +1,179 @@
+"""Hypothesis generators and the requester simulator.
+
+`TemplateGenerator` (the embedded default) composes structured hypotheses from the shipped
+knowledge base, the request (its text, environment and constraints) and ACE playbook
+guidance. It is deterministic for a seed. Every candidate differs in at least one structured
+field, so the OBMI scores differ between candidates.
+
+The `transformers` and `openai` backends are not built yet (see the discovery issue).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Protocol
+
+from iv_pipelines.discovery.hypothesis import Hypothesis
+from iv_pipelines.discovery.knowledge import Domain, knowledge_base
+from iv_pipelines.request import DacRequest, EnvironmentSpec
+
+_WORD = re.compile(r"[a-z]{3,}")
+
+
+def resolve_domain(request: DacRequest) -> Domain:
+    """The knowledge-base domain for a request: exact name, else most shared words."""
+    kb = knowledge_base()
+    if request.domain in kb:
+        return kb[request.domain]
+    words = set(_WORD.findall((request.domain + " " + request.text).lower()))
+
+    def overlap(d: Domain) -> int:
+        vocab = set(_WORD.findall(" ".join((d.name, d.title, *d.tasks, *d.facts)).lower()))
+        return len(words & vocab)
+
+    return max(kb.values(), key=lambda d: (overlap(d), d.name))
+
+
+def _first_clause(text: str, limit: int = 140) -> str:
+    clause = re.split(r"(?<=[.;:])\s", text.strip())[0].rstrip(".;:")
+    return clause if len(clause) <= limit else clause[:limit].rsplit(" ", 1)[0]
+
+
+def grounding_phrases(request: DacRequest) -> list[str]:
+    """Request-specific phrases a conditioned hypothesis may weave in."""
+    c = request.constraints
+    out = [f"It answers {request.client_id}'s request to {_first_clause(request.text).lower()}"]
+    out.append(f"It is tailored to the client environment: {_first_clause(request.environment.description).lower()}")
+    if c.max_latency_ms:
+        out.append(f"Inference must respond within {c.max_latency_ms:g} ms")
+    if c.max_false_alarm_rate is not None:
+        out.append(f"False alarms must stay below {100 * c.max_false_alarm_rate:g}%")
+    if c.min_accuracy is not None:
+        out.append(f"Held-out accuracy must reach {100 * c.min_accuracy:g}%")
+    if c.max_memory_mb:
+        out.append(f"The capsule must fit in {c.max_memory_mb} MB of memory")
+    return out
+
+
+class HypothesisGenerator(Protocol):
+    name: str
+
+    def propose(
+        self, request: DacRequest, n: int, seed: int, guidance: list[str] | None = None
+    ) -> list[Hypothesis]: ...
+
+    def mutate(
+        self, parent: Hypothesis, request: DacRequest, rng: random.Random, guidance: list[str] | None = None
+    ) -> Hypothesis: ...
+
+
+class TemplateGenerator:
+    """Composes hypotheses from the knowledge base; deterministic per seed."""
+
+    name = "template"
+
+    def _compose(
+        self, domain: Domain, request: DacRequest | None, rng: random.Random, guidance: list[str]
+    ) -> Hypothesis:
+        grounding = ""
+        if request is not None:
+            phrases = grounding_phrases(request)
+            k = rng.randint(1, len(phrases))
+            grounding = ". ".join(rng.sample(phrases, k)) + "."
+        applied = tuple(rng.sample(guidance, min(len(guidance), rng.randint(0, 2)))) if guidance else ()
+        return Hypothesis(
+            domain=domain.name,
+            task=rng.choice(domain.tasks),
+            approach=rng.choice(domain.approaches),
+            data=rng.choice(domain.data),
+            target_metric=rng.choice(domain.metrics),
+            risk=rng.choice(domain.risks),
+            grounding=grounding,
+            guidance=applied,
+            origin=self.name,
+        )
+
+    def propose(
+        self, request: DacRequest, n: int, seed: int, guidance: list[str] | None = None
+    ) -> list[Hypothesis]:
+        rng = random.Random(f"{seed}:{request.digest()}")
+        domain = resolve_domain(request)
+        out: dict[str, Hypothesis] = {}
+        attempts = 0
+        while len(out) < n and attempts < 50 * n:
+            h = self._compose(domain, request, rng, list(guidance or []))
+            out.setdefault(h.id, h)
+            attempts += 1
+        return list(out.values())
+
+    def unconditioned(self, rng: random.Random) -> Hypothesis:
+        """Output with no request: a random domain, no grounding (a calibration null)."""
+        domain = rng.choice(sorted(knowledge_base().values(), key=lambda d: d.name))
+        return self._compose(domain, None, rng, []).with_(origin="null:unconditioned")
+
+    def mutate(
+        self, parent: Hypothesis, request: DacRequest, rng: random.Random, guidance: list[str] | None = None
+    ) -> Hypothesis:
+        """Rewrite one or two structured fields; with guidance, apply a playbook bullet."""
+        domain = knowledge_base().get(parent.domain) or resolve_domain(request)
+        fields = {
+            "task": domain.tasks,
+            "approach": domain.approaches,
+            "data": domain.data,
+            "target_metric": domain.metrics,
+            "risk": domain.risks,
+        }
+        changes: dict = {}
+        for f in rng.sample(list(fields), rng.randint(1, 2)):
+            options = [o for o in fields[f] if o != getattr(parent, f)] or list(fields[f])
+            changes[f] = rng.choice(options)
+        if rng.random() < 0.5:
+            phrases = grounding_phrases(request)
+            changes["grounding"] = ". ".join(rng.sample(phrases, rng.randint(1, len(phrases)))) + "."
+        if guidance and rng.random() < 0.7:
+            changes["guidance"] = tuple(dict.fromkeys((*parent.guidance, rng.choice(guidance))))[-2:]
+        return parent.with_(**changes, origin="mutation")
+
+
+def crossover(a: Hypothesis, b: Hypothesis, rng: random.Random) -> Hypothesis:
+    """Uniform crossover of the structured fields of two parents of the same domain."""
+    picks = {f: getattr(a if rng.random() < 0.5 else b, f) for f in
+             ("task", "approach", "data", "target_metric", "risk", "grounding", "guidance")}
+    return a.with_(**picks, origin="crossover")
+
+
+class RequesterSimulator:
+    """Simulates the client side: realistic requests for evaluation and calibration batches.
+
+    This is what UserLM-8b is for (it simulates users); the template backend composes
+    requests from the knowledge base so every domain gets requests with varied wording.
+    """
+
+    name = "template"
+    _OPENERS = ("We need", "Please build", "Our team wants", "We are looking for", "Deliver")
+    _CLIENTS = ("northwind", "contoso", "fabrikam", "tailspin", "wingtip", "adventure", "litware", "proseware")
+
+    def requests(self, n_per_domain: int, seed: int) -> list[DacRequest]:
+        rng = random.Random(seed)
+        out = []
+        for domain in sorted(knowledge_base().values(), key=lambda d: d.name):
+            for i in range(n_per_domain):
+                task = rng.choice(domain.tasks)
+                metric = rng.choice(domain.metrics)
+                client = f"{rng.choice(self._CLIENTS)}-{domain.name.split('-')[0]}"
+                text = (
+                    f"{rng.choice(self._OPENERS)} {task} for our {domain.title.lower()} operations; "
+                    f"we will judge it by {metric}."
+                )
+                env = rng.choice(domain.facts)
+                out.append(
+                    DacRequest(
+                        dac_id=f"sim-{domain.name}-{i}"[:63].rstrip("-"),
+                        client_id=client,
+                        domain=domain.name,
+                        text=text,
+                        environment=EnvironmentSpec(description=f"Site where {env}"),
+                    )
+                )
+        return out

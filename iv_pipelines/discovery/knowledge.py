@@ -1,0 +1,55 @@
+"""The shipped domain knowledge base (`iv_pipelines/data/domains.yaml`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    title: str
+    facts: tuple[str, ...]
+    tasks: tuple[str, ...]
+    approaches: tuple[str, ...]
+    data: tuple[str, ...]
+    metrics: tuple[str, ...]
+    risks: tuple[str, ...]
+
+
+def _read(name: str) -> dict:
+    return yaml.safe_load((resources.files("iv_pipelines") / "data" / name).read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def knowledge_base() -> dict[str, Domain]:
+    raw = _read("domains.yaml")["domains"]
+    out = {}
+    for name, d in raw.items():
+        out[name] = Domain(
+            name=name,
+            title=d["title"],
+            facts=tuple(d["facts"]),
+            tasks=tuple(d["tasks"]),
+            approaches=tuple(d["approaches"]),
+            data=tuple(d["data"]),
+            metrics=tuple(d["metrics"]),
+            risks=tuple(d["risks"]),
+        )
+    return out
+
+
+@lru_cache(maxsize=1)
+def offtopic_sentences() -> tuple[str, ...]:
+    return tuple(_read("offtopic.yaml")["sentences"])
+
+
+def get_domain(name: str) -> Domain:
+    kb = knowledge_base()
+    if name not in kb:
+        raise KeyError(f"domain {name!r} is not in the knowledge base; known: {', '.join(sorted(kb))}")
+    return kb[name]

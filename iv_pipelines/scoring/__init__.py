@@ -1,0 +1,1 @@
+"""OBMI operators, conformal calibration and the Open-ended Discovery Score (ODS)."""
