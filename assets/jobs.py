@@ -6,9 +6,18 @@ from assets.partitions import dac_partitions
 
 LIFECYCLE_GROUPS = ("discovery", "proof", "training", "deployment")
 
+# Unpartitioned assets feeding the lifecycle (calibration) run in their own job.
+SHARED_ASSETS = ("score_calibration",)
+
 dac_lifecycle_job = dg.define_asset_job(
     name="dac_lifecycle_job",
-    selection=dg.AssetSelection.groups(*LIFECYCLE_GROUPS),
+    selection=dg.AssetSelection.groups(*LIFECYCLE_GROUPS) - dg.AssetSelection.assets(*SHARED_ASSETS),
     partitions_def=dac_partitions,
     description="Materializes the whole DAC lifecycle for one `dac` partition.",
+)
+
+score_calibration_job = dg.define_asset_job(
+    name="score_calibration_job",
+    selection=dg.AssetSelection.assets(*SHARED_ASSETS),
+    description="Rebuilds the null set and the split-conformal calibration of the scores.",
 )

@@ -28,6 +28,12 @@ def run_demo(request_file: Path | None = None) -> int:
     path = request_file or sample_request_path()
     dac_id, stored, created = register_request(path, instance, storage)
     print(f"[demo] request {path.name} -> dac partition {dac_id!r} ({'new' if created else 'existing'})")
+    if instance.get_latest_materialization_event(dg.AssetKey("score_calibration")) is None:
+        print("[demo] calibrating scores against the null set (first run only, ~20-40 s)...")
+        cal = defs.resolve_job_def("score_calibration_job").execute_in_process(instance=instance)
+        if not cal.success:
+            print("[demo] calibration FAILED")
+            return 1
     job = defs.resolve_job_def("dac_lifecycle_job")
     result = job.execute_in_process(instance=instance, partition_key=dac_id, raise_on_error=False)
     print(f"[demo] run {result.run_id} {'succeeded' if result.success else 'FAILED'}")
@@ -37,6 +43,7 @@ def run_demo(request_file: Path | None = None) -> int:
         for key, value in mat.metadata.items():
             if isinstance(value, dg.PathMetadataValue) or key in ("path",):
                 print(f"[demo]     {key}: {value.value}")
+    _print_discovery(result)
     if not result.success:
         for ev in result.all_events:
             if ev.is_failure:
@@ -44,3 +51,18 @@ def run_demo(request_file: Path | None = None) -> int:
     print(f"[demo] Dagster home: {instance.root_directory}; storage: {storage.root}")
     print(f"[demo] wall time {time.perf_counter() - t0:.1f} s")
     return 0 if result.success else 1
+
+
+def _print_discovery(result) -> None:
+    try:
+        outcome = result.output_for_node("validated_hypothesis")
+    except Exception:  # the asset did not run (an upstream failure is printed below)
+        return
+    print(f"[demo] chosen hypothesis: {outcome.hypothesis.text}")
+    ops = "  ".join(f"{op}={outcome.percentiles[op]:.3f}" for op in outcome.percentiles)
+    print(f"[demo] OBMI percentiles: {ops}  PRIN={outcome.prin:.3f}")
+    print(
+        f"[demo] validation score {outcome.validation_score:.3f} (threshold {outcome.threshold}) -> "
+        f"{'PASS' if outcome.passed else 'FAIL'}; ODS (asal_consciousness) {outcome.ods:.3f}; "
+        f"DGM iterations {outcome.iterations} ({outcome.candidates_scored} candidates scored)"
+    )

@@ -8,12 +8,30 @@ import dagster as dg
 
 from iv_pipelines.env import Environment, deployment_env
 from iv_pipelines.paths import default_storage_root
+from resources.discovery import (
+    AceMemoryResource,
+    EmbedderResource,
+    HypothesisGeneratorResource,
+    ScoringResource,
+)
 from resources.storage import FactoryStorage
 
 
 def resources_for(env: Environment | None = None) -> dict[str, Any]:
     """Resources for `env` (default: from IV_ENV). Secrets come only from dg.EnvVar."""
     env = env or deployment_env()
+    common = {
+        "embedder": EmbedderResource(),
+        "generator": HypothesisGeneratorResource(),
+        "scoring": ScoringResource(),
+    }
     if env == "prod":
-        return {"storage": FactoryStorage(root_dir=dg.EnvVar("IV_STORAGE_ROOT"))}
-    return {"storage": FactoryStorage(root_dir=str(default_storage_root()))}
+        return common | {
+            "storage": FactoryStorage(root_dir=dg.EnvVar("IV_STORAGE_ROOT")),
+            "ace": AceMemoryResource(url=dg.EnvVar("IV_ACE_DATABASE_URL")),
+        }
+    root = default_storage_root()
+    return common | {
+        "storage": FactoryStorage(root_dir=str(root)),
+        "ace": AceMemoryResource(url=f"sqlite:///{root / 'ace.sqlite'}"),
+    }

@@ -26,16 +26,15 @@ from iv_pipelines.discovery.context import context_text
 from iv_pipelines.discovery.generator import RequesterSimulator, TemplateGenerator
 from iv_pipelines.discovery.nulls import null_texts
 from iv_pipelines.scoring import reference
+from iv_pipelines.scoring.conformal import conformal_percentile
 from iv_pipelines.scoring.obmi import OPERATORS
+from iv_pipelines.scoring.ods import OdsCalibration, trajectory_metrics
+
+TRAJECTORY_LEN = 6  # ODS compares trajectories of equal length: 6 hypotheses
 
 # PRIN weights (AROE, AESP, QERO, AIEO), declared up front, not fitted to positives.
 DEFAULT_WEIGHTS = (0.3, 0.2, 0.3, 0.2)
 DEFAULT_THRESHOLD = 0.95
-
-
-def conformal_percentile(null_sorted: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """#{null < x} / (n + 1) for each x; `null_sorted` ascending."""
-    return np.searchsorted(null_sorted, x, side="left") / (len(null_sorted) + 1)
 
 
 @dataclass
@@ -45,10 +44,13 @@ class Calibration:
     weights: np.ndarray = field(default_factory=lambda: np.array(DEFAULT_WEIGHTS))
     threshold: float = DEFAULT_THRESHOLD
     info: dict = field(default_factory=dict)
+    ods_fit: np.ndarray = field(default_factory=lambda: np.zeros((1, 3)))  # null trajectory metrics
+    ods_calib: np.ndarray = field(default_factory=lambda: np.zeros((1, 3)))
 
     def __post_init__(self) -> None:
         self._fit_sorted = np.sort(self.fit_null, axis=0)
         self._calib_sorted = np.sort(self.calib_prin)
+        self.ods = OdsCalibration(self.ods_fit, self.ods_calib)
 
     def percentiles(self, raw: np.ndarray) -> np.ndarray:
         """(n, 4) raw operator scores -> (n, 4) calibrated operator percentiles."""
@@ -78,7 +80,8 @@ class Calibration:
     def save(self, path: Path) -> None:
         buf = io.BytesIO()
         np.savez(buf, fit_null=self.fit_null, calib_prin=self.calib_prin, weights=self.weights,
-                 threshold=np.array(self.threshold), info=np.array(json.dumps(self.info)))
+                 threshold=np.array(self.threshold), info=np.array(json.dumps(self.info)),
+                 ods_fit=self.ods_fit, ods_calib=self.ods_calib)
         from iv_pipelines.paths import atomic_write_bytes
 
         atomic_write_bytes(Path(path), buf.getvalue())
@@ -89,6 +92,7 @@ class Calibration:
             return cls(
                 fit_null=z["fit_null"], calib_prin=z["calib_prin"], weights=z["weights"],
                 threshold=float(z["threshold"]), info=json.loads(str(z["info"])),
+                ods_fit=z["ods_fit"], ods_calib=z["ods_calib"],
             )
 
 
@@ -111,6 +115,7 @@ class CalibrationReport:
     generator_pass_rate: float  # template candidates for held-out requests
     n_positive: int
     operator_auroc: dict[str, float]  # each raw operator alone, positives vs test nulls
+    ods_null_pass_rate: float  # null trajectories on the test split with ODS >= threshold
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -121,7 +126,7 @@ def build_calibration(
     positives: dict[str, list[str]] | None = None,
     seed: int = 0,
     requests_per_domain: int = 4,
-    nulls_per_kind: int = 5,
+    nulls_per_kind: int = TRAJECTORY_LEN,
     memory_per_request: int = 3,
     weights=DEFAULT_WEIGHTS,
     threshold: float = DEFAULT_THRESHOLD,
@@ -134,8 +139,9 @@ def build_calibration(
     for r in sim:
         by_domain.setdefault(r.domain, []).append(r)
     rows: dict[str, list] = {"fit": [], "calib": [], "test": []}
+    traj: dict[str, list] = {"fit": [], "calib": [], "test": []}
     kinds_test: list[str] = []
-    test_requests = []
+    first_of_domain: dict[str, tuple] = {}
     for idx, r in enumerate(sim):
         split = ("fit", "fit", "calib", "calib", "test")[idx % 5]
         siblings = by_domain[r.domain]
@@ -145,9 +151,14 @@ def build_calibration(
         nulls = null_texts(r.text, memory, nulls_per_kind, rng)
         raw = scorer.raw_scores([t for _, t in nulls], r.text, context_text(r), memory)
         rows[split].append(raw)
+        z = scorer.embedder.sentences([t for _, t in nulls])
+        target = scorer.embedder.sentences([r.text])[0]
+        for kind in {k for k, _ in nulls}:  # null trajectories: a search producing only one null kind
+            idx = [i for i, (k, _) in enumerate(nulls) if k == kind][:TRAJECTORY_LEN]
+            traj[split].append(trajectory_metrics(z[idx], target))
         if split == "test":
             kinds_test += [k for k, _ in nulls]
-            test_requests.append((r, memory))
+        first_of_domain.setdefault(r.domain, (r, memory))
     fit = np.concatenate(rows["fit"])
     calib_raw = np.concatenate(rows["calib"])
     test = np.concatenate(rows["test"])
@@ -155,16 +166,19 @@ def build_calibration(
     partial = Calibration(fit_null=fit, calib_prin=np.zeros(1), weights=w, threshold=threshold)
     cal = Calibration(
         fit_null=fit, calib_prin=partial.prin(calib_raw), weights=w, threshold=threshold,
+        ods_fit=np.array(traj["fit"]), ods_calib=np.array(traj["calib"]),
         info={"seed": seed, "requests_per_domain": requests_per_domain, "nulls_per_kind": nulls_per_kind,
               "weights": list(w), "threshold": threshold, "generator": gen.name,
               "embedder": getattr(scorer.embedder, "model_id", "minilm")},
     )
     test_scores = cal.validation_score(test)
+    _, ods_test = cal.ods.score(np.array(traj["test"]))
     kinds = np.array(kinds_test)
     by_kind = {k: float((test_scores[kinds == k] >= threshold).mean()) for k in sorted(set(kinds_test))}
 
     pos_raw, gen_raw = [], []
-    for r, memory in test_requests:
+    # positives and generator candidates: one simulated request per domain, with its memory
+    for r, memory in first_of_domain.values():
         ctx = context_text(r)
         texts = (positives or {}).get(r.domain, [])
         if texts:
@@ -183,6 +197,7 @@ def build_calibration(
         generator_pass_rate=float((gen_scores >= threshold).mean()),
         n_positive=len(pos),
         operator_auroc={op: auroc(pos[:, k], test[:, k]) for k, op in enumerate(OPERATORS)} if len(pos) else {},
+        ods_null_pass_rate=float((ods_test >= threshold).mean()),
     )
     log(f"calibration: null pass rate {report.null_pass_rate:.3f} (test n={len(test)}), "
         f"positive pass rate {report.positive_pass_rate:.3f} (n={len(pos)}), AUROC {report.positive_auroc:.3f}")

