@@ -1,6 +1,5 @@
 """Discovery phase (seed steps 1-8): request intake, twin context, hypotheses, validation."""
 
-
 import json
 
 import dagster as dg

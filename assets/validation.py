@@ -35,23 +35,37 @@ SCORE_CHECK = "score_above_threshold"
         "or memory changes."
     ),
     check_specs=[
-        dg.AssetCheckSpec(NULL_PASS_RATE_CHECK, asset="score_calibration", blocking=True,
-                          description="held-out null pass rate within [2%, 10%]"),
-        dg.AssetCheckSpec(NOT_EVERY_CANDIDATE_CHECK, asset="score_calibration", blocking=True,
-                          description="the threshold rejects some generator candidates"),
+        dg.AssetCheckSpec(
+            NULL_PASS_RATE_CHECK,
+            asset="score_calibration",
+            blocking=True,
+            description="held-out null pass rate within [2%, 10%]",
+        ),
+        dg.AssetCheckSpec(
+            NOT_EVERY_CANDIDATE_CHECK,
+            asset="score_calibration",
+            blocking=True,
+            description="the threshold rejects some generator candidates",
+        ),
     ],
 )
 def score_calibration(
-    context: dg.AssetExecutionContext, embedder: EmbedderResource, scoring: ScoringResource,
+    context: dg.AssetExecutionContext,
+    embedder: EmbedderResource,
+    scoring: ScoringResource,
     storage: FactoryStorage,
 ):
     from iv_pipelines.scoring.calibration import build_calibration
 
     scorer = scoring.scorer(embedder.get())
     cal, report = build_calibration(
-        scorer, scoring.positives(), seed=scoring.calibration_seed,
-        requests_per_domain=scoring.requests_per_domain, nulls_per_kind=scoring.nulls_per_kind,
-        threshold=scoring.threshold, log=context.log.info,
+        scorer,
+        scoring.positives(),
+        seed=scoring.calibration_seed,
+        requests_per_domain=scoring.requests_per_domain,
+        nulls_per_kind=scoring.nulls_per_kind,
+        threshold=scoring.threshold,
+        log=context.log.info,
     )
     path = storage.root / "calibration" / "score_calibration.npz"
     cal.save(path)
@@ -77,14 +91,19 @@ def score_calibration(
     yield dg.AssetCheckResult(
         check_name=NULL_PASS_RATE_CHECK,
         passed=bool(lo <= report.null_pass_rate <= hi),
-        metadata={"null_pass_rate": report.null_pass_rate, "band": f"[{lo}, {hi}]",
-                  "n_test_nulls": report.n_null["test"]},
+        metadata={
+            "null_pass_rate": report.null_pass_rate,
+            "band": f"[{lo}, {hi}]",
+            "n_test_nulls": report.n_null["test"],
+        },
     )
     yield dg.AssetCheckResult(
         check_name=NOT_EVERY_CANDIDATE_CHECK,
         passed=bool(report.generator_pass_rate < 1.0 and report.positive_pass_rate < 1.0),
-        metadata={"generator_pass_rate": report.generator_pass_rate,
-                  "positive_pass_rate": report.positive_pass_rate},
+        metadata={
+            "generator_pass_rate": report.generator_pass_rate,
+            "positive_pass_rate": report.positive_pass_rate,
+        },
     )
 
 
@@ -106,8 +125,14 @@ class EvolutionSettings(dg.Config):
         "as null-calibrated percentiles, PRIN, ODS (asal_consciousness); DGM evolution until the "
         "threshold or the budget; every attempt recorded in ACE memory."
     ),
-    check_specs=[dg.AssetCheckSpec(SCORE_CHECK, asset="validated_hypothesis", blocking=True,
-                                   description="calibrated validation score >= threshold")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            SCORE_CHECK,
+            asset="validated_hypothesis",
+            blocking=True,
+            description="calibrated validation score >= threshold",
+        )
+    ],
 )
 def validated_hypothesis(
     context: dg.AssetExecutionContext,
@@ -127,7 +152,11 @@ def validated_hypothesis(
     domain = resolve_domain(dac_request).name
     memory = ace.get()
     outcome, _ = validate_hypotheses(
-        dac_request, hypotheses, generator.get(), scoring.scorer(embedder.get()), score_calibration,
+        dac_request,
+        hypotheses,
+        generator.get(),
+        scoring.scorer(embedder.get()),
+        score_calibration,
         memory_texts=memory.validated_texts(domain, exclude_dac=dac_request.dac_id),
         guidance=memory.guidance(domain, exclude_dac=dac_request.dac_id),
         config=EvolutionConfig(**config.model_dump()),
@@ -155,10 +184,13 @@ def validated_hypothesis(
             "threshold": outcome.threshold,
             "iterations": outcome.iterations,
             "iterations_to_threshold": outcome.iterations_to_threshold
-            if outcome.iterations_to_threshold is not None else -1,
+            if outcome.iterations_to_threshold is not None
+            else -1,
             "candidates_scored": outcome.candidates_scored,
             "operators": dg.MetadataValue.md(ops),
-            "ods_metrics": dg.MetadataValue.json(outcome.ods_metrics | {"percentiles": outcome.ods_percentiles}),
+            "ods_metrics": dg.MetadataValue.json(
+                outcome.ods_metrics | {"percentiles": outcome.ods_percentiles}
+            ),
             "evolution_trace": dg.MetadataValue.md(trace),
             "ace_deltas": dg.MetadataValue.json(counts),
             "calibration_digest": outcome.calibration_digest,
@@ -171,7 +203,9 @@ def validated_hypothesis(
             "validation_score": outcome.validation_score,
             "threshold": outcome.threshold,
             "weakest_operator": min(outcome.percentiles, key=outcome.percentiles.get),
-            "why": "beats the null set" if outcome.passed else (
+            "why": "beats the null set"
+            if outcome.passed
+            else (
                 f"best of {outcome.candidates_scored} candidates after {outcome.iterations} DGM "
                 f"iterations scored {outcome.validation_score:.3f} < {outcome.threshold}"
             ),

@@ -33,7 +33,9 @@ def median(xs: list[float]) -> float:
 
 def report(name: str, value: float, unit: str, baseline_name: str, baseline: float, goal: str) -> None:
     ratio = value / baseline if baseline else float("inf")
-    print(f"{name}: {value:.4g} {unit} | baseline {baseline_name}: {baseline:.4g} {unit} | ratio {ratio:.2f}x | goal {goal}")
+    print(
+        f"{name}: {value:.4g} {unit} | baseline {baseline_name}: {baseline:.4g} {unit} | ratio {ratio:.2f}x | goal {goal}"
+    )
 
 
 PY = sys.executable

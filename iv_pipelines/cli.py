@@ -1,9 +1,9 @@
 """`iv`: the command line of the DAC factory.
 
-  iv request add FILE      validate a request, store it and add its `dac` partition
-  iv request list          list stored requests
-  iv manifest validate F…  validate DAC manifests (errors name the field and the rule)
-  iv demo                  register the sample request and run the lifecycle job for it
+iv request add FILE      validate a request, store it and add its `dac` partition
+iv request list          list stored requests
+iv manifest validate F…  validate DAC manifests (errors name the field and the rule)
+iv demo                  register the sample request and run the lifecycle job for it
 """
 
 from __future__ import annotations

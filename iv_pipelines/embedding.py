@@ -49,7 +49,9 @@ def text_digest(text: str) -> str:
 class MiniLMEmbedder:
     """Batched, cached MiniLM embedder (CPU by default). Loads the model on first use."""
 
-    def __init__(self, device: str = "cpu", batch_size: int = 64, max_tokens: int = 128, cache_size: int = 20000):
+    def __init__(
+        self, device: str = "cpu", batch_size: int = 64, max_tokens: int = 128, cache_size: int = 20000
+    ):
         self.device = device
         self.batch_size = batch_size
         self.max_tokens = max_tokens
@@ -92,7 +94,9 @@ class MiniLMEmbedder:
             uniq = [texts[todo[d][0]] for d in digests]
             for start in range(0, len(uniq), self.batch_size):
                 chunk = uniq[start : start + self.batch_size]
-                for d, emb in zip(digests[start : start + self.batch_size], self._forward(chunk), strict=True):
+                for d, emb in zip(
+                    digests[start : start + self.batch_size], self._forward(chunk), strict=True
+                ):
                     self._remember(d, emb)
                     for i in todo[d]:
                         out[i] = emb
@@ -117,8 +121,10 @@ class MiniLMEmbedder:
             lut = np.zeros(len(vocab), dtype=bool)
             for i, tok in enumerate(vocab):
                 word = tok[2:] if tok.startswith("##") else tok
-                lut[i] = i not in special and any(ch.isalnum() for ch in word) and (
-                    tok.startswith("##") or word not in STOP_WORDS
+                lut[i] = (
+                    i not in special
+                    and any(ch.isalnum() for ch in word)
+                    and (tok.startswith("##") or word not in STOP_WORDS)
                 )
             self._content_lut = lut
         return self._content_lut[ids]
@@ -135,7 +141,9 @@ class MiniLMEmbedder:
         sent = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         sent = torch.nn.functional.normalize(sent, dim=-1)
         tok = torch.nn.functional.normalize(hidden, dim=-1)
-        keep = enc["attention_mask"].bool() & torch.from_numpy(self._content_mask(enc["input_ids"])).to(self.device)
+        keep = enc["attention_mask"].bool() & torch.from_numpy(self._content_mask(enc["input_ids"])).to(
+            self.device
+        )
         out = []
         for b, text in enumerate(texts):
             toks = tok[b][keep[b]]

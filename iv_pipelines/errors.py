@@ -11,7 +11,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-
 # Regular expressions are unreadable in an error message: a pattern registered here is
 # reported by its human description instead ("must be a semantic version such as 1.2.3").
 _PATTERN_RULES: dict[str, str] = {}

@@ -197,7 +197,9 @@ def load_manifest(path: Path) -> DacManifest:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise InputError(str(path), [f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from None
+        raise InputError(
+            str(path), [f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]
+        ) from None
     return validate_manifest(data, source=str(path))
 
 
@@ -234,4 +236,3 @@ def _main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(_main())
-

@@ -86,7 +86,9 @@ class DacRequest(BaseModel):
     @classmethod
     def _dac_id_is_a_label(cls, v: str) -> str:
         if v and not re.match(DAC_ID_PATTERN, v):
-            raise ValueError("must be lowercase letters, digits and '-' (1-63 chars, alphanumeric at both ends)")
+            raise ValueError(
+                "must be lowercase letters, digits and '-' (1-63 chars, alphanumeric at both ends)"
+            )
         return v
 
     @model_validator(mode="after")

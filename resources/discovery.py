@@ -60,8 +60,10 @@ class ScoringResource(dg.ConfigurableResource):
     def positives(self) -> dict[str, list[str]]:
         import yaml
 
-        path = Path(self.positives_path) if self.positives_path else (
-            Path(__file__).resolve().parent.parent / "tests" / "data" / "positive_hypotheses.yaml"
+        path = (
+            Path(self.positives_path)
+            if self.positives_path
+            else (Path(__file__).resolve().parent.parent / "tests" / "data" / "positive_hypotheses.yaml")
         )
         if not path.exists():
             return {}

@@ -1,6 +1,5 @@
 """`dac_request_drop_sensor`: turns files dropped in `<storage>/drop/` into `dac` partitions."""
 
-
 import json
 
 import dagster as dg

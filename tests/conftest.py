@@ -27,3 +27,22 @@ def storage(storage_root: Path):
 @pytest.fixture
 def sample_request_text() -> str:
     return (REPO / "examples" / "requests" / "fall-detection-acme.yaml").read_text()
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from resources.discovery import EmbedderResource
+
+    return EmbedderResource().get()
+
+
+@pytest.fixture(scope="session")
+def calibrated(embedder):
+    """The default calibration, built once per test session (about 20-30 s on 2 cores)."""
+    import yaml
+
+    from iv_pipelines.scoring.calibration import build_calibration
+    from iv_pipelines.scoring.scorer import ObmiScorer
+
+    positives = yaml.safe_load((REPO / "tests" / "data" / "positive_hypotheses.yaml").read_text())
+    return build_calibration(ObmiScorer(embedder), positives, seed=0)

@@ -5,7 +5,6 @@ import json
 import os
 
 import dagster as dg
-
 from conftest import REPO
 
 SNAPSHOT = REPO / "tests" / "snapshots" / "graph.json"

@@ -131,7 +131,9 @@ def test_dac_request_unknown_partition_fails_clearly(storage):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(dac_partitions.name, ["ghost"])
     with pytest.raises(dg.Failure, match="no request stored for DAC 'ghost'"):
-        dg.materialize([dac_request], partition_key="ghost", resources={"storage": storage}, instance=instance)
+        dg.materialize(
+            [dac_request], partition_key="ghost", resources={"storage": storage}, instance=instance
+        )
 
 
 def test_cli_request_add(tmp_path, sample_request_text, monkeypatch):

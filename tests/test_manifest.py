@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO
+
 from iv_pipelines.errors import InputError
 from iv_pipelines.manifest import DacManifest, load_manifest, schema_text
 
@@ -32,7 +32,13 @@ def test_examples_validate(path: Path):
 
 def test_examples_cover_several_domains():
     domains = {load_manifest(p).hypothesis.domain for p in EXAMPLES.glob("*.json")}
-    assert {"wifi-sensing", "manufacturing-defect-detection", "finance-fraud", "retail-inventory", "energy-grid"} <= domains
+    assert {
+        "wifi-sensing",
+        "manufacturing-defect-detection",
+        "finance-fraud",
+        "retail-inventory",
+        "energy-grid",
+    } <= domains
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED), ids=str)
@@ -49,12 +55,25 @@ def test_every_seed_field_exists():
     props = DacManifest.model_json_schema()
     top = set(props["properties"])
     assert {
-        "schema_version", "dac_id", "utid", "version", "created_at", "hypothesis", "validation",
-        "proof", "energy_signature", "intelligence", "deployment", "api", "whitelabel",
+        "schema_version",
+        "dac_id",
+        "utid",
+        "version",
+        "created_at",
+        "hypothesis",
+        "validation",
+        "proof",
+        "energy_signature",
+        "intelligence",
+        "deployment",
+        "api",
+        "whitelabel",
     } <= top
     defs = props["$defs"]
     assert set(defs["ObmiScores"]["properties"]) == {"AROE", "AESP", "QERO", "AIEO", "PRIN"}
-    assert {"asal_consciousness", "ai_shield_approved", "obmi_scores"} <= set(defs["Validation"]["properties"])
+    assert {"asal_consciousness", "ai_shield_approved", "obmi_scores"} <= set(
+        defs["Validation"]["properties"]
+    )
     assert {"E_state", "dE_dt", "S_state"} <= set(defs["EnergySignature"]["properties"])
     assert {"zk_snark", "blockchain_tx"} <= set(defs["Proof"]["properties"])
 

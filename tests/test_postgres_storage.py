@@ -10,7 +10,6 @@ import uuid
 
 import dagster as dg
 import pytest
-
 from conftest import REPO
 
 PG = {
@@ -54,7 +53,9 @@ def pg_database():
         admin.close()
 
 
-def test_materialize_dac_request_with_postgres_storage(pg_database, tmp_path, monkeypatch, storage, sample_request_text):
+def test_materialize_dac_request_with_postgres_storage(
+    pg_database, tmp_path, monkeypatch, storage, sample_request_text
+):
     from assets.discovery import dac_request
     from iv_pipelines.request import parse_request_text
 
@@ -71,7 +72,10 @@ def test_materialize_dac_request_with_postgres_storage(pg_database, tmp_path, mo
         assert instance.run_storage.postgres_url.startswith("postgresql+psycopg2://")
         instance.add_dynamic_partitions("dac", ["fall-detection-acme"])
         result = dg.materialize(
-            [dac_request], partition_key="fall-detection-acme", resources={"storage": storage}, instance=instance
+            [dac_request],
+            partition_key="fall-detection-acme",
+            resources={"storage": storage},
+            instance=instance,
         )
         assert result.success
         run_id = result.run_id

@@ -45,8 +45,16 @@ def test_digest_is_stable_and_content_sensitive(sample_request_text):
         (lambda d: d.update(text="1234567890 !!"), "text", "three words"),
         (lambda d: d.update(target="mainframe"), "target", "'local', 'docker' or 'kubernetes'"),
         (lambda d: d.update(dac_id="Bad Id"), "dac_id", "lowercase letters"),
-        (lambda d: d["environment"]["room"].update(width_m=-2), "environment.room.width_m", "greater than 0.5"),
-        (lambda d: d["constraints"].update(min_accuracy=1.5), "constraints.min_accuracy", "less than or equal to 1"),
+        (
+            lambda d: d["environment"]["room"].update(width_m=-2),
+            "environment.room.width_m",
+            "greater than 0.5",
+        ),
+        (
+            lambda d: d["constraints"].update(min_accuracy=1.5),
+            "constraints.min_accuracy",
+            "less than or equal to 1",
+        ),
         (lambda d: d.update(colour="blue"), "colour", "unknown field"),
     ],
 )

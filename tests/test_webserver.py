@@ -27,7 +27,10 @@ def test_webserver_serves_server_info_and_loads_the_location(tmp_path):
     exe = Path(sys.executable).parent / "dagster-webserver"
     proc = subprocess.Popen(
         [str(exe), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         info = None
@@ -40,10 +43,15 @@ def test_webserver_serves_server_info_and_loads_the_location(tmp_path):
                 time.sleep(0.5)
         assert info is not None, "webserver did not answer /server_info within 60 s"
         assert info["dagster_webserver_version"] == "1.13.27"
-        query = json.dumps({"query": "{ workspaceOrError { ... on Workspace { locationEntries { name "
-                            "locationOrLoadError { __typename } } } } }"}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=query,
-                                     headers={"Content-Type": "application/json"})
+        query = json.dumps(
+            {
+                "query": "{ workspaceOrError { ... on Workspace { locationEntries { name "
+                "locationOrLoadError { __typename } } } } }"
+            }
+        ).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/graphql", data=query, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             entries = json.loads(r.read())["data"]["workspaceOrError"]["locationEntries"]
         assert [(e["name"], e["locationOrLoadError"]["__typename"]) for e in entries] == [

@@ -44,7 +44,9 @@ def grounding_phrases(request: DacRequest) -> list[str]:
     """Request-specific phrases a conditioned hypothesis may weave in."""
     c = request.constraints
     out = [f"It answers {request.client_id}'s request to {_first_clause(request.text).lower()}"]
-    out.append(f"It is tailored to the client environment: {_first_clause(request.environment.description).lower()}")
+    out.append(
+        f"It is tailored to the client environment: {_first_clause(request.environment.description).lower()}"
+    )
     if c.max_latency_ms:
         out.append(f"Inference must respond within {c.max_latency_ms:g} ms")
     if c.max_false_alarm_rate is not None:
@@ -138,8 +140,10 @@ class TemplateGenerator:
 
 def crossover(a: Hypothesis, b: Hypothesis, rng: random.Random) -> Hypothesis:
     """Uniform crossover of the structured fields of two parents of the same domain."""
-    picks = {f: getattr(a if rng.random() < 0.5 else b, f) for f in
-             ("task", "approach", "data", "target_metric", "risk", "grounding", "guidance")}
+    picks = {
+        f: getattr(a if rng.random() < 0.5 else b, f)
+        for f in ("task", "approach", "data", "target_metric", "risk", "grounding", "guidance")
+    }
     return a.with_(**picks, origin="crossover")
 
 
@@ -152,7 +156,16 @@ class RequesterSimulator:
 
     name = "template"
     _OPENERS = ("We need", "Please build", "Our team wants", "We are looking for", "Deliver")
-    _CLIENTS = ("northwind", "contoso", "fabrikam", "tailspin", "wingtip", "adventure", "litware", "proseware")
+    _CLIENTS = (
+        "northwind",
+        "contoso",
+        "fabrikam",
+        "tailspin",
+        "wingtip",
+        "adventure",
+        "litware",
+        "proseware",
+    )
 
     def requests(self, n_per_domain: int, seed: int) -> list[DacRequest]:
         rng = random.Random(seed)

@@ -87,18 +87,34 @@ def validate_hypotheses(
         return raw, calibration.percentiles(raw), calibration.prin(raw), calibration.validation_score(raw)
 
     result = evolve(
-        generator, request, evaluate, initial, calibration.threshold, budget=config.budget,
-        children_per_iteration=config.children_per_iteration, pk_alpha=config.pk_alpha,
-        crossover_rate=config.crossover_rate, guidance=guidance, seed=config.seed, log=log,
+        generator,
+        request,
+        evaluate,
+        initial,
+        calibration.threshold,
+        budget=config.budget,
+        children_per_iteration=config.children_per_iteration,
+        pk_alpha=config.pk_alpha,
+        crossover_rate=config.crossover_rate,
+        guidance=guidance,
+        seed=config.seed,
+        log=log,
     )
     trace = [
         Attempt(
-            iteration=c.iteration, hypothesis_id=c.hypothesis.id, text=c.hypothesis.text,
-            scores={"raw": dict(zip(OPERATORS, map(float, c.raw), strict=True)),
-                    "percentiles": dict(zip(OPERATORS, map(float, c.percentiles), strict=True)),
-                    "PRIN": c.prin},
-            validation_score=c.score, passed=c.score >= calibration.threshold,
-            guidance=c.hypothesis.guidance, approach=c.hypothesis.approach, task=c.hypothesis.task,
+            iteration=c.iteration,
+            hypothesis_id=c.hypothesis.id,
+            text=c.hypothesis.text,
+            scores={
+                "raw": dict(zip(OPERATORS, map(float, c.raw), strict=True)),
+                "percentiles": dict(zip(OPERATORS, map(float, c.percentiles), strict=True)),
+                "PRIN": c.prin,
+            },
+            validation_score=c.score,
+            passed=c.score >= calibration.threshold,
+            guidance=c.hypothesis.guidance,
+            approach=c.hypothesis.approach,
+            task=c.hypothesis.task,
         )
         for c in result.archive
     ]

@@ -119,7 +119,11 @@ class AceMemory:
         Bullets learned from `exclude_dac` are left out so re-materializing a DAC sees the
         same playbook it saw the first time (idempotent runs).
         """
-        rows = [b for b in self.bullets(domain) if b.net >= 0 and (exclude_dac is None or b.source_dac != exclude_dac)]
+        rows = [
+            b
+            for b in self.bullets(domain)
+            if b.net >= 0 and (exclude_dac is None or b.source_dac != exclude_dac)
+        ]
         rows.sort(key=lambda b: (-b.net, b.id))
         return [b.text for b in rows[:k]]
 
@@ -132,7 +136,11 @@ class AceMemory:
             return sorted({r.text for r in c.execute(q)})
 
     def attempts_for(self, dac_id: str) -> list[dict]:
-        q = sa.select(attempts).where(attempts.c.dac_id == dac_id).order_by(attempts.c.iteration, attempts.c.id)
+        q = (
+            sa.select(attempts)
+            .where(attempts.c.dac_id == dac_id)
+            .order_by(attempts.c.iteration, attempts.c.id)
+        )
         with self.engine.connect() as c:
             return [dict(r._mapping) for r in c.execute(q)]
 
@@ -147,11 +155,16 @@ class AceMemory:
                     sa.insert(attempts),
                     [
                         {
-                            "dac_id": dac_id, "domain": domain, "iteration": a.iteration,
-                            "hypothesis_id": a.hypothesis_id, "text": a.text,
+                            "dac_id": dac_id,
+                            "domain": domain,
+                            "iteration": a.iteration,
+                            "hypothesis_id": a.hypothesis_id,
+                            "text": a.text,
                             "scores": json.dumps(a.scores, sort_keys=True),
-                            "validation_score": float(a.validation_score), "passed": bool(a.passed),
-                            "guidance": json.dumps(list(a.guidance)), "created_at": now,
+                            "validation_score": float(a.validation_score),
+                            "passed": bool(a.passed),
+                            "guidance": json.dumps(list(a.guidance)),
+                            "created_at": now,
                         }
                         for a in trace
                     ],
@@ -168,19 +181,32 @@ class AceMemory:
             domains = {r.id: r.domain for r in c.execute(sa.select(bullets.c.id, bullets.c.domain))}
             for d in deltas:
                 match = next(
-                    (i for i, t in existing.items()
-                     if domains[i] == d.domain and near_duplicate(t, d.text, self.similarity)),
+                    (
+                        i
+                        for i, t in existing.items()
+                        if domains[i] == d.domain and near_duplicate(t, d.text, self.similarity)
+                    ),
                     None,
                 )
                 if d.op == "add":
                     if match is not None:
-                        c.execute(sa.update(bullets).where(bullets.c.id == match)
-                                  .values(helpful=bullets.c.helpful + 1, updated_at=now))
+                        c.execute(
+                            sa.update(bullets)
+                            .where(bullets.c.id == match)
+                            .values(helpful=bullets.c.helpful + 1, updated_at=now)
+                        )
                         counts["merged"] += 1
                         continue
                     new_id = c.execute(
-                        sa.insert(bullets).values(domain=d.domain, text=d.text, helpful=1, harmful=0,
-                                                  source_dac=source_dac, created_at=now, updated_at=now)
+                        sa.insert(bullets).values(
+                            domain=d.domain,
+                            text=d.text,
+                            helpful=1,
+                            harmful=0,
+                            source_dac=source_dac,
+                            created_at=now,
+                            updated_at=now,
+                        )
                     ).inserted_primary_key[0]
                     existing[new_id] = d.text
                     domains[new_id] = d.domain
@@ -189,15 +215,20 @@ class AceMemory:
                     if match is None:
                         continue
                     col = bullets.c.helpful if d.op == "helpful" else bullets.c.harmful
-                    c.execute(sa.update(bullets).where(bullets.c.id == match)
-                              .values({col.name: col + 1, "updated_at": now}))
+                    c.execute(
+                        sa.update(bullets)
+                        .where(bullets.c.id == match)
+                        .values({col.name: col + 1, "updated_at": now})
+                    )
                     counts[d.op] += 1
                 else:
                     raise ValueError(f"unknown delta op {d.op!r}; use add, helpful or harmful")
         return counts
 
 
-def reflect(domain: str, trace: list[Attempt], weakest: Callable[[Attempt], str] | None = None) -> list[Delta]:
+def reflect(
+    domain: str, trace: list[Attempt], weakest: Callable[[Attempt], str] | None = None
+) -> list[Delta]:
     """Reflector: turn an evolution trace into playbook deltas.
 
     - the best passing attempt yields advice "For <task>, <approach> passed validation";

@@ -17,8 +17,12 @@ _TOK = re.compile(r"[a-z0-9]+")
 
 def numbers(text: str) -> tuple[str, ...]:
     """Numbers with their units/multipliers, normalised ("x100", "2%", "500ms")."""
-    return tuple(sorted(m.group(0).lower().replace(" ", "").replace("×", "x").replace(",", ".")
-                        for m in _NUM.finditer(text)))
+    return tuple(
+        sorted(
+            m.group(0).lower().replace(" ", "").replace("×", "x").replace(",", ".")
+            for m in _NUM.finditer(text)
+        )
+    )
 
 
 def negated(text: str) -> bool:
@@ -31,7 +35,9 @@ def jaccard(a: str, b: str) -> float:
     return len(ta & tb) / max(1, len(ta | tb))
 
 
-def near_duplicate(a: str, b: str, similarity: Callable[[str, str], float] = jaccard, threshold: float = 0.85) -> bool:
+def near_duplicate(
+    a: str, b: str, similarity: Callable[[str, str], float] = jaccard, threshold: float = 0.85
+) -> bool:
     if numbers(a) != numbers(b) or negated(a) != negated(b):
         return False
     return similarity(a, b) >= threshold

@@ -79,9 +79,16 @@ class Calibration:
 
     def save(self, path: Path) -> None:
         buf = io.BytesIO()
-        np.savez(buf, fit_null=self.fit_null, calib_prin=self.calib_prin, weights=self.weights,
-                 threshold=np.array(self.threshold), info=np.array(json.dumps(self.info)),
-                 ods_fit=self.ods_fit, ods_calib=self.ods_calib)
+        np.savez(
+            buf,
+            fit_null=self.fit_null,
+            calib_prin=self.calib_prin,
+            weights=self.weights,
+            threshold=np.array(self.threshold),
+            info=np.array(json.dumps(self.info)),
+            ods_fit=self.ods_fit,
+            ods_calib=self.ods_calib,
+        )
         from iv_pipelines.paths import atomic_write_bytes
 
         atomic_write_bytes(Path(path), buf.getvalue())
@@ -90,9 +97,13 @@ class Calibration:
     def load(cls, path: Path) -> Calibration:
         with np.load(Path(path)) as z:
             return cls(
-                fit_null=z["fit_null"], calib_prin=z["calib_prin"], weights=z["weights"],
-                threshold=float(z["threshold"]), info=json.loads(str(z["info"])),
-                ods_fit=z["ods_fit"], ods_calib=z["ods_calib"],
+                fit_null=z["fit_null"],
+                calib_prin=z["calib_prin"],
+                weights=z["weights"],
+                threshold=float(z["threshold"]),
+                info=json.loads(str(z["info"])),
+                ods_fit=z["ods_fit"],
+                ods_calib=z["ods_calib"],
             )
 
 
@@ -165,11 +176,21 @@ def build_calibration(
     w = np.asarray(weights, dtype=np.float64)
     partial = Calibration(fit_null=fit, calib_prin=np.zeros(1), weights=w, threshold=threshold)
     cal = Calibration(
-        fit_null=fit, calib_prin=partial.prin(calib_raw), weights=w, threshold=threshold,
-        ods_fit=np.array(traj["fit"]), ods_calib=np.array(traj["calib"]),
-        info={"seed": seed, "requests_per_domain": requests_per_domain, "nulls_per_kind": nulls_per_kind,
-              "weights": list(w), "threshold": threshold, "generator": gen.name,
-              "embedder": getattr(scorer.embedder, "model_id", "minilm")},
+        fit_null=fit,
+        calib_prin=partial.prin(calib_raw),
+        weights=w,
+        threshold=threshold,
+        ods_fit=np.array(traj["fit"]),
+        ods_calib=np.array(traj["calib"]),
+        info={
+            "seed": seed,
+            "requests_per_domain": requests_per_domain,
+            "nulls_per_kind": nulls_per_kind,
+            "weights": list(w),
+            "threshold": threshold,
+            "generator": gen.name,
+            "embedder": getattr(scorer.embedder, "model_id", "minilm"),
+        },
     )
     test_scores = cal.validation_score(test)
     _, ods_test = cal.ods.score(np.array(traj["test"]))
@@ -196,9 +217,13 @@ def build_calibration(
         positive_auroc=auroc(pos_scores, test_scores),
         generator_pass_rate=float((gen_scores >= threshold).mean()),
         n_positive=len(pos),
-        operator_auroc={op: auroc(pos[:, k], test[:, k]) for k, op in enumerate(OPERATORS)} if len(pos) else {},
+        operator_auroc={op: auroc(pos[:, k], test[:, k]) for k, op in enumerate(OPERATORS)}
+        if len(pos)
+        else {},
         ods_null_pass_rate=float((ods_test >= threshold).mean()),
     )
-    log(f"calibration: null pass rate {report.null_pass_rate:.3f} (test n={len(test)}), "
-        f"positive pass rate {report.positive_pass_rate:.3f} (n={len(pos)}), AUROC {report.positive_auroc:.3f}")
+    log(
+        f"calibration: null pass rate {report.null_pass_rate:.3f} (test n={len(test)}), "
+        f"positive pass rate {report.positive_pass_rate:.3f} (n={len(pos)}), AUROC {report.positive_auroc:.3f}"
+    )
     return cal, report

@@ -22,9 +22,7 @@ class ObmiScorer:
         # Triton kernels only on CUDA; the torch path is the CPU implementation.
         self.use_triton = (device.startswith("cuda")) if use_triton is None else use_triton
 
-    def raw_scores(
-        self, hypotheses: list[str], request: str, context: str, memory: list[str]
-    ) -> np.ndarray:
+    def raw_scores(self, hypotheses: list[str], request: str, context: str, memory: list[str]) -> np.ndarray:
         import torch
 
         if not hypotheses:

@@ -1,0 +1,103 @@
+"""ACE memory: conflict-aware de-duplication, curator deltas, attempt log."""
+
+import pytest
+
+from iv_pipelines.memory.ace import AceMemory, Attempt, Delta, reflect
+from iv_pipelines.memory.dedup import near_duplicate, negated, numbers
+
+
+@pytest.fixture
+def mem(tmp_path):
+    return AceMemory(f"sqlite:///{tmp_path / 'sub' / 'ace.sqlite'}")
+
+
+def test_numbers_and_negation():
+    assert numbers("raise batch to x100 at 2% loss") == ("2%", "x100")
+    assert negated("do not use LoRA") and not negated("use LoRA")
+    assert not negated("not without reason")  # double negation
+
+
+@pytest.mark.parametrize(
+    "a, b, same",
+    [
+        ("Scale the replay buffer x100 for stability", "Scale the replay buffer x1000 for stability", False),
+        ("Use LoRA adapters per room", "Do not use LoRA adapters per room", False),
+        ("Sample CSI at 100 Hz", "Sample CSI at 200 Hz", False),
+        ("Use LoRA adapters per room", "use LoRA adapters per room.", True),
+        (
+            "Calibrate thresholds on empty-room captures",
+            "Forecast feeder load with quantile regression",
+            False,
+        ),
+    ],
+)
+def test_near_duplicate(a, b, same):
+    assert near_duplicate(a, b) is same
+
+
+def test_curator_merges_duplicates_but_not_conflicts(mem):
+    counts = mem.curate(
+        [
+            Delta("add", "wifi-sensing", "Scale the replay buffer x100 for stability"),
+            Delta("add", "wifi-sensing", "Scale the replay buffer x1000 for stability"),
+            Delta("add", "wifi-sensing", "scale the replay buffer x100 for stability."),
+            Delta("add", "energy-grid", "Scale the replay buffer x100 for stability"),
+        ],
+        source_dac="d1",
+    )
+    assert counts == {"added": 3, "merged": 1, "helpful": 0, "harmful": 0}
+    wifi = {b.text: b for b in mem.bullets("wifi-sensing")}
+    assert wifi["Scale the replay buffer x100 for stability"].helpful == 2
+    assert wifi["Scale the replay buffer x1000 for stability"].helpful == 1
+
+
+def test_counters_and_guidance_order(mem):
+    mem.curate([Delta("add", "d", "Advice A"), Delta("add", "d", "Advice B about sensors")], source_dac="x")
+    mem.curate(
+        [
+            Delta("harmful", "d", "Advice A"),
+            Delta("harmful", "d", "Advice A"),
+            Delta("helpful", "d", "Advice B about sensors"),
+        ],
+        source_dac="y",
+    )
+    assert mem.guidance("d") == ["Advice B about sensors"]  # A is net negative
+    assert mem.guidance("d", exclude_dac="x") == []  # bullets learned from x are hidden from x
+    with pytest.raises(ValueError, match="unknown delta op"):
+        mem.curate([Delta("delete", "d", "Advice A")])
+
+
+def test_record_attempts_is_idempotent_and_feeds_novelty_bank(mem):
+    trace = [
+        Attempt(0, "h1", "text one", {"percentiles": {}}, 0.97, True, ()),
+        Attempt(0, "h2", "text two", {"percentiles": {}}, 0.20, False, ()),
+    ]
+    mem.record_attempts("dac-a", "wifi-sensing", trace)
+    mem.record_attempts("dac-a", "wifi-sensing", trace)
+    assert len(mem.attempts_for("dac-a")) == 2
+    assert mem.validated_texts("wifi-sensing") == ["text one"]
+    assert mem.validated_texts("wifi-sensing", exclude_dac="dac-a") == []
+
+
+def test_reflector_deltas():
+    trace = [
+        Attempt(
+            0,
+            "a",
+            "t",
+            {"percentiles": {"AROE": 0.1, "AESP": 0.9, "QERO": 0.9, "AIEO": 0.9}},
+            0.3,
+            False,
+            ("bad advice",),
+            approach="x",
+            task="y",
+        ),
+        Attempt(
+            1, "b", "t2", {"percentiles": {}}, 0.99, True, ("good advice",), approach="LoRA", task="falls"
+        ),
+    ]
+    deltas = reflect("wifi-sensing", trace, weakest=lambda a: "AROE")
+    ops = [(d.op, d.text) for d in deltas]
+    assert ("add", "For falls, LoRA passed validation") in ops
+    assert ("harmful", "bad advice") in ops and ("helpful", "good advice") in ops
+    assert any(op == "add" and "request" in text for op, text in ops)  # the AROE caution

@@ -1,0 +1,101 @@
+"""Discovery assets in-process: request -> hypotheses -> validated_hypothesis with its gate."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from assets.discovery import dac_request, hypotheses
+from assets.validation import SCORE_CHECK, validated_hypothesis
+from iv_pipelines.request import parse_request_text
+from resources.discovery import (
+    AceMemoryResource,
+    EmbedderResource,
+    HypothesisGeneratorResource,
+    ScoringResource,
+)
+
+
+@pytest.fixture
+def resources(storage, tmp_path):
+    return {
+        "storage": storage,
+        "embedder": EmbedderResource(),
+        "generator": HypothesisGeneratorResource(),
+        "scoring": ScoringResource(),
+        "ace": AceMemoryResource(url=f"sqlite:///{tmp_path / 'ace.sqlite'}"),
+    }
+
+
+def _calibration_asset(cal):
+    @dg.asset(name="score_calibration", group_name="discovery")
+    def score_calibration():
+        return cal
+
+    return score_calibration
+
+
+def _run(resources, calibrated, sample_request_text, instance, run_config=None):
+    cal, _ = calibrated
+    resources["storage"].requests().put(parse_request_text(sample_request_text))
+    if not instance.has_dynamic_partition("dac", "fall-detection-acme"):
+        instance.add_dynamic_partitions("dac", ["fall-detection-acme"])
+    cal_asset = _calibration_asset(cal)
+    dg.materialize([cal_asset], instance=instance)
+    return dg.materialize(
+        [dac_request, hypotheses, validated_hypothesis, cal_asset],
+        selection=[dac_request, hypotheses, validated_hypothesis],
+        partition_key="fall-detection-acme",
+        resources=resources,
+        instance=instance,
+        run_config=run_config,
+        raise_on_error=False,
+    )
+
+
+def test_validated_hypothesis_passes_gate_and_records_ace(resources, calibrated, sample_request_text):
+    instance = dg.DagsterInstance.ephemeral()
+    result = _run(resources, calibrated, sample_request_text, instance)
+    assert result.success
+    outcome = result.output_for_node("validated_hypothesis")
+    assert outcome.passed and outcome.validation_score >= 0.95
+    assert set(outcome.percentiles) == {"AROE", "AESP", "QERO", "AIEO"}
+    assert 0.0 <= outcome.ods <= 1.0
+    md = result.asset_materializations_for_node("validated_hypothesis")[0].metadata
+    assert md["validation_score"].value == pytest.approx(outcome.validation_score)
+    assert "| operator | raw | percentile |" in md["operators"].value
+    checks = result.get_asset_check_evaluations()
+    assert [(c.check_name, c.passed) for c in checks] == [(SCORE_CHECK, True)]
+    stored = json.loads(
+        (resources["storage"].root / "dacs" / "fall-detection-acme" / "validated_hypothesis.json").read_text()
+    )
+    assert stored["hypothesis"]["text"] == outcome.hypothesis.text
+    mem = resources["ace"].get()
+    assert len(mem.attempts_for("fall-detection-acme")) == outcome.candidates_scored
+    assert mem.bullets("wifi-sensing"), "the reflector/curator wrote playbook advice"
+
+    # idempotent: the same inputs give the same hypothesis and the attempt log is replaced
+    again = _run(resources, calibrated, sample_request_text, instance)
+    assert again.output_for_node("validated_hypothesis").hypothesis.text == outcome.hypothesis.text
+    assert len(mem.attempts_for("fall-detection-acme")) == outcome.candidates_scored
+
+
+def test_failed_gate_blocks_and_says_why(resources, calibrated, sample_request_text):
+    instance = dg.DagsterInstance.ephemeral()
+    cal, _ = calibrated
+    cal.threshold, saved = 0.9999, cal.threshold  # unreachable: every candidate must fail
+    try:
+        result = _run(
+            resources,
+            calibrated,
+            sample_request_text,
+            instance,
+            run_config={"ops": {"validated_hypothesis": {"config": {"budget": 2}}}},
+        )
+    finally:
+        cal.threshold = saved
+    check = result.get_asset_check_evaluations()[0]
+    assert check.check_name == SCORE_CHECK and not check.passed
+    assert "< 0.9999" in check.metadata["why"].value
+    outcome = result.output_for_node("validated_hypothesis")
+    assert outcome.iterations == 2 and outcome.iterations_to_threshold is None
