@@ -44,6 +44,10 @@ class ScoringResource(dg.ConfigurableResource):
 
     device: str = "cpu"
     use_triton: bool | None = Field(default=None, description="default: Triton only on CUDA")
+    precision: Literal["fp32", "bf16"] = Field(
+        default="fp32",
+        description="matmul inputs; bf16 is ~2x faster on AVX512-BF16 CPUs, recalibrate after changing",
+    )
     threshold: float = Field(default=0.95, ge=0.5, le=0.999)
     calibration_seed: int = 0
     requests_per_domain: int = Field(default=4, ge=1)
@@ -55,7 +59,7 @@ class ScoringResource(dg.ConfigurableResource):
     def scorer(self, embedder):
         from iv_pipelines.scoring.scorer import ObmiScorer
 
-        return ObmiScorer(embedder, device=self.device, use_triton=self.use_triton)
+        return ObmiScorer(embedder, device=self.device, use_triton=self.use_triton, precision=self.precision)
 
     def positives(self) -> dict[str, list[str]]:
         import yaml

@@ -7,6 +7,9 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Triton kernels run in the interpreter on CPU; this must be set before triton is imported.
+# bench/gpu_check.sh sets TRITON_INTERPRET=0 to compile them on a GPU.
+os.environ.setdefault("TRITON_INTERPRET", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 

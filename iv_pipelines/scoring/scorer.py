@@ -16,9 +16,18 @@ from iv_pipelines.scoring import obmi
 class ObmiScorer:
     """Batched raw scores (n, 4) in the order of `obmi.OPERATORS` (AROE, AESP, QERO, AIEO)."""
 
-    def __init__(self, embedder: MiniLMEmbedder, device: str = "cpu", use_triton: bool | None = None):
+    def __init__(
+        self,
+        embedder: MiniLMEmbedder,
+        device: str = "cpu",
+        use_triton: bool | None = None,
+        precision: str = "fp32",
+    ):
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision {precision!r} must be 'fp32' or 'bf16'")
         self.embedder = embedder
         self.device = device
+        self.precision = precision
         # Triton kernels only on CUDA; the torch path is the CPU implementation.
         self.use_triton = (device.startswith("cuda")) if use_triton is None else use_triton
 
@@ -35,17 +44,12 @@ class ObmiScorer:
         h_sent = torch.from_numpy(np.stack([e.sentence for e in hs])).to(dev)
         r_sent = torch.from_numpy(req.sentence).to(dev).expand(b, -1)
         h = obmi.TokenBatch.from_list([e.tokens for e in hs], dev)
-        r = obmi.TokenBatch.from_list([req.tokens] * b, dev)
-        c = obmi.TokenBatch.from_list([ctx.tokens] * b, dev)
+        r = obmi.TokenBatch.from_list([req.tokens], dev).expand(b)  # shared: broadcast, not copied
+        c = obmi.TokenBatch.from_list([ctx.tokens], dev).expand(b)
         mem = torch.from_numpy(bank).to(dev)
-        with torch.no_grad():
-            cols = [
-                obmi.aroe(h_sent, r_sent, h, r),
-                obmi.aesp(h),
-                self._qero(h, c),
-                self._aieo(h_sent, mem),
-            ]
-        return torch.stack(cols, dim=1).float().cpu().numpy()
+        dtype = torch.bfloat16 if self.precision == "bf16" else None
+        raw = obmi.all_operators(h_sent, r_sent, h, r, c, mem, self._qero, self._aieo, matmul_dtype=dtype)
+        return raw.float().cpu().numpy()
 
     def _qero(self, h, c):
         if self.use_triton:
