@@ -28,15 +28,43 @@ class EmbedderResource(dg.ConfigurableResource):
 
 
 class HypothesisGeneratorResource(dg.ConfigurableResource):
-    """Hypothesis generator backend. Only `template` (the embedded default) is built so far;
-    the `transformers` and `openai` backends are listed in the discovery issue as to-do."""
+    """Hypothesis generator backend.
 
-    backend: Literal["template"] = "template"
+    - `template` (embedded default): the shipped knowledge base, deterministic per seed;
+    - `transformers`: a causal LM at `model_path` (local files only), e.g. UserLM-8b on a GPU node;
+    - `openai`: an OpenAI-compatible endpoint at `base_url` (vLLM, Ollama); key via dg.EnvVar.
+    """
+
+    backend: Literal["template", "transformers", "openai"] = "template"
+    model_path: str | None = None
+    device: str = "cpu"
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+    def chat(self):
+        from iv_pipelines.discovery.llm import OpenAIChat, TransformersChat
+
+        if self.backend == "transformers":
+            if not self.model_path:
+                raise dg.Failure(
+                    "generator backend 'transformers' needs model_path (a local model directory)"
+                )
+            return TransformersChat(self.model_path, device=self.device, temperature=self.temperature)
+        if not (self.base_url and self.model):
+            raise dg.Failure("generator backend 'openai' needs base_url and model")
+        return OpenAIChat(self.base_url, self.model, self.api_key, self.temperature, timeout_s=self.timeout_s)
 
     def get(self):
-        from iv_pipelines.discovery.generator import TemplateGenerator
+        if self.backend == "template":
+            from iv_pipelines.discovery.generator import TemplateGenerator
 
-        return TemplateGenerator()
+            return TemplateGenerator()
+        from iv_pipelines.discovery.llm import LLMGenerator
+
+        return LLMGenerator(self.chat())
 
 
 class ScoringResource(dg.ConfigurableResource):
