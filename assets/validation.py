@@ -150,12 +150,16 @@ def validated_hypothesis(
     from iv_pipelines.discovery.validate import EvolutionConfig, playbook_deltas, validate_hypotheses
 
     domain = resolve_domain(dac_request).name
+    scorer = scoring.scorer(embedder.get())
+    stale = score_calibration.mismatch(scorer.embedder.model_id, scorer.precision)
+    if stale:
+        raise dg.Failure(description=stale)
     memory = ace.get()
     outcome, _ = validate_hypotheses(
         dac_request,
         hypotheses,
         generator.get(),
-        scoring.scorer(embedder.get()),
+        scorer,
         score_calibration,
         memory_texts=memory.validated_texts(domain, exclude_dac=dac_request.dac_id),
         guidance=memory.guidance(domain, exclude_dac=dac_request.dac_id),

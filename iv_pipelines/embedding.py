@@ -49,6 +49,8 @@ def text_digest(text: str) -> str:
 class MiniLMEmbedder:
     """Batched, cached MiniLM embedder (CPU by default). Loads the model on first use."""
 
+    model_id = MODEL_ID
+
     def __init__(
         self, device: str = "cpu", batch_size: int = 64, max_tokens: int = 128, cache_size: int = 20000
     ):

@@ -99,3 +99,12 @@ def test_failed_gate_blocks_and_says_why(resources, calibrated, sample_request_t
     assert "< 0.9999" in check.metadata["why"].value
     outcome = result.output_for_node("validated_hypothesis")
     assert outcome.iterations == 2 and outcome.iterations_to_threshold is None
+
+
+def test_stale_calibration_is_refused(resources, calibrated, sample_request_text):
+    instance = dg.DagsterInstance.ephemeral()
+    resources["scoring"] = ScoringResource(precision="bf16")  # calibration was built at fp32
+    result = _run(resources, calibrated, sample_request_text, instance)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "re-materialize score_calibration" in failure.step_failure_data.user_failure_data.description

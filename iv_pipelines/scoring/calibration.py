@@ -70,6 +70,16 @@ class Calibration:
     def passes(self, raw: np.ndarray) -> np.ndarray:
         return self.validation_score(raw) >= self.threshold
 
+    def mismatch(self, embedder_id: str, precision: str) -> str | None:
+        """Why this calibration does not fit the current scorer, or None if it does."""
+        built = (self.info.get("embedder"), self.info.get("precision", "fp32"))
+        if built != (embedder_id, precision):
+            return (
+                f"calibration was built with embedder {built[0]!r} at {built[1]}, scoring now uses "
+                f"{embedder_id!r} at {precision}; re-materialize score_calibration (score_calibration_job)"
+            )
+        return None
+
     def digest(self) -> str:
         h = hashlib.sha256()
         h.update(self.fit_null.astype(np.float32).tobytes())
@@ -190,6 +200,7 @@ def build_calibration(
             "threshold": threshold,
             "generator": gen.name,
             "embedder": getattr(scorer.embedder, "model_id", "minilm"),
+            "precision": getattr(scorer, "precision", "fp32"),
         },
     )
     test_scores = cal.validation_score(test)
