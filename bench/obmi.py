@@ -144,6 +144,11 @@ def main() -> int:
         f"calibration (shared, once): {cal_s:.1f} s; null pass rate {report.null_pass_rate:.3f}, "
         f"positive pass rate {report.positive_pass_rate:.3f}, AUROC {report.positive_auroc:.3f}"
     )
+    by_kind = ", ".join(f"{k} {v:.3f}" for k, v in report.null_pass_rate_by_kind.items())
+    print(
+        f"  held-out nulls: n={report.n_null['test']}, pass rate by kind: {by_kind}; "
+        f"ODS null pass rate {report.ods_null_pass_rate:.3f}; template candidates pass {report.generator_pass_rate:.3f}"
+    )
     print(
         f"discovery for one DAC: cold {cold:.2f} s (incl. model load), warm {warm:.2f} s | "
         f"ratio cold/warm {cold / warm:.1f}x | goal < 10 s ({'OK' if cold < 10 else 'ABOVE'}); "
