@@ -1,4 +1,5 @@
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,44 @@ def calibrated(embedder):
 
     positives = yaml.safe_load((REPO / "tests" / "data" / "positive_hypotheses.yaml").read_text())
     return build_calibration(ObmiScorer(embedder), positives, seed=0)
+
+
+PG = {
+    "DAGSTER_PG_USERNAME": os.environ.get("IV_TEST_PG_USER", "iv_test"),
+    "DAGSTER_PG_PASSWORD": os.environ.get("IV_TEST_PG_PASSWORD", "iv_test"),
+    "DAGSTER_PG_HOST": os.environ.get("IV_TEST_PG_HOST", "127.0.0.1"),
+    "DAGSTER_PG_PORT": os.environ.get("IV_TEST_PG_PORT", "5432"),
+}
+
+
+def pg_connect(db: str):
+    import psycopg2
+
+    return psycopg2.connect(
+        dbname=db,
+        user=PG["DAGSTER_PG_USERNAME"],
+        password=PG["DAGSTER_PG_PASSWORD"],
+        host=PG["DAGSTER_PG_HOST"],
+        port=int(PG["DAGSTER_PG_PORT"]),
+        connect_timeout=3,
+    )
+
+
+@pytest.fixture
+def pg_database():
+    try:
+        admin = pg_connect("postgres")
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required under CI and is not reachable: {exc}")
+        pytest.skip(f"PostgreSQL not reachable ({exc}); run scripts/ensure_postgres.sh")
+    admin.autocommit = True
+    name = f"iv_test_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

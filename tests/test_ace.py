@@ -101,3 +101,25 @@ def test_reflector_deltas():
     assert ("add", "For falls, LoRA passed validation") in ops
     assert ("harmful", "bad advice") in ops and ("helpful", "good advice") in ops
     assert any(op == "add" and "request" in text for op, text in ops)  # the AROE caution
+
+
+def test_ace_memory_on_postgresql(pg_database):
+    from conftest import PG
+
+    url = (
+        f"postgresql+psycopg2://{PG['DAGSTER_PG_USERNAME']}:{PG['DAGSTER_PG_PASSWORD']}@"
+        f"{PG['DAGSTER_PG_HOST']}:{PG['DAGSTER_PG_PORT']}/{pg_database}"
+    )
+    mem = AceMemory(url)
+    counts = mem.curate(
+        [
+            Delta("add", "d", "Sample CSI at 100 Hz"),
+            Delta("add", "d", "Sample CSI at 200 Hz"),
+            Delta("add", "d", "sample CSI at 100 Hz."),
+        ],
+        source_dac="a",
+    )
+    assert counts["added"] == 2 and counts["merged"] == 1
+    mem.record_attempts("a", "d", [Attempt(0, "h", "t", {"percentiles": {}}, 0.99, True, ())])
+    assert mem.validated_texts("d") == ["t"]
+    mem.engine.dispose()

@@ -4,53 +4,10 @@
 a server this test skips locally and fails under CI=true (it must not pass by not running).
 """
 
-import os
 import shutil
-import uuid
 
 import dagster as dg
-import pytest
-from conftest import REPO
-
-PG = {
-    "DAGSTER_PG_USERNAME": os.environ.get("IV_TEST_PG_USER", "iv_test"),
-    "DAGSTER_PG_PASSWORD": os.environ.get("IV_TEST_PG_PASSWORD", "iv_test"),
-    "DAGSTER_PG_HOST": os.environ.get("IV_TEST_PG_HOST", "127.0.0.1"),
-    "DAGSTER_PG_PORT": os.environ.get("IV_TEST_PG_PORT", "5432"),
-}
-
-
-def _connect(db: str):
-    import psycopg2
-
-    return psycopg2.connect(
-        dbname=db,
-        user=PG["DAGSTER_PG_USERNAME"],
-        password=PG["DAGSTER_PG_PASSWORD"],
-        host=PG["DAGSTER_PG_HOST"],
-        port=int(PG["DAGSTER_PG_PORT"]),
-        connect_timeout=3,
-    )
-
-
-@pytest.fixture
-def pg_database():
-    try:
-        admin = _connect("postgres")
-    except Exception as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required under CI and is not reachable: {exc}")
-        pytest.skip(f"PostgreSQL not reachable ({exc}); run scripts/ensure_postgres.sh")
-    admin.autocommit = True
-    name = f"iv_test_{uuid.uuid4().hex[:10]}"
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+from conftest import PG, REPO, pg_connect
 
 
 def test_materialize_dac_request_with_postgres_storage(
@@ -80,7 +37,7 @@ def test_materialize_dac_request_with_postgres_storage(
         assert result.success
         run_id = result.run_id
 
-    conn = _connect(pg_database)
+    conn = pg_connect(pg_database)
     with conn, conn.cursor() as cur:
         cur.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))
         assert cur.fetchone() == ("SUCCESS",)
