@@ -1,0 +1,1 @@
+"""WiFi CSI sensing: ESP32 formats, the Shadow Twin simulator, features and models."""

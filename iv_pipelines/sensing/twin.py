@@ -1,0 +1,257 @@
+"""Shadow Twin: a seeded multipath simulator of ESP32 WiFi CSI in a room.
+
+Physics (2.4 GHz channel 6, 20 MHz, 64 subcarriers at 312.5 kHz, wavelength ~12.3 cm):
+    H_k(t) = sum_p a_p(t) exp(-j 2 pi f_k tau_p(t)),  f_k = f_c + k * 312.5 kHz
+- static paths: line of sight, first-order image-source reflections off the four walls,
+  floor and ceiling (amplitude = reflection coefficient x free-space gain lambda/(4 pi d)),
+  and furniture as point reflectors (bistatic: gain ~ sigma / (d_tx * d_rx));
+- a person as 12 body-part scatterers (head, torso, pelvis, arms, legs) whose positions
+  follow an activity: `empty`, `walk` (~0.8-1.4 m/s with gait swing), `sit` (sitting down,
+  then seated with breathing), `fall` (a 0.4-0.8 s drop of the upper body to the floor, so
+  Doppler 2v/lambda reaches 50-65 Hz; sampling is 100 Hz nominal);
+- ESP32 impairments: per-packet random phase offset and timing slope, AGC gain steps,
+  thermal noise, int8 quantisation, null subcarriers (DC and +-29..+-32), a garbage first
+  word, jittery ~100 Hz timing with dropped packets.
+`to_esp_csi_lines` writes the espressif esp-csi line format, so the same parser reads
+simulated and real data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+C = 299_792_458.0
+F_C = 2.437e9  # channel 6
+DF = 312.5e3
+K = np.arange(-32, 32)
+FREQS = F_C + K * DF
+LAMBDA = C / F_C
+ACTIVITIES = ("empty", "walk", "sit", "fall")
+SIM_VERSION = "twin-1.0"
+_NULL = (K == 0) | (np.abs(K) >= 29)
+
+MATERIALS = {"drywall": 0.35, "concrete": 0.55, "glass": 0.25, "wood": 0.3, "metal": 0.8}
+
+
+@dataclass
+class Room:
+    """A room in metres: size, transmitter (AP) and receiver (ESP32) positions, reflectors."""
+
+    width_m: float
+    depth_m: float
+    height_m: float
+    ap: tuple[float, float, float]
+    esp: tuple[float, float, float]
+    wall_material: str = "drywall"
+    furniture: list[tuple[float, float, float, float]] = field(default_factory=list)  # x, y, z, rcs
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, size: tuple[float, float, float] | None = None) -> Room:
+        w, d, h = size or (rng.uniform(3.0, 8.0), rng.uniform(3.0, 7.0), rng.uniform(2.4, 3.0))
+
+        def wall_point(z):
+            side = rng.integers(4)
+            x = rng.uniform(0.3, w - 0.3)
+            y = rng.uniform(0.3, d - 0.3)
+            return [(0.2, y, z), (w - 0.2, y, z), (x, 0.2, z), (x, d - 0.2, z)][side]
+
+        ap = wall_point(rng.uniform(1.5, 2.2))
+        esp = wall_point(rng.uniform(0.6, 1.8))
+        while np.hypot(ap[0] - esp[0], ap[1] - esp[1]) < 1.5:
+            esp = wall_point(rng.uniform(0.6, 1.8))
+        furniture = [
+            (rng.uniform(0.3, w - 0.3), rng.uniform(0.3, d - 0.3), rng.uniform(0.3, 1.2), rng.uniform(0.2, 1.0))
+            for _ in range(rng.integers(2, 7))
+        ]
+        mat = str(rng.choice(list(MATERIALS)[:4]))
+        return cls(float(w), float(d), float(h), tuple(map(float, ap)), tuple(map(float, esp)), mat,
+                   [tuple(map(float, f)) for f in furniture])
+
+
+def _path_phasor(dist: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """(..., 64) complex response of paths with length `dist` (m) and amplitude `gain`."""
+    return gain[..., None] * np.exp(-2j * np.pi * FREQS * dist[..., None] / C)
+
+
+def static_response(room: Room) -> np.ndarray:
+    """(64,) complex response of the empty room."""
+    tx, rx = np.array(room.ap), np.array(room.esp)
+    dists, gains = [np.linalg.norm(tx - rx)], [1.0]
+    refl = MATERIALS[room.wall_material]
+    for axis, plane, coef in [(0, 0.0, refl), (0, room.width_m, refl), (1, 0.0, refl), (1, room.depth_m, refl),
+                              (2, 0.0, 0.3), (2, room.height_m, 0.25)]:
+        img = tx.copy()
+        img[axis] = 2 * plane - img[axis]
+        dists.append(np.linalg.norm(img - rx))
+        gains.append(coef)
+    d = np.array(dists)
+    g = np.array(gains) * LAMBDA / (4 * np.pi * d)
+    h = _path_phasor(d, g).sum(0)
+    for x, y, z, rcs in room.furniture:
+        p = np.array([x, y, z])
+        d1, d2 = np.linalg.norm(tx - p), np.linalg.norm(p - rx)
+        h += _path_phasor(np.array(d1 + d2), np.array(rcs * LAMBDA / (4 * np.pi) / (d1 * d2) * 0.5))
+    return h
+
+
+# body parts: name, height fraction of standing height, lateral offset (m), relative RCS
+_BODY = [("head", 0.93, 0.0, 0.6), ("chest", 0.72, 0.0, 1.0), ("belly", 0.6, 0.0, 1.0), ("pelvis", 0.5, 0.0, 0.9),
+         ("l_arm", 0.7, 0.22, 0.35), ("r_arm", 0.7, -0.22, 0.35), ("l_hand", 0.45, 0.25, 0.2),
+         ("r_hand", 0.45, -0.25, 0.2), ("l_thigh", 0.35, 0.1, 0.5), ("r_thigh", 0.35, -0.1, 0.5),
+         ("l_foot", 0.05, 0.1, 0.3), ("r_foot", 0.05, -0.1, 0.3)]
+BODY_RCS = 0.6  # m^2 scale of the whole body's scattering at 2.4 GHz
+
+
+def body_trajectory(activity: str, t: np.ndarray, room: Room, rng: np.random.Generator) -> np.ndarray:
+    """(T, 12, 3) positions of the body scatterers for `activity` (empty: no body)."""
+    n = len(t)
+    if activity == "empty":
+        return np.zeros((n, 0, 3))
+    height = rng.uniform(1.55, 1.85)
+    margin = 0.6
+    start = np.array([rng.uniform(margin, room.width_m - margin), rng.uniform(margin, room.depth_m - margin)])
+    heading = rng.uniform(0, 2 * np.pi)
+    center = np.repeat(start[None, :], n, axis=0)
+    scale_z = np.ones(n)  # fraction of standing height (upper body lowers when sitting/falling)
+    lean = np.zeros(n)  # horizontal displacement of the upper body along the heading (falls)
+    swing = np.zeros(n)
+    breath = 0.006 * np.sin(2 * np.pi * rng.uniform(0.2, 0.35) * t + rng.uniform(0, 6.3))
+    dur = t[-1] - t[0] + 1e-9
+    if activity == "walk":
+        speed = rng.uniform(0.8, 1.4)
+        turn = rng.uniform(-0.4, 0.4)
+        ang = heading + turn * (t - t[0])
+        step = speed * np.gradient(t)
+        path = np.cumsum(np.stack([np.cos(ang) * step, np.sin(ang) * step], 1), 0)
+        center = start + path
+        center[:, 0] = margin + np.abs(np.mod(center[:, 0] - margin, 2 * (room.width_m - 2 * margin)) -
+                                       (room.width_m - 2 * margin))
+        center[:, 1] = margin + np.abs(np.mod(center[:, 1] - margin, 2 * (room.depth_m - 2 * margin)) -
+                                       (room.depth_m - 2 * margin))
+        swing = 0.3 * np.sin(2 * np.pi * rng.uniform(1.6, 2.0) * t)
+        scale_z = 1 + 0.02 * np.sin(4 * np.pi * 1.8 * t)
+    elif activity == "sit":
+        t0 = t[0] + rng.uniform(0.1, 0.4) * dur
+        d = rng.uniform(0.9, 1.6)  # sitting down takes about a second
+        u = np.clip((t - t0) / d, 0, 1)
+        s = u * u * (3 - 2 * u)  # smooth step
+        scale_z = 1 - 0.42 * s
+        lean = 0.15 * np.sin(np.pi * u)
+        swing = 0.05 * np.sin(2 * np.pi * 0.5 * t) * s
+    elif activity == "fall":
+        t0 = t[0] + rng.uniform(0.15, 0.45) * dur
+        d = rng.uniform(0.4, 0.8)
+        u = np.clip((t - t0) / d, 0, 1)
+        s = u**2  # accelerating drop, stops at the floor
+        scale_z = 1 - 0.85 * s
+        lean = rng.uniform(0.6, 1.1) * s
+        swing = 0.2 * s * np.sin(2 * np.pi * 3 * t)
+    else:
+        raise ValueError(f"unknown activity {activity!r}; use one of {ACTIVITIES}")
+    fwd = np.array([np.cos(heading), np.sin(heading)])
+    side = np.array([-fwd[1], fwd[0]])
+    pts = []
+    for name, hz, lat, _ in _BODY:
+        upper = hz > 0.45
+        z = height * hz * (scale_z if upper or activity == "fall" else 1.0) + (breath if "chest" in name else 0)
+        z = np.broadcast_to(np.maximum(z, 0.05), (n,))
+        horiz = center + (lean * (hz / 0.93))[:, None] * fwd + lat * side
+        if "hand" in name or "foot" in name or "arm" in name:
+            horiz = horiz + (np.sign(lat) * swing)[:, None] * fwd * (1 if "foot" in name else -0.7)
+        pts.append(np.column_stack([horiz, z]))
+    return np.stack(pts, axis=1)
+
+
+def body_response(room: Room, pts: np.ndarray) -> np.ndarray:
+    """(T, 64) complex scattering of the body scatterers (bistatic radar equation)."""
+    if pts.shape[1] == 0:
+        return np.zeros((pts.shape[0], 64), np.complex128)
+    tx, rx = np.array(room.ap), np.array(room.esp)
+    # the body is never closer than ~1 m to a device (it stands, it does not touch the antenna)
+    d1 = np.maximum(np.linalg.norm(pts - tx, axis=-1), 1.0)
+    d2 = np.maximum(np.linalg.norm(pts - rx, axis=-1), 1.0)
+    rcs = np.array([b[3] for b in _BODY]) * BODY_RCS
+    gain = rcs * LAMBDA / (4 * np.pi) / (d1 * d2) * 0.5
+    return _path_phasor(d1 + d2, gain).sum(1)
+
+
+@dataclass
+class Impairments:
+    snr_db: float = 30.0
+    agc_step_db: float = 1.5
+    agc_steps_per_s: float = 0.1
+    target_peak: float = 55.0  # int8 scale the AGC aims for
+    jitter_ms: float = 1.5
+    drop_rate: float = 0.02
+    timing_slope_std: float = 0.4  # samples of timing offset (phase slope across subcarriers)
+
+
+def sample_times(duration_s: float, rng: np.random.Generator, imp: Impairments, rate_hz: float = 100.0) -> np.ndarray:
+    n = int(duration_s * rate_hz * 1.05) + 2
+    dt = 1.0 / rate_hz + rng.normal(0, imp.jitter_ms / 1000, n).clip(-0.004, 0.004)
+    t = np.cumsum(dt)
+    t = t[t < duration_s]
+    keep = rng.random(len(t)) > imp.drop_rate
+    return t[keep]
+
+
+def esp32_impair(h: np.ndarray, rng: np.random.Generator, imp: Impairments, t: np.ndarray) -> np.ndarray:
+    """Clean (T, 64) response -> what an ESP32 reports (complex, int-valued, nulls zeroed)."""
+    n = len(h)
+    power = np.mean(np.abs(h[:, ~_NULL]) ** 2)
+    noise = (rng.normal(size=h.shape) + 1j * rng.normal(size=h.shape)) * np.sqrt(power / 10 ** (imp.snr_db / 10) / 2)
+    x = h + noise
+    # AGC: scales to a target peak, then occasionally steps by a few dB
+    base = imp.target_peak / np.percentile(np.abs(x[:, ~_NULL]), 95)
+    steps = np.zeros(n)
+    step_times = rng.random(n) < imp.agc_steps_per_s * np.gradient(t).clip(0)
+    steps[step_times] = rng.choice([-1, 1], step_times.sum()) * imp.agc_step_db
+    gain = base * 10 ** (np.cumsum(steps).clip(-6, 6) / 20)
+    phase0 = rng.uniform(0, 2 * np.pi, n)
+    slope = rng.normal(0, imp.timing_slope_std, n)
+    rot = np.exp(1j * (phase0[:, None] + 2 * np.pi * K[None, :] * slope[:, None] / 64))
+    y = x * gain[:, None] * rot
+    y = np.clip(np.round(y.real), -127, 127) + 1j * np.clip(np.round(y.imag), -127, 127)
+    y[:, _NULL] = 0
+    y[:, 32] = rng.integers(-128, 127, n) + 1j * rng.integers(-128, 127, n)  # garbage first word (k=0)
+    y[:, 33] = rng.integers(-128, 127, n) + 1j * rng.integers(-128, 127, n)  # (k=1)
+    return y.astype(np.complex64)
+
+
+@dataclass
+class Episode:
+    activity: str
+    csi: np.ndarray  # (T, 64) complex, int8-valued, centred order
+    t_s: np.ndarray
+    room_digest: str
+    seed: int
+
+
+def simulate_episode(room: Room, activity: str, seed: int, duration_s: float = 2.0,
+                     imp: Impairments | None = None) -> Episode:
+    """One labelled episode: `duration_s` of ESP32 CSI while the person does `activity`."""
+    rng = np.random.default_rng(seed)
+    imp = imp or Impairments(snr_db=rng.uniform(18, 28))
+    t = sample_times(duration_s, rng, imp)
+    h = static_response(room)[None, :] + body_response(room, body_trajectory(activity, t, room, rng))
+    # slow environmental drift of the static channel (people elsewhere, doors, temperature)
+    h = h * (1 + 0.01 * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * t + rng.uniform(0, 6.3)))[:, None]
+    return Episode(activity, esp32_impair(h, rng, imp, t), t, room.digest(), seed)
+
+
+def simulate_dataset(rooms: list[Room], episodes_per_activity: int, seed: int,
+                     duration_s: float = 2.0) -> list[Episode]:
+    """Episodes for every room x activity, seeded deterministically."""
+    out = []
+    for ri, room in enumerate(rooms):
+        for ai, act in enumerate(ACTIVITIES):
+            for e in range(episodes_per_activity):
+                out.append(simulate_episode(room, act, seed=hash((seed, ri, ai, e)) % 2**32, duration_s=duration_s))
+    return out
