@@ -9,7 +9,8 @@ Physics (2.4 GHz channel 6, 20 MHz, 64 subcarriers at 312.5 kHz, wavelength ~12.
   follow an activity: `empty`, `walk` (~0.8-1.4 m/s with gait swing), `sit` (sitting down,
   then seated with breathing), `fall` (a 0.4-0.8 s drop of the upper body to the floor, so
   Doppler 2v/lambda reaches 50-65 Hz; sampling is 100 Hz nominal);
-- ESP32 impairments: per-packet random phase offset and timing slope, AGC gain steps,
+- ESP32 impairments: per-packet random phase offset and timing slope, AGC gain steps and
+  per-packet gain jitter,
   thermal noise, int8 quantisation, null subcarriers (DC and +-29..+-32), a garbage first
   word, jittery ~100 Hz timing with dropped packets.
 `to_esp_csi_lines` writes the espressif esp-csi line format, so the same parser reads
@@ -191,6 +192,9 @@ class Impairments:
     jitter_ms: float = 1.5
     drop_rate: float = 0.02
     timing_slope_std: float = 0.4  # samples of timing offset (phase slope across subcarriers)
+    # per-packet gain jitter (log std): real captures show white common-mode amplitude noise,
+    # ~2-3% with the AGC gain locked (S3/C3/C5/C6), ~12-16% on the plain ESP32 (no lock)
+    gain_jitter: float = 0.03
 
 
 def sample_times(duration_s: float, rng: np.random.Generator, imp: Impairments, rate_hz: float = 100.0) -> np.ndarray:
@@ -213,7 +217,7 @@ def esp32_impair(h: np.ndarray, rng: np.random.Generator, imp: Impairments, t: n
     steps = np.zeros(n)
     step_times = rng.random(n) < imp.agc_steps_per_s * np.gradient(t).clip(0)
     steps[step_times] = rng.choice([-1, 1], step_times.sum()) * imp.agc_step_db
-    gain = base * 10 ** (np.cumsum(steps).clip(-6, 6) / 20)
+    gain = base * 10 ** (np.cumsum(steps).clip(-6, 6) / 20) * np.exp(rng.normal(0, imp.gain_jitter, n))
     phase0 = rng.uniform(0, 2 * np.pi, n)
     slope = rng.normal(0, imp.timing_slope_std, n)
     rot = np.exp(1j * (phase0[:, None] + 2 * np.pi * K[None, :] * slope[:, None] / 64))
@@ -238,11 +242,11 @@ def simulate_episode(room: Room, activity: str, seed: int, duration_s: float = 2
                      imp: Impairments | None = None) -> Episode:
     """One labelled episode: `duration_s` of ESP32 CSI while the person does `activity`."""
     rng = np.random.default_rng(seed)
-    imp = imp or Impairments(snr_db=rng.uniform(18, 28))
+    imp = imp or Impairments(snr_db=rng.uniform(24, 34), gain_jitter=float(np.exp(rng.uniform(np.log(0.01), np.log(0.16)))))
     t = sample_times(duration_s, rng, imp)
     h = static_response(room)[None, :] + body_response(room, body_trajectory(activity, t, room, rng))
     # slow environmental drift of the static channel (people elsewhere, doors, temperature)
-    h = h * (1 + 0.01 * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * t + rng.uniform(0, 6.3)))[:, None]
+    h = h * (1 + 0.02 * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * t + rng.uniform(0, 6.3)))[:, None]
     return Episode(activity, esp32_impair(h, rng, imp, t), t, room.digest(), seed)
 
 

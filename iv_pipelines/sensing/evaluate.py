@@ -1,0 +1,77 @@
+"""Honest evaluation of CSI activity models: metrics on data the model never trained on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from iv_pipelines.scoring.calibration import auroc
+from iv_pipelines.sensing.twin import ACTIVITIES
+
+FALL = ACTIVITIES.index("fall")
+EMPTY = ACTIVITIES.index("empty")
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, k: int = len(ACTIVITIES)) -> np.ndarray:
+    cm = np.zeros((k, k), dtype=int)
+    np.add.at(cm, (y, pred), 1)
+    return cm
+
+
+def recall_at_false_alarm(scores: np.ndarray, positive: np.ndarray, max_fa: float) -> tuple[float, float]:
+    """(recall, threshold) at the strictest threshold whose false-alarm rate is <= max_fa."""
+    neg = np.sort(scores[~positive])
+    if len(neg) == 0:
+        return float("nan"), float("nan")
+    allowed = int(np.floor(max_fa * len(neg)))
+    thr = neg[len(neg) - allowed - 1] if allowed < len(neg) else -np.inf  # strictly above this
+    return float((scores[positive] > thr).mean()), float(thr)
+
+
+def classification_metrics(proba: np.ndarray, y: np.ndarray, prefix: str = "") -> dict:
+    pred = proba.argmax(1)
+    cm = confusion(y, pred)
+    out = {f"{prefix}accuracy": float((pred == y).mean()), f"{prefix}n": int(len(y))}
+    for i, name in enumerate(ACTIVITIES):
+        tp = cm[i, i]
+        out[f"{prefix}precision_{name}"] = float(tp / max(cm[:, i].sum(), 1))
+        out[f"{prefix}recall_{name}"] = float(tp / max(cm[i, :].sum(), 1))
+    not_fall = y != FALL
+    out[f"{prefix}fall_false_alarm_rate"] = float((pred[not_fall] == FALL).mean()) if not_fall.any() else float("nan")
+    rec, _ = recall_at_false_alarm(proba[:, FALL], y == FALL, 0.02)
+    out[f"{prefix}fall_recall_at_2pct_fa"] = rec
+    nll = -np.log(np.clip(proba[np.arange(len(y)), y], 1e-9, 1.0)).mean()
+    out[f"{prefix}nll"] = float(nll)
+    return out
+
+
+def confusion_png(cm: np.ndarray, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3.4), dpi=110)
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(ACTIVITIES)), ACTIVITIES)
+    ax.set_yticks(range(len(ACTIVITIES)), ACTIVITIES)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="black" if cm[i, j] < cm.max() / 2 else "white")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def presence_auroc(scores_by_file: dict[str, tuple[str, np.ndarray]]) -> dict:
+    """AUROC of presence scores: windows of `movement` files positive, `baseline` negative."""
+    pos = np.concatenate([s for lab, s in scores_by_file.values() if lab == "movement"] or [np.zeros(0)])
+    neg = np.concatenate([s for lab, s in scores_by_file.values() if lab == "baseline"] or [np.zeros(0)])
+    return {"presence_auroc": auroc(pos, neg), "n_movement_windows": int(len(pos)),
+            "n_baseline_windows": int(len(neg)), "n_files": len(scores_by_file)}

@@ -1,0 +1,173 @@
+"""A small transformer classifier over CSI windows, pretraining, LoRA adaptation, evaluation.
+
+Architecture: the (T=200, F) window is cut into patches of 4 time steps (high-frequency
+Doppler stays inside each patch's linear embedding), 50 tokens of width 64 with learned
+positions, 2 pre-norm blocks whose attention and MLP use plain `nn.Linear` layers named
+q, k, v, o, fc1, fc2 (the LoRA targets), mean pooling, a linear head over the 4 activities.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from iv_pipelines.sensing.features import N_FEATURES, T
+from iv_pipelines.sensing.twin import ACTIVITIES
+
+LORA_TARGETS = ["q", "k", "v", "o", "fc1", "fc2"]
+
+
+@dataclass
+class ModelConfig:
+    n_features: int = N_FEATURES
+    window: int = T
+    patch: int = 4
+    d_model: int = 64
+    heads: int = 4
+    layers: int = 2
+    n_classes: int = len(ACTIVITIES)
+    dropout: float = 0.1
+
+
+def build_model(cfg: ModelConfig):
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            d = cfg.d_model
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+            self.fc1, self.fc2 = nn.Linear(d, 2 * d), nn.Linear(2 * d, d)
+            self.drop = nn.Dropout(cfg.dropout)
+
+        def forward(self, x):
+            b, n, d = x.shape
+            h = self.ln1(x)
+            hd = d // cfg.heads
+
+            def split(t):
+                return t.view(b, n, cfg.heads, hd).transpose(1, 2)
+
+            att = torch.nn.functional.scaled_dot_product_attention(split(self.q(h)), split(self.k(h)), split(self.v(h)))
+            x = x + self.drop(self.o(att.transpose(1, 2).reshape(b, n, d)))
+            return x + self.drop(self.fc2(torch.nn.functional.gelu(self.fc1(self.ln2(x)))))
+
+    class CsiTransformer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cfg = cfg
+            n_tok = cfg.window // cfg.patch
+            self.embed = nn.Linear(cfg.n_features * cfg.patch, cfg.d_model)
+            self.pos = nn.Parameter(torch.zeros(1, n_tok, cfg.d_model))
+            self.blocks = nn.ModuleList(Block() for _ in range(cfg.layers))
+            self.norm = nn.LayerNorm(cfg.d_model)
+            self.head = nn.Linear(cfg.d_model, cfg.n_classes)
+
+        def forward(self, x):  # x: (B, T, F)
+            b = x.shape[0]
+            x = x.reshape(b, cfg.window // cfg.patch, cfg.patch * cfg.n_features)
+            h = self.embed(x) + self.pos
+            for blk in self.blocks:
+                h = blk(h)
+            return self.head(self.norm(h).mean(1))
+
+    return CsiTransformer()
+
+
+def count_params(model, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+@dataclass
+class TrainReport:
+    epochs: int
+    seconds: float
+    losses: list[float]
+    trainable_params: int
+    total_params: int
+
+
+def train(model, x: np.ndarray, y: np.ndarray, epochs: int = 12, lr: float = 2e-3, batch: int = 64,
+          seed: int = 0, phase_dropout: float = 0.3, log=lambda _m: None) -> TrainReport:
+    """AdamW + cosine schedule; with `phase_dropout`, that share of windows loses its phase
+    channel (zeros + flag 0) so the model also serves amplitude-only firmwares."""
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    steps = epochs * int(np.ceil(len(x) / batch))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
+    from iv_pipelines.sensing.features import N_AMP
+
+    losses = []
+    t0 = time.perf_counter()
+    model.train()
+    for ep in range(epochs):
+        order = rng.permutation(len(x))
+        total = 0.0
+        for i in range(0, len(x), batch):
+            idx = order[i : i + batch]
+            xb = xt[idx].clone()
+            drop = torch.from_numpy(rng.random(len(idx)) < phase_dropout)
+            xb[drop, :, N_AMP:] = 0.0
+            loss = torch.nn.functional.cross_entropy(model(xb), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss) * len(idx)
+        losses.append(total / len(x))
+        log(f"epoch {ep + 1}/{epochs}: loss {losses[-1]:.4f}")
+    model.eval()
+    return TrainReport(epochs, time.perf_counter() - t0, losses, count_params(model, True), count_params(model))
+
+
+def predict_proba(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            out.append(torch.softmax(model(torch.from_numpy(x[i : i + batch])), dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(ACTIVITIES)))
+
+
+def save_model(model, cfg: ModelConfig, directory: Path, extra: dict | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / "model.safetensors"))
+    (directory / "config.json").write_text(json.dumps(asdict(cfg) | {"extra": extra or {}}, indent=2) + "\n")
+    return directory / "model.safetensors"
+
+
+def load_model(directory: Path):
+    from safetensors.torch import load_file
+
+    raw = json.loads((Path(directory) / "config.json").read_text())
+    raw.pop("extra", None)
+    cfg = ModelConfig(**raw)
+    model = build_model(cfg)
+    model.load_state_dict(load_file(str(Path(directory) / "model.safetensors")))
+    model.eval()
+    return model, cfg
+
+
+def add_lora(model, r: int = 4, alpha: int = 8):
+    """Wrap `model` with peft LoRA adapters on the attention and MLP linears."""
+    from peft import LoraConfig, get_peft_model
+
+    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=LORA_TARGETS, lora_dropout=0.0,
+                     modules_to_save=["head"])
+    return get_peft_model(model, cfg)

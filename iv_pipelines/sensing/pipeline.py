@@ -1,0 +1,148 @@
+"""Recipes the sensing assets call: twin datasets, base-model pretraining, LoRA adaptation.
+
+Data hygiene: pretraining rooms, held-out evaluation rooms and the client's room are drawn
+from disjoint seeds; client-room episodes for adaptation and for evaluation are disjoint;
+real captures are only ever used for evaluation (never for training or tuning).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from iv_pipelines.request import DacRequest
+from iv_pipelines.sensing.features import N_AMP, windows_from_capture
+from iv_pipelines.sensing.formats import load_espectre_npz
+from iv_pipelines.sensing.twin import ACTIVITIES, Episode, Room, simulate_dataset
+
+EPISODE_S = 2.2  # one 2 s window per episode, with margin for jitter
+
+
+def dataset(rooms: list[Room], per_activity: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[Episode]]:
+    eps = simulate_dataset(rooms, per_activity, seed, duration_s=EPISODE_S)
+    x = np.stack([windows_from_capture(e.csi, e.t_s)[0] for e in eps])
+    y = np.array([ACTIVITIES.index(e.activity) for e in eps])
+    return x, y, eps
+
+
+def amplitude_only(x: np.ndarray) -> np.ndarray:
+    out = x.copy()
+    out[:, :, N_AMP:] = 0.0
+    return out
+
+
+def random_rooms(n: int, seed: int) -> list[Room]:
+    rng = np.random.default_rng(seed)
+    return [Room.random(rng) for _ in range(n)]
+
+
+def client_room(request: DacRequest) -> Room:
+    """The client's room: the request's geometry, device placement seeded by the request digest."""
+    seed = int(hashlib.sha256(request.digest().encode()).hexdigest()[:8], 16)
+    rng = np.random.default_rng(seed)
+    r = request.environment.room
+    size = (r.width_m, r.depth_m, r.height_m) if r else None
+    return Room.random(rng, size=size)
+
+
+@dataclass
+class BaseModelResult:
+    model: object
+    cfg: object
+    metrics: dict
+    losses: list[float]
+    train_seconds: float
+    n_train: int
+    confusion: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+
+def pretrain_base(n_rooms: int = 96, per_activity: int = 12, epochs: int = 20, seed: int = 0,
+                  n_eval_rooms: int = 16, eval_per_activity: int = 10, log=lambda _m: None) -> BaseModelResult:
+    import torch
+
+    from iv_pipelines.sensing.evaluate import classification_metrics, confusion
+    from iv_pipelines.sensing.model import ModelConfig, build_model, predict_proba, train
+
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    x, y, _ = dataset(random_rooms(n_rooms, seed), per_activity, seed + 1)
+    xe, ye, _ = dataset(random_rooms(n_eval_rooms, seed + 10_000), eval_per_activity, seed + 2)
+    log(f"simulated {len(x)} training and {len(xe)} held-out windows in {time.perf_counter() - t0:.1f} s")
+    cfg = ModelConfig()
+    model = build_model(cfg)
+    rep = train(model, x, y, epochs=epochs, seed=seed, log=log)
+    p = predict_proba(model, xe)
+    metrics = classification_metrics(p, ye, "heldout_rooms_")
+    metrics |= {k.replace("heldout_rooms_", "heldout_rooms_amp_only_"): v
+                for k, v in classification_metrics(predict_proba(model, amplitude_only(xe)), ye, "heldout_rooms_").items()}
+    return BaseModelResult(model, cfg, metrics, rep.losses, rep.seconds, len(x), confusion(ye, p.argmax(1)))
+
+
+def real_presence(model, data_dir: Path) -> tuple[dict, dict]:
+    """Presence (1 - P(empty)) on real espectre captures: AUROC of movement vs baseline windows."""
+    from iv_pipelines.sensing.evaluate import EMPTY, presence_auroc
+    from iv_pipelines.sensing.model import predict_proba
+
+    per_file = {}
+    for f in sorted(Path(data_dir).glob("*/*.npz")):
+        cap = load_espectre_npz(f)
+        label = cap.meta["label"]
+        if label not in ("baseline", "movement"):
+            continue
+        w = windows_from_capture(cap.csi, cap.t_s, hop_s=0.5)
+        per_file[f.name] = (label, 1.0 - predict_proba(model, w)[:, EMPTY])
+    summary = presence_auroc(per_file)
+    means = {name: float(s.mean()) for name, (_, s) in per_file.items()}
+    return summary, means
+
+
+@dataclass
+class AdapterResult:
+    model: object  # peft-wrapped
+    base_metrics: dict
+    adapter_metrics: dict
+    losses: list[float]
+    train_seconds: float
+    trainable_params: int
+    total_params: int
+    n_train: int
+    confusion: np.ndarray
+    room: Room
+
+
+def adapt_lora(base_dir: Path, room: Room, per_activity: int = 40, eval_per_activity: int = 30,
+               epochs: int = 15, seed: int = 0, rank: int = 4, log=lambda _m: None) -> AdapterResult:
+    """Train a LoRA adapter on the client room's twin episodes; compare with the base on
+    held-out episodes of the same room."""
+    import torch
+
+    from iv_pipelines.sensing.evaluate import classification_metrics, confusion
+    from iv_pipelines.sensing.model import add_lora, load_model, predict_proba, train
+
+    torch.manual_seed(seed)
+    x, y, _ = dataset([room], per_activity, seed + 101)
+    xe, ye, _ = dataset([room], eval_per_activity, seed + 202)
+    base, _ = load_model(base_dir)
+    base_metrics = classification_metrics(predict_proba(base, xe), ye, "client_room_")
+    model = add_lora(base, r=rank)
+    rep = train(model, x, y, epochs=epochs, lr=3e-3, seed=seed, log=log)
+    p = predict_proba(model, xe)
+    adapter_metrics = classification_metrics(p, ye, "client_room_")
+    adapter_metrics |= {k.replace("client_room_", "client_room_amp_only_"): v for k, v in
+                        classification_metrics(predict_proba(model, amplitude_only(xe)), ye, "client_room_").items()}
+    return AdapterResult(model, base_metrics, adapter_metrics, rep.losses, rep.seconds, rep.trainable_params,
+                         rep.total_params, len(x), confusion(ye, p.argmax(1)), room)
+
+
+def adapter_beats_base(base: dict, adapter: dict) -> tuple[bool, str]:
+    """The adapter must be better on the client room's held-out episodes: higher accuracy, or
+    equal accuracy with lower log-loss (NLL)."""
+    ba, aa = base["client_room_accuracy"], adapter["client_room_accuracy"]
+    bn, an = base["client_room_nll"], adapter["client_room_nll"]
+    ok = aa > ba or (aa == ba and an < bn)
+    return ok, f"accuracy {aa:.3f} vs base {ba:.3f}; NLL {an:.3f} vs base {bn:.3f}"
