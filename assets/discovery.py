@@ -92,3 +92,70 @@ def hypotheses(
             "candidates": dg.MetadataValue.md(table),
         },
     )
+
+
+class TwinConfig(dg.Config):
+    episodes_per_activity: int = 2
+    seed: int = 0
+
+
+@dg.asset(
+    partitions_def=dac_partitions,
+    group_name="discovery",
+    owners=OWNERS,
+    kinds={"numpy", "csv"},
+    description=(
+        "Shadow Twin of the client's environment: the room from the request, simulated ESP32 CSI "
+        "episodes (empty, walk, sit, fall) written in the esp-csi line format, context facts "
+        "that ground the hypotheses, and amplitude/Doppler plots per activity."
+    ),
+)
+def shadow_twin_context(
+    context: dg.AssetExecutionContext, config: TwinConfig, dac_request: DacRequest, storage: FactoryStorage
+):
+    from iv_pipelines.discovery.generator import resolve_domain
+    from iv_pipelines.sensing.formats import write_esp_csi_lines
+    from iv_pipelines.sensing.pipeline import spectrogram_png, twin_context
+
+    domain = resolve_domain(dac_request).name
+    twin = twin_context(dac_request, domain, config.episodes_per_activity, config.seed)
+    out = storage.dac_dir(dac_request.dac_id) / "twin"
+    metadata = {
+        "simulator": twin.simulator,
+        "domain": domain,
+        "dataset_digest": twin.dataset_digest,
+        "facts": dg.MetadataValue.md("\n".join(f"- {f}" for f in twin.facts) or "(no twin for this domain)"),
+    }
+    if twin.room is not None:
+        lines = []
+        for e in twin.episodes:
+            lines += [f"# activity={e.activity} seed={e.seed}"] + write_esp_csi_lines(e.csi, e.t_s)[1:]
+        from iv_pipelines.sensing.formats import ESP_CSI_HEADER
+
+        atomic_write_text(out / "episodes.csv", ESP_CSI_HEADER + "\n" + "\n".join(lines) + "\n")
+        from dataclasses import asdict
+
+        atomic_write_text(out / "room.json", json.dumps(asdict(twin.room), indent=2) + "\n")
+        png = spectrogram_png(twin.episodes, out / "activities.png")
+        metadata |= {
+            "episodes_path": dg.MetadataValue.path(str(out / "episodes.csv")),
+            "room": dg.MetadataValue.json(
+                {
+                    "width_m": twin.room.width_m,
+                    "depth_m": twin.room.depth_m,
+                    "height_m": twin.room.height_m,
+                    "ap": twin.room.ap,
+                    "esp": twin.room.esp,
+                    "walls": twin.room.wall_material,
+                }
+            ),
+            "episodes": len(twin.episodes),
+            "activity_plot": dg.MetadataValue.path(str(png)),
+        }
+        context.log.info(f"twin: {len(twin.episodes)} episodes in room {twin.room.digest()} -> {out}")
+    else:
+        context.log.info(
+            f"no Shadow Twin for domain {domain}: context facts come from the knowledge base only"
+        )
+    twin.episodes = []  # the snapshot on disk holds them; keep the stored value small
+    return dg.Output(twin, metadata=metadata)

@@ -7,7 +7,7 @@ from assets.partitions import dac_partitions
 LIFECYCLE_GROUPS = ("discovery", "proof", "training", "deployment")
 
 # Unpartitioned assets feeding the lifecycle (calibration) run in their own job.
-SHARED_ASSETS = ("score_calibration",)
+SHARED_ASSETS = ("score_calibration", "wifi_sensing_base_model")
 
 dac_lifecycle_job = dg.define_asset_job(
     name="dac_lifecycle_job",
@@ -18,6 +18,12 @@ dac_lifecycle_job = dg.define_asset_job(
 
 score_calibration_job = dg.define_asset_job(
     name="score_calibration_job",
-    selection=dg.AssetSelection.assets(*SHARED_ASSETS),
+    selection=dg.AssetSelection.assets("score_calibration"),
     description="Rebuilds the null set and the split-conformal calibration of the scores.",
+)
+
+wifi_sensing_base_model_job = dg.define_asset_job(
+    name="wifi_sensing_base_model_job",
+    selection=dg.AssetSelection.assets("wifi_sensing_base_model"),
+    description="Pretrains the wifi-sensing base model on Shadow Twin data from random rooms.",
 )

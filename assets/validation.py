@@ -138,6 +138,7 @@ def validated_hypothesis(
     context: dg.AssetExecutionContext,
     config: EvolutionSettings,
     dac_request: DacRequest,
+    shadow_twin_context,
     hypotheses: list[Hypothesis],
     score_calibration: Calibration,
     embedder: EmbedderResource,
@@ -164,6 +165,7 @@ def validated_hypothesis(
         memory_texts=memory.validated_texts(domain, exclude_dac=dac_request.dac_id),
         guidance=memory.guidance(domain, exclude_dac=dac_request.dac_id),
         config=EvolutionConfig(**config.model_dump()),
+        extra_facts=shadow_twin_context.facts,
         log=context.log.info,
     )
     memory.record_attempts(dac_request.dac_id, domain, outcome.trace)

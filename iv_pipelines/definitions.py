@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import discovery, validation
-from assets.jobs import dac_lifecycle_job, score_calibration_job
+from assets import discovery, training, validation
+from assets.jobs import dac_lifecycle_job, score_calibration_job, wifi_sensing_base_model_job
 from resources.selection import resources_for
 from schedules import schedules
 from sensors.request_drop import dac_request_drop_sensor
 
-lifecycle_assets = dg.load_assets_from_modules([discovery, validation])
+lifecycle_assets = dg.load_assets_from_modules([discovery, validation, training])
 
 defs = dg.Definitions(
     assets=lifecycle_assets,
-    jobs=[dac_lifecycle_job, score_calibration_job],
+    jobs=[dac_lifecycle_job, score_calibration_job, wifi_sensing_base_model_job],
     schedules=schedules,
     sensors=[dac_request_drop_sensor],
     resources=resources_for(),

@@ -14,6 +14,7 @@ from resources.discovery import (
     HypothesisGeneratorResource,
     ScoringResource,
 )
+from resources.sensing import SensingResource
 from resources.storage import FactoryStorage
 
 
@@ -24,6 +25,7 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
         "embedder": EmbedderResource(),
         "generator": HypothesisGeneratorResource(),
         "scoring": ScoringResource(),
+        "sensing": SensingResource(),
     }
     if env == "prod":
         return common | {

@@ -91,3 +91,8 @@ def pg_database():
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(scope="module")
+def sample_request_text_module() -> str:
+    return (REPO / "examples" / "requests" / "fall-detection-acme.yaml").read_text()

@@ -38,7 +38,9 @@ def classification_metrics(proba: np.ndarray, y: np.ndarray, prefix: str = "") -
         out[f"{prefix}precision_{name}"] = float(tp / max(cm[:, i].sum(), 1))
         out[f"{prefix}recall_{name}"] = float(tp / max(cm[i, :].sum(), 1))
     not_fall = y != FALL
-    out[f"{prefix}fall_false_alarm_rate"] = float((pred[not_fall] == FALL).mean()) if not_fall.any() else float("nan")
+    out[f"{prefix}fall_false_alarm_rate"] = (
+        float((pred[not_fall] == FALL).mean()) if not_fall.any() else float("nan")
+    )
     rec, _ = recall_at_false_alarm(proba[:, FALL], y == FALL, 0.02)
     out[f"{prefix}fall_recall_at_2pct_fa"] = rec
     nll = -np.log(np.clip(proba[np.arange(len(y)), y], 1e-9, 1.0)).mean()
@@ -60,7 +62,14 @@ def confusion_png(cm: np.ndarray, path: Path, title: str) -> Path:
     ax.set_ylabel("true")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="black" if cm[i, j] < cm.max() / 2 else "white")
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                color="black" if cm[i, j] < cm.max() / 2 else "white",
+            )
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -73,5 +82,9 @@ def presence_auroc(scores_by_file: dict[str, tuple[str, np.ndarray]]) -> dict:
     """AUROC of presence scores: windows of `movement` files positive, `baseline` negative."""
     pos = np.concatenate([s for lab, s in scores_by_file.values() if lab == "movement"] or [np.zeros(0)])
     neg = np.concatenate([s for lab, s in scores_by_file.values() if lab == "baseline"] or [np.zeros(0)])
-    return {"presence_auroc": auroc(pos, neg), "n_movement_windows": int(len(pos)),
-            "n_baseline_windows": int(len(neg)), "n_files": len(scores_by_file)}
+    return {
+        "presence_auroc": auroc(pos, neg),
+        "n_movement_windows": int(len(pos)),
+        "n_baseline_windows": int(len(neg)),
+        "n_files": len(scores_by_file),
+    }

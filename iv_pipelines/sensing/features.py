@@ -2,8 +2,10 @@
 
 Each window is resampled to a uniform 100 Hz grid (ESP32 timing jitters and drops packets),
 over the 50 subcarriers every source reports cleanly (+-2..+-26):
-- amplitude: relative change against the window's mean per subcarrier (motion, not room
-  geometry; AGC gain steps stay in, the model learns them from the simulator);
+- amplitude: divided per packet by its mean over subcarriers (removes AGC gain and its
+  per-packet jitter), then relative change against the window's mean per subcarrier;
+- the per-packet common-mode gain (log of the mean amplitude), low-passed at ~5 Hz: slow
+  body-induced power changes survive, white gain jitter does not;
 - phase difference between adjacent subcarriers (removes the per-packet phase offset), minus
   its per-packet mean (removes the timing slope), relative to the window's mean, wrapped.
 Amplitude-only captures (firmwares that log sqrt(I^2 + Q^2) only) get zeros in the phase
@@ -19,9 +21,11 @@ from iv_pipelines.sensing.formats import USED_INDEX
 RATE_HZ = 100.0
 WINDOW_S = 2.0
 T = int(RATE_HZ * WINDOW_S)
-N_AMP = len(USED_INDEX)
-N_PHASE = N_AMP - 1
-N_FEATURES = N_AMP + N_PHASE + 1  # + phase-present flag
+GROUP = 2  # adjacent subcarriers averaged: halves the noise dimensions the model must ignore
+N_AMP = len(USED_INDEX) // GROUP
+N_PHASE = (len(USED_INDEX) - 1) // GROUP
+N_FEATURES = N_AMP + N_PHASE + 2  # + low-passed common-mode gain + phase-present flag
+SMOOTH = 9  # taps of the moving average on the common-mode gain (~5 Hz cut-off at 100 Hz)
 
 
 def packet_features(csi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -30,8 +34,6 @@ def packet_features(csi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     amplitude (N, 50), and the adjacent-subcarrier phase
     difference as a unit phasor (N, 49) with its per-packet mean (the timing slope) removed."""
     x = csi[:, USED_INDEX]
-    # not divided by the per-packet mean: body motion is largely common to all subcarriers
-    # and would be removed with it; AGC steps are rare and the model sees them in training
     amp = np.abs(x).astype(np.float64) + 1e-6
     prod = x[:, 1:] * np.conj(x[:, :-1])
     ph = prod / np.maximum(np.abs(prod), 1e-9)
@@ -40,32 +42,44 @@ def packet_features(csi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return amp, ph
 
 
-def resample(values: np.ndarray, t_s: np.ndarray, start_s: float, n: int = T, rate: float = RATE_HZ) -> np.ndarray:
+def resample(
+    values: np.ndarray, t_s: np.ndarray, start_s: float, n: int = T, rate: float = RATE_HZ
+) -> np.ndarray:
     """Linear interpolation of per-packet values (T_in, F), real or complex, onto n uniform samples."""
     grid = start_s + np.arange(n) / rate
     cols = [np.interp(grid, t_s, values[:, j].real) for j in range(values.shape[1])]
     out = np.stack(cols, 1)
     if np.iscomplexobj(values):
-        out = out + 1j * np.stack([np.interp(grid, t_s, values[:, j].imag) for j in range(values.shape[1])], 1)
+        out = out + 1j * np.stack(
+            [np.interp(grid, t_s, values[:, j].imag) for j in range(values.shape[1])], 1
+        )
     return out
 
 
 def window_features(amp: np.ndarray, ph: np.ndarray | None) -> np.ndarray:
     """Uniform (T, 50) amplitudes and (T, 49) phase phasors (None: amplitude-only) ->
-    (T, N_FEATURES) float32, relative to the window's own mean."""
+    (T, N_FEATURES) float32, relative to the window's own mean, adjacent subcarriers
+    averaged in pairs."""
+    common = np.log(amp.mean(axis=1))  # per-sample gain (AGC jitter + slow body effects)
+    amp = amp / amp.mean(axis=1, keepdims=True)  # per-packet normalisation removes gain jitter
     rel = amp / amp.mean(axis=0, keepdims=True) - 1.0
+    rel = rel[:, : N_AMP * GROUP].reshape(len(rel), N_AMP, GROUP).mean(-1)
+    kernel = np.ones(SMOOTH) / SMOOTH
+    slow = np.convolve(common - common.mean(), kernel, mode="same")[:, None]
     if ph is None:
         phase = np.zeros((amp.shape[0], N_PHASE))
-        flag = np.zeros((amp.shape[0], 1))
+        flag = np.zeros((amp.shape[0], 1))  # same as drop_phase()
     else:
         ref = ph.mean(axis=0, keepdims=True)
-        phase = np.angle(ph * np.conj(ref))
+        rot = (ph * np.conj(ref))[:, : N_PHASE * GROUP].reshape(len(ph), N_PHASE, GROUP).mean(-1)
+        phase = np.angle(rot)
         flag = np.ones((amp.shape[0], 1))
-    return np.concatenate([rel, phase, flag], axis=1).astype(np.float32)
+    return np.concatenate([rel, phase, slow, flag], axis=1).astype(np.float32)
 
 
-def windows_from_capture(csi: np.ndarray, t_s: np.ndarray, hop_s: float = 1.0,
-                         amplitude_only: bool = False) -> np.ndarray:
+def windows_from_capture(
+    csi: np.ndarray, t_s: np.ndarray, hop_s: float = 1.0, amplitude_only: bool = False
+) -> np.ndarray:
     """All full windows of a capture, hopping by `hop_s`: (n_windows, T, N_FEATURES)."""
     amp, ph = packet_features(csi)
     out = []
@@ -81,3 +95,14 @@ def windows_from_capture(csi: np.ndarray, t_s: np.ndarray, hop_s: float = 1.0,
 def amplitude_only_capture(csi: np.ndarray) -> np.ndarray:
     """What amplitude-only firmwares log: |H| per subcarrier (as a real-valued complex array)."""
     return np.abs(csi).astype(np.complex64)
+
+
+PHASE_COLUMNS = slice(N_AMP, N_AMP + N_PHASE)
+FLAG_COLUMN = N_FEATURES - 1
+
+
+def drop_phase(x: np.ndarray, rows=slice(None)):
+    """Turn windows (..., T, N_FEATURES) into their amplitude-only form, in place."""
+    x[rows, :, PHASE_COLUMNS] = 0.0
+    x[rows, :, FLAG_COLUMN] = 0.0
+    return x

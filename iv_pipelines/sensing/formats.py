@@ -183,8 +183,13 @@ def load_espectre_npz(path: Path) -> CsiCapture:
     return CsiCapture(csi, t, np.zeros(len(csi), np.int16), str(path), {"label": label, "chip": chip})
 
 
-def write_esp_csi_lines(csi: np.ndarray, t_s: np.ndarray, rssi: np.ndarray | None = None,
-                        channel: int = 6, mac: str = "24:0a:c4:00:00:01") -> list[str]:
+def write_esp_csi_lines(
+    csi: np.ndarray,
+    t_s: np.ndarray,
+    rssi: np.ndarray | None = None,
+    channel: int = 6,
+    mac: str = "24:0a:c4:00:00:01",
+) -> list[str]:
     """Simulated (or any) centred complex CSI -> esp-csi lines (FFT order, HT20, no secondary)."""
     raw = centred_to_entries(csi)
     rssi = np.full(len(csi), -55) if rssi is None else rssi
@@ -193,7 +198,7 @@ def write_esp_csi_lines(csi: np.ndarray, t_s: np.ndarray, rssi: np.ndarray | Non
         data = "[" + ",".join(str(int(v)) for v in raw[i]) + "]"
         first_word = int(raw[i, 0]) & 0xFF
         out.append(
-            f'CSI_DATA,{i},{mac},{int(rssi[i])},11,1,0,0,1,0,0,0,0,0,-92,0,{channel},0,'
+            f"CSI_DATA,{i},{mac},{int(rssi[i])},11,1,0,0,1,0,0,0,0,0,-92,0,{channel},0,"
             f'{int(round(t_s[i] * 1e6))},0,0,0,{2 * N_SUB},{first_word},"{data}"'
         )
     return out

@@ -30,7 +30,7 @@ class ModelConfig:
     heads: int = 4
     layers: int = 2
     n_classes: int = len(ACTIVITIES)
-    dropout: float = 0.1
+    dropout: float = 0.2
 
 
 def build_model(cfg: ModelConfig):
@@ -54,7 +54,9 @@ def build_model(cfg: ModelConfig):
             def split(t):
                 return t.view(b, n, cfg.heads, hd).transpose(1, 2)
 
-            att = torch.nn.functional.scaled_dot_product_attention(split(self.q(h)), split(self.k(h)), split(self.v(h)))
+            att = torch.nn.functional.scaled_dot_product_attention(
+                split(self.q(h)), split(self.k(h)), split(self.v(h))
+            )
             x = x + self.drop(self.o(att.transpose(1, 2).reshape(b, n, d)))
             return x + self.drop(self.fc2(torch.nn.functional.gelu(self.fc1(self.ln2(x)))))
 
@@ -93,8 +95,17 @@ class TrainReport:
     total_params: int
 
 
-def train(model, x: np.ndarray, y: np.ndarray, epochs: int = 12, lr: float = 2e-3, batch: int = 64,
-          seed: int = 0, phase_dropout: float = 0.3, log=lambda _m: None) -> TrainReport:
+def train(
+    model,
+    x: np.ndarray,
+    y: np.ndarray,
+    epochs: int = 12,
+    lr: float = 2e-3,
+    batch: int = 64,
+    seed: int = 0,
+    phase_dropout: float = 0.3,
+    log=lambda _m: None,
+) -> TrainReport:
     """AdamW + cosine schedule; with `phase_dropout`, that share of windows loses its phase
     channel (zeros + flag 0) so the model also serves amplitude-only firmwares."""
     import torch
@@ -106,7 +117,7 @@ def train(model, x: np.ndarray, y: np.ndarray, epochs: int = 12, lr: float = 2e-
     steps = epochs * int(np.ceil(len(x) / batch))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
-    from iv_pipelines.sensing.features import N_AMP
+    from iv_pipelines.sensing.features import drop_phase
 
     losses = []
     t0 = time.perf_counter()
@@ -118,7 +129,7 @@ def train(model, x: np.ndarray, y: np.ndarray, epochs: int = 12, lr: float = 2e-
             idx = order[i : i + batch]
             xb = xt[idx].clone()
             drop = torch.from_numpy(rng.random(len(idx)) < phase_dropout)
-            xb[drop, :, N_AMP:] = 0.0
+            drop_phase(xb, drop)
             loss = torch.nn.functional.cross_entropy(model(xb), yt[idx])
             opt.zero_grad()
             loss.backward()
@@ -128,7 +139,9 @@ def train(model, x: np.ndarray, y: np.ndarray, epochs: int = 12, lr: float = 2e-
         losses.append(total / len(x))
         log(f"epoch {ep + 1}/{epochs}: loss {losses[-1]:.4f}")
     model.eval()
-    return TrainReport(epochs, time.perf_counter() - t0, losses, count_params(model, True), count_params(model))
+    return TrainReport(
+        epochs, time.perf_counter() - t0, losses, count_params(model, True), count_params(model)
+    )
 
 
 def predict_proba(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -147,7 +160,9 @@ def save_model(model, cfg: ModelConfig, directory: Path, extra: dict | None = No
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / "model.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / "model.safetensors")
+    )
     (directory / "config.json").write_text(json.dumps(asdict(cfg) | {"extra": extra or {}}, indent=2) + "\n")
     return directory / "model.safetensors"
 
@@ -168,6 +183,7 @@ def add_lora(model, r: int = 4, alpha: int = 8):
     """Wrap `model` with peft LoRA adapters on the attention and MLP linears."""
     from peft import LoraConfig, get_peft_model
 
-    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=LORA_TARGETS, lora_dropout=0.0,
-                     modules_to_save=["head"])
+    cfg = LoraConfig(
+        r=r, lora_alpha=alpha, target_modules=LORA_TARGETS, lora_dropout=0.0, modules_to_save=["head"]
+    )
     return get_peft_model(model, cfg)

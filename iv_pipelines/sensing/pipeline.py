@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from iv_pipelines.request import DacRequest
-from iv_pipelines.sensing.features import N_AMP, windows_from_capture
+from iv_pipelines.sensing.features import drop_phase, windows_from_capture
 from iv_pipelines.sensing.formats import load_espectre_npz
 from iv_pipelines.sensing.twin import ACTIVITIES, Episode, Room, simulate_dataset
 
@@ -30,9 +30,7 @@ def dataset(rooms: list[Room], per_activity: int, seed: int) -> tuple[np.ndarray
 
 
 def amplitude_only(x: np.ndarray) -> np.ndarray:
-    out = x.copy()
-    out[:, :, N_AMP:] = 0.0
-    return out
+    return drop_phase(x.copy())
 
 
 def random_rooms(n: int, seed: int) -> list[Room]:
@@ -61,8 +59,15 @@ class BaseModelResult:
     extra: dict = field(default_factory=dict)
 
 
-def pretrain_base(n_rooms: int = 96, per_activity: int = 12, epochs: int = 20, seed: int = 0,
-                  n_eval_rooms: int = 16, eval_per_activity: int = 10, log=lambda _m: None) -> BaseModelResult:
+def pretrain_base(
+    n_rooms: int = 96,
+    per_activity: int = 12,
+    epochs: int = 20,
+    seed: int = 0,
+    n_eval_rooms: int = 16,
+    eval_per_activity: int = 10,
+    log=lambda _m: None,
+) -> BaseModelResult:
     import torch
 
     from iv_pipelines.sensing.evaluate import classification_metrics, confusion
@@ -78,8 +83,12 @@ def pretrain_base(n_rooms: int = 96, per_activity: int = 12, epochs: int = 20, s
     rep = train(model, x, y, epochs=epochs, seed=seed, log=log)
     p = predict_proba(model, xe)
     metrics = classification_metrics(p, ye, "heldout_rooms_")
-    metrics |= {k.replace("heldout_rooms_", "heldout_rooms_amp_only_"): v
-                for k, v in classification_metrics(predict_proba(model, amplitude_only(xe)), ye, "heldout_rooms_").items()}
+    metrics |= {
+        k.replace("heldout_rooms_", "heldout_rooms_amp_only_"): v
+        for k, v in classification_metrics(
+            predict_proba(model, amplitude_only(xe)), ye, "heldout_rooms_"
+        ).items()
+    }
     return BaseModelResult(model, cfg, metrics, rep.losses, rep.seconds, len(x), confusion(ye, p.argmax(1)))
 
 
@@ -115,8 +124,16 @@ class AdapterResult:
     room: Room
 
 
-def adapt_lora(base_dir: Path, room: Room, per_activity: int = 40, eval_per_activity: int = 30,
-               epochs: int = 15, seed: int = 0, rank: int = 4, log=lambda _m: None) -> AdapterResult:
+def adapt_lora(
+    base_dir: Path,
+    room: Room,
+    per_activity: int = 40,
+    eval_per_activity: int = 30,
+    epochs: int = 15,
+    seed: int = 0,
+    rank: int = 4,
+    log=lambda _m: None,
+) -> AdapterResult:
     """Train a LoRA adapter on the client room's twin episodes; compare with the base on
     held-out episodes of the same room."""
     import torch
@@ -133,10 +150,24 @@ def adapt_lora(base_dir: Path, room: Room, per_activity: int = 40, eval_per_acti
     rep = train(model, x, y, epochs=epochs, lr=3e-3, seed=seed, log=log)
     p = predict_proba(model, xe)
     adapter_metrics = classification_metrics(p, ye, "client_room_")
-    adapter_metrics |= {k.replace("client_room_", "client_room_amp_only_"): v for k, v in
-                        classification_metrics(predict_proba(model, amplitude_only(xe)), ye, "client_room_").items()}
-    return AdapterResult(model, base_metrics, adapter_metrics, rep.losses, rep.seconds, rep.trainable_params,
-                         rep.total_params, len(x), confusion(ye, p.argmax(1)), room)
+    adapter_metrics |= {
+        k.replace("client_room_", "client_room_amp_only_"): v
+        for k, v in classification_metrics(
+            predict_proba(model, amplitude_only(xe)), ye, "client_room_"
+        ).items()
+    }
+    return AdapterResult(
+        model,
+        base_metrics,
+        adapter_metrics,
+        rep.losses,
+        rep.seconds,
+        rep.trainable_params,
+        rep.total_params,
+        len(x),
+        confusion(ye, p.argmax(1)),
+        room,
+    )
 
 
 def adapter_beats_base(base: dict, adapter: dict) -> tuple[bool, str]:
@@ -146,3 +177,101 @@ def adapter_beats_base(base: dict, adapter: dict) -> tuple[bool, str]:
     bn, an = base["client_room_nll"], adapter["client_room_nll"]
     ok = aa > ba or (aa == ba and an < bn)
     return ok, f"accuracy {aa:.3f} vs base {ba:.3f}; NLL {an:.3f} vs base {bn:.3f}"
+
+
+@dataclass
+class TwinContext:
+    """What the Shadow Twin says about the client's environment (lifecycle step 3)."""
+
+    domain: str
+    simulator: str  # simulator version, or "none" for domains without a twin yet
+    room: Room | None
+    facts: list[str]
+    dataset_digest: str
+    episodes: list[Episode] = field(default_factory=list)
+
+
+def twin_context(
+    request: DacRequest, domain: str, episodes_per_activity: int = 2, seed: int = 0
+) -> TwinContext:
+    from iv_pipelines.sensing.twin import SIM_VERSION, static_response
+
+    if domain != "wifi-sensing":
+        return TwinContext(domain, "none", None, [], hashlib.sha256(b"").hexdigest())
+    room = client_room(request)
+    eps = simulate_dataset([room], episodes_per_activity, seed)
+    h = hashlib.sha256()
+    for e in eps:
+        h.update(e.activity.encode())
+        h.update(e.csi.tobytes())
+        h.update(e.t_s.tobytes())
+    static = np.abs(static_response(room))
+    fading = float(static[np.abs(np.arange(-32, 32)) <= 26].std() / static.mean())
+    ap = ", ".join(f"{v:.1f}" for v in room.ap)
+    esp = ", ".join(f"{v:.1f}" for v in room.esp)
+    facts = [
+        f"The client room measures {room.width_m:.1f} by {room.depth_m:.1f} by {room.height_m:.1f} metres with "
+        f"{room.wall_material} walls and {len(room.furniture)} furniture reflectors",
+        f"The access point sits at ({ap}) m and the ESP32 sensor at ({esp}) m on 2.4 GHz channel 6",
+        "Simulated ESP32 CSI at about 100 Hz covers empty room, walking, sitting down and falls",
+        f"Static multipath makes subcarrier amplitudes vary by {100 * fading:.0f}% across the 20 MHz band",
+    ]
+    return TwinContext(domain, SIM_VERSION, room, facts, h.hexdigest(), eps)
+
+
+def spectrogram_png(episodes: list[Episode], path: Path) -> Path:
+    """Amplitude (subcarrier x time) and its Doppler spectrum, one column per activity."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from iv_pipelines.sensing.features import packet_features, resample
+
+    picks = {}
+    for e in episodes:
+        picks.setdefault(e.activity, e)
+    fig, axes = plt.subplots(2, len(picks), figsize=(3 * len(picks), 4.6), dpi=100)
+    for col, (act, e) in enumerate(picks.items()):
+        amp, _ = packet_features(e.csi)
+        a = resample(amp, e.t_s, e.t_s[0])
+        rel = a / a.mean(0) - 1
+        axes[0, col].imshow(
+            rel.T,
+            aspect="auto",
+            origin="lower",
+            cmap="RdBu_r",
+            vmin=-0.3,
+            vmax=0.3,
+            extent=[0, len(rel) / 100, -26, 26],
+        )
+        axes[0, col].set_title(act)
+        axes[0, col].set_xlabel("s")
+        spec = np.abs(np.fft.rfft(rel - rel.mean(0), axis=0)).mean(1)
+        axes[1, col].plot(np.fft.rfftfreq(len(rel), 0.01), spec)
+        axes[1, col].set_xlabel("Hz")
+    axes[0, 0].set_ylabel("subcarrier")
+    axes[1, 0].set_ylabel("|FFT| of amplitude")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def training_curve_png(losses: list[float], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 2.6), dpi=100)
+    ax.plot(range(1, len(losses) + 1), losses, marker="o", ms=3)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,41 @@
+"""Sensing resource: Shadow Twin and T2L (LoRA) training settings, real-capture location."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+_DEFAULT_REAL = (
+    Path(__file__).resolve().parent.parent.parent
+    / "shared"
+    / "data"
+    / "csi"
+    / "francescopace__espectre"
+    / "micro-espectre"
+    / "data"
+)
+
+
+class SensingResource(dg.ConfigurableResource):
+    """Pretraining and adaptation budgets (2-core defaults) and where real ESP32 captures live.
+
+    Real captures are used for evaluation only (presence AUROC); never for training."""
+
+    pretrain_rooms: int = Field(default=192, ge=4)
+    pretrain_episodes_per_activity: int = Field(default=12, ge=1)
+    pretrain_epochs: int = Field(default=25, ge=1)
+    eval_rooms: int = Field(default=16, ge=2)
+    lora_rank: int = Field(default=4, ge=1)
+    lora_episodes_per_activity: int = Field(default=40, ge=2)
+    lora_eval_episodes_per_activity: int = Field(default=30, ge=2)
+    lora_epochs: int = Field(default=15, ge=1)
+    seed: int = 0
+    real_data_dir: str | None = Field(
+        default=None, description="espectre captures (default: ../shared/data/csi/... beside the repo)"
+    )
+
+    def real_dir(self) -> Path | None:
+        path = Path(self.real_data_dir) if self.real_data_dir else _DEFAULT_REAL
+        return path if path.exists() else None

@@ -1,0 +1,73 @@
+"""Shadow Twin simulator: determinism, physics, realism against real captures."""
+
+import numpy as np
+import pytest
+
+from iv_pipelines.sensing.formats import USED_INDEX
+from iv_pipelines.sensing.twin import (
+    ACTIVITIES,
+    LAMBDA,
+    Room,
+    body_trajectory,
+    simulate_episode,
+)
+
+
+def _cv(csi):
+    a = np.abs(csi[:, USED_INDEX])
+    return float((a.std(0) / a.mean(0)).mean())
+
+
+def test_wavelength_and_determinism():
+    assert LAMBDA == pytest.approx(0.123, abs=0.001)
+    room = Room.random(np.random.default_rng(0))
+    a = simulate_episode(room, "fall", seed=5)
+    b = simulate_episode(room, "fall", seed=5)
+    c = simulate_episode(room, "fall", seed=6)
+    np.testing.assert_array_equal(a.csi, b.csi)
+    assert not np.array_equal(a.csi, c.csi)
+
+
+def test_esp32_output_shape_nulls_and_int8():
+    ep = simulate_episode(Room.random(np.random.default_rng(1)), "walk", seed=2, duration_s=3.0)
+    k = np.arange(-32, 32)
+    assert np.all(ep.csi[:, np.abs(k) >= 29] == 0)
+    assert np.all(np.abs(ep.csi.real) <= 128) and np.all(ep.csi.real == np.round(ep.csi.real))
+    dt = np.diff(ep.t_s)
+    assert 0.008 < np.median(dt) < 0.012 and dt.max() > 0.015  # ~100 Hz with jitter and drops
+
+
+def test_fall_doppler_reaches_50_to_65_hz():
+    room = Room(5, 4, 2.6, (0.2, 2, 2), (4.8, 2, 1), furniture=[])
+    t = np.arange(0, 3, 0.001)
+    speeds = []
+    for seed in range(20):
+        head = body_trajectory("fall", t, room, np.random.default_rng(seed))[:, 0, :]
+        v = np.linalg.norm(np.gradient(head, t, axis=0), axis=1).max()
+        speeds.append(v)
+    doppler = 2 * np.array(speeds) / LAMBDA  # monostatic upper bound of the head's Doppler
+    assert 45 < np.median(doppler) < 75
+    sit = body_trajectory("sit", t, room, np.random.default_rng(0))[:, 0, :]
+    assert np.linalg.norm(np.gradient(sit, t, axis=0), axis=1).max() < min(speeds)
+
+
+def test_realism_against_real_captures():
+    """Temporal CV of amplitude over 10 s: real empty rooms 0.03-0.20, real movement 0.13-0.31
+    (shared/data/csi README). The simulator's interquartile range must sit inside each band."""
+    rng = np.random.default_rng(7)
+    cv = {a: [] for a in ACTIVITIES}
+    for i in range(40):
+        room = Room.random(rng)
+        for j, act in enumerate(("empty", "walk")):
+            cv[act].append(_cv(simulate_episode(room, act, seed=i * 10 + j, duration_s=10).csi))
+    for act, (lo, hi) in {"empty": (0.03, 0.20), "walk": (0.13, 0.31)}.items():
+        q25, q75 = np.percentile(cv[act], [25, 75])
+        assert lo <= q25 and q75 <= hi, (act, q25, q75)
+    assert np.median(cv["walk"]) > 1.5 * np.median(cv["empty"])
+
+
+def test_unknown_activity_is_an_error():
+    with pytest.raises(ValueError, match="unknown activity 'dance'"):
+        body_trajectory(
+            "dance", np.arange(0, 1, 0.01), Room.random(np.random.default_rng(0)), np.random.default_rng(0)
+        )
