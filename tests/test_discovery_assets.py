@@ -5,7 +5,7 @@ import json
 import dagster as dg
 import pytest
 
-from assets.discovery import dac_request, hypotheses
+from assets.discovery import dac_request, hypotheses, shadow_twin_context
 from assets.validation import SCORE_CHECK, validated_hypothesis
 from iv_pipelines.request import parse_request_text
 from resources.discovery import (
@@ -43,8 +43,8 @@ def _run(resources, calibrated, sample_request_text, instance, run_config=None):
     cal_asset = _calibration_asset(cal)
     dg.materialize([cal_asset], instance=instance)
     return dg.materialize(
-        [dac_request, hypotheses, validated_hypothesis, cal_asset],
-        selection=[dac_request, hypotheses, validated_hypothesis],
+        [dac_request, shadow_twin_context, hypotheses, validated_hypothesis, cal_asset],
+        selection=[dac_request, shadow_twin_context, hypotheses, validated_hypothesis],
         partition_key="fall-detection-acme",
         resources=resources,
         instance=instance,

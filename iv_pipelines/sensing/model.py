@@ -135,7 +135,7 @@ def train(
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         losses.append(total / len(x))
         log(f"epoch {ep + 1}/{epochs}: loss {losses[-1]:.4f}")
     model.eval()
