@@ -74,7 +74,7 @@ class ParseReport:
 
 
 class CsiFormatError(ValueError):
-    pass
+    """A CSI line or buffer that does not follow its format; the message says what is wrong."""
 
 
 def entries_to_centred(raw: np.ndarray, layout: str) -> np.ndarray:
