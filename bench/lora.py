@@ -34,14 +34,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         save_model(base.model, base.cfg, Path(tmp))
         t0 = time.perf_counter()
-        lora = adapt_lora(Path(tmp), room, epochs=15)
+        lora = adapt_lora(Path(tmp), room, epochs=30)
         lora_wall = time.perf_counter() - t0
 
         full, _ = load_model(Path(tmp))
         x, y, _ = dataset([room], 40, 101)  # the same seeds adapt_lora uses
-        xe, ye, _ = dataset([room], 30, 202)
+        xe, ye, _ = dataset([room], 60, 202)
         t0 = time.perf_counter()
-        rep = train(full, x, y, epochs=15, lr=3e-3)
+        rep = train(full, x, y, epochs=30, lr=3e-3)
         full_train = rep.seconds
         full_wall = time.perf_counter() - t0
         full_metrics = classification_metrics(predict_proba(full, xe), ye, "client_room_")

@@ -29,8 +29,8 @@ class SensingResource(dg.ConfigurableResource):
     eval_rooms: int = Field(default=16, ge=2)
     lora_rank: int = Field(default=4, ge=1)
     lora_episodes_per_activity: int = Field(default=40, ge=2)
-    lora_eval_episodes_per_activity: int = Field(default=30, ge=2)
-    lora_epochs: int = Field(default=15, ge=1)
+    lora_eval_episodes_per_activity: int = Field(default=60, ge=2)
+    lora_epochs: int = Field(default=30, ge=1)
     seed: int = 0
     real_data_dir: str | None = Field(
         default=None, description="espectre captures (default: ../shared/data/csi/... beside the repo)"

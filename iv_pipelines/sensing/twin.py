@@ -311,7 +311,8 @@ def simulate_episode(
     rng = np.random.default_rng(seed)
     imp = imp or Impairments(
         # ranges wide enough to cover the quietest real captures (gain-locked C3/C5 baselines)
-        snr_db=rng.uniform(24, 40), gain_jitter=float(np.exp(rng.uniform(np.log(0.004), np.log(0.16)))),
+        snr_db=rng.uniform(24, 40),
+        gain_jitter=float(np.exp(rng.uniform(np.log(0.004), np.log(0.16)))),
     )
     t = sample_times(duration_s, rng, imp)
     h = static_response(room)[None, :] + body_response(room, body_trajectory(activity, t, room, rng))
