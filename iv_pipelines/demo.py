@@ -7,6 +7,8 @@ from importlib import resources as importlib_resources
 from pathlib import Path
 
 SAMPLE_REQUEST = "fall-detection-acme.yaml"
+# progress logs (epochs, DGM iterations) at INFO; Dagster's per-event DEBUG lines stay in the UI
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 # shared (unpartitioned) assets the lifecycle needs: built once, refreshed by their own jobs
 SHARED = [
     ("score_calibration", "score_calibration_job", "calibrating scores against the null set (~30 s)"),
@@ -40,13 +42,15 @@ def run_demo(request_file: Path | None = None) -> int:
     for asset, job_name, what in SHARED:
         if instance.get_latest_materialization_event(dg.AssetKey(asset)) is None:
             print(f"[demo] {what} (first run only)...")
-            shared = defs.resolve_job_def(job_name).execute_in_process(instance=instance)
+            shared = defs.resolve_job_def(job_name).execute_in_process(instance=instance, run_config=QUIET)
             if not shared.success:
                 print(f"[demo] {asset} FAILED")
                 return 1
             _print_metadata(shared, asset)
     job = defs.resolve_job_def("dac_lifecycle_job")
-    result = job.execute_in_process(instance=instance, partition_key=dac_id, raise_on_error=False)
+    result = job.execute_in_process(
+        instance=instance, partition_key=dac_id, raise_on_error=False, run_config=QUIET
+    )
     print(f"[demo] run {result.run_id} {'succeeded' if result.success else 'FAILED'}")
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
