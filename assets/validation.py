@@ -8,7 +8,7 @@ from assets.partitions import dac_partitions
 from iv_pipelines.discovery.hypothesis import Hypothesis
 from iv_pipelines.paths import atomic_write_text
 from iv_pipelines.request import DacRequest
-from iv_pipelines.scoring.calibration import Calibration
+from iv_pipelines.scoring.calibration import Calibration, calibration_code_version
 from resources.discovery import (
     AceMemoryResource,
     EmbedderResource,
@@ -28,6 +28,8 @@ SCORE_CHECK = "score_above_threshold"
     group_name="discovery",
     owners=OWNERS,
     kinds={"python", "pytorch"},
+    code_version=calibration_code_version(),
+    automation_condition=dg.AutomationCondition.missing() | dg.AutomationCondition.code_version_changed(),
     description=(
         "Split-conformal calibration of the OBMI operators and ODS against the declared null "
         "set (off-topic text, keyword salad of the request, paraphrases of memory, unconditioned "

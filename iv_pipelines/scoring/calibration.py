@@ -238,3 +238,24 @@ def build_calibration(
         f"positive pass rate {report.positive_pass_rate:.3f} (n={len(pos)}), AUROC {report.positive_auroc:.3f}"
     )
     return cal, report
+
+
+# Bump when the operators, the null generators or the calibration procedure change.
+SCORING_VERSION = "obmi-2"
+
+
+def calibration_code_version() -> str:
+    """What a calibration depends on besides run config: embedder, knowledge base, scoring code.
+
+    Used as the `score_calibration` asset's code version, so the UI marks it stale (and its
+    automation condition rebuilds it) when any of them changes. Cheap: hashes two YAML files.
+    """
+    import hashlib
+    from importlib import resources as importlib_resources
+
+    from iv_pipelines.embedding import MODEL_ID
+
+    h = hashlib.sha256()
+    for name in ("domains.yaml", "offtopic.yaml"):
+        h.update((importlib_resources.files("iv_pipelines") / "data" / name).read_bytes())
+    return f"{SCORING_VERSION}|{MODEL_ID.split(' ')[0]}|kb-{h.hexdigest()[:12]}"
