@@ -6,7 +6,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 
 def time_cmd(args: list[str], repeats: int = 5, env: dict | None = None) -> list[float]:
@@ -14,15 +13,6 @@ def time_cmd(args: list[str], repeats: int = 5, env: dict | None = None) -> list
     for _ in range(repeats):
         t0 = time.perf_counter()
         subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - t0)
-    return times
-
-
-def time_fn(fn: Callable[[], object], repeats: int = 5) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
         times.append(time.perf_counter() - t0)
     return times
 

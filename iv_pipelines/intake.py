@@ -8,7 +8,6 @@ file is processed twice.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -33,9 +32,6 @@ class RequestStore:
         if not re.match(DAC_ID_PATTERN, dac_id):
             raise KeyError(f"{dac_id!r} is not a valid dac_id")
         return self.dir / f"{dac_id}.json"
-
-    def exists(self, dac_id: str) -> bool:
-        return self.path_for(dac_id).exists()
 
     def get(self, dac_id: str) -> DacRequest:
         path = self.path_for(dac_id)
@@ -152,13 +148,3 @@ def process_drop_folder(drop_dir: Path, store: RequestStore, max_files: int = 50
         os.replace(src, target)
         outcome.accepted.append(Accepted(src, target, request, created))
     return outcome
-
-
-def summarize(outcome: DropOutcome) -> str:
-    return json.dumps(
-        {
-            "accepted": [a.request.dac_id for a in outcome.accepted],
-            "rejected": [str(r.moved_to.name) for r in outcome.rejected],
-            "remaining": outcome.remaining,
-        }
-    )

@@ -67,9 +67,6 @@ class Calibration:
         """The gated score: percentile of PRIN against the calib split's PRIN."""
         return conformal_percentile(self._calib_sorted, self.prin(raw))
 
-    def passes(self, raw: np.ndarray) -> np.ndarray:
-        return self.validation_score(raw) >= self.threshold
-
     def mismatch(self, embedder_id: str, precision: str) -> str | None:
         """Why this calibration does not fit the current scorer, or None if it does."""
         built = (self.info.get("embedder"), self.info.get("precision", "fp32"))

@@ -92,11 +92,6 @@ def windows_from_capture(
     return np.stack(out) if out else np.zeros((0, T, N_FEATURES), np.float32)
 
 
-def amplitude_only_capture(csi: np.ndarray) -> np.ndarray:
-    """What amplitude-only firmwares log: |H| per subcarrier (as a real-valued complex array)."""
-    return np.abs(csi).astype(np.complex64)
-
-
 PHASE_COLUMNS = slice(N_AMP, N_AMP + N_PHASE)
 FLAG_COLUMN = N_FEATURES - 1
 

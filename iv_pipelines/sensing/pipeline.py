@@ -56,7 +56,6 @@ class BaseModelResult:
     train_seconds: float
     n_train: int
     confusion: np.ndarray
-    extra: dict = field(default_factory=dict)
 
 
 def pretrain_base(
