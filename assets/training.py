@@ -12,6 +12,7 @@ from resources.storage import FactoryStorage
 
 OWNERS = ["team:dac-factory"]
 ADAPTER_CHECK = "adapter_beats_base"
+BASE_MODEL_DIR = "models/wifi-sensing-base"  # under the storage root
 
 
 def _md_metrics(rows: dict[str, dict]) -> str:
@@ -57,7 +58,7 @@ def wifi_sensing_base_model(
         )
     else:
         context.log.warning("real ESP32 captures not found: presence AUROC not measured")
-    out = storage.root / "models" / "wifi-sensing-base"
+    out = storage.root / BASE_MODEL_DIR
     weights = save_model(res.model, res.cfg, out, extra={"metrics": res.metrics, "real": real})
     cm_png = confusion_png(res.confusion, out / "confusion.png", "held-out simulated rooms")
     curve = training_curve_png(res.losses, out / "training_curve.png", "base model pretraining")
@@ -122,7 +123,7 @@ def lora_adapter(
             description=f"domain {shadow_twin_context.domain!r} has no trainable base model yet; "
             "only wifi-sensing adapters are trained here"
         )
-    base_dir = storage.root / "models" / "wifi-sensing-base"
+    base_dir = storage.root / BASE_MODEL_DIR
     if not (base_dir / "model.safetensors").exists():
         raise dg.Failure(
             description=f"no base model at {base_dir}; materialize wifi_sensing_base_model first"

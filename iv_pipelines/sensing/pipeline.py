@@ -33,6 +33,14 @@ def amplitude_only(x: np.ndarray) -> np.ndarray:
     return drop_phase(x.copy())
 
 
+def amplitude_only_metrics(model, x: np.ndarray, y: np.ndarray, prefix: str) -> dict:
+    """The same metrics with the phase channel removed, keys `<prefix>amp_only_*`."""
+    from iv_pipelines.sensing.evaluate import classification_metrics
+    from iv_pipelines.sensing.model import predict_proba
+
+    return classification_metrics(predict_proba(model, amplitude_only(x)), y, f"{prefix}amp_only_")
+
+
 def random_rooms(n: int, seed: int) -> list[Room]:
     rng = np.random.default_rng(seed)
     return [Room.random(rng) for _ in range(n)]
@@ -59,9 +67,9 @@ class BaseModelResult:
 
 
 def pretrain_base(
-    n_rooms: int = 96,
+    n_rooms: int = 192,
     per_activity: int = 12,
-    epochs: int = 20,
+    epochs: int = 25,
     seed: int = 0,
     n_eval_rooms: int = 16,
     eval_per_activity: int = 10,
@@ -81,13 +89,9 @@ def pretrain_base(
     model = build_model(cfg)
     rep = train(model, x, y, epochs=epochs, seed=seed, log=log)
     p = predict_proba(model, xe)
-    metrics = classification_metrics(p, ye, "heldout_rooms_")
-    metrics |= {
-        k.replace("heldout_rooms_", "heldout_rooms_amp_only_"): v
-        for k, v in classification_metrics(
-            predict_proba(model, amplitude_only(xe)), ye, "heldout_rooms_"
-        ).items()
-    }
+    metrics = classification_metrics(p, ye, "heldout_rooms_") | amplitude_only_metrics(
+        model, xe, ye, "heldout_rooms_"
+    )
     return BaseModelResult(model, cfg, metrics, rep.losses, rep.seconds, len(x), confusion(ye, p.argmax(1)))
 
 
@@ -148,13 +152,9 @@ def adapt_lora(
     model = add_lora(base, r=rank)
     rep = train(model, x, y, epochs=epochs, lr=3e-3, seed=seed, log=log)
     p = predict_proba(model, xe)
-    adapter_metrics = classification_metrics(p, ye, "client_room_")
-    adapter_metrics |= {
-        k.replace("client_room_", "client_room_amp_only_"): v
-        for k, v in classification_metrics(
-            predict_proba(model, amplitude_only(xe)), ye, "client_room_"
-        ).items()
-    }
+    adapter_metrics = classification_metrics(p, ye, "client_room_") | amplitude_only_metrics(
+        model, xe, ye, "client_room_"
+    )
     return AdapterResult(
         model,
         base_metrics,
