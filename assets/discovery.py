@@ -124,6 +124,7 @@ def shadow_twin_context(
         "simulator": twin.simulator,
         "domain": domain,
         "dataset_digest": twin.dataset_digest,
+        "resident": twin.resident,
         "facts": dg.MetadataValue.md("\n".join(f"- {f}" for f in twin.facts) or "(no twin for this domain)"),
     }
     if twin.room is not None:

@@ -7,6 +7,8 @@ import dagster as dg
 from assets.partitions import dac_partitions
 from iv_pipelines.paths import atomic_write_text
 from iv_pipelines.request import DacRequest
+from iv_pipelines.sensing.model import StaleModelError, base_model_version
+from iv_pipelines.sensing.twin import RESIDENTS
 from resources.sensing import SensingResource
 from resources.storage import FactoryStorage
 
@@ -28,6 +30,7 @@ def _md_metrics(rows: dict[str, dict]) -> str:
     owners=OWNERS,
     kinds={"pytorch", "safetensors"},
     pool="gpu",
+    code_version=base_model_version(),
     description=(
         "The wifi-sensing domain base model: a small transformer over CSI windows pretrained on "
         "Shadow Twin data from many random rooms; evaluated on held-out simulated rooms and, for "
@@ -83,7 +86,8 @@ def wifi_sensing_base_model(
             "metrics": dg.MetadataValue.md(_md_metrics({"held-out rooms": res.metrics})),
             "confusion_matrix": dg.MetadataValue.path(str(cm_png)),
             "training_curve": dg.MetadataValue.path(str(curve)),
-            "evaluated_on": "16 simulated rooms never used in training; real espectre captures (eval only)",
+            "evaluated_on": f"{sensing.eval_rooms} simulated rooms never used in training ({res.metrics['heldout_rooms_n']} windows); "
+            "real espectre captures (eval only)",
         }
     )
 
@@ -128,16 +132,21 @@ def lora_adapter(
         raise dg.Failure(
             description=f"no base model at {base_dir}; materialize wifi_sensing_base_model first"
         )
-    res = adapt_lora(
-        base_dir,
-        shadow_twin_context.room,
-        per_activity=sensing.lora_episodes_per_activity,
-        eval_per_activity=sensing.lora_eval_episodes_per_activity,
-        epochs=sensing.lora_epochs,
-        seed=sensing.seed,
-        rank=sensing.lora_rank,
-        log=context.log.info,
-    )
+    try:
+        res = adapt_lora(
+            base_dir,
+            shadow_twin_context.room,
+            resident=RESIDENTS[shadow_twin_context.resident],
+            per_activity=sensing.lora_episodes_per_activity,
+            eval_per_activity=sensing.lora_eval_episodes_per_activity,
+            epochs=sensing.lora_epochs,
+            seed=sensing.seed,
+            rank=sensing.lora_rank,
+            lr=sensing.lora_lr,
+            log=context.log.info,
+        )
+    except StaleModelError as e:
+        raise dg.Failure(description=str(e)) from e
     out = storage.dac_dir(dac_request.dac_id) / "adapter"
     res.model.save_pretrained(str(out))
     cm_png = confusion_png(res.confusion, out / "confusion.png", "client room, held-out episodes")
@@ -152,6 +161,7 @@ def lora_adapter(
         "total_params": res.total_params,
         "train_seconds": res.train_seconds,
         "room": res.room.digest(),
+        "resident": res.resident,
     }
     atomic_write_text(out / "evaluation.json", json.dumps(report, indent=2) + "\n")
     yield dg.Output(
@@ -171,7 +181,8 @@ def lora_adapter(
             ),
             "confusion_matrix": dg.MetadataValue.path(str(cm_png)),
             "training_curve": dg.MetadataValue.path(str(curve)),
-            "evaluated_on": f"{res.adapter_metrics['client_room_n']} held-out twin episodes of the client room",
+            "evaluated_on": f"{res.adapter_metrics['client_room_n']} held-out twin episodes of the client room "
+            f"({res.resident} resident profile)",
         },
     )
     yield dg.AssetCheckResult(check_name=ADAPTER_CHECK, passed=bool(ok), metadata={"why": why})

@@ -23,25 +23,25 @@ def main() -> int:
     from iv_pipelines.request import load_request_file
     from iv_pipelines.sensing.evaluate import classification_metrics
     from iv_pipelines.sensing.model import load_model, predict_proba, save_model, train
-    from iv_pipelines.sensing.pipeline import adapt_lora, client_room, dataset, pretrain_base
+    from iv_pipelines.sensing.pipeline import adapt_lora, client_resident, client_room, dataset, pretrain_base
 
     torch.set_num_threads(2)
     req = load_request_file(
         Path(__file__).resolve().parent.parent / "examples/requests/fall-detection-acme.yaml"
     )
-    room = client_room(req)
+    room, resident = client_room(req), client_resident(req)
     base = pretrain_base(n_rooms=48, per_activity=8, epochs=10, n_eval_rooms=4, eval_per_activity=5)
     with tempfile.TemporaryDirectory() as tmp:
         save_model(base.model, base.cfg, Path(tmp))
         t0 = time.perf_counter()
-        lora = adapt_lora(Path(tmp), room, epochs=30)
+        lora = adapt_lora(Path(tmp), room, resident)  # the asset's default budget
         lora_wall = time.perf_counter() - t0
 
         full, _ = load_model(Path(tmp))
-        x, y, _ = dataset([room], 40, 101)  # the same seeds adapt_lora uses
-        xe, ye, _ = dataset([room], 60, 202)
+        x, y, _ = dataset([room], 80, 101, resident)  # the same data and seeds adapt_lora uses
+        xe, ye, _ = dataset([room], 150, 202, resident)
         t0 = time.perf_counter()
-        rep = train(full, x, y, epochs=30, lr=3e-3)
+        rep = train(full, x, y, epochs=15, lr=1e-3)
         full_train = rep.seconds
         full_wall = time.perf_counter() - t0
         full_metrics = classification_metrics(predict_proba(full, xe), ye, "client_room_")

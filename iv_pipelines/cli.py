@@ -3,6 +3,7 @@
 iv request add FILE      validate a request, store it and add its `dac` partition
 iv request list          list stored requests
 iv manifest validate F…  validate DAC manifests (errors name the field and the rule)
+iv verify BUNDLE          check a DAC lineage bundle offline (signature, Merkle, file digests)
 iv demo                  register the sample request and run the lifecycle job for it
 """
 
@@ -95,6 +96,47 @@ def manifest_validate(files: tuple[Path, ...]) -> None:
             click.echo(str(err), err=True)
             bad += 1
     sys.exit(1 if bad else 0)
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM public key to trust (default: the local signing key's, from IV_SIGNING_KEY[_FILE] "
+    "or $DAGSTER_HOME/keys)",
+)
+@click.option(
+    "--storage-root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="where the bundle's files live (default: three levels above the bundle)",
+)
+def verify(bundle: Path, public_key: Path | None, storage_root: Path | None) -> None:
+    """Verify a lineage BUNDLE directory offline; exit 1 and list every problem if it fails."""
+    from iv_pipelines.proof.dsse import SignatureError, load_public_pem
+    from iv_pipelines.proof.lineage import verify_bundle
+
+    try:
+        if public_key:
+            trusted = load_public_pem(public_key.read_bytes())
+        else:
+            from resources.proof import ProofResource
+
+            trusted = ProofResource().signing_key().public
+    except SignatureError as err:
+        raise click.ClickException(str(err)) from None
+    report = verify_bundle(bundle, trusted, storage_root)
+    if report.ok:
+        click.echo(
+            f"{bundle}: OK — DAC {report.dac_id}, {report.n_leaves} files, Merkle root {report.merkle_root}"
+        )
+        sys.exit(0)
+    for p in report.problems:
+        click.echo(f"{bundle}: {p}", err=True)
+    click.echo(f"{bundle}: FAILED ({len(report.problems)} problems)", err=True)
+    sys.exit(1)
 
 
 @main.command()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import discovery, training, validation
+from assets import discovery, proof, training, validation
 from assets.jobs import dac_lifecycle_job, score_calibration_job, wifi_sensing_base_model_job
 from resources.selection import resources_for
 from schedules import schedules
 from sensors.request_drop import dac_request_drop_sensor
 
-lifecycle_assets = dg.load_assets_from_modules([discovery, validation, training])
+lifecycle_assets = dg.load_assets_from_modules([discovery, validation, training, proof])
 
 defs = dg.Definitions(
     assets=lifecycle_assets,

@@ -14,6 +14,7 @@ from resources.discovery import (
     HypothesisGeneratorResource,
     ScoringResource,
 )
+from resources.proof import ProofResource
 from resources.sensing import SensingResource
 from resources.storage import FactoryStorage
 
@@ -26,6 +27,7 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
         "generator": HypothesisGeneratorResource(),
         "scoring": ScoringResource(),
         "sensing": SensingResource(),
+        "proof": ProofResource(),
     }
     if env == "prod":
         return common | {

@@ -26,11 +26,12 @@ class SensingResource(dg.ConfigurableResource):
     pretrain_rooms: int = Field(default=192, ge=4)
     pretrain_episodes_per_activity: int = Field(default=12, ge=1)
     pretrain_epochs: int = Field(default=25, ge=1)
-    eval_rooms: int = Field(default=16, ge=2)
+    eval_rooms: int = Field(default=32, ge=2)
     lora_rank: int = Field(default=4, ge=1)
-    lora_episodes_per_activity: int = Field(default=40, ge=2)
-    lora_eval_episodes_per_activity: int = Field(default=60, ge=2)
-    lora_epochs: int = Field(default=30, ge=1)
+    lora_episodes_per_activity: int = Field(default=80, ge=2)
+    lora_eval_episodes_per_activity: int = Field(default=150, ge=2)
+    lora_epochs: int = Field(default=15, ge=1)
+    lora_lr: float = Field(default=1e-3, gt=0)
     seed: int = 0
     real_data_dir: str | None = Field(
         default=None, description="espectre captures (default: ../shared/data/csi/... beside the repo)"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from iv_pipelines.sensing.features import N_FEATURES, T
+from iv_pipelines.sensing.features import FEATURES_VERSION, N_FEATURES, T
 from iv_pipelines.sensing.twin import ACTIVITIES
 
 LORA_TARGETS = ["q", "k", "v", "o", "fc1", "fc2"]
@@ -155,6 +155,20 @@ def predict_proba(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, len(ACTIVITIES)))
 
 
+def base_model_version(cfg: ModelConfig | None = None) -> str:
+    """What a saved base model depends on: simulator, feature and architecture versions."""
+    import hashlib
+
+    from iv_pipelines.sensing.twin import SIM_VERSION
+
+    arch = hashlib.sha256(json.dumps(asdict(cfg or ModelConfig()), sort_keys=True).encode()).hexdigest()[:8]
+    return f"{SIM_VERSION}+{FEATURES_VERSION}+arch-{arch}"
+
+
+class StaleModelError(RuntimeError):
+    """A saved model was built for other features or another simulator than this code's."""
+
+
 def save_model(model, cfg: ModelConfig, directory: Path, extra: dict | None = None) -> Path:
     from safetensors.torch import save_file
 
@@ -163,7 +177,8 @@ def save_model(model, cfg: ModelConfig, directory: Path, extra: dict | None = No
     save_file(
         {k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / "model.safetensors")
     )
-    (directory / "config.json").write_text(json.dumps(asdict(cfg) | {"extra": extra or {}}, indent=2) + "\n")
+    meta = {"version": base_model_version(cfg)} | (extra or {})
+    (directory / "config.json").write_text(json.dumps(asdict(cfg) | {"extra": meta}, indent=2) + "\n")
     return directory / "model.safetensors"
 
 
@@ -171,8 +186,17 @@ def load_model(directory: Path):
     from safetensors.torch import load_file
 
     raw = json.loads((Path(directory) / "config.json").read_text())
-    raw.pop("extra", None)
+    extra = raw.pop("extra", None) or {}
     cfg = ModelConfig(**raw)
+    if (
+        cfg.n_features != N_FEATURES
+        or extra.get("version", "").split("+")[:2] != base_model_version(cfg).split("+")[:2]
+    ):
+        raise StaleModelError(
+            f"model at {directory} was built for {extra.get('version', 'an older version')!r} "
+            f"({cfg.n_features} features); this code needs {base_model_version(cfg)!r} "
+            f"({N_FEATURES} features): rematerialize wifi_sensing_base_model"
+        )
     model = build_model(cfg)
     model.load_state_dict(load_file(str(Path(directory) / "model.safetensors")))
     model.eval()

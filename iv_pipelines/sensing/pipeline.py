@@ -8,6 +8,7 @@ real captures are only ever used for evaluation (never for training or tuning).
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +18,15 @@ import numpy as np
 from iv_pipelines.request import DacRequest
 from iv_pipelines.sensing.features import drop_phase, windows_from_capture
 from iv_pipelines.sensing.formats import load_espectre_npz
-from iv_pipelines.sensing.twin import ACTIVITIES, Episode, Room, simulate_dataset
+from iv_pipelines.sensing.twin import ACTIVITIES, RESIDENTS, Episode, Resident, Room, simulate_dataset
 
 EPISODE_S = 2.2  # one 2 s window per episode, with margin for jitter
 
 
-def dataset(rooms: list[Room], per_activity: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[Episode]]:
-    eps = simulate_dataset(rooms, per_activity, seed, duration_s=EPISODE_S)
+def dataset(
+    rooms: list[Room], per_activity: int, seed: int, resident: Resident = RESIDENTS["adult"]
+) -> tuple[np.ndarray, np.ndarray, list[Episode]]:
+    eps = simulate_dataset(rooms, per_activity, seed, duration_s=EPISODE_S, resident=resident)
     x = np.stack([windows_from_capture(e.csi, e.t_s)[0] for e in eps])
     y = np.array([ACTIVITIES.index(e.activity) for e in eps])
     return x, y, eps
@@ -55,6 +58,16 @@ def client_room(request: DacRequest) -> Room:
     return Room.random(rng, size=size)
 
 
+_ELDERLY = re.compile(r"\b(elderly|older (adults?|people|persons?)|seniors?|aged care|frail)\b", re.I)
+
+
+def client_resident(request: DacRequest) -> Resident:
+    """The resident profile the client's twin simulates: `elderly` when the request says so
+    (text or environment), else `adult` (the profile the base model is pretrained on)."""
+    words = f"{request.text} {request.environment.description if request.environment else ''}"
+    return RESIDENTS["elderly" if _ELDERLY.search(words) else "adult"]
+
+
 @dataclass
 class BaseModelResult:
     model: object
@@ -71,7 +84,7 @@ def pretrain_base(
     per_activity: int = 12,
     epochs: int = 25,
     seed: int = 0,
-    n_eval_rooms: int = 16,
+    n_eval_rooms: int = 32,
     eval_per_activity: int = 10,
     log=lambda _m: None,
 ) -> BaseModelResult:
@@ -125,32 +138,35 @@ class AdapterResult:
     n_train: int
     confusion: np.ndarray
     room: Room
+    resident: str
 
 
 def adapt_lora(
     base_dir: Path,
     room: Room,
-    per_activity: int = 40,
-    eval_per_activity: int = 60,
-    epochs: int = 30,
+    resident: Resident = RESIDENTS["adult"],
+    per_activity: int = 80,
+    eval_per_activity: int = 150,
+    epochs: int = 15,
     seed: int = 0,
     rank: int = 4,
+    lr: float = 1e-3,
     log=lambda _m: None,
 ) -> AdapterResult:
-    """Train a LoRA adapter on the client room's twin episodes; compare with the base on
-    held-out episodes of the same room."""
+    """Train a LoRA adapter on the client room's twin episodes (with the client's resident
+    profile); compare with the base on held-out episodes of the same room and resident."""
     import torch
 
     from iv_pipelines.sensing.evaluate import classification_metrics, confusion
     from iv_pipelines.sensing.model import add_lora, load_model, predict_proba, train
 
     torch.manual_seed(seed)
-    x, y, _ = dataset([room], per_activity, seed + 101)
-    xe, ye, _ = dataset([room], eval_per_activity, seed + 202)
+    x, y, _ = dataset([room], per_activity, seed + 101, resident)
+    xe, ye, _ = dataset([room], eval_per_activity, seed + 202, resident)
     base, _ = load_model(base_dir)
     base_metrics = classification_metrics(predict_proba(base, xe), ye, "client_room_")
     model = add_lora(base, r=rank)
-    rep = train(model, x, y, epochs=epochs, lr=3e-3, seed=seed, log=log)
+    rep = train(model, x, y, epochs=epochs, lr=lr, seed=seed, log=log)
     p = predict_proba(model, xe)
     adapter_metrics = classification_metrics(p, ye, "client_room_") | amplitude_only_metrics(
         model, xe, ye, "client_room_"
@@ -166,6 +182,7 @@ def adapt_lora(
         len(x),
         confusion(ye, p.argmax(1)),
         room,
+        resident.name,
     )
 
 
@@ -188,6 +205,7 @@ class TwinContext:
     facts: list[str]
     dataset_digest: str
     episodes: list[Episode] = field(default_factory=list)
+    resident: str = "adult"
 
 
 def twin_context(
@@ -198,7 +216,8 @@ def twin_context(
     if domain != "wifi-sensing":
         return TwinContext(domain, "none", None, [], hashlib.sha256(b"").hexdigest())
     room = client_room(request)
-    eps = simulate_dataset([room], episodes_per_activity, seed)
+    resident = client_resident(request)
+    eps = simulate_dataset([room], episodes_per_activity, seed, resident=resident)
     h = hashlib.sha256()
     for e in eps:
         h.update(e.activity.encode())
@@ -213,9 +232,12 @@ def twin_context(
         f"{room.wall_material} walls and {len(room.furniture)} furniture reflectors",
         f"The access point sits at ({ap}) m and the ESP32 sensor at ({esp}) m on 2.4 GHz channel 6",
         "Simulated ESP32 CSI at about 100 Hz covers empty room, walking, sitting down and falls",
+        f"The simulated resident follows the {resident.name} profile: walking at "
+        f"{resident.walk_speed_ms[0]:.1f}-{resident.walk_speed_ms[1]:.1f} m/s, sitting down in "
+        f"{resident.sit_s[0]:.1f}-{resident.sit_s[1]:.1f} s",
         f"Static multipath makes subcarrier amplitudes vary by {100 * fading:.0f}% across the 20 MHz band",
     ]
-    return TwinContext(domain, SIM_VERSION, room, facts, h.hexdigest(), eps)
+    return TwinContext(domain, SIM_VERSION, room, facts, h.hexdigest(), eps, resident.name)
 
 
 def spectrogram_png(episodes: list[Episode], path: Path) -> Path:
