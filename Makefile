@@ -14,10 +14,15 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	# torch first, pinned: a bare `torch` would pull gigabytes of CUDA wheels
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[ml,dev]'
+	$(PY) -m pip install -q -e '.[ml,ledger,dev]'
 	@touch $@
 
-install: $(VENV)/.installed
+# node tools run as separate processes (anvil for the RPC ledger tests; see NOTICE)
+tools/node_modules/.installed: tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+install: $(VENV)/.installed tools/node_modules/.installed
 
 $(DAGSTER_HOME_DIR)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME_DIR)

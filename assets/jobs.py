@@ -8,10 +8,13 @@ LIFECYCLE_GROUPS = ("discovery", "proof", "training", "deployment")
 
 # Unpartitioned assets feeding the lifecycle (calibration) run in their own job.
 SHARED_ASSETS = ("score_calibration", "wifi_sensing_base_model")
+SYNC_CHECK = dg.AssetCheckKey(dg.AssetKey("utid"), "ledger_in_sync")
 
 dac_lifecycle_job = dg.define_asset_job(
     name="dac_lifecycle_job",
-    selection=dg.AssetSelection.groups(*LIFECYCLE_GROUPS) - dg.AssetSelection.assets(*SHARED_ASSETS),
+    selection=dg.AssetSelection.groups(*LIFECYCLE_GROUPS)
+    - dg.AssetSelection.assets(*SHARED_ASSETS)
+    - dg.AssetSelection.checks(SYNC_CHECK),  # re-verifies every DAC: its own job
     partitions_def=dac_partitions,
     description="Materializes the whole DAC lifecycle for one `dac` partition.",
 )
@@ -26,4 +29,13 @@ wifi_sensing_base_model_job = dg.define_asset_job(
     name="wifi_sensing_base_model_job",
     selection=dg.AssetSelection.assets("wifi_sensing_base_model"),
     description="Pretrains the wifi-sensing base model on Shadow Twin data from random rooms.",
+)
+
+blockchain_sync_job = dg.define_asset_job(
+    name="blockchain_sync",
+    selection=dg.AssetSelection.checks(SYNC_CHECK),
+    description=(
+        "Re-verifies every registered DAC (on-chain record, receipt event, signature, Merkle "
+        "tree, zk proof); the daily midnight schedule comes with the operations issue."
+    ),
 )

@@ -92,6 +92,14 @@ def wifi_sensing_base_model(
     )
 
 
+def _canonical_adapter_config(path) -> None:
+    """peft writes `target_modules` from a set (order varies between processes): sort it."""
+    cfg = json.loads(path.read_text())
+    if isinstance(cfg.get("target_modules"), list):
+        cfg["target_modules"] = sorted(cfg["target_modules"])
+    atomic_write_text(path, json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
 @dg.asset(
     partitions_def=dac_partitions,
     group_name="training",
@@ -149,6 +157,7 @@ def lora_adapter(
         raise dg.Failure(description=str(e)) from e
     out = storage.dac_dir(dac_request.dac_id) / "adapter"
     res.model.save_pretrained(str(out))
+    _canonical_adapter_config(out / "adapter_config.json")
     cm_png = confusion_png(res.confusion, out / "confusion.png", "client room, held-out episodes")
     curve = training_curve_png(res.losses, out / "training_curve.png", "LoRA adaptation")
     ok, why = adapter_beats_base(res.base_metrics, res.adapter_metrics)
@@ -163,7 +172,10 @@ def lora_adapter(
         "room": res.room.digest(),
         "resident": res.resident,
     }
-    atomic_write_text(out / "evaluation.json", json.dumps(report, indent=2) + "\n")
+    # the file holds content only (timings go to the metadata): re-running the same DAC gives
+    # byte-identical files, hence the same lineage digest and the same UTID
+    content = {k: v for k, v in report.items() if k != "train_seconds"}
+    atomic_write_text(out / "evaluation.json", json.dumps(content, indent=2, sort_keys=True) + "\n")
     yield dg.Output(
         report,
         metadata={

@@ -141,3 +141,12 @@ def _print_lineage(result) -> None:
         f"{out['keyid'][:16]}...; provenance_verifies "
         f"{'PASS' if checks.get('provenance_verifies') else 'FAIL'} (check again: iv verify {out['bundle']})"
     )
+    try:
+        reg = result.output_for_node("utid")
+    except Exception:
+        return
+    how = "registered now" if reg["created"] else "already registered: same digest, same UTID"
+    print(
+        f"[demo] UTID {reg['utid']} ({how}) on the {reg['backend']} ledger: contract {reg['contract']}, "
+        f"block {reg['block_number']}, tx {reg['tx_hash'] or '-'}, gas {reg['gas_used']}"
+    )

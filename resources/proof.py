@@ -25,6 +25,9 @@ class ProofResource(dg.ConfigurableResource):
     verification accepts (default: the signing key's own public key)."""
 
     keys_dir: str | None = Field(default=None, description="default: $DAGSTER_HOME/keys")
+    zk: bool = Field(
+        default=True, description="also prove (Groth16) that the validation score clears its threshold"
+    )
     trusted_public_key_file: str | None = Field(
         default=None, description="PEM public key that verification trusts (default: the signer's)"
     )

@@ -14,6 +14,7 @@ from resources.discovery import (
     HypothesisGeneratorResource,
     ScoringResource,
 )
+from resources.ledger import LedgerResource
 from resources.proof import ProofResource
 from resources.sensing import SensingResource
 from resources.storage import FactoryStorage
@@ -33,9 +34,15 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
         return common | {
             "storage": FactoryStorage(root_dir=dg.EnvVar("IV_STORAGE_ROOT")),
             "ace": AceMemoryResource(url=dg.EnvVar("IV_ACE_DATABASE_URL")),
+            "ledger": LedgerResource(
+                backend="rpc",
+                rpc_url=dg.EnvVar("IV_LEDGER_RPC_URL"),
+                private_key=dg.EnvVar("IV_LEDGER_PRIVATE_KEY"),
+            ),
         }
     root = default_storage_root()
     return common | {
         "storage": FactoryStorage(root_dir=str(root)),
         "ace": AceMemoryResource(url=f"sqlite:///{root / 'ace.sqlite'}"),
+        "ledger": LedgerResource(),
     }

@@ -240,7 +240,7 @@ def test_lineage_proof_asset_signs_verifies_and_records_upstream_versions(storag
     @dg.asset(name="validated_hypothesis", partitions_def=lineage_proof.partitions_def)
     def validated_stub(context):
         out = storage.dac_dir(context.partition_key) / "validated_hypothesis.json"
-        out.write_text('{"score": 0.7}\n')
+        out.write_text('{"validation_score": 0.97, "threshold": 0.95}\n')
 
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("dac", ["acme"])

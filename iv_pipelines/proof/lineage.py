@@ -48,6 +48,8 @@ BUNDLE_DIR = "lineage"
 LINEAGE_FILE = "lineage.json"
 ENVELOPE_FILE = "provenance.dsse.json"
 PUBKEY_FILE = "public_key.pem"
+ZK_FILE = "zk_proof.json"
+SCORE_LEAF = "dac/validated_hypothesis.json"  # the leaf whose score the zk proof commits to
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://github.com/industriverse/dac-factory/lineage/v1"
@@ -138,6 +140,7 @@ def build_bundle(
     dependencies: list[dict],
     external: dict | None = None,
     started: dt.datetime | None = None,
+    zk_prover=None,
 ) -> LineageBundle:
     """Hash, tree, sign and write the bundle for one DAC. `dependencies` are upstream asset
     versions: dicts with `name` (asset key[partition]), `data_version`, `code_version`, `run_id`."""
@@ -173,6 +176,19 @@ def build_bundle(
         ],
     }
     lineage_bytes = json.dumps(lineage, indent=2, sort_keys=True).encode() + b"\n"
+    internal = {"merkle_root": root.hex(), "lineage_version": LINEAGE_VERSION}
+    zk_bytes = None
+    if zk_prover is not None:  # Groth16 proof over the same leaves, bound into the statement
+        t2 = time.perf_counter()
+        zk_doc = zk_prover(leaves)
+        zk_bytes = json.dumps(zk_doc, indent=2, sort_keys=True).encode() + b"\n"
+        internal |= {
+            "poseidon_root": zk_doc["public"][0],
+            "zk_threshold": zk_doc["public"][1],
+            "zk_commitment": zk_doc["public"][2],
+            "zk_proof_sha256": hashlib.sha256(zk_bytes).hexdigest(),
+        }
+        t_prove = time.perf_counter() - t2
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     statement = {
         "_type": STATEMENT_TYPE,
@@ -187,7 +203,7 @@ def build_bundle(
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {"dac_id": dac_id} | (external or {}),
-                "internalParameters": {"merkle_root": root.hex(), "lineage_version": LINEAGE_VERSION},
+                "internalParameters": internal,
                 "resolvedDependencies": [
                     {
                         "name": d["name"],
@@ -220,6 +236,10 @@ def build_bundle(
     # lineage.json last-but-one, envelope last: a reader never sees a signature over a
     # lineage file that is not yet there
     atomic_write_bytes(out / LINEAGE_FILE, lineage_bytes)
+    if zk_bytes is not None:
+        atomic_write_bytes(out / ZK_FILE, zk_bytes)
+    else:
+        (out / ZK_FILE).unlink(missing_ok=True)
     atomic_write_text(out / PUBKEY_FILE, public_pem(key.public))
     atomic_write_bytes(out / ENVELOPE_FILE, env_bytes)
     return LineageBundle(
@@ -229,7 +249,8 @@ def build_bundle(
         statement,
         hashlib.sha256(env_bytes).hexdigest(),
         envelope["signatures"][0]["keyid"],
-        {"hash_s": t_hash, "sign_s": t_sign, "total_s": time.perf_counter() - t0},
+        {"hash_s": t_hash, "sign_s": t_sign, "total_s": time.perf_counter() - t0}
+        | ({"zk_total_s": t_prove} if zk_bytes is not None else {}),
     )
 
 
@@ -302,6 +323,9 @@ def verify_bundle(bundle: Path, trusted_key, storage_root: Path | None = None) -
         rep.problems.append(f"{LINEAGE_FILE}: malformed ({e!r})")
         return rep
     rep.merkle_root, rep.n_leaves = signed_root, len(leaves)
+    internal = statement["predicate"]["buildDefinition"]["internalParameters"]
+    if "poseidon_root" in internal:
+        rep.problems += _verify_zk(bundle, internal, leaves)
     root = merkle_root(data)
     if root.hex() != signed_root or root_hex != signed_root:
         rep.problems.append(
@@ -322,3 +346,64 @@ def verify_bundle(bundle: Path, trusted_key, storage_root: Path | None = None) -
         elif path.stat().st_size != leaf.size or sha256_file(path) != leaf.sha256:
             rep.problems.append(f"{leaf.name}: content of {path} differs from its recorded sha256")
     return rep
+
+
+def _verify_zk(bundle: Path, internal: dict, leaves: list[Leaf]) -> list[str]:
+    """The zk proof file is the signed one, its public inputs are the signed ones, its root is
+    the Poseidon root of these leaves, and the Groth16 proof verifies."""
+    from iv_pipelines.proof import zk
+
+    path = bundle / ZK_FILE
+    if not path.is_file():
+        return [f"{ZK_FILE}: missing, but the statement names a zk proof"]
+    raw = path.read_bytes()
+    problems = []
+    if hashlib.sha256(raw).hexdigest() != internal.get("zk_proof_sha256"):
+        problems.append(f"{ZK_FILE}: sha256 differs from the signed one")
+    try:
+        doc = json.loads(raw)
+        public, proof = [str(x) for x in doc["public"]], doc["proof"]
+    except (ValueError, KeyError, TypeError) as e:
+        return problems + [f"{ZK_FILE}: malformed ({e!r})"]
+    signed = [internal.get("poseidon_root"), internal.get("zk_threshold"), internal.get("zk_commitment")]
+    if public != signed:
+        problems.append(f"{ZK_FILE}: public inputs differ from the signed ones")
+    try:
+        root = zk.PoseidonTree([bytes.fromhex(leaf.sha256) for leaf in leaves]).root
+    except (zk.ZkError, ValueError) as e:
+        return problems + [f"{ZK_FILE}: cannot rebuild the Poseidon tree ({e})"]
+    if str(root) != public[0]:
+        problems.append(f"{ZK_FILE}: Poseidon root of the lineage leaves differs from the proof's")
+    if not zk.verify(zk.verification_key(), proof, public):
+        problems.append(f"{ZK_FILE}: Groth16 proof does not verify")
+    return problems
+
+
+def zk_prover_for(key: SigningKey, dac_id: str, storage_root: Path, leaf_name: str = SCORE_LEAF):
+    """A prover for build_bundle: proves that `leaf_name` is a lineage leaf and that the
+    validation score it records clears the threshold it records (both read from that file)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from iv_pipelines.proof import zk
+
+    secret = key.key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+
+    def prover(leaves: list[Leaf]) -> dict:
+        names = [leaf.name for leaf in leaves]
+        if leaf_name not in names:
+            raise zk.ZkError(f"{leaf_name} is not among the lineage leaves: no score to prove")
+        index = names.index(leaf_name)
+        record = json.loads((Path(storage_root) / leaves[index].path).read_text())
+        score, threshold = float(record["validation_score"]), float(record["threshold"])
+        digests = [bytes.fromhex(leaf.sha256) for leaf in leaves]
+        salt = zk.salt_for(secret, dac_id, zk.leaf_value(digests[index]))
+        p = zk.prove(digests, index, score, threshold, salt)
+        return p.to_json() | {
+            "leaf": leaf_name,
+            "score_scale": zk.SCORE_SCALE,
+            "timings_s": {"prove": round(p.prove_s, 3), "verify": round(p.verify_s, 3)},
+        }
+
+    return prover

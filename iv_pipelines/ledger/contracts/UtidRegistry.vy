@@ -1,0 +1,70 @@
+# pragma version 0.4.3
+# @title UTID registry of the Industriverse DAC factory
+# @notice Maps a DAC's content digest to its UTID (and back). Registration is idempotent by
+#         digest: registering a digest again returns the UTID it already has and emits nothing.
+#         Revenue attributions are recorded as events only (readers rebuild them from receipts).
+# @license Apache-2.0
+
+event Registered:
+    utid: indexed(bytes32)
+    digest: indexed(bytes32)
+    registrant: indexed(address)
+    dac_id: String[128]
+
+event RevenueAttributed:
+    period: indexed(bytes32)
+    utid: indexed(bytes32)
+    amount_cents: uint256
+    total_cents: uint256
+
+struct Record:
+    digest: bytes32
+    registrant: address
+    block_number: uint256
+    dac_id: String[128]
+
+owner: public(immutable(address))
+utid_of_digest: public(HashMap[bytes32, bytes32])
+records: HashMap[bytes32, Record]
+count: public(uint256)
+
+
+@deploy
+def __init__():
+    owner = msg.sender
+
+
+@external
+def register(utid: bytes32, digest: bytes32, dac_id: String[128]) -> bytes32:
+    assert utid != empty(bytes32), "empty utid"
+    assert digest != empty(bytes32), "empty digest"
+    existing: bytes32 = self.utid_of_digest[digest]
+    if existing != empty(bytes32):
+        return existing
+    assert self.records[utid].digest == empty(bytes32), "utid already bound to another digest"
+    self.utid_of_digest[digest] = utid
+    self.records[utid] = Record(
+        digest=digest, registrant=msg.sender, block_number=block.number, dac_id=dac_id
+    )
+    self.count += 1
+    log Registered(utid=utid, digest=digest, registrant=msg.sender, dac_id=dac_id)
+    return utid
+
+
+@view
+@external
+def lookup(utid: bytes32) -> (bytes32, address, uint256, String[128]):
+    r: Record = self.records[utid]
+    return r.digest, r.registrant, r.block_number, r.dac_id
+
+
+@external
+def attribute_revenue(period: bytes32, utids: DynArray[bytes32, 64], amounts_cents: DynArray[uint256, 64], total_cents: uint256):
+    assert msg.sender == owner, "only the owner records revenue"
+    assert len(utids) == len(amounts_cents), "one amount per utid"
+    s: uint256 = 0
+    for i: uint256 in range(len(utids), bound=64):
+        assert self.records[utids[i]].digest != empty(bytes32), "unknown utid"
+        s += amounts_cents[i]
+        log RevenueAttributed(period=period, utid=utids[i], amount_cents=amounts_cents[i], total_cents=total_cents)
+    assert s == total_cents, "shares must add up to the total"

@@ -1,0 +1,68 @@
+"""Re-verify every registered DAC: on-chain record, the registration event in its receipt,
+the signed lineage bundle (signature, Merkle tree, file digests) and its zk proof."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iv_pipelines.ledger.chain import dac_digest
+from iv_pipelines.proof.lineage import BUNDLE_DIR, verify_bundle
+
+REGISTRATION_FILE = "registration.json"
+
+
+@dataclass
+class DacSync:
+    dac_id: str
+    utid: str | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def registered_bundles(storage_root: Path) -> list[Path]:
+    return sorted(Path(storage_root).glob(f"dacs/*/{BUNDLE_DIR}/{REGISTRATION_FILE}"))
+
+
+def verify_dac(reg_path: Path, ledger, trusted_key) -> DacSync:
+    dac_id = reg_path.parent.parent.name
+    try:
+        reg = json.loads(reg_path.read_text())
+        utid = bytes.fromhex(reg["utid"].removeprefix("utid:"))
+        digest = reg["digest"]
+    except (ValueError, KeyError, TypeError) as e:
+        return DacSync(dac_id, None, [f"{reg_path}: unreadable registration ({e!r})"])
+    out = DacSync(dac_id, reg["utid"])
+    rec = ledger.lookup(utid)
+    if rec is None:
+        out.problems.append(f"{reg['utid']} is not on the chain")
+    else:
+        if rec.digest.hex() != digest:
+            out.problems.append(
+                f"on-chain digest {rec.digest.hex()[:16]}... differs from the recorded {digest[:16]}..."
+            )
+        if rec.dac_id != dac_id:
+            out.problems.append(f"on-chain DAC id {rec.dac_id!r} differs from {dac_id!r}")
+    if reg.get("tx_hash"):
+        try:
+            events = ledger.receipt_events(reg["tx_hash"], "Registered")
+        except Exception as e:  # noqa: BLE001 - unknown transaction, wrong chain...
+            out.problems.append(
+                f"registration transaction {reg['tx_hash'][:16]}... unreadable ({type(e).__name__})"
+            )
+        else:
+            if not any(bytes(ev["utid"]) == utid and bytes(ev["digest"]).hex() == digest for ev in events):
+                out.problems.append("the registration transaction's receipt has no matching Registered event")
+    report = verify_bundle(reg_path.parent, trusted_key)
+    out.problems += [f"bundle: {p}" for p in report.problems]
+    if report.merkle_root is not None and dac_digest(dac_id, report.merkle_root).hex() != digest:
+        out.problems.append("the registered digest is not derived from the bundle's signed Merkle root")
+    return out
+
+
+def sync_all(storage_root: Path, ledger, trusted_key) -> list[DacSync]:
+    return [verify_dac(p, ledger, trusted_key) for p in registered_bundles(storage_root)]
