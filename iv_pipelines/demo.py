@@ -141,6 +141,18 @@ def _print_lineage(result) -> None:
         f"{out['keyid'][:16]}...; provenance_verifies "
         f"{'PASS' if checks.get('provenance_verifies') else 'FAIL'} (check again: iv verify {out['bundle']})"
     )
+    zk_path = Path(out["bundle"]) / "zk_proof.json"
+    if zk_path.exists():
+        import json
+
+        doc = json.loads(zk_path.read_text())
+        root, threshold, commitment = doc["public"]
+        print(
+            f"[demo] zk proof (Groth16): {doc['leaf']} is in the lineage and its score clears "
+            f"{int(threshold) / doc['score_scale']:.2f}; public Poseidon root {root[:20]}..., commitment "
+            f"{commitment[:20]}...; proved in {doc['timings_s']['prove']:.2f} s, verified in "
+            f"{doc['timings_s']['verify']:.2f} s"
+        )
     try:
         reg = result.output_for_node("utid")
     except Exception:
