@@ -189,3 +189,10 @@ def test_onchain_verifier_accepts_the_proof_and_rejects_mutations(proved, tmp_pa
             bad = False
         assert not bad, what
     assert json.loads((tmp_path / "chain.json").read_text())["verifiers"]  # deployed once, remembered
+
+
+def test_persistent_snarkjs_verifier_agrees(proved):
+    with zk.SnarkjsVerifier() as v:
+        assert v.verify(proved.proof, proved.public)[0]
+        for what, proof, public in _mutations(proved.proof, proved.public):
+            assert not v.verify(proof, public)[0], what

@@ -238,3 +238,52 @@ def verify(vk: dict, proof: dict, public: list[str]) -> bool:
         return final_exponentiate(acc) == FQ12.one()
     except (KeyError, TypeError, ValueError, IndexError):
         return False
+
+
+class SnarkjsVerifier:
+    """A persistent snarkjs verifier process (tools/zk/verifier.mjs): after a one-off start
+    (~0.5 s), each verification costs ~20 ms, which is what `blockchain_sync` and the bench use
+    to re-verify many proofs. `verify()` above is the independent pure-Python check."""
+
+    def __init__(self, vk_path: Path | None = None, timeout_s: float = 30):
+        script = REPO / "tools" / "zk" / "verifier.mjs"
+        if not (REPO / "tools" / "node_modules" / "snarkjs").exists():
+            raise ZkError("tools/node_modules/snarkjs missing: run `make install` (npm tools)")
+        self.timeout_s = timeout_s
+        self.proc = subprocess.Popen(
+            ["node", str(script), str(vk_path or ZK_BUILD / "verification_key.json")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=REPO / "tools",
+        )
+        hello = self.proc.stdout.readline()
+        if '"ready"' not in hello:
+            self.close()
+            raise ZkError(f"snarkjs verifier did not start (said {hello!r})")
+        self._n = 0
+
+    def verify(self, proof: dict, public: list) -> tuple[bool, float]:
+        """(verified, milliseconds inside snarkjs)."""
+        self._n += 1
+        self.proc.stdin.write(json.dumps({"id": self._n, "proof": proof, "public": public}) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline() or "{}")
+        if answer.get("id") != self._n:
+            raise ZkError(f"snarkjs verifier answered {answer!r} to request {self._n}")
+        return bool(answer["ok"]), float(answer["ms"])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
