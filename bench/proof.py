@@ -5,8 +5,9 @@ calibration, twin snapshot, JSON records) is built in a temporary storage root; 
 - hashing: sha256 of every file (the baseline every other number is divided by);
 - lineage: hash + RFC 9162 Merkle tree + Ed25519-signed SLSA statement, no zk;
 - zk prove: `snarkjs groth16 fullprove` subprocess incl. node start (goal < 4 s);
-- verify: our Python Groth16 verifier (py_ecc), and snarkjs verify (subprocess) (goal < 100 ms
-  off-chain); on-chain verify gas on the embedded EVM (a real transaction's gasUsed);
+- verify: our Python Groth16 verifier (py_ecc), a one-shot `snarkjs groth16 verify`, and the
+  warm snarkjs verifier process blockchain_sync uses (goal < 100 ms off-chain); on-chain
+  verify gas on the embedded EVM (a real transaction's gasUsed);
 - registration: embedded-chain UTID registration latency, median of 10 after one warm-up
   (goal < 150 ms), and the idempotent re-registration of a known digest.
 """
@@ -110,6 +111,22 @@ def main() -> int:
         sv = time.perf_counter() - t0
         print(
             f"verify, snarkjs subprocess (incl. node start): {sv * 1000:.0f} ms ({'OK' if r.returncode == 0 else 'FAILED'})"
+        )
+
+        t0 = time.perf_counter()
+        with zk.SnarkjsVerifier() as warm:
+            start = time.perf_counter() - t0
+            warm.verify(doc["proof"], doc["public"])  # first call initialises the curve
+            rt = []
+            for _ in range(10):
+                t0 = time.perf_counter()
+                assert warm.verify(doc["proof"], doc["public"])[0]
+                rt.append(time.perf_counter() - t0)
+        w = statistics.median(rt)
+        print(
+            f"verify, warm snarkjs verifier process (round trip, median of 10): {w * 1000:.0f} ms | "
+            f"{w / base:.0f}x hashing | goal < 100 ms ({'OK' if w < 0.1 else 'ABOVE'}); process start "
+            f"{start * 1000:.0f} ms"
         )
 
         led = EmbeddedLedger(Path(tmp) / "ledger")
