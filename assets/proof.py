@@ -148,7 +148,13 @@ def utid(
     dac_id = context.partition_key
     digest = dac_digest(dac_id, lineage_proof["merkle_root"])
     chain = ledger.get()
-    reg = chain.register(dac_id, digest)
+    zk_path = storage.dac_dir(dac_id) / BUNDLE_DIR / "zk_proof.json"
+    zk_proof = json.loads(zk_path.read_text()) if ledger.anchor_zk_proof and zk_path.exists() else None
+    if ledger.anchor_zk_proof and zk_proof is None:
+        raise dg.Failure(
+            description=f"anchor_zk_proof is set but {zk_path} is missing (ProofResource.zk off?)"
+        )
+    reg = chain.register(dac_id, digest, zk_proof=zk_proof)
     path = storage.dac_dir(dac_id) / BUNDLE_DIR / REGISTRATION_FILE
     record = reg.to_json() | {"backend": chain.backend}
     if not reg.created and path.exists():  # keep the original transaction of this digest
@@ -170,6 +176,7 @@ def utid(
             "newly_registered": reg.created,
             "contract": reg.contract,
             "ledger_backend": chain.backend,
+            "zk_proof_checked_on_chain": zk_proof is not None and reg.created,
             "registration_ms": round(reg.seconds * 1000, 1),
             "registration_path": dg.MetadataValue.path(str(path)),
         },

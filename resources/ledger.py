@@ -31,6 +31,11 @@ class LedgerResource(dg.ConfigurableResource):
         default=None, description="hex key; use dg.EnvVar('IV_LEDGER_PRIVATE_KEY')"
     )
     contract_address: str | None = None
+    anchor_zk_proof: bool = Field(
+        default=False,
+        description="register through register_with_proof: the contract checks the DAC's Groth16 "
+        "proof on-chain first (~280k more gas; slower on the embedded chain's pure-Python pairings)",
+    )
 
     def get(self) -> EmbeddedLedger | RpcLedger:
         state = Path(self.state_dir) if self.state_dir else default_ledger_dir()

@@ -244,3 +244,30 @@ def test_blockchain_sync_names_every_out_of_sync_dac(storage, tmp_path):
     problems = ev.metadata["out_of_sync"].value
     assert not ev.passed and any("on-chain digest" in p for p in problems["acme"])
     assert any("is not on the chain" in p for p in problems["beta"])
+
+
+def test_utid_asset_can_anchor_the_zk_proof_on_chain(storage, tmp_path):
+    import dagster as dg
+
+    from assets.proof import lineage_proof, utid
+    from resources.ledger import LedgerResource
+    from resources.proof import ProofResource
+
+    @dg.asset(name="validated_hypothesis", partitions_def=lineage_proof.partitions_def)
+    def validated_stub(context):
+        (storage.dac_dir(context.partition_key) / "validated_hypothesis.json").write_text(
+            '{"validation_score": 0.97, "threshold": 0.95}\n'
+        )
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("dac", ["acme"])
+    resources = {
+        "storage": storage,
+        "proof": ProofResource(keys_dir=str(tmp_path / "keys")),
+        "ledger": LedgerResource(state_dir=str(tmp_path / "ledger"), anchor_zk_proof=True),
+    }
+    r = dg.materialize(
+        [validated_stub, lineage_proof, utid], partition_key="acme", instance=instance, resources=resources
+    )
+    md = r.asset_materializations_for_node("utid")[0].metadata
+    assert md["zk_proof_checked_on_chain"].value is True and md["gas_used"].value > 250_000

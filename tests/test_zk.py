@@ -196,3 +196,18 @@ def test_persistent_snarkjs_verifier_agrees(proved):
         assert v.verify(proved.proof, proved.public)[0]
         for what, proof, public in _mutations(proved.proof, proved.public):
             assert not v.verify(proof, public)[0], what
+
+
+def test_register_with_proof_registers_only_when_the_proof_verifies(proved, tmp_path):
+    from iv_pipelines.ledger.chain import EmbeddedLedger, LedgerError, utid_for
+
+    led = EmbeddedLedger(tmp_path)
+    digest = hashlib.sha256(b"anchored").digest()
+    _, proof, public = next(_mutations(proved.proof, proved.public))  # a wrong public root
+    with pytest.raises(LedgerError, match="reverted"):
+        led.register("acme", digest, zk_proof={"proof": proof, "public": public})
+    assert led.lookup(utid_for("acme", digest)) is None  # nothing registered
+    reg = led.register("acme", digest, zk_proof={"proof": proved.proof, "public": proved.public})
+    assert reg.created and reg.gas_used > 250_000  # the pairing check ran on-chain
+    (ev,) = led.receipt_events(reg.tx_hash, "ProofAnchored")
+    assert str(ev["poseidon_root"]) == proved.public[0] and ev["utid"] == reg.utid

@@ -34,6 +34,7 @@ from iv_pipelines.ledger.compile import load_artifact
 from iv_pipelines.paths import atomic_write_bytes, atomic_write_text
 
 GAS_REGISTER = 300_000
+GAS_REGISTER_ZK = 700_000
 GAS_DEPLOY = 2_000_000
 GAS_VERIFY = 500_000  # the pairing check alone needs ~181k; give verifier calls room
 
@@ -127,9 +128,17 @@ class _RegistryOps:
         return w3.eth.contract(address=address, abi=art["abi"])
 
     def _deploy(self, w3) -> str:
+        """Deploy the registry, with a Groth16 verifier for the committed zk keys when they are
+        there (otherwise `register_with_proof` reverts with "no verifier configured")."""
+        from iv_pipelines.proof import zk
+
+        try:
+            verifier = self._deploy_verifier(w3, zk.verification_key())
+        except zk.ZkError:
+            verifier = "0x" + "00" * 20
         art = load_artifact("UtidRegistry")
         factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
-        receipt = self._send(w3, factory.constructor(), GAS_DEPLOY)
+        receipt = self._send(w3, factory.constructor(verifier), GAS_DEPLOY)
         return receipt["contractAddress"]
 
     def _deploy_verifier(self, w3, vk: dict) -> str:
@@ -150,7 +159,9 @@ class _RegistryOps:
             return ok, 0
         return ok, self._send(w3, fn, GAS_VERIFY)["gasUsed"]
 
-    def _register(self, w3, address: str, dac_id: str, digest: bytes) -> Registration:
+    def _register(
+        self, w3, address: str, dac_id: str, digest: bytes, zk_proof: dict | None = None
+    ) -> Registration:
         t0 = time.perf_counter()
         c = self._contract(w3, address)
         existing = bytes(c.functions.utid_of_digest(digest).call())
@@ -167,7 +178,15 @@ class _RegistryOps:
                 address,
                 time.perf_counter() - t0,
             )
-        receipt = self._send(w3, c.functions.register(utid_for(dac_id, digest), digest, dac_id), GAS_REGISTER)
+        if zk_proof is None:
+            fn, gas = c.functions.register(utid_for(dac_id, digest), digest, dac_id), GAS_REGISTER
+        else:  # the contract verifies the Groth16 proof before registering
+            args = proof_args(zk_proof["proof"], zk_proof["public"])
+            fn, gas = (
+                c.functions.register_with_proof(utid_for(dac_id, digest), digest, dac_id, *args),
+                GAS_REGISTER_ZK,
+            )
+        receipt = self._send(w3, fn, gas)
         events = c.events.Registered().process_receipt(receipt)
         if not events:  # a concurrent registration of the same digest won the race
             existing = bytes(c.functions.utid_of_digest(digest).call())
@@ -259,9 +278,11 @@ class EmbeddedLedger(_RegistryOps):
         tx_hash = fn.transact({"gas": gas})
         return self._check(w3.eth.get_transaction_receipt(tx_hash), "embedded ledger")
 
-    def register(self, dac_id: str, digest: bytes) -> Registration:
+    def register(self, dac_id: str, digest: bytes, zk_proof: dict | None = None) -> Registration:
+        """Register `digest` for `dac_id`; with `zk_proof` ({"proof", "public"}) the contract
+        registers only if the proof verifies on-chain."""
         with self._session(write=True) as (w3, address):
-            return self._register(w3, address, dac_id, digest)
+            return self._register(w3, address, dac_id, digest, zk_proof)
 
     def verify_proof(
         self, vk: dict, proof: dict, public: list, measure_gas: bool = False
@@ -343,8 +364,8 @@ class RpcLedger(_RegistryOps):
                 atomic_write_text(self.address_file, self.address + "\n")
         return self.address
 
-    def register(self, dac_id: str, digest: bytes) -> Registration:
-        return self._register(self.w3, self._registry(), dac_id, digest)
+    def register(self, dac_id: str, digest: bytes, zk_proof: dict | None = None) -> Registration:
+        return self._register(self.w3, self._registry(), dac_id, digest, zk_proof)
 
     def verify_proof(
         self, vk: dict, proof: dict, public: list, measure_gas: bool = False

@@ -11,6 +11,12 @@ event Registered:
     registrant: indexed(address)
     dac_id: String[128]
 
+event ProofAnchored:
+    utid: indexed(bytes32)
+    poseidon_root: uint256
+    threshold: uint256
+    commitment: uint256
+
 event RevenueAttributed:
     period: indexed(bytes32)
     utid: indexed(bytes32)
@@ -23,19 +29,47 @@ struct Record:
     block_number: uint256
     dac_id: String[128]
 
+interface Groth16Verifier:
+    def verify(a: uint256[2], b: uint256[4], c: uint256[2], pub: uint256[3]) -> bool: view
+
 owner: public(immutable(address))
+verifier: public(immutable(address))
 utid_of_digest: public(HashMap[bytes32, bytes32])
 records: HashMap[bytes32, Record]
 count: public(uint256)
 
 
 @deploy
-def __init__():
+def __init__(groth16_verifier: address):
     owner = msg.sender
+    verifier = groth16_verifier
 
 
 @external
 def register(utid: bytes32, digest: bytes32, dac_id: String[128]) -> bytes32:
+    return self._register(utid, digest, dac_id)
+
+
+@external
+def register_with_proof(
+    utid: bytes32,
+    digest: bytes32,
+    dac_id: String[128],
+    a: uint256[2],
+    b: uint256[4],
+    c: uint256[2],
+    pub: uint256[3],
+) -> bytes32:
+    """Registers only if the Groth16 lineage/score proof verifies on-chain (reverts otherwise)."""
+    assert verifier != empty(address), "no verifier configured"
+    assert staticcall Groth16Verifier(verifier).verify(a, b, c, pub), "zk proof does not verify"
+    out: bytes32 = self._register(utid, digest, dac_id)
+    log ProofAnchored(utid=out, poseidon_root=pub[0], threshold=pub[1], commitment=pub[2])
+    return out
+
+
+@internal
+def _register(utid: bytes32, digest: bytes32, dac_id: String[128]) -> bytes32:
     assert utid != empty(bytes32), "empty utid"
     assert digest != empty(bytes32), "empty digest"
     existing: bytes32 = self.utid_of_digest[digest]
