@@ -39,6 +39,13 @@ GAS_DEPLOY = 2_000_000
 GAS_VERIFY = 500_000  # the pairing check alone needs ~181k; give verifier calls room
 
 
+def _discard():
+    """web3's `errors=DISCARD` (imported lazily: web3 stays out of code-location load)."""
+    from web3.logs import DISCARD
+
+    return DISCARD
+
+
 class LedgerError(RuntimeError):
     """A ledger operation failed; the message says which and why."""
 
@@ -187,7 +194,7 @@ class _RegistryOps:
                 GAS_REGISTER_ZK,
             )
         receipt = self._send(w3, fn, gas)
-        events = c.events.Registered().process_receipt(receipt)
+        events = c.events.Registered().process_receipt(receipt, errors=_discard())
         if not events:  # a concurrent registration of the same digest won the race
             existing = bytes(c.functions.utid_of_digest(digest).call())
             if not any(existing):
@@ -218,11 +225,13 @@ class _RegistryOps:
         receipt = self._send(
             w3, c.functions.attribute_revenue(period, utids, cents, total), 100_000 + 40_000 * len(utids)
         )
-        return receipt, c.events.RevenueAttributed().process_receipt(receipt)
+        return receipt, c.events.RevenueAttributed().process_receipt(receipt, errors=_discard())
 
     def _receipt_events(self, w3, address: str, tx_hash: str, event: str):
         receipt = w3.eth.get_transaction_receipt(tx_hash)
-        return receipt, getattr(self._contract(w3, address).events, event)().process_receipt(receipt)
+        return receipt, getattr(self._contract(w3, address).events, event)().process_receipt(
+            receipt, errors=_discard()
+        )
 
     @staticmethod
     def _check(receipt, what: str):
