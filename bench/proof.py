@@ -130,7 +130,7 @@ def main() -> int:
         )
 
         led = EmbeddedLedger(Path(tmp) / "ledger")
-        ok, gas = led.verify_proof(vk, doc["proof"], doc["public"], measure_gas=True)
+        ok, gas = led.verify_proof(doc["proof"], doc["public"], measure_gas=True)
         print(f"verify on-chain (Vyper verifier, EVM precompiles): {'OK' if ok else 'FAILED'}, {gas:,} gas")
 
         led.register("warmup", hashlib.sha256(b"warmup").digest())

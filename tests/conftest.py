@@ -96,3 +96,32 @@ def pg_database():
 @pytest.fixture(scope="module")
 def sample_request_text_module() -> str:
     return (REPO / "examples" / "requests" / "fall-detection-acme.yaml").read_text()
+
+
+@pytest.fixture
+def proof_env(storage, tmp_path):
+    """Factory for the proof-phase asset tests: a `validated_hypothesis` stub that writes a
+    passing validation record, an ephemeral instance with the given `dac` partitions, and
+    storage/proof/ledger resources under tmp_path. Returns (stub, instance, resources)."""
+    import dagster as dg
+
+    from assets.partitions import dac_partitions
+    from resources.ledger import LedgerResource
+    from resources.proof import ProofResource
+
+    def make(partitions=("acme",), zk=True, **ledger):
+        @dg.asset(name="validated_hypothesis", partitions_def=dac_partitions)
+        def validated_stub(context):
+            out = storage.dac_dir(context.partition_key) / "validated_hypothesis.json"
+            out.write_text('{"validation_score": 0.97, "threshold": 0.95}\n')
+
+        instance = dg.DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions(dac_partitions.name, list(partitions))
+        resources = {
+            "storage": storage,
+            "proof": ProofResource(keys_dir=str(tmp_path / "keys"), zk=zk),
+            "ledger": LedgerResource(state_dir=str(tmp_path / "ledger"), **ledger),
+        }
+        return validated_stub, instance, resources
+
+    return make

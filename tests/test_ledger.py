@@ -145,26 +145,12 @@ def test_ledger_resource_rpc_needs_url_and_key(monkeypatch):
         LedgerResource(backend="rpc", rpc_url="http://127.0.0.1:8545").get()
 
 
-def test_utid_asset_registers_once_across_rematerializations(storage, tmp_path):
+def test_utid_asset_registers_once_across_rematerializations(storage, tmp_path, proof_env):
     import dagster as dg
 
     from assets.proof import lineage_proof, utid
-    from resources.ledger import LedgerResource
-    from resources.proof import ProofResource
 
-    @dg.asset(name="validated_hypothesis", partitions_def=lineage_proof.partitions_def)
-    def validated_stub(context):
-        (storage.dac_dir(context.partition_key) / "validated_hypothesis.json").write_text(
-            '{"validation_score": 0.97, "threshold": 0.95}\n'
-        )
-
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("dac", ["acme"])
-    resources = {
-        "storage": storage,
-        "proof": ProofResource(keys_dir=str(tmp_path / "keys")),
-        "ledger": LedgerResource(state_dir=str(tmp_path / "ledger")),
-    }
+    validated_stub, instance, resources = proof_env()
     runs = [
         dg.materialize(
             [validated_stub, lineage_proof, utid],
@@ -183,28 +169,15 @@ def test_utid_asset_registers_once_across_rematerializations(storage, tmp_path):
     assert rec.dac_id == "acme" and rec.digest.hex() == first["digest"]
 
 
-def test_blockchain_sync_names_every_out_of_sync_dac(storage, tmp_path):
+def test_blockchain_sync_names_every_out_of_sync_dac(storage, tmp_path, proof_env):
     import dagster as dg
 
     from assets.jobs import blockchain_sync_job
     from assets.proof import ledger_in_sync, lineage_proof, utid
     from iv_pipelines.ledger.compile import load_artifact
     from resources.ledger import LedgerResource
-    from resources.proof import ProofResource
 
-    @dg.asset(name="validated_hypothesis", partitions_def=lineage_proof.partitions_def)
-    def validated_stub(context):
-        (storage.dac_dir(context.partition_key) / "validated_hypothesis.json").write_text(
-            '{"validation_score": 0.97, "threshold": 0.95}\n'
-        )
-
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("dac", ["acme", "beta"])
-    resources = {
-        "storage": storage,
-        "proof": ProofResource(keys_dir=str(tmp_path / "keys"), zk=False),
-        "ledger": LedgerResource(state_dir=str(tmp_path / "ledger")),
-    }
+    validated_stub, instance, resources = proof_env(("acme", "beta"), zk=False)
     assets = [validated_stub, lineage_proof, utid]
     for pk in ("acme", "beta"):
         assert dg.materialize(assets, partition_key=pk, instance=instance, resources=resources).success
@@ -246,26 +219,12 @@ def test_blockchain_sync_names_every_out_of_sync_dac(storage, tmp_path):
     assert any("is not on the chain" in p for p in problems["beta"])
 
 
-def test_utid_asset_can_anchor_the_zk_proof_on_chain(storage, tmp_path):
+def test_utid_asset_can_anchor_the_zk_proof_on_chain(storage, tmp_path, proof_env):
     import dagster as dg
 
     from assets.proof import lineage_proof, utid
-    from resources.ledger import LedgerResource
-    from resources.proof import ProofResource
 
-    @dg.asset(name="validated_hypothesis", partitions_def=lineage_proof.partitions_def)
-    def validated_stub(context):
-        (storage.dac_dir(context.partition_key) / "validated_hypothesis.json").write_text(
-            '{"validation_score": 0.97, "threshold": 0.95}\n'
-        )
-
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("dac", ["acme"])
-    resources = {
-        "storage": storage,
-        "proof": ProofResource(keys_dir=str(tmp_path / "keys")),
-        "ledger": LedgerResource(state_dir=str(tmp_path / "ledger"), anchor_zk_proof=True),
-    }
+    validated_stub, instance, resources = proof_env(anchor_zk_proof=True)
     r = dg.materialize(
         [validated_stub, lineage_proof, utid], partition_key="acme", instance=instance, resources=resources
     )

@@ -231,20 +231,13 @@ def test_iv_verify_cli(bundle, tmp_path):
     assert bad.exit_code == 1 and "dac/validated_hypothesis.json" in bad.output and "FAILED" in bad.output
 
 
-def test_lineage_proof_asset_signs_verifies_and_records_upstream_versions(storage, tmp_path):
+def test_lineage_proof_asset_signs_verifies_and_records_upstream_versions(storage, tmp_path, proof_env):
     import dagster as dg
 
     from assets.proof import PROVENANCE_CHECK, lineage_proof
     from resources.proof import ProofResource
 
-    @dg.asset(name="validated_hypothesis", partitions_def=lineage_proof.partitions_def)
-    def validated_stub(context):
-        out = storage.dac_dir(context.partition_key) / "validated_hypothesis.json"
-        out.write_text('{"validation_score": 0.97, "threshold": 0.95}\n')
-
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("dac", ["acme"])
-    resources = {"storage": storage, "proof": ProofResource(keys_dir=str(tmp_path / "keys"))}
+    validated_stub, instance, resources = proof_env()
     dg.materialize([validated_stub], partition_key="acme", instance=instance)
     res = dg.materialize(
         [validated_stub, lineage_proof],

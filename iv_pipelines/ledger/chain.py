@@ -24,7 +24,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
 import pickle
 import time
 from dataclasses import dataclass
@@ -156,10 +155,16 @@ class _RegistryOps:
     def _verify_proof(
         self, w3, address: str, proof: dict, public: list, measure_gas: bool
     ) -> tuple[bool, int]:
-        """(verified, gas used). With `measure_gas`, a real transaction calls `verify` and its
-        receipt's gasUsed is returned (eth_estimateGas on eth-tester under-reports precompile
-        costs: 114k estimated vs 278k used); otherwise only an eth_call runs and gas is 0."""
-        c = w3.eth.contract(address=address, abi=load_artifact("Groth16Verifier")["abi"])
+        """(verified, gas used) with the Groth16 verifier the registry at `address` was deployed
+        with. With `measure_gas`, a real transaction calls `verify` and its receipt's gasUsed is
+        returned (eth-tester's eth_estimateGas under-reports precompile costs); otherwise only
+        an eth_call runs and gas is 0."""
+        verifier = self._contract(w3, address).functions.verifier().call()
+        if int(verifier, 16) == 0:
+            raise LedgerError(
+                "the registry has no Groth16 verifier (zk/build keys were missing at deployment)"
+            )
+        c = w3.eth.contract(address=verifier, abi=load_artifact("Groth16Verifier")["abi"])
         fn = c.functions.verify(*proof_args(proof, public))
         ok = bool(fn.call({"gas": GAS_VERIFY}))
         if not measure_gas:
@@ -272,9 +277,7 @@ class EmbeddedLedger(_RegistryOps):
                         yield w3, None
                         return
                     meta["registry"] = self._deploy(w3)
-                self._pending_meta = {}
                 yield w3, meta["registry"]
-                meta |= self._pending_meta
                 if write:
                     db = backend.chain.chaindb.db
                     kv = dict(db.wrapped_db.kv_store) if hasattr(db, "wrapped_db") else dict(db.kv_store)
@@ -293,17 +296,9 @@ class EmbeddedLedger(_RegistryOps):
         with self._session(write=True) as (w3, address):
             return self._register(w3, address, dac_id, digest, zk_proof)
 
-    def verify_proof(
-        self, vk: dict, proof: dict, public: list, measure_gas: bool = False
-    ) -> tuple[bool, int]:
-        """Verify a Groth16 proof with the on-chain verifier (deployed once per verification key)."""
-        vk_id = hashlib.sha256(json.dumps(vk, sort_keys=True).encode()).hexdigest()[:16]
-        with self._session(write=True) as (w3, _):
-            meta = json.loads(self.meta.read_text()) if self.meta.exists() else {}
-            address = meta.get("verifiers", {}).get(vk_id)
-            if address is None:
-                address = self._deploy_verifier(w3, vk)
-                self._pending_meta = {"verifiers": meta.get("verifiers", {}) | {vk_id: address}}
+    def verify_proof(self, proof: dict, public: list, measure_gas: bool = False) -> tuple[bool, int]:
+        """Verify a Groth16 proof with the registry's on-chain verifier (committed zk keys)."""
+        with self._session(write=True) as (w3, address):
             return self._verify_proof(w3, address, proof, public, measure_gas)
 
     def lookup(self, utid: bytes) -> Record | None:
@@ -376,12 +371,8 @@ class RpcLedger(_RegistryOps):
     def register(self, dac_id: str, digest: bytes, zk_proof: dict | None = None) -> Registration:
         return self._register(self.w3, self._registry(), dac_id, digest, zk_proof)
 
-    def verify_proof(
-        self, vk: dict, proof: dict, public: list, measure_gas: bool = False
-    ) -> tuple[bool, int]:
-        if getattr(self, "_verifier", None) is None:  # deployed once per process
-            self._verifier = self._deploy_verifier(self.w3, vk)
-        return self._verify_proof(self.w3, self._verifier, proof, public, measure_gas)
+    def verify_proof(self, proof: dict, public: list, measure_gas: bool = False) -> tuple[bool, int]:
+        return self._verify_proof(self.w3, self._registry(), proof, public, measure_gas)
 
     def lookup(self, utid: bytes) -> Record | None:
         return None if self.address is None else self._lookup(self.w3, self.address, utid)
@@ -396,7 +387,3 @@ class RpcLedger(_RegistryOps):
 
     def block_number(self) -> int:
         return self.w3.eth.block_number
-
-
-def env_private_key() -> str | None:
-    return os.environ.get("IV_LEDGER_PRIVATE_KEY")

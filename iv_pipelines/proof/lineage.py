@@ -138,8 +138,6 @@ def build_bundle(
     key: SigningKey,
     run_id: str,
     dependencies: list[dict],
-    external: dict | None = None,
-    started: dt.datetime | None = None,
     zk_prover=None,
 ) -> LineageBundle:
     """Hash, tree, sign and write the bundle for one DAC. `dependencies` are upstream asset
@@ -147,6 +145,7 @@ def build_bundle(
     import time
 
     t0 = time.perf_counter()
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
     storage_root = Path(storage_root).resolve()
     leaves = collect_leaves(storage_root, dac_id)
     if not leaves:
@@ -202,7 +201,7 @@ def build_bundle(
         "predicate": {
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
-                "externalParameters": {"dac_id": dac_id} | (external or {}),
+                "externalParameters": {"dac_id": dac_id},
                 "internalParameters": internal,
                 "resolvedDependencies": [
                     {
@@ -222,7 +221,7 @@ def build_bundle(
                 "builder": {"id": BUILDER_ID},
                 "metadata": {
                     "invocationId": run_id,
-                    "startedOn": (started or now).isoformat().replace("+00:00", "Z"),
+                    "startedOn": started.isoformat().replace("+00:00", "Z"),
                     "finishedOn": now.isoformat().replace("+00:00", "Z"),
                 },
             },
