@@ -1,0 +1,1 @@
+"""The capsule runtime: the FastAPI app every DAC package serves (see `app.py`)."""

@@ -1,0 +1,263 @@
+"""The capsule's API, declared once: pydantic models + an operation table.
+
+Three contracts are generated from this single source, never kept by hand:
+- OpenAPI 3.1: FastAPI builds it from the app, whose request/response models are these;
+- GraphQL SDL: `graphql_sdl()` maps each model to an input/output type and each operation to
+  a Query / Mutation / Subscription field;
+- gRPC `.proto` (proto3): `grpc_proto()` maps each model to a message and each operation to
+  an rpc (the stream operation is a bidirectional stream).
+A test parses each (graphql-core, grpcio-tools' protoc) and checks that every operation and
+field appears in all three.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+API_VERSION = "v1"
+MAX_LINES = 60_000  # ten minutes of 100 Hz CSI in one request
+MAX_FRAMES = 60_000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CsiFrame(_Model):
+    """One CSI packet as arrays: receive time and the raw int8 buffer of 64 subcarrier entries
+    as (imaginary, real) pairs, in the ESP32's FFT order unless `layout` says `centred`."""
+
+    t_s: float = Field(description="receive time, seconds (any origin, increasing)")
+    iq: list[int] = Field(min_length=128, max_length=128, description="128 int8 values: imag, real per entry")
+
+
+class PredictRequest(_Model):
+    """CSI to classify: ESP32 text lines (esp-csi or ESP32-CSI-Tool) or frames as arrays."""
+
+    lines: list[str] | None = Field(default=None, max_length=MAX_LINES, description="ESP32 CSI lines")
+    frames: list[CsiFrame] | None = Field(default=None, max_length=MAX_FRAMES, description="CSI as arrays")
+    layout: str = Field(default="fft", pattern=r"^(fft|centred)$", description="entry order of `frames`")
+    hop_s: float = Field(default=1.0, ge=0.1, le=10.0, description="seconds between window starts")
+    amplitude_only: bool = Field(default=False, description="ignore phase (amplitude-only firmwares)")
+
+
+class WindowPrediction(_Model):
+    start_s: float = Field(description="window start, seconds from the first frame")
+    label: str = Field(description="most probable class")
+    confidence: float = Field(description="probability of `label`")
+    probabilities: list[float] = Field(description="one per class, in the order of `classes`")
+
+
+class PredictResponse(_Model):
+    dac_id: str
+    model_version: str = Field(description="package version of the capsule")
+    classes: list[str]
+    frames: int = Field(description="CSI frames parsed")
+    skipped_lines: int = Field(description="headers and non-CSI log lines")
+    windows: list[WindowPrediction]
+
+
+class StreamChunk(_Model):
+    """A chunk of a CSI stream (WebSocket text message or gRPC stream element)."""
+
+    lines: list[str] = Field(max_length=MAX_LINES, description="ESP32 CSI lines, in order")
+
+
+class Detection(_Model):
+    """One window's classification on a stream; `error` set (and the rest empty) for a bad chunk."""
+
+    start_s: float
+    label: str
+    confidence: float
+    probabilities: list[float]
+    error: str | None = None
+
+
+class HealthRequest(_Model):
+    pass
+
+
+class HealthStatus(_Model):
+    status: str = Field(description="ok | loading | failed")
+    ready: bool
+    dac_id: str
+    model_version: str
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str  # lower camel case (GraphQL field); rpc name is its PascalCase
+    kind: str  # "query" | "mutation" | "stream"
+    request: type[BaseModel]
+    response: type[BaseModel]
+    http: str  # the REST route of the same operation
+    doc: str
+
+
+OPERATIONS = (
+    Operation(
+        "predict", "mutation", PredictRequest, PredictResponse, "POST /v1/predict", "Classify CSI windows."
+    ),
+    Operation("stream", "stream", StreamChunk, Detection, "WS /v1/stream", "Detections for a CSI stream."),
+    Operation("health", "query", HealthRequest, HealthStatus, "GET /readyz", "Liveness and readiness."),
+)
+
+
+def _models() -> list[type[BaseModel]]:
+    """Every model reachable from the operations, dependencies first, each once."""
+    seen: list[type[BaseModel]] = []
+
+    def visit(m: type[BaseModel]) -> None:
+        if m in seen:
+            return
+        for f in m.model_fields.values():
+            for t in _leaf_types(f.annotation):
+                if isinstance(t, type) and issubclass(t, BaseModel):
+                    visit(t)
+        seen.append(m)
+
+    for op in OPERATIONS:
+        visit(op.request)
+        visit(op.response)
+    return seen
+
+
+def _leaf_types(t) -> list:
+    args = typing.get_args(t)
+    return [x for a in args for x in _leaf_types(a)] if args else [t]
+
+
+def _unwrap(t) -> tuple[object, bool, bool]:
+    """annotation -> (scalar or model type, optional, list)"""
+    optional = False
+    origin = typing.get_origin(t)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        optional, t = True, args[0]
+        origin = typing.get_origin(t)
+    if origin is list:
+        return typing.get_args(t)[0], optional, True
+    return t, optional, False
+
+
+_GQL_SCALAR = {str: "String", float: "Float", int: "Int", bool: "Boolean"}
+_PROTO_SCALAR = {str: "string", float: "double", int: "sint32", bool: "bool"}
+
+
+def _pascal(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _gql_type(t, input_side: bool, optional: bool, is_list: bool) -> str:
+    if isinstance(t, type) and issubclass(t, BaseModel):
+        base = t.__name__ + ("Input" if input_side else "")
+    else:
+        base = _GQL_SCALAR[t]
+    if is_list:
+        base = f"[{base}!]"
+    return base if optional else base + "!"
+
+
+def graphql_sdl() -> str:
+    models = _models()
+
+    def closure(roots: set) -> set:  # nested models take the side of the model holding them
+        out, todo = set(), list(roots)
+        while todo:
+            m = todo.pop()
+            if m not in out:
+                out.add(m)
+                todo += [t for f in m.model_fields.values() for t in _leaf_types(f.annotation) if t in models]
+        return out
+
+    inputs = closure({op.request for op in OPERATIONS})
+    outputs = closure({op.response for op in OPERATIONS})
+    out = [f"# Capsule API {API_VERSION}: generated from iv_pipelines/runtime/contracts.py"]
+    for m in _models():
+        for side in (True, False):
+            if (side and m not in inputs) or (not side and m not in outputs):
+                continue
+            fields = m.model_fields
+            kw = "input" if side else "type"
+            name = m.__name__ + ("Input" if side else "")
+            out.append(f'"""{(m.__doc__ or m.__name__).strip().splitlines()[0]}"""')
+            if not fields:  # an operation without arguments: no input type
+                out.pop()
+                continue
+            lines = []
+            for fname, f in fields.items():
+                t, opt, lst = _unwrap(f.annotation)
+                lines.append(
+                    f"  {_camel(fname)}: {_gql_type(t, side, opt or f.default is not None and not f.is_required(), lst)}"
+                )
+            out.append(f"{kw} {name} {{\n" + "\n".join(lines) + "\n}")
+    roots = {"query": "Query", "mutation": "Mutation", "stream": "Subscription"}
+    for kind, root in roots.items():
+        ops = [o for o in OPERATIONS if o.kind == kind]
+        if not ops:
+            continue
+        body = "\n".join(
+            f'  """{o.doc} (REST: {o.http})"""\n  {o.name}'
+            + ("" if not o.request.model_fields else f"(input: {o.request.__name__}Input!)")
+            + f": {o.response.__name__}!"
+            for o in ops
+        )
+        out.append(f"type {root} {{\n{body}\n}}")
+    out.append(
+        "schema {\n"
+        + "\n".join(
+            f"  {k}: {v}"
+            for k, v in (("query", "Query"), ("mutation", "Mutation"), ("subscription", "Subscription"))
+        )
+        + "\n}"
+    )
+    return "\n\n".join(out) + "\n"
+
+
+def grpc_proto(package: str = "industriverse.capsule.v1") -> str:
+    out = [
+        "// Capsule API: generated from iv_pipelines/runtime/contracts.py",
+        'syntax = "proto3";',
+        f"package {package};",
+    ]
+    for m in _models():
+        lines = []
+        for i, (fname, f) in enumerate(m.model_fields.items(), start=1):
+            t, opt, lst = _unwrap(f.annotation)
+            ptype = t.__name__ if isinstance(t, type) and issubclass(t, BaseModel) else _PROTO_SCALAR[t]
+            label = "repeated " if lst else ("optional " if opt else "")
+            lines.append(f"  {label}{ptype} {fname} = {i};")
+        doc = (m.__doc__ or m.__name__).strip().splitlines()[0]
+        out.append(f"// {doc}\nmessage {m.__name__} {{\n" + "\n".join(lines) + ("\n" if lines else "") + "}")
+    rpcs = []
+    for o in OPERATIONS:
+        stream = "stream " if o.kind == "stream" else ""
+        rpcs.append(
+            f"  // {o.doc} (REST: {o.http})\n  rpc {_pascal(o.name)}({stream}{o.request.__name__}) "
+            f"returns ({stream}{o.response.__name__});"
+        )
+    out.append("service Capsule {\n" + "\n".join(rpcs) + "\n}")
+    return "\n\n".join(out) + "\n"
+
+
+def endpoints() -> list[str]:
+    """Every route of the app, 'METHOD /path' (the manifest's `api.endpoints`)."""
+    return [o.http for o in OPERATIONS] + ["GET /healthz", "GET /metrics"]
+
+
+def snake_fields(sdl: str) -> set[str]:
+    """Field names of an SDL, back in snake case (for the cross-contract test)."""
+    return {
+        re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), n)
+        for n in re.findall(r"^\s+(\w+)[:(]", sdl, re.M)
+    }

@@ -1,0 +1,98 @@
+"""Loads a DAC package's model and classifies CSI: the capsule's inference core.
+
+The package holds the base model with its LoRA adapter already merged (peft
+`merge_and_unload` at packaging time), so serving needs torch + safetensors only, not peft.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from iv_pipelines.sensing.features import WINDOW_S, windows_from_capture
+from iv_pipelines.sensing.formats import CsiCapture, CsiFormatError, entries_to_centred, parse_lines
+
+RUNTIME_FILE = "runtime.json"
+
+
+class PayloadError(ValueError):
+    """The request's CSI cannot be classified; the message says why (HTTP 422)."""
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    dac_id: str
+    version: str
+    classes: list[str]
+    weights_dir: Path
+
+    @classmethod
+    def load(cls, package_dir: Path) -> RuntimeConfig:
+        path = Path(package_dir) / RUNTIME_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not a DAC package (no {RUNTIME_FILE})")
+        doc = json.loads(path.read_text())
+        return cls(
+            doc["dac_id"], doc["version"], list(doc["classes"]), Path(package_dir) / doc["weights_dir"]
+        )
+
+
+class Predictor:
+    """Thread-safe wrapper around the merged model (torch inference is serialised)."""
+
+    def __init__(self, package_dir: Path):
+        from iv_pipelines.sensing.model import load_model
+
+        self.config = RuntimeConfig.load(package_dir)
+        self.model, _ = load_model(self.config.weights_dir)
+        self._lock = threading.Lock()
+
+    def proba(self, windows: np.ndarray) -> np.ndarray:
+        from iv_pipelines.sensing.model import predict_proba
+
+        with self._lock:
+            return predict_proba(self.model, windows)
+
+
+def capture_from_lines(lines: list[str]) -> tuple[CsiCapture, int]:
+    """Parse CSI lines; any malformed line is a PayloadError naming its line number(s)."""
+    cap, report = parse_lines(lines, source="request")
+    if report.rejected:
+        shown = "; ".join(f"line {n}: {why}" for n, why in report.rejected[:5])
+        more = f" (and {len(report.rejected) - 5} more)" if len(report.rejected) > 5 else ""
+        raise PayloadError(f"{len(report.rejected)} malformed CSI line(s): {shown}{more}")
+    return cap, report.skipped
+
+
+def capture_from_frames(t_s: list[float], iq: list[list[int]], layout: str) -> CsiCapture:
+    raw = np.asarray(iq, dtype=np.int64)
+    if raw.size and (raw.min() < -128 or raw.max() > 127):
+        bad = int(np.argwhere((raw < -128) | (raw > 127))[0][0])
+        raise PayloadError(f"frames[{bad}].iq: values must be int8 (-128..127)")
+    try:
+        csi = entries_to_centred(raw.astype(np.int8), layout)
+    except CsiFormatError as e:
+        raise PayloadError(f"frames: {e}") from None
+    t = np.asarray(t_s, dtype=np.float64)
+    return CsiCapture(csi, t, np.zeros(len(t), np.int16), "request")
+
+
+def windows(cap: CsiCapture, hop_s: float, amplitude_only: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(n, T, F) feature windows and their start times (s from the first frame)."""
+    t = cap.t_s
+    if len(t) < 2:
+        raise PayloadError(f"need at least {WINDOW_S:.1f} s of CSI; got {len(t)} frame(s)")
+    if np.any(np.diff(t) <= 0):
+        i = int(np.argmax(np.diff(t) <= 0)) + 1
+        raise PayloadError(f"frame times must increase; frame {i} is not after frame {i - 1}")
+    span = float(t[-1] - t[0])
+    if span + 1e-9 < WINDOW_S:
+        raise PayloadError(
+            f"need at least {WINDOW_S:.1f} s of CSI for one window; got {span:.2f} s ({len(t)} frames)"
+        )
+    x = windows_from_capture(cap.csi, t, hop_s=hop_s, amplitude_only=amplitude_only)
+    return x, np.arange(len(x)) * hop_s
