@@ -4,6 +4,7 @@ import json
 
 import dagster as dg
 
+from assets.metering import metered
 from assets.partitions import dac_partitions
 from iv_pipelines.discovery.hypothesis import Hypothesis
 from iv_pipelines.errors import InputError
@@ -22,6 +23,7 @@ OWNERS = ["team:dac-factory"]
     kinds={"python", "json"},
     description="The client's request for this DAC, loaded from the request store and validated.",
 )
+@metered
 def dac_request(context: dg.AssetExecutionContext, storage: FactoryStorage) -> dg.Output[DacRequest]:
     dac_id = context.partition_key
     try:
@@ -61,6 +63,7 @@ class HypothesesConfig(dg.Config):
         "risk), composed by the generator backend with the domain's ACE playbook as guidance."
     ),
 )
+@metered
 def hypotheses(
     context: dg.AssetExecutionContext,
     config: HypothesesConfig,
@@ -110,6 +113,7 @@ class TwinConfig(dg.Config):
         "that ground the hypotheses, and amplitude/Doppler plots per activity."
     ),
 )
+@metered
 def shadow_twin_context(
     context: dg.AssetExecutionContext, config: TwinConfig, dac_request: DacRequest, storage: FactoryStorage
 ):

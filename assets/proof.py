@@ -4,6 +4,7 @@ import time
 
 import dagster as dg
 
+from assets.metering import metered
 from assets.partitions import dac_partitions
 from resources.ledger import LedgerResource
 from resources.proof import ProofResource
@@ -71,6 +72,7 @@ def upstream_versions(context: dg.AssetExecutionContext) -> list[dict]:
         )
     ],
 )
+@metered
 def lineage_proof(context: dg.AssetExecutionContext, storage: FactoryStorage, proof: ProofResource):
     from iv_pipelines.proof.lineage import build_bundle, verify_bundle, zk_prover_for
 
@@ -135,6 +137,7 @@ def lineage_proof(context: dg.AssetExecutionContext, storage: FactoryStorage, pr
         "idempotently by digest; embedded py-evm chain by default, any JSON-RPC chain in prod."
     ),
 )
+@metered
 def utid(
     context: dg.AssetExecutionContext, lineage_proof: dict, storage: FactoryStorage, ledger: LedgerResource
 ):

@@ -4,6 +4,7 @@ import json
 
 import dagster as dg
 
+from assets.metering import metered
 from assets.partitions import dac_partitions
 from iv_pipelines.paths import atomic_write_text
 from iv_pipelines.request import DacRequest
@@ -37,6 +38,7 @@ def _md_metrics(rows: dict[str, dict]) -> str:
         "presence, on real ESP32 captures it never saw (AUROC)."
     ),
 )
+@metered
 def wifi_sensing_base_model(
     context: dg.AssetExecutionContext, sensing: SensingResource, storage: FactoryStorage
 ):
@@ -120,6 +122,7 @@ def _canonical_adapter_config(path) -> None:
         )
     ],
 )
+@metered
 def lora_adapter(
     context: dg.AssetExecutionContext,
     dac_request: DacRequest,

@@ -4,6 +4,7 @@ import json
 
 import dagster as dg
 
+from assets.metering import metered
 from assets.partitions import dac_partitions
 from iv_pipelines.discovery.hypothesis import Hypothesis
 from iv_pipelines.paths import atomic_write_text
@@ -51,6 +52,7 @@ SCORE_CHECK = "score_above_threshold"
         ),
     ],
 )
+@metered
 def score_calibration(
     context: dg.AssetExecutionContext,
     embedder: EmbedderResource,
@@ -136,6 +138,7 @@ class EvolutionSettings(dg.Config):
         )
     ],
 )
+@metered
 def validated_hypothesis(
     context: dg.AssetExecutionContext,
     config: EvolutionSettings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import discovery, proof, training, validation
+from assets import deployment, discovery, packaging, proof, training, validation
 from assets.jobs import (
     blockchain_sync_job,
     dac_lifecycle_job,
@@ -15,8 +15,8 @@ from resources.selection import resources_for
 from schedules import schedules
 from sensors.request_drop import dac_request_drop_sensor
 
-lifecycle_assets = dg.load_assets_from_modules([discovery, validation, training, proof])
-lifecycle_checks = dg.load_asset_checks_from_modules([proof])
+lifecycle_assets = dg.load_assets_from_modules([discovery, validation, training, proof, packaging, deployment])
+lifecycle_checks = dg.load_asset_checks_from_modules([proof, packaging])
 
 defs = dg.Definitions(
     assets=lifecycle_assets,

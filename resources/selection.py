@@ -14,6 +14,7 @@ from resources.discovery import (
     HypothesisGeneratorResource,
     ScoringResource,
 )
+from resources.deploy import DeployerResource, EnergyAtlasResource, PackagingResource
 from resources.ledger import LedgerResource
 from resources.proof import ProofResource
 from resources.sensing import SensingResource
@@ -29,6 +30,8 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
         "scoring": ScoringResource(),
         "sensing": SensingResource(),
         "proof": ProofResource(),
+        "packaging": PackagingResource(),
+        "atlas": EnergyAtlasResource(),
     }
     if env == "prod":
         return common | {
@@ -39,10 +42,12 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
                 rpc_url=dg.EnvVar("IV_LEDGER_RPC_URL"),
                 private_key=dg.EnvVar("IV_LEDGER_PRIVATE_KEY"),
             ),
+            "deployer": DeployerResource(target="kubernetes"),
         }
     root = default_storage_root()
     return common | {
         "storage": FactoryStorage(root_dir=str(root)),
         "ace": AceMemoryResource(url=f"sqlite:///{root / 'ace.sqlite'}"),
         "ledger": LedgerResource(),
+        "deployer": DeployerResource(),
     }

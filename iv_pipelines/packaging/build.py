@@ -173,7 +173,9 @@ def probe(package_dir: Path, n_windows: int = 16, timeout_s: float = 120) -> dic
         f"x=np.random.default_rng(0).normal(size=({n_windows},T,N_FEATURES)).astype('float32')\n"
         "p.proba(x[:1]); c0=time.process_time(); w0=time.perf_counter(); p.proba(x)\n"
         f"cpu=(time.process_time()-c0)/{n_windows}; wall=(time.perf_counter()-w0)/{n_windows}\n"
-        "rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024\n"
+        # VmHWM (peak RSS of this address space): getrusage's ru_maxrss survives exec and
+        # would report the parent's peak when a big parent process spawned this probe
+        "rss=[int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0]/1024\n"
         "print(json.dumps({'peak_rss_mib':rss,'load_seconds':load,'cpu_seconds_per_window':cpu,'wall_seconds_per_window':wall}))\n"
     )
     env = os.environ | {"PYTHONPATH": str(package_dir / "src"), "OMP_NUM_THREADS": "1"}

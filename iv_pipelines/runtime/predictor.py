@@ -17,6 +17,7 @@ from iv_pipelines.sensing.features import WINDOW_S, windows_from_capture
 from iv_pipelines.sensing.formats import CsiCapture, CsiFormatError, entries_to_centred, parse_lines
 
 RUNTIME_FILE = "runtime.json"
+MAX_GAP_S = 0.5  # a longer silence splits the capture: windows are never interpolated across it
 
 
 class PayloadError(ValueError):
@@ -94,5 +95,17 @@ def windows(cap: CsiCapture, hop_s: float, amplitude_only: bool) -> tuple[np.nda
         raise PayloadError(
             f"need at least {WINDOW_S:.1f} s of CSI for one window; got {span:.2f} s ({len(t)} frames)"
         )
-    x = windows_from_capture(cap.csi, t, hop_s=hop_s, amplitude_only=amplitude_only)
-    return x, np.arange(len(x)) * hop_s
+    # windows never straddle a gap in the capture (a dropped link, or separate recordings)
+    cuts = np.flatnonzero(np.diff(t) > MAX_GAP_S) + 1
+    xs, starts = [], []
+    for seg in np.split(np.arange(len(t)), cuts):
+        if len(seg) < 2 or t[seg[-1]] - t[seg[0]] + 1e-9 < WINDOW_S:
+            continue
+        x = windows_from_capture(cap.csi[seg], t[seg], hop_s=hop_s, amplitude_only=amplitude_only)
+        xs.append(x)
+        starts.append(t[seg[0]] - t[0] + np.arange(len(x)) * hop_s)
+    if not xs:
+        raise PayloadError(
+            f"no {WINDOW_S:.1f} s stretch of CSI without a gap over {MAX_GAP_S} s ({len(t)} frames, {len(cuts)} gaps)"
+        )
+    return np.concatenate(xs), np.concatenate(starts)

@@ -1,0 +1,311 @@
+"""Energy, packaging and review (seed steps 11-14, 20-24): the measured energy signature,
+the DAC package, and the AI Shield gates before deployment."""
+
+import json
+
+import dagster as dg
+
+from assets.metering import ENERGY_TAG, metered
+from assets.partitions import dac_partitions
+from assets.proof import upstream_versions
+from iv_pipelines.paths import atomic_write_text
+from resources.deploy import EnergyAtlasResource, PackagingResource
+from resources.proof import ProofResource
+from resources.storage import FactoryStorage
+
+OWNERS = ["team:dac-factory"]
+# the lifecycle steps that produce a DAC (shared assets are amortised over DACs, not counted)
+METERED_STEPS = (
+    "dac_request",
+    "hypotheses",
+    "shadow_twin_context",
+    "validated_hypothesis",
+    "lora_adapter",
+    "lineage_proof",
+    "utid",
+)
+PACKAGE_PROVENANCE_CHECK = "package_provenance_verifies"
+POLICY_CHECK = "shield_policies_pass"
+DECISION_CHECK = "shield_approves"
+
+
+def _current_package(storage: FactoryStorage, dac_id: str) -> dict:
+    from iv_pipelines.packaging.build import package_root
+
+    path = package_root(storage.root, dac_id) / "current.json"
+    if not path.exists():
+        raise dg.Failure(
+            description=f"no package for {dac_id}: materialize dac_package first ({path} missing)"
+        )
+    return json.loads(path.read_text())
+
+
+def latest_step_energy(instance: dg.DagsterInstance, asset: str, partition: str) -> dict | None:
+    """The newest metered observation of `asset` for `partition` (None: never metered)."""
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=5
+    ).records
+    for r in records:
+        obs = r.event_log_entry.asset_observation
+        if obs is not None and (obs.tags or {}).get(ENERGY_TAG) == "step":
+            md = {k: v.value for k, v in obs.metadata.items()}
+            return md | {"run_id": r.event_log_entry.run_id}
+    return None
+
+
+@dg.asset(
+    partitions_def=dac_partitions,
+    group_name="proof",
+    owners=OWNERS,
+    kinds={"python"},
+    deps=list(METERED_STEPS),
+    description=(
+        "Measured energy of producing this DAC: every lifecycle step is metered (process CPU "
+        "time x a documented per-core power model; RAPL and NVML counters where readable). "
+        "E_state (J), dE_dt (W, mean power over the steps), S_state (normalised entropy of energy "
+        "across steps, 0..1); written to the Energy Atlas."
+    ),
+)
+def energy_signature(
+    context: dg.AssetExecutionContext, storage: FactoryStorage, atlas: EnergyAtlasResource
+) -> dg.Output[dict]:
+    from iv_pipelines.energy.atlas import EnergyState
+    from iv_pipelines.energy.signature import signature
+
+    dac_id = context.partition_key
+    steps, missing = {}, []
+    for name in METERED_STEPS:
+        e = latest_step_energy(context.instance, name, dac_id)
+        (missing.append(name) if e is None else steps.__setitem__(name, e))
+    if missing:
+        raise dg.Failure(
+            description=f"steps never metered for {dac_id}: {missing}; materialize them (dac_lifecycle_job) first"
+        )
+    methods = sorted({s["method"] for s in steps.values()})
+    sig = signature(steps, "; ".join(methods))
+    states = [
+        EnergyState(
+            f"dac:{dac_id}",
+            max(s["started_at_ms"] for s in steps.values()),
+            sig.E_state,
+            sig.dE_dt,
+            sig.S_state,
+            "lifecycle",
+            context.run_id,
+        )
+    ] + [
+        EnergyState(
+            f"step:{dac_id}/{name}",
+            s["started_at_ms"],
+            s["energy_j"],
+            s["energy_j"] / s["wall_seconds"] if s["wall_seconds"] > 0 else 0.0,
+            0.0,
+            "lifecycle",
+            s["run_id"],
+        )
+        for name, s in steps.items()
+    ]
+    new = atlas.get(storage.root).record(states)
+    out = {
+        "dac_id": dac_id,
+        **sig.manifest_fields(),
+        "steps_j": {k: round(v, 3) for k, v in sig.steps.items()},
+    }
+    path = storage.root / "energy" / dac_id / "signature.json"
+    atomic_write_text(
+        path,
+        json.dumps(out | {"cpu_seconds": sig.cpu_seconds, "wall_seconds": sig.wall_seconds}, indent=2) + "\n",
+    )
+    table = "| step | energy (J) | CPU (s) | wall (s) | share |\n|---|---|---|---|---|\n" + "\n".join(
+        f"| {k} | {s['energy_j']:.2f} | {s['cpu_seconds']:.2f} | {s['wall_seconds']:.2f} | "
+        f"{s['energy_j'] / sig.E_state if sig.E_state else 0:.1%} |"
+        for k, s in steps.items()
+    )
+    context.log.info(
+        f"{dac_id}: E_state {sig.E_state:.1f} J over {sig.wall_seconds:.1f} s (dE_dt {sig.dE_dt:.2f} W), "
+        f"S_state {sig.S_state:.3f}; {new} new Atlas states"
+    )
+    return dg.Output(
+        out,
+        metadata={
+            "E_state_J": round(sig.E_state, 3),
+            "dE_dt_W": round(sig.dE_dt, 4),
+            "S_state": round(sig.S_state, 4),
+            "cpu_seconds": round(sig.cpu_seconds, 3),
+            "wall_seconds": round(sig.wall_seconds, 3),
+            "steps": dg.MetadataValue.md(table),
+            "method": "; ".join(methods),
+            "atlas_states_written": new,
+            "signature_path": dg.MetadataValue.path(str(path)),
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=dac_partitions,
+    group_name="training",
+    owners=OWNERS,
+    kinds={"docker", "kubernetes", "safetensors"},
+    deps=["utid", "lora_adapter", "lineage_proof", "wifi_sensing_base_model"],
+    description=(
+        "The DAC package: merged weights (safetensors), runtime config and sources, OpenAPI/GraphQL/"
+        "gRPC contracts, Shadow Twin snapshot, lineage bundle, DAC manifest, Dockerfile and "
+        "validated Kubernetes manifests; a deterministic tarball and a signed SLSA attestation "
+        "beside it."
+    ),
+)
+@metered
+def dac_package(
+    context: dg.AssetExecutionContext,
+    energy_signature: dict,
+    storage: FactoryStorage,
+    proof: ProofResource,
+    packaging: PackagingResource,
+) -> dg.Output[dict]:
+    from iv_pipelines.packaging.build import PackageError, package_root
+    from iv_pipelines.packaging.dac import build_dac_package
+
+    dac_id = context.partition_key
+    energy = {k: energy_signature[k] for k in ("E_state", "dE_dt", "S_state", "method")}
+    try:
+        pkg, decision, policies = build_dac_package(
+            storage.root,
+            dac_id,
+            proof.signing_key(),
+            proof.trusted_key(),
+            energy,
+            context.run_id,
+            upstream_versions(context),
+            packaging.options(),
+            log=context.log.info,
+        )
+    except PackageError as e:
+        raise dg.Failure(description=str(e)) from e
+    pointer = {
+        "version": pkg.version,
+        "digest": pkg.digest,
+        "directory": str(pkg.directory),
+        "tarball": str(pkg.tarball),
+        "attestation": str(pkg.attestation),
+    }
+    atomic_write_text(
+        package_root(storage.root, dac_id) / "current.json", json.dumps(pointer, indent=2) + "\n"
+    )
+    context.log.info(f"{dac_id} {pkg.version}: {len(pkg.files)} files, tarball sha256 {pkg.digest[:16]}...")
+    res = pkg.manifest["deployment"]["resources"]
+    return dg.Output(
+        pointer | {"image": pkg.manifest["deployment"]["image"], "probe": pkg.probe},
+        metadata={
+            "version": pkg.version,
+            "package_digest": pkg.digest,
+            "files": len(pkg.files),
+            "package_dir": dg.MetadataValue.path(str(pkg.directory)),
+            "tarball": dg.MetadataValue.path(str(pkg.tarball)),
+            "attestation": dg.MetadataValue.path(str(pkg.attestation)),
+            "tarball_bytes": pkg.tarball.stat().st_size,
+            "image": pkg.manifest["deployment"]["image"],
+            "cpu_request": res["cpu"],
+            "memory_limit": res["memory"],
+            "probe_peak_rss_mib": pkg.probe["peak_rss_mib"],
+            "probe_load_seconds": pkg.probe["load_seconds"],
+            "pre_seal_review": decision.reasons[0],
+            "manifest": dg.MetadataValue.json(pkg.manifest),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=dac_package,
+    name=PACKAGE_PROVENANCE_CHECK,
+    blocking=True,
+    description="the package attestation's signature, tarball digest and every file digest verify",
+)
+def package_provenance_verifies(
+    context: dg.AssetCheckExecutionContext, storage: FactoryStorage, proof: ProofResource
+) -> dg.AssetCheckResult:
+    from pathlib import Path
+
+    from iv_pipelines.packaging.build import verify_package
+
+    dac_id = (
+        context.op_execution_context.partition_key if context.op_execution_context.has_partition_key else None
+    )
+    if dac_id is None:
+        raise dg.Failure(description="run this check for one dac partition")
+    cur = _current_package(storage, dac_id)
+    rep = verify_package(Path(cur["directory"]), proof.trusted_key())
+    return dg.AssetCheckResult(
+        passed=rep.ok,
+        description=f"{rep.files} files re-verified" + ("" if rep.ok else f"; {len(rep.problems)} problems"),
+        metadata={"problems": dg.MetadataValue.json(rep.problems), "version": cur["version"]},
+    )
+
+
+@dg.asset(
+    partitions_def=dac_partitions,
+    group_name="proof",
+    owners=OWNERS,
+    kinds={"python"},
+    description=(
+        "AI Shield review of the sealed package: policies (secrets, pinned images, resource "
+        "limits, NetworkPolicy, hardening, licences), provenance, and the decision engine "
+        "(documented weights + hard gates, client constraints against measured values)."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(
+            POLICY_CHECK, asset="shield_review", blocking=True, description="every shield policy passes"
+        ),
+        dg.AssetCheckSpec(
+            DECISION_CHECK, asset="shield_review", blocking=True, description="the decision engine approves"
+        ),
+    ],
+)
+@metered
+def shield_review(
+    context: dg.AssetExecutionContext, dac_package: dict, storage: FactoryStorage, proof: ProofResource
+):
+    from pathlib import Path
+
+    from iv_pipelines.packaging.dac import REVIEW_SUFFIX, review_package
+
+    pkg_dir = Path(dac_package["directory"])
+    decision, policies, prov = review_package(pkg_dir, proof.trusted_key())
+    record = {
+        "version": dac_package["version"],
+        "package_digest": dac_package["digest"],
+        "decision": decision.to_json(),
+        "policies": policies.to_json(),
+        "provenance_problems": prov,
+    }
+    path = pkg_dir.parent / f"{context.partition_key}-{dac_package['version']}{REVIEW_SUFFIX}"
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    for r in decision.reasons:
+        (context.log.info if decision.approved else context.log.warning)(r)
+    yield dg.Output(
+        record,
+        metadata={
+            "approved": decision.approved,
+            "score": decision.score,
+            "reasons": dg.MetadataValue.md("\n".join(f"- {r.strip()}" for r in decision.reasons)),
+            "components": dg.MetadataValue.json(decision.components),
+            "findings": len(policies.findings),
+            "review_path": dg.MetadataValue.path(str(path)),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name=POLICY_CHECK,
+        passed=policies.ok,
+        metadata={
+            "findings": dg.MetadataValue.json([str(f) for f in policies.findings]),
+            "passed": dg.MetadataValue.json(policies.passed),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name=DECISION_CHECK,
+        passed=decision.approved,
+        description=decision.reasons[0],
+        metadata={
+            "reasons": dg.MetadataValue.json(decision.reasons),
+            "provenance_problems": dg.MetadataValue.json(prov),
+        },
+    )
