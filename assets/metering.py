@@ -26,7 +26,9 @@ def _observe(context, meter: Meter) -> None:
             tags={ENERGY_TAG: "step"},
         )
     )
-    context.log.debug(f"metered {context.asset_key.to_user_string()}: {step.energy_j:.2f} J, {step.cpu_seconds:.2f} CPU s")
+    context.log.debug(
+        f"metered {context.asset_key.to_user_string()}: {step.energy_j:.2f} J, {step.cpu_seconds:.2f} CPU s"
+    )
 
 
 def metered(fn):

@@ -15,7 +15,9 @@ from resources.selection import resources_for
 from schedules import schedules
 from sensors.request_drop import dac_request_drop_sensor
 
-lifecycle_assets = dg.load_assets_from_modules([discovery, validation, training, proof, packaging, deployment])
+lifecycle_assets = dg.load_assets_from_modules(
+    [discovery, validation, training, proof, packaging, deployment]
+)
 lifecycle_checks = dg.load_asset_checks_from_modules([proof, packaging])
 
 defs = dg.Definitions(

@@ -12,8 +12,12 @@ from pydantic import Field
 class PackagingResource(dg.ConfigurableResource):
     """How packages are rendered: image registry, CPU limit, replicas, optional KServe."""
 
-    image_registry: str = Field(default="localhost:5000/iv", description="image = <registry>/<dac_id>:<version>")
-    cpu_limit: str = Field(default="1", description="Kubernetes CPU limit of the capsule (it runs 1 torch thread)")
+    image_registry: str = Field(
+        default="localhost:5000/iv", description="image = <registry>/<dac_id>:<version>"
+    )
+    cpu_limit: str = Field(
+        default="1", description="Kubernetes CPU limit of the capsule (it runs 1 torch thread)"
+    )
     replicas: int = Field(default=1, ge=1)
     max_replicas: int = Field(default=3, ge=1)
     kserve: bool = Field(default=False, description="also render a KServe InferenceService")
@@ -49,7 +53,9 @@ class DeployerResource(dg.ConfigurableResource):
     def local(self, storage_root: Path):
         from iv_pipelines.deploy.targets import LocalDeployer
 
-        return LocalDeployer(Path(self.state_dir) if self.state_dir else storage_root / "deployments", self.ready_timeout_s)
+        return LocalDeployer(
+            Path(self.state_dir) if self.state_dir else storage_root / "deployments", self.ready_timeout_s
+        )
 
     def docker(self):
         from iv_pipelines.deploy.targets import DockerDeployer

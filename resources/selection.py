@@ -8,13 +8,13 @@ import dagster as dg
 
 from iv_pipelines.env import Environment, deployment_env
 from iv_pipelines.paths import default_storage_root
+from resources.deploy import DeployerResource, EnergyAtlasResource, PackagingResource
 from resources.discovery import (
     AceMemoryResource,
     EmbedderResource,
     HypothesisGeneratorResource,
     ScoringResource,
 )
-from resources.deploy import DeployerResource, EnergyAtlasResource, PackagingResource
 from resources.ledger import LedgerResource
 from resources.proof import ProofResource
 from resources.sensing import SensingResource

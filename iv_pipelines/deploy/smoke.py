@@ -36,13 +36,17 @@ class SmokeResult:
         return asdict(self)
 
 
-def smoke_payloads(room: Room, resident: Resident, per_activity: int, seed: int) -> list[tuple[str, list[str]]]:
+def smoke_payloads(
+    room: Room, resident: Resident, per_activity: int, seed: int
+) -> list[tuple[str, list[str]]]:
     eps = simulate_dataset([room], per_activity, seed + SMOKE_SEED_OFFSET, duration_s=2.2, resident=resident)
     return [(e.activity, write_esp_csi_lines(e.csi, e.t_s)) for e in eps]
 
 
 def post_json(url: str, body: dict, timeout: float = 30.0) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, json.loads(r.read())

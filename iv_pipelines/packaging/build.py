@@ -150,13 +150,11 @@ def copy_sources(dest: Path) -> None:
 
 
 def write_contracts(dest: Path) -> None:
-    from iv_pipelines.runtime.app import write_openapi
-    from iv_pipelines.runtime.contracts import graphql_sdl, grpc_proto
+    from iv_pipelines.runtime.contracts import generated_contracts
 
     dest.mkdir(parents=True, exist_ok=True)
-    write_openapi(dest / "openapi.json")
-    (dest / "capsule.graphql").write_text(graphql_sdl())
-    (dest / "capsule.proto").write_text(grpc_proto())
+    for name, text in generated_contracts().items():
+        (dest / name).write_text(text)
 
 
 def probe(package_dir: Path, n_windows: int = 16, timeout_s: float = 120) -> dict:

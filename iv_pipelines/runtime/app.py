@@ -7,7 +7,6 @@ The model loads in a background thread, so liveness answers during a slow start.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -253,9 +252,3 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
             return
 
     return app
-
-
-def write_openapi(path: Path) -> dict:
-    doc = create_app().openapi()
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    return doc

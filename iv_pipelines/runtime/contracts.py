@@ -261,3 +261,27 @@ def snake_fields(sdl: str) -> set[str]:
         re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), n)
         for n in re.findall(r"^\s+(\w+)[:(]", sdl, re.M)
     }
+
+
+def generated_contracts() -> dict[str, str]:
+    """file name -> text of the three contracts (OpenAPI from the FastAPI app)."""
+    import json
+
+    from iv_pipelines.runtime.app import create_app
+
+    return {
+        "openapi.json": json.dumps(create_app().openapi(), indent=2, sort_keys=True) + "\n",
+        "capsule.graphql": graphql_sdl(),
+        "capsule.proto": grpc_proto(),
+    }
+
+
+if __name__ == "__main__":  # python -m iv_pipelines.runtime.contracts [DIR]: write them
+    import sys
+    from pathlib import Path
+
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "contracts")
+    out.mkdir(parents=True, exist_ok=True)
+    for _name, _text in generated_contracts().items():
+        (out / _name).write_text(_text)
+        print(f"wrote {out / _name}")

@@ -61,10 +61,11 @@ _PATTERNS = [
     ("GitHub token", re.compile(rb"\bgh[pousr]_[A-Za-z0-9]{36,}\b")),
     ("Slack token", re.compile(rb"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
     ("OpenAI-style API key", re.compile(rb"\bsk-[A-Za-z0-9_-]{20,}")),
+    ("password in a URL", re.compile(rb"\b[a-z][a-z0-9+.-]*://[^/\s:@\"']+:[^@\s/\"']{3,}@")),
     ("hex private key", re.compile(rb"(?i)(?:private[_ -]?key|secret)[\"'\s:=]{1,6}(?:0x)?[0-9a-f]{64}\b")),
 ]
 _ASSIGN = re.compile(
-    r"(?i)\b(api[_-]?key|secret(?:[_-]access[_-]key)?|password|passwd|token|private[_-]?key)\b"
+    r"(?i)\b(\w*?(?:api[_-]?key|secret|password|passwd|token|private[_-]?key)\w*)"
     r"[\"']?\s*[:=]\s*[\"']([^\"'\s]{8,})[\"']"
 )
 _TOKEN = re.compile(rf"[A-Za-z0-9+/=_-]{{{TOKEN_MIN},}}")

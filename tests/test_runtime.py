@@ -1,0 +1,216 @@
+"""The capsule runtime: routes, payload errors, metrics, streaming; the three contracts."""
+
+import json
+
+import numpy as np
+import pytest
+
+from iv_pipelines.runtime.contracts import OPERATIONS, graphql_sdl, grpc_proto
+
+
+@pytest.fixture(scope="module")
+def client(small_package):
+    from fastapi.testclient import TestClient
+
+    from iv_pipelines.runtime.app import create_app
+
+    _root, _key, pkg, _ = small_package
+    with TestClient(create_app(pkg.directory)) as c:
+        for _ in range(200):  # the model loads in a background thread
+            if c.get("/readyz").status_code == 200:
+                break
+            import time
+
+            time.sleep(0.05)
+        yield c
+
+
+@pytest.fixture(scope="module")
+def episode_lines():
+    from iv_pipelines.sensing.formats import write_esp_csi_lines
+    from iv_pipelines.sensing.twin import Room, simulate_episode
+
+    room = Room.random(np.random.default_rng(5))
+    e = simulate_episode(room, "walk", seed=11, duration_s=3.2)
+    return write_esp_csi_lines(e.csi, e.t_s)
+
+
+def test_health_and_readiness(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    body = client.get("/readyz").json()
+    assert body["ready"] and body["dac_id"] == "fall-detection-acme" and body["model_version"] == "1.0.0"
+
+
+def test_predict_lines_and_frames_agree(client, episode_lines):
+    from iv_pipelines.sensing.formats import parse_lines
+
+    r = client.post("/v1/predict", json={"lines": episode_lines})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["classes"] == ["empty", "walk", "sit", "fall"]
+    assert body["frames"] == len(episode_lines) - 1 and body["skipped_lines"] == 1  # the header
+    assert len(body["windows"]) == 2  # 3.2 s, 2 s windows every 1 s
+    for w in body["windows"]:
+        assert abs(sum(w["probabilities"]) - 1) < 1e-4
+        assert w["label"] == body["classes"][int(np.argmax(w["probabilities"]))]
+    cap, _ = parse_lines(episode_lines)
+    from iv_pipelines.sensing.formats import centred_to_entries
+
+    frames = [
+        {"t_s": float(t), "iq": centred_to_entries(c).tolist()} for t, c in zip(cap.t_s, cap.csi, strict=True)
+    ]
+    r2 = client.post("/v1/predict", json={"frames": frames})
+    assert r2.status_code == 200, r2.text
+    assert [w["label"] for w in r2.json()["windows"]] == [w["label"] for w in body["windows"]]
+    np.testing.assert_allclose(
+        r2.json()["windows"][0]["probabilities"], body["windows"][0]["probabilities"], atol=1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    "payload, needle",
+    [
+        ({}, "exactly one of `lines`"),
+        ({"lines": ["CSI_DATA,1,2,3"]}, "line 1"),
+        ({"frames": [{"t_s": 0.0, "iq": [0] * 127}]}, "frames.0.iq"),
+        ({"frames": [{"t_s": 0.0, "iq": [300] * 128}, {"t_s": 2.5, "iq": [0] * 128}]}, "int8"),
+        ({"lines": ["hello", "world"]}, "no CSI_DATA line"),
+        ({"lines": ["x"], "hop_s": 0}, "hop_s"),
+        ({"lines": ["x"], "unexpected": 1}, "unexpected"),
+    ],
+)
+def test_malformed_payloads_get_4xx_naming_the_problem(client, payload, needle):
+    r = client.post("/v1/predict", json=payload)
+    assert r.status_code == 422, r.text
+    assert needle in json.dumps(r.json()), r.json()
+
+
+def test_too_short_and_gappy_captures_are_explained(client, episode_lines):
+    r = client.post("/v1/predict", json={"lines": episode_lines[:120]})
+    assert r.status_code == 422 and "at least 2.0 s" in r.json()["detail"][0]
+    r = client.post("/v1/predict", json={"lines": episode_lines[:150] + episode_lines[200:]})
+    # a 0.5 s hole: no window straddles it, and the remaining stretches are too short
+    assert r.status_code == 422 and "gap" in r.json()["detail"][0]
+    r = client.post("/v1/predict", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+
+
+def test_metrics_count_requests_latency_and_classes(client, episode_lines):
+    client.post("/v1/predict", json={"lines": episode_lines})
+    text = client.get("/metrics").text
+    assert 'capsule_requests_total{route="/v1/predict",status="200"}' in text
+    assert 'capsule_requests_total{route="/v1/predict",status="422"}' in text
+    assert "capsule_request_latency_seconds_bucket" in text
+    assert "capsule_predictions_total{label=" in text
+
+
+def test_stream_emits_one_detection_per_second_and_survives_bad_chunks(client, episode_lines):
+    data = episode_lines[1:]
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_text("CSI_DATA,broken")
+        err = ws.receive_json()
+        assert err["error"] and "malformed" in err["error"]
+        got = []
+        for i in range(0, len(data), 40):  # 0.4 s chunks
+            ws.send_text("\n".join(data[i : i + 40]))
+        ws.send_text(json.dumps({"lines": []}))
+        while len(got) < 2:
+            got.append(ws.receive_json())
+    assert [round(d["start_s"]) for d in got] == [0, 1]
+    assert all(d["error"] is None and d["label"] in ("empty", "walk", "sit", "fall") for d in got)
+
+
+def test_not_ready_app_answers_503():
+    from fastapi.testclient import TestClient
+
+    from iv_pipelines.runtime.app import create_app
+
+    with TestClient(create_app()) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/readyz").status_code == 503
+        assert c.post("/v1/predict", json={"lines": ["x"]}).status_code == 503
+
+
+def test_graphql_sdl_parses_and_has_every_operation():
+    import graphql
+
+    schema = graphql.build_schema(graphql_sdl())
+    roots = {"query": schema.query_type, "mutation": schema.mutation_type, "stream": schema.subscription_type}
+    for op in OPERATIONS:
+        assert op.name in roots[op.kind].fields
+    assert set(schema.type_map["PredictRequestInput"].fields) == {
+        "lines",
+        "frames",
+        "layout",
+        "hopS",
+        "amplitudeOnly",
+    }
+
+
+def test_proto_compiles_with_protoc_and_round_trips(tmp_path):
+    import importlib
+    import sys
+
+    from grpc_tools import protoc
+
+    (tmp_path / "capsule.proto").write_text(grpc_proto())
+    rc = protoc.main(["protoc", f"-I{tmp_path}", f"--python_out={tmp_path}", str(tmp_path / "capsule.proto")])
+    assert rc == 0
+    sys.path.insert(0, str(tmp_path))
+    try:
+        mod = importlib.import_module("capsule_pb2")
+    finally:
+        sys.path.remove(str(tmp_path))
+    svc = mod.DESCRIPTOR.services_by_name["Capsule"]
+    assert {m.name for m in svc.methods} == {"Predict", "Stream", "Health"}
+    assert svc.methods_by_name["Stream"].client_streaming and svc.methods_by_name["Stream"].server_streaming
+    msg = mod.PredictRequest(lines=["a"], hop_s=0.5, frames=[mod.CsiFrame(t_s=1.0, iq=[-128, 127] * 64)])
+    assert mod.PredictRequest.FromString(msg.SerializeToString()) == msg
+
+
+def test_three_contracts_share_every_field():
+    from iv_pipelines.runtime.app import create_app
+    from iv_pipelines.runtime.contracts import snake_fields
+
+    openapi = create_app().openapi()
+    schemas = openapi["components"]["schemas"]
+    proto = grpc_proto()
+    gql = snake_fields(graphql_sdl())
+    for model in (
+        "PredictRequest",
+        "PredictResponse",
+        "WindowPrediction",
+        "CsiFrame",
+        "Detection",
+        "HealthStatus",
+    ):
+        if model in ("Detection",):  # a WebSocket message: not in OpenAPI
+            fields = set(
+                json.loads(
+                    json.dumps(
+                        __import__(
+                            "iv_pipelines.runtime.contracts", fromlist=[model]
+                        ).Detection.model_json_schema()
+                    )
+                )["properties"]
+            )
+        else:
+            fields = set(schemas[model]["properties"])
+        for f in fields:
+            assert f in gql, (model, f)
+            assert f" {f} = " in proto, (model, f)
+    assert "/v1/predict" in openapi["paths"] and "/readyz" in openapi["paths"]
+
+
+def test_committed_contracts_match_the_code():
+    """contracts/ in the repo are generated; regenerate with `python -m iv_pipelines.runtime.contracts`."""
+    from pathlib import Path
+
+    from iv_pipelines.runtime.contracts import generated_contracts
+
+    repo = Path(__file__).resolve().parent.parent / "contracts"
+    for name, text in generated_contracts().items():
+        assert (repo / name).read_text() == text, (
+            f"contracts/{name} is stale: run python -m iv_pipelines.runtime.contracts"
+        )
