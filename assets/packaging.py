@@ -227,17 +227,24 @@ def package_provenance_verifies(
 
     from iv_pipelines.packaging.build import verify_package
 
-    dac_id = (
-        context.op_execution_context.partition_key if context.op_execution_context.has_partition_key else None
-    )
-    if dac_id is None:
-        raise dg.Failure(description="run this check for one dac partition")
-    cur = _current_package(storage, dac_id)
-    rep = verify_package(Path(cur["directory"]), proof.trusted_key())
+    ctx = context.op_execution_context
+    if ctx.has_partition_key:
+        dac_ids = [ctx.partition_key]
+    else:  # run on its own (no partition): every DAC's current package
+        dac_ids = sorted(p.parent.name for p in (storage.root / "packages").glob("*/current.json"))
+    problems = {}
+    files = 0
+    for dac_id in dac_ids:
+        cur = _current_package(storage, dac_id)
+        rep = verify_package(Path(cur["directory"]), proof.trusted_key())
+        files += rep.files
+        if rep.problems:
+            problems[f"{dac_id} {cur['version']}"] = rep.problems
     return dg.AssetCheckResult(
-        passed=rep.ok,
-        description=f"{rep.files} files re-verified" + ("" if rep.ok else f"; {len(rep.problems)} problems"),
-        metadata={"problems": dg.MetadataValue.json(rep.problems), "version": cur["version"]},
+        passed=not problems,
+        description=f"{len(dac_ids)} package(s), {files} files re-verified"
+        + (f"; failing: {', '.join(problems)}" if problems else ""),
+        metadata={"problems": dg.MetadataValue.json(problems), "packages": len(dac_ids)},
     )
 
 

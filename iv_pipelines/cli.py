@@ -146,11 +146,12 @@ def verify(bundle: Path, public_key: Path | None, storage_root: Path | None) -> 
     default=None,
     help="request to run (default: the shipped fall-detection sample)",
 )
-def demo(request_file: Path | None) -> None:
+@click.option("--keep-running", is_flag=True, help="leave the deployed local capsule running")
+def demo(request_file: Path | None, keep_running: bool) -> None:
     """Register the sample request and materialize every lifecycle asset for it."""
     from iv_pipelines.demo import run_demo
 
-    sys.exit(run_demo(request_file))
+    sys.exit(run_demo(request_file, keep_running=keep_running))
 
 
 if __name__ == "__main__":  # pragma: no cover
