@@ -127,82 +127,11 @@ def proof_env(storage, tmp_path):
     return make
 
 
-def make_small_dac(root: Path, key, dac_id: str = "fall-detection-acme") -> None:
-    """A real but small DAC under `root`: tiny base model, LoRA adapter, twin snapshot,
-    validation record, signed lineage bundle and a ledger registration record."""
-    import json
-
-    from iv_pipelines.proof.lineage import build_bundle
-    from iv_pipelines.request import parse_request_text
-    from iv_pipelines.sensing.formats import ESP_CSI_HEADER, write_esp_csi_lines
-    from iv_pipelines.sensing.model import save_model
-    from iv_pipelines.sensing.pipeline import adapt_lora, client_resident, client_room, pretrain_base
-
-    req = parse_request_text((REPO / "examples" / "requests" / "fall-detection-acme.yaml").read_text())
-    dac = root / "dacs" / dac_id
-    (dac / "twin").mkdir(parents=True)
-    (dac / "request.json").write_text(req.model_dump_json(indent=2) + "\n")
-    base = pretrain_base(n_rooms=6, per_activity=3, epochs=3, seed=0, n_eval_rooms=2, eval_per_activity=2)
-    save_model(base.model, base.cfg, root / "models" / "wifi-sensing-base", extra={"metrics": base.metrics})
-    room, resident = client_room(req), client_resident(req)
-    res = adapt_lora(
-        root / "models" / "wifi-sensing-base", room, resident, per_activity=6, eval_per_activity=4, epochs=3
-    )
-    res.model.save_pretrained(str(dac / "adapter"))
-    (dac / "adapter" / "evaluation.json").write_text(
-        json.dumps(
-            {
-                "base": res.base_metrics,
-                "adapter": res.adapter_metrics,
-                "beats_base": True,
-                "why": "test fixture",
-                "trainable_params": res.trainable_params,
-                "total_params": res.total_params,
-                "room": room.digest(),
-                "resident": res.resident,
-            },
-            sort_keys=True,
-        )
-    )
-    from iv_pipelines.sensing.twin import simulate_dataset
-
-    eps = simulate_dataset([room], 1, 7, duration_s=2.2, resident=resident)
-    lines = [line for e in eps for line in write_esp_csi_lines(e.csi, e.t_s)[1:]]
-    (dac / "twin" / "episodes.csv").write_text(ESP_CSI_HEADER + "\n" + "\n".join(lines) + "\n")
-    (dac / "twin" / "room.json").write_text(json.dumps({"digest": room.digest()}) + "\n")
-    hyp = {
-        "domain": "wifi-sensing",
-        "task": "fall detection from CSI windows",
-        "approach": "a small transformer over CSI features",
-        "target_metric": "fall recall at 2% false alarms",
-        "origin": "template",
-        "text": "Hypothesis: fall detection from CSI windows using a small transformer over CSI features.",
-    }
-    (dac / "validated_hypothesis.json").write_text(
-        json.dumps(
-            {
-                "hypothesis": hyp,
-                "percentiles": {"AROE": 0.9, "AESP": 0.8, "QERO": 0.95, "AIEO": 0.5},
-                "prin": 0.77,
-                "ods": 0.8,
-                "validation_score": 0.97,
-                "threshold": 0.95,
-                "passed": True,
-                "iterations": 1,
-                "calibration_digest": "0" * 64,
-            }
-        )
-    )
-    build_bundle(root, dac_id, key, "test-run", [])
-    (dac / "lineage" / "registration.json").write_text(
-        json.dumps({"utid": "utid:" + "ab" * 32, "digest": "cd" * 32, "dac_id": dac_id, "tx_hash": "ef" * 32})
-    )
-
-
 @pytest.fixture(scope="session")
 def small_package(tmp_path_factory):
     """(storage root, signing key, Package, Decision) for a small real DAC, built once."""
     from iv_pipelines.packaging.dac import build_dac_package
+    from iv_pipelines.packaging.sample import make_small_dac
     from iv_pipelines.proof.dsse import load_or_create_signing_key
 
     root = tmp_path_factory.mktemp("pkg") / "iv"
