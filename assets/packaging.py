@@ -24,7 +24,7 @@ METERED_STEPS = (
     "lineage_proof",
     "utid",
 )
-PACKAGE_PROVENANCE_CHECK = "package_provenance_verifies"
+PACKAGE_PROVENANCE_CHECK = "provenance_verifies"  # the lineage_proof check of the same name: phase 2
 POLICY_CHECK = "shield_policies_pass"
 DECISION_CHECK = "shield_approves"
 
@@ -218,7 +218,10 @@ def dac_package(
     asset=dac_package,
     name=PACKAGE_PROVENANCE_CHECK,
     blocking=True,
-    description="the package attestation's signature, tarball digest and every file digest verify",
+    description=(
+        "the package attestation (signature, tarball digest, every file digest, no extra file) "
+        "and the signature of the lineage bundle inside the package verify"
+    ),
 )
 def package_provenance_verifies(
     context: dg.AssetCheckExecutionContext, storage: FactoryStorage, proof: ProofResource
@@ -226,6 +229,7 @@ def package_provenance_verifies(
     from pathlib import Path
 
     from iv_pipelines.packaging.build import verify_package
+    from iv_pipelines.packaging.dac import package_provenance
 
     ctx = context.op_execution_context
     if ctx.has_partition_key:
@@ -236,10 +240,10 @@ def package_provenance_verifies(
     files = 0
     for dac_id in dac_ids:
         cur = _current_package(storage, dac_id)
-        rep = verify_package(Path(cur["directory"]), proof.trusted_key())
-        files += rep.files
-        if rep.problems:
-            problems[f"{dac_id} {cur['version']}"] = rep.problems
+        files += verify_package(Path(cur["directory"]), proof.trusted_key()).files
+        found = package_provenance(Path(cur["directory"]), proof.trusted_key())
+        if found:
+            problems[f"{dac_id} {cur['version']}"] = found
     return dg.AssetCheckResult(
         passed=not problems,
         description=f"{len(dac_ids)} package(s), {files} files re-verified"

@@ -151,8 +151,8 @@ def test_energy_signature_reads_metered_steps_and_writes_the_atlas(storage, tmp_
 
 def test_rejected_package_blocks_deployment_and_tamper_fails_the_provenance_check(small_package, tmp_path):
     """The fixture's tiny model misses the client's accuracy constraint: shield_review's
-    decision gate fails and dac_deployment never runs. Then a tampered file fails
-    package_provenance_verifies run on its own."""
+    decision gate fails and dac_deployment never runs. Then a tampered file fails the
+    package's provenance_verifies check run on its own."""
     import shutil
 
     from assets.deployment import dac_deployment
@@ -206,7 +206,7 @@ def test_rejected_package_blocks_deployment_and_tamper_fails_the_provenance_chec
     assert not result.success
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {
-        "package_provenance_verifies": True,
+        "provenance_verifies": True,
         "shield_policies_pass": True,
         "shield_approves": False,
     }

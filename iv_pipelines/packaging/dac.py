@@ -379,15 +379,24 @@ def build_dac_package(
     )
 
 
+def package_provenance(pkg_dir: Path, trusted_key) -> list[str]:
+    """Both layers of proof (DESIGN §4): the package attestation beside the package (every
+    file, the tarball) and the signature of the phase-2 lineage bundle inside it. Problems,
+    each naming the file; empty when both verify."""
+    pkg_dir = Path(pkg_dir)
+    prov = verify_package(pkg_dir, trusted_key).problems
+    if not (pkg_dir / "lineage").is_dir():
+        return prov + ["lineage/: the lineage bundle is missing from the package"]
+    lin = verify_bundle(pkg_dir / "lineage", trusted_key, storage_root=None)
+    # the copy's leaves point into the factory's storage: the signature and the statement
+    # are checked here; the copied files' digests are covered by the package attestation
+    return prov + [f"lineage/{p}" for p in lin.problems if "signature" in p or "statement" in p]
+
+
 def review_package(pkg_dir: Path, trusted_key) -> tuple[Decision, PolicyReport, list[str]]:
     """The AI Shield review of a sealed package: provenance (attestation + lineage bundle),
     policies, decision. Returns (decision, policy report, provenance problems)."""
     pkg_dir = Path(pkg_dir)
-    prov = verify_package(pkg_dir, trusted_key).problems
-    if (pkg_dir / "lineage").is_dir():
-        lin = verify_bundle(pkg_dir / "lineage", trusted_key, storage_root=None)
-        # the copy's leaves point into the factory's storage: only the signature and the tree
-        # are checked here; file digests are covered by the package attestation
-        prov += [f"lineage/{p}" for p in lin.problems if "signature" in p or "statement" in p]
+    prov = package_provenance(pkg_dir, trusted_key)
     policies = run_policies(pkg_dir)
     return decide(evidence(pkg_dir, provenance_ok=not prov, policies=policies)), policies, prov
