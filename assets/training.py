@@ -9,6 +9,7 @@ from assets.partitions import dac_partitions
 from iv_pipelines.paths import atomic_write_text
 from iv_pipelines.request import DacRequest
 from iv_pipelines.sensing.model import StaleModelError, base_model_version
+from iv_pipelines.sensing.pipeline_defaults import PRETRAIN_RECIPE
 from iv_pipelines.sensing.twin import RESIDENTS
 from resources.sensing import SensingResource
 from resources.storage import FactoryStorage
@@ -31,7 +32,7 @@ def _md_metrics(rows: dict[str, dict]) -> str:
     owners=OWNERS,
     kinds={"pytorch", "safetensors"},
     pool="gpu",
-    code_version=base_model_version(),
+    code_version=f"{base_model_version()}+{PRETRAIN_RECIPE}",
     description=(
         "The wifi-sensing domain base model: a small transformer over CSI windows pretrained on "
         "Shadow Twin data from many random rooms; evaluated on held-out simulated rooms and, for "
@@ -50,6 +51,7 @@ def wifi_sensing_base_model(
         n_rooms=sensing.pretrain_rooms,
         per_activity=sensing.pretrain_episodes_per_activity,
         epochs=sensing.pretrain_epochs,
+        workers=sensing.sim_workers,
         seed=sensing.seed,
         n_eval_rooms=sensing.eval_rooms,
         log=context.log.info,

@@ -101,3 +101,14 @@ def test_unknown_activity_is_an_error():
         body_trajectory(
             "dance", np.arange(0, 1, 0.01), Room.random(np.random.default_rng(0)), np.random.default_rng(0)
         )
+
+
+def test_parallel_simulation_gives_the_same_windows_as_sequential():
+    import numpy as np
+
+    from iv_pipelines.sensing.pipeline import dataset, random_rooms, windows_dataset
+
+    rooms = random_rooms(5, 3)
+    x1, y1, _ = dataset(rooms, 1, 5)
+    x2, y2 = windows_dataset(rooms, 1, 5, workers=2)
+    assert np.array_equal(x1, x2) and np.array_equal(y1, y2)

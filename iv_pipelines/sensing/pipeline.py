@@ -32,6 +32,38 @@ def dataset(
     return x, y, eps
 
 
+def _windows_chunk(args) -> tuple[np.ndarray, np.ndarray]:
+    rooms, per_activity, seed, resident, first = args
+    eps = simulate_dataset(
+        rooms, per_activity, seed, duration_s=EPISODE_S, resident=resident, first_room_index=first
+    )
+    x = np.stack([windows_from_capture(e.csi, e.t_s)[0] for e in eps])
+    return x, np.array([ACTIVITIES.index(e.activity) for e in eps])
+
+
+def windows_dataset(
+    rooms: list[Room], per_activity: int, seed: int, resident: Resident = RESIDENTS["adult"], workers: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Feature windows and labels, simulated in `workers` processes (rooms split into
+    contiguous chunks numbered from their index, so the result does not depend on `workers`)."""
+    workers = max(1, min(workers, len(rooms)))
+    bounds = np.linspace(0, len(rooms), workers + 1).astype(int)
+    jobs = [
+        (rooms[a:b], per_activity, seed, resident, int(a))
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    if workers == 1:
+        parts = [_windows_chunk(jobs[0])]
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: the parent may hold torch threads, which must never be forked
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+            parts = list(ex.map(_windows_chunk, jobs))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
 def amplitude_only(x: np.ndarray) -> np.ndarray:
     return drop_phase(x.copy())
 
@@ -80,13 +112,14 @@ class BaseModelResult:
 
 
 def pretrain_base(
-    n_rooms: int = 192,
+    n_rooms: int = 576,
     per_activity: int = 12,
-    epochs: int = 25,
+    epochs: int = 10,
     seed: int = 0,
     n_eval_rooms: int = 32,
     eval_per_activity: int = 10,
     log=lambda _m: None,
+    workers: int = 1,
 ) -> BaseModelResult:
     import torch
 
@@ -95,8 +128,10 @@ def pretrain_base(
 
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    x, y, _ = dataset(random_rooms(n_rooms, seed), per_activity, seed + 1)
-    xe, ye, _ = dataset(random_rooms(n_eval_rooms, seed + 10_000), eval_per_activity, seed + 2)
+    x, y = windows_dataset(random_rooms(n_rooms, seed), per_activity, seed + 1, workers=workers)
+    xe, ye = windows_dataset(
+        random_rooms(n_eval_rooms, seed + 10_000), eval_per_activity, seed + 2, workers=workers
+    )
     log(f"simulated {len(x)} training and {len(xe)} held-out windows in {time.perf_counter() - t0:.1f} s")
     cfg = ModelConfig()
     model = build_model(cfg)

@@ -393,10 +393,13 @@ def simulate_dataset(
     seed: int,
     duration_s: float = 2.0,
     resident: Resident = RESIDENTS["adult"],
+    first_room_index: int = 0,
 ) -> list[Episode]:
-    """Episodes for every room x activity, seeded deterministically."""
+    """Episodes for every room x activity, seeded deterministically by (seed, room index,
+    activity, episode); `first_room_index` numbers `rooms` from there, so a list split into
+    chunks simulates exactly what the whole list would."""
     out = []
-    for ri, room in enumerate(rooms):
+    for ri, room in enumerate(rooms, start=first_room_index):
         for ai, act in enumerate(ACTIVITIES):
             for e in range(episodes_per_activity):
                 out.append(
