@@ -1,0 +1,1 @@
+"""The service mesh: a generator for realistic meshes and TTF (thermodynamic) routing."""
