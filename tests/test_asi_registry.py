@@ -1,0 +1,92 @@
+"""ASI registry: registration, AND/OR discovery ranked by TTF cost, health after N probes."""
+
+import pytest
+
+from iv_pipelines.mesh.registry import AsiRegistry, QueryError, parse_query
+
+
+@pytest.fixture
+def reg(tmp_path):
+    r = AsiRegistry(f"sqlite:///{tmp_path / 'asi.sqlite'}")
+    r.register_service(
+        "acme-fall",
+        "edge",
+        "inference",
+        ["wifi_sensing", "fall_detection", "zk_proof"],
+        ["http://127.0.0.1:9001"],
+        E_state=40.0,
+        dE_dt=1.0,
+        S_state=0.5,
+    )
+    r.register_service(
+        "globex-fall",
+        "aws",
+        "inference",
+        ["wifi_sensing", "fall_detection"],
+        ["http://10.0.0.2"],
+        E_state=10.0,
+    )
+    r.register_service(
+        "hooli-presence",
+        "gcp",
+        "sensing",
+        ["wifi_sensing", "presence", "zk_proof"],
+        ["http://10.0.0.3"],
+        E_state=5.0,
+        dE_dt=-20.0,
+    )
+    return r
+
+
+def test_and_or_queries_and_ranking(reg):
+    names = lambda q: [m.name for m in reg.discover(q)]  # noqa: E731
+    assert names("wifi_sensing AND fall_detection AND zk_proof") == ["acme-fall"]
+    assert names("wifi_sensing AND fall_detection") == ["globex-fall", "acme-fall"]  # cheaper first
+    # hooli's trend is negative: its cost is floored, not negative, and it ranks first
+    assert names("zk_proof AND (fall_detection OR presence)") == ["hooli-presence", "acme-fall"]
+    assert names("presence OR fall_detection AND zk_proof") == [
+        "hooli-presence",
+        "acme-fall",
+    ]  # AND binds tighter
+    assert names("breathing") == []
+
+
+@pytest.mark.parametrize(
+    "q, msg",
+    [
+        ("", "empty"),
+        ("a AND", "at the end"),
+        ("(a OR b", "missing ')'"),
+        ("a b", "unexpected 'b' at position 2"),
+        ("a AND OR b", "position 6"),
+    ],
+)
+def test_bad_queries_name_the_problem(q, msg):
+    with pytest.raises(QueryError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        parse_query(q)
+
+
+def test_registration_is_idempotent_and_validated(reg):
+    sid = reg.register_service(
+        "acme-fall",
+        "edge",
+        "inference",
+        ["wifi_sensing", "fall_detection", "zk_proof"],
+        ["http://127.0.0.1:9001"],
+        E_state=40.0,
+    )
+    assert sid == reg.register_service("acme-fall", "edge", "inference", ["wifi_sensing"], [])
+    [m] = reg.discover("fall_detection AND zk_proof")
+    assert m.healthy_instances == ["http://127.0.0.1:9001"]
+    with pytest.raises(ValueError, match="capability names"):
+        reg.register_service("x", "aws", "inference", ["Bad Name"])
+
+
+def test_instance_unhealthy_after_n_failed_probes_and_recovers(reg):
+    url = "http://10.0.0.2"
+    assert reg.record_probe(url, False) == [] and reg.record_probe(url, False) == []
+    assert reg.record_probe(url, False) == [url]  # third failure: replace it
+    assert reg.record_probe(url, False) == []  # reported once
+    assert [m.name for m in reg.discover("fall_detection")] == ["acme-fall"]  # no healthy instance left
+    reg.record_probe(url, True)
+    assert [m.name for m in reg.discover("fall_detection")] == ["globex-fall", "acme-fall"]
