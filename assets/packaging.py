@@ -105,7 +105,8 @@ def energy_signature(
         )
         for name, s in steps.items()
     ]
-    new = atlas.get(storage.root).record(states)
+    with atlas.open(storage.root) as graph:
+        new = graph.record(states)
     out = {
         "dac_id": dac_id,
         **sig.manifest_fields(),

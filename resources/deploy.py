@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -69,13 +70,53 @@ class DeployerResource(dg.ConfigurableResource):
 
 
 class EnergyAtlasResource(dg.ConfigurableResource):
-    """The Energy Atlas. `file` (this issue): JSON lines under `root_dir` (default
-    <storage>/atlas); the graph engines (ladybug, Neo4j) come with the mesh issue."""
+    """The Energy Atlas. `ladybug` (embedded default): an in-process graph database under
+    `root_dir` (default <storage>/atlas/graph); `neo4j`: the server at `neo4j_url` (auth from
+    env vars in prod); `file`: JSON lines, for tests and tiny setups.
 
-    engine: Literal["file"] = "file"
+    ladybug allows one writer process per database: `open()` holds it only for the block and
+    waits up to `lock_wait_s` for another process to let go, then says which PID holds it."""
+
+    engine: Literal["ladybug", "neo4j", "file"] = "ladybug"
     root_dir: str | None = None
+    neo4j_url: str | None = None
+    neo4j_user: str | None = None
+    neo4j_password: str | None = None
+    lock_wait_s: float = Field(default=60.0, ge=0)
 
-    def get(self, storage_root: Path):
-        from iv_pipelines.energy.atlas import FileAtlas
+    @contextmanager
+    def open(self, storage_root: Path):
+        import time
 
-        return FileAtlas(Path(self.root_dir) if self.root_dir else storage_root / "atlas")
+        root = Path(self.root_dir) if self.root_dir else storage_root / "atlas"
+        if self.engine == "file":
+            from iv_pipelines.energy.atlas import FileAtlas
+
+            yield FileAtlas(root)
+            return
+        if self.engine == "neo4j":
+            from iv_pipelines.atlas.engine import Neo4jAtlas
+
+            if not (self.neo4j_url and self.neo4j_user and self.neo4j_password):
+                raise dg.Failure(description="EnergyAtlasResource(engine='neo4j') needs neo4j_url, neo4j_user, neo4j_password")
+            atlas = Neo4jAtlas(self.neo4j_url, self.neo4j_user, self.neo4j_password)
+            try:
+                yield atlas
+            finally:
+                atlas.driver.close()
+            return
+        from iv_pipelines.atlas.engine import LadybugAtlas
+
+        deadline = time.monotonic() + self.lock_wait_s
+        while True:
+            try:
+                atlas = LadybugAtlas(root / "graph")
+                break
+            except RuntimeError as e:
+                if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                    raise dg.Failure(description=f"Energy Atlas at {root / 'graph'} unavailable: {e}") from None
+                time.sleep(0.2)
+        try:
+            yield atlas
+        finally:
+            atlas.close()

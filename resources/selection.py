@@ -43,6 +43,12 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
                 private_key=dg.EnvVar("IV_LEDGER_PRIVATE_KEY"),
             ),
             "deployer": DeployerResource(target="kubernetes"),
+            "atlas": EnergyAtlasResource(
+                engine="neo4j",
+                neo4j_url=dg.EnvVar("IV_NEO4J_URL"),
+                neo4j_user=dg.EnvVar("IV_NEO4J_USER"),
+                neo4j_password=dg.EnvVar("IV_NEO4J_PASSWORD"),
+            ),
         }
     root = default_storage_root()
     return common | {

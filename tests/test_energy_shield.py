@@ -111,7 +111,7 @@ def test_energy_signature_reads_metered_steps_and_writes_the_atlas(storage, tmp_
 
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(dac_partitions.name, ["acme"])
-    res = {"storage": storage, "atlas": EnergyAtlasResource(root_dir=str(tmp_path / "atlas"))}
+    res = {"storage": storage, "atlas": EnergyAtlasResource(engine="file", root_dir=str(tmp_path / "atlas"))}
     stubs = _metered_stubs(storage)
     with pytest.raises(Exception, match="steps never metered"):
         dg.materialize(
