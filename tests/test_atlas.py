@@ -120,6 +120,10 @@ def test_recording_is_idempotent_and_windows_delete(tmp_path):
     assert atlas.record(s) == 3 and atlas.record(s + s) == 0
     assert atlas.delete_window(15, 31, source="energy_history") == 2
     assert [x.ts_ms for x in atlas.trajectory("dac:x")] == [10]
+    # per-step states hang off the same DAC but never enter its trajectory
+    assert atlas.record([EnergyState("step:x/lora_adapter", 12, 9.0, 0.0, 0.0, "lifecycle", "r")]) == 1
+    assert [x.ts_ms for x in atlas.trajectory("dac:x")] == [10]
+    assert atlas.run("MATCH (:DAC {id: 'x'})-[:HAS_STEP_STATE]->(e) RETURN e.E AS E") == [{"E": 9.0}]
     with pytest.raises(ValueError, match="expected dac:<id>"):
         atlas.record([EnergyState("pod:y", 1, 1.0, 0.0, 0.0, "x", "r")])
     atlas.close()
@@ -150,6 +154,7 @@ def test_every_query_file_passes_neo4j_parser_offline():
         "co_deployment": {"limit": 5},
         "record_dac_states": {"rows": []},
         "record_service_states": {"rows": []},
+        "record_step_states": {"rows": []},
     }
     items = [{"name": q, "query": load_query(q, "neo4j"), "parameters": p} for q, p in params.items()]
     items += [
@@ -182,12 +187,12 @@ class _FakeDriver:
 
 def test_neo4j_parameters_and_result_mapping():
     rows = [{"ts": 5, "E": 2.0, "dE_dt": 0.5, "S": 0.1, "source": "lifecycle", "run_id": "r"}]
-    drv = _FakeDriver([rows, [{"created": 2}], [{"created": 1}]])
+    drv = _FakeDriver([rows, [{"created": 1}], [{"created": 1}], [{"created": 1}]])
     atlas = Neo4jAtlas("bolt://x", "u", "p", database="atlas", driver=drv)
     assert atlas.trajectory("dac:a", 1, 10) == [EnergyState("dac:a", 5, 2.0, 0.5, 0.1, "lifecycle", "r")]
     q, p, db = drv.calls[0]
     assert q == load_query("trajectory", "neo4j") and db == "atlas"
-    assert p == {"dac_id": "a", "entity": "dac:a", "since_ms": 1, "until_ms": 10}
+    assert p == {"dac_id": "a", "since_ms": 1, "until_ms": 10}
     n = atlas.record(
         [
             EnergyState("dac:a", 1, 1.0, 0.0, 0.0, "s", "r"),
@@ -196,6 +201,7 @@ def test_neo4j_parameters_and_result_mapping():
         ]
     )
     assert n == 3
-    dac_rows, svc_rows = drv.calls[1][1]["rows"], drv.calls[2][1]["rows"]
-    assert [r["owner"] for r in dac_rows] == ["a", "a"] and [r["owner"] for r in svc_rows] == ["k"]
-    assert dac_rows[1]["id"] == "step:a/lora|s|r|2" and math.isclose(svc_rows[0]["E"], 1.0)
+    (q1, p1, _), (q2, p2, _), (q3, p3, _) = drv.calls[1:]
+    assert "HAS_STATE" in q1 and "HAS_STEP_STATE" in q2 and "(d:Service" in q3
+    assert [r["owner"] for r in p1["rows"] + p2["rows"] + p3["rows"]] == ["a", "a", "k"]
+    assert p2["rows"][0]["id"] == "step:a/lora|s|r|2" and math.isclose(p3["rows"][0]["E"], 1.0)
