@@ -53,7 +53,7 @@ def main() -> int:
             f"ratio {py_traj / np.percentile(lat, 50):.1f}x | goal < 50 ms: {'met' if np.percentile(lat, 99) < 0.05 else 'NOT met'}"
         )
         t0 = time.perf_counter()
-        anomalies = atlas.query("anomalies", k=4.0, min_states=10, **window_params())
+        anomalies = atlas.query("anomalies", k=4.0, min_states=10, source="bench", **window_params())
         q_anom = time.perf_counter() - t0
         t0 = time.perf_counter()
         e = E.reshape(n_dac, per)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import deployment, discovery, packaging, proof, training, validation
+from assets import deployment, discovery, energy, packaging, proof, training, validation
 from assets.jobs import (
     blockchain_sync_job,
     dac_lifecycle_job,
@@ -16,7 +16,7 @@ from schedules import schedules
 from sensors.request_drop import dac_request_drop_sensor
 
 lifecycle_assets = dg.load_assets_from_modules(
-    [discovery, validation, training, proof, packaging, deployment]
+    [discovery, validation, training, proof, packaging, deployment, energy]
 )
 lifecycle_checks = dg.load_asset_checks_from_modules([proof, packaging])
 

@@ -91,7 +91,7 @@ def test_optimal_service_matches_python(graph):
 
 def test_anomalies_match_python(graph):
     atlas, states, _, _ = graph
-    got = atlas.query("anomalies", k=3.0, min_states=10, **window_params())
+    got = atlas.query("anomalies", k=3.0, min_states=10, source="lifecycle", **window_params())
     want = []
     for d in sorted({s.entity for s in states if s.entity.startswith("dac:")}):
         xs = [s for s in states if s.entity == d]
@@ -150,7 +150,7 @@ def test_every_query_file_passes_neo4j_parser_offline():
     params = {
         "trajectory": trajectory_params("dac:a"),
         "optimal_service": {"capability": "x", "limit": 5} | window_params(),
-        "anomalies": {"k": 3.0, "min_states": 5} | window_params(),
+        "anomalies": {"k": 3.0, "min_states": 5, "source": "lifecycle"} | window_params(),
         "co_deployment": {"limit": 5},
         "record_dac_states": {"rows": []},
         "record_service_states": {"rows": []},
