@@ -35,7 +35,9 @@ def main() -> int:
         t0 = time.perf_counter()
         n = atlas.record(states)
         ingest = time.perf_counter() - t0
-        print(f"ingest: {n:,} states in {ingest:.1f} s ({n / ingest:,.0f} states/s) | goal < 60 s: {'met' if ingest < 60 else 'NOT met'}")
+        print(
+            f"ingest: {n:,} states in {ingest:.1f} s ({n / ingest:,.0f} states/s) | goal < 60 s: {'met' if ingest < 60 else 'NOT met'}"
+        )
         win = (100 * 60_000, 400 * 60_000)
         lat = []
         for d in rng.integers(0, n_dac, 50):

@@ -98,7 +98,9 @@ class EnergyAtlasResource(dg.ConfigurableResource):
             from iv_pipelines.atlas.engine import Neo4jAtlas
 
             if not (self.neo4j_url and self.neo4j_user and self.neo4j_password):
-                raise dg.Failure(description="EnergyAtlasResource(engine='neo4j') needs neo4j_url, neo4j_user, neo4j_password")
+                raise dg.Failure(
+                    description="EnergyAtlasResource(engine='neo4j') needs neo4j_url, neo4j_user, neo4j_password"
+                )
             atlas = Neo4jAtlas(self.neo4j_url, self.neo4j_user, self.neo4j_password)
             try:
                 yield atlas
@@ -114,7 +116,9 @@ class EnergyAtlasResource(dg.ConfigurableResource):
                 break
             except RuntimeError as e:
                 if "lock" not in str(e).lower() or time.monotonic() > deadline:
-                    raise dg.Failure(description=f"Energy Atlas at {root / 'graph'} unavailable: {e}") from None
+                    raise dg.Failure(
+                        description=f"Energy Atlas at {root / 'graph'} unavailable: {e}"
+                    ) from None
                 time.sleep(0.2)
         try:
             yield atlas
