@@ -10,6 +10,7 @@ from assets.partitions import dac_partitions
 from iv_pipelines.paths import atomic_write_text
 from iv_pipelines.request import DacRequest
 from resources.deploy import DeployerResource
+from resources.mesh import AsiRegistryResource
 from resources.sensing import SensingResource
 from resources.storage import FactoryStorage
 
@@ -35,6 +36,7 @@ def dac_deployment(
     storage: FactoryStorage,
     deployer: DeployerResource,
     sensing: SensingResource,
+    registry: AsiRegistryResource,
 ) -> dg.Output[dict]:
     from pathlib import Path
 
@@ -82,7 +84,19 @@ def dac_deployment(
             f"smoke test: {smoke.correct}/{smoke.n} held-out twin episodes classified right "
             f"({smoke.accuracy:.3f}); latency p50 {smoke.latency_ms_p50:.1f} ms, p99 {smoke.latency_ms_p99:.1f} ms"
         )
-    record = rec.to_json() | {"smoke": smoke.to_json() if smoke else None}
+    from iv_pipelines.mesh.snapshot import capsule_capabilities, register_capsule
+
+    vh = json.loads((storage.dac_dir(dac_id) / "validated_hypothesis.json").read_text())
+    caps = capsule_capabilities(dac_request.domain, vh["hypothesis"]["task"], manifest)
+    gateways = register_capsule(
+        registry.get(storage.root), dac_id, target, rec.url or "", caps, manifest["energy_signature"]
+    )
+    context.log.info(f"ASI: {dac_id} registered with capabilities {caps}, linked to {gateways}")
+    record = rec.to_json() | {
+        "smoke": smoke.to_json() if smoke else None,
+        "capabilities": caps,
+        "gateways": gateways,
+    }
     atomic_write_text(
         storage.root / "deployments" / dac_id / "deployment.json", json.dumps(record, indent=2) + "\n"
     )
@@ -96,6 +110,8 @@ def dac_deployment(
         "version": pointer["version"],
         "url": rec.url or "",
         "details": dg.MetadataValue.json(rec.details),
+        "asi_capabilities": ", ".join(caps),
+        "asi_gateways": ", ".join(gateways),
     }
     if smoke:
         md |= {

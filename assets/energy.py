@@ -1,6 +1,7 @@
 """Operations: the daily energy history of every DAC and service, backfillable."""
 
 import datetime as dt
+import warnings
 
 import dagster as dg
 
@@ -51,6 +52,9 @@ def metered_steps(instance: dg.DagsterInstance) -> list:
                 break
             cursor = res.cursor
     return out
+
+
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 
 @dg.asset(

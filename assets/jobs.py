@@ -7,7 +7,7 @@ from assets.partitions import dac_partitions
 LIFECYCLE_GROUPS = ("discovery", "proof", "training", "deployment")
 
 # Unpartitioned assets feeding the lifecycle (calibration) run in their own job.
-SHARED_ASSETS = ("score_calibration", "wifi_sensing_base_model")
+SHARED_ASSETS = ("score_calibration", "wifi_sensing_base_model", "service_mesh")
 SYNC_CHECK = dg.AssetCheckKey(dg.AssetKey("utid"), "ledger_in_sync")
 
 dac_lifecycle_job = dg.define_asset_job(
@@ -38,4 +38,10 @@ blockchain_sync_job = dg.define_asset_job(
         "Re-verifies every registered DAC (on-chain record, receipt event, signature, Merkle "
         "tree, zk proof); the daily midnight schedule comes with the operations issue."
     ),
+)
+
+service_mesh_job = dg.define_asset_job(
+    name="service_mesh_job",
+    selection=dg.AssetSelection.assets("service_mesh"),
+    description="Recomputes TTF routes over the ASI registry and re-routes deployed capsules (hysteresis).",
 )

@@ -63,6 +63,11 @@ def run_demo(request_file: Path | None = None, keep_running: bool = False) -> in
     _print_adapter(result)
     _print_lineage(result)
     _print_package(result)
+    if result.success:
+        mesh = defs.resolve_job_def("service_mesh_job").execute_in_process(
+            instance=instance, run_config=QUIET
+        )
+        _print_mesh(mesh)
     _print_deployment(result, defs, storage, keep_running)
     if not result.success:
         for ev in result.all_events:
@@ -218,4 +223,14 @@ def _print_deployment(result, defs, storage, keep_running: bool) -> None:
         stopped = deployer.stop(dep["dac_id"])
         print(
             f"[demo] capsule {'stopped' if stopped else 'was not running'} (run `iv demo --keep-running` to keep it)"
+        )
+
+
+def _print_mesh(result) -> None:
+    for event in result.get_asset_materialization_events():
+        md = {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
+        print(
+            f"[demo] service mesh: {md['services']} services, {md['links']} links; TTF routes in "
+            f"{md['routes_ms']} ms; {md['rerouted']} capsule routes (re)set, {md['kept_by_hysteresis']} kept by hysteresis "
+            f"(routes: {md['routes_path']})"
         )

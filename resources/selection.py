@@ -16,6 +16,7 @@ from resources.discovery import (
     ScoringResource,
 )
 from resources.ledger import LedgerResource
+from resources.mesh import AsiRegistryResource, TtfRouterResource
 from resources.proof import ProofResource
 from resources.sensing import SensingResource
 from resources.storage import FactoryStorage
@@ -32,6 +33,7 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
         "proof": ProofResource(),
         "packaging": PackagingResource(),
         "atlas": EnergyAtlasResource(),
+        "router": TtfRouterResource(),
     }
     if env == "prod":
         return common | {
@@ -43,6 +45,7 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
                 private_key=dg.EnvVar("IV_LEDGER_PRIVATE_KEY"),
             ),
             "deployer": DeployerResource(target="kubernetes"),
+            "registry": AsiRegistryResource(url=dg.EnvVar("IV_ASI_DATABASE_URL"), seed_mesh=False),
             "atlas": EnergyAtlasResource(
                 engine="neo4j",
                 neo4j_url=dg.EnvVar("IV_NEO4J_URL"),
@@ -56,4 +59,5 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
         "ace": AceMemoryResource(url=f"sqlite:///{root / 'ace.sqlite'}"),
         "ledger": LedgerResource(),
         "deployer": DeployerResource(),
+        "registry": AsiRegistryResource(),
     }

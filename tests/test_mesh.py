@@ -1,5 +1,7 @@
 """TTF routing: costs, the generator, shortest paths against networkx and the Triton kernel."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,63 @@ def test_triton_minplus_kernel_matches_scipy_on_a_small_graph():
     ref = shortest_paths(n, src, dst, cost).dist
     got = all_pairs(w, step=minplus_triton).numpy()
     np.testing.assert_allclose(got, ref.astype(np.float32), rtol=1e-5)
+
+
+def test_service_mesh_routes_capsules_keeps_routes_by_hysteresis_and_reroutes_around_failures(
+    storage, tmp_path
+):
+    import dagster as dg
+
+    from assets.mesh import service_mesh
+    from iv_pipelines.mesh.snapshot import capsule_capabilities, register_capsule
+    from resources.deploy import EnergyAtlasResource
+    from resources.mesh import AsiRegistryResource, TtfRouterResource
+
+    reg_res = AsiRegistryResource(url=f"sqlite:///{tmp_path / 'asi.sqlite'}")
+    reg = reg_res.get(storage.root)  # bootstrapped with the generated mesh
+    caps = capsule_capabilities(
+        "wifi-sensing",
+        "fall detection from CSI windows",
+        {"proof": {"zk_snark": {"system": "groth16"}}, "utid": "U"},
+    )
+    assert caps == ["wifi_sensing", "fall_detection", "zk_proof", "utid"]
+    gws = register_capsule(
+        reg, "acme", "local", "http://127.0.0.1:9", caps, {"E_state": 30, "dE_dt": 3, "S_state": 0.5}
+    )
+    assert len(gws) == 2 and [m.name for m in reg.discover("wifi_sensing AND zk_proof")] == ["acme"]
+    atlas = EnergyAtlasResource(root_dir=str(tmp_path / "atlas"))
+    res = {"storage": storage, "registry": reg_res, "router": TtfRouterResource(), "atlas": atlas}
+
+    def run():
+        out = dg.materialize([service_mesh], resources=res)
+        return {
+            k: v.value
+            for k, v in out.get_asset_materialization_events()[
+                0
+            ].step_materialization_data.materialization.metadata.items()
+        }
+
+    first = run()
+    assert first["services"] == 1181 and first["rerouted"] == 3 and first["kept_by_hysteresis"] == 0
+    routes = json.loads((storage.root / "mesh" / "routes.json").read_text())
+    ledger = routes["acme -> ledger"]
+    assert ledger["path"][0] == "acme" and ledger["path"][1] in gws
+    second = run()  # nothing changed: every route kept
+    assert second["rerouted"] == 0 and second["kept_by_hysteresis"] == 3
+    # the ledger service the route ends at fails its probes: the next snapshot routes around it
+    url = f"mesh://{ledger['target']}"
+    for _ in range(3):
+        reg.record_probe(url, False)
+    third = run()
+    assert third["rerouted"] >= 1
+    new = json.loads((storage.root / "mesh" / "routes.json").read_text())["acme -> ledger"]
+    assert new["target"] != ledger["target"]
+    with atlas.open(storage.root) as g:
+        followed = g.run(
+            "MATCH (:DAC {id: 'acme'})-[f:FOLLOWED_ROUTE]->(r:Route) RETURN r.dst AS dst ORDER BY f.ts"
+        )
+        used = {
+            r["s"] for r in g.run("MATCH (:DAC {id: 'acme'})-[:USES_SERVICE]->(s:Service) RETURN s.id AS s")
+        }
+    assert len(followed) == 3 + third["rerouted"] and followed[-1]["dst"] in {new["target"], *used}
+    assert new["target"] in used

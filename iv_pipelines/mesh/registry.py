@@ -66,6 +66,12 @@ class Instance(_Base):
     service: Mapped[Service] = relationship(back_populates="instances")
 
 
+class Link(_Base):
+    __tablename__ = "asi_links"
+    src_id: Mapped[int] = mapped_column(ForeignKey("asi_services.id"), primary_key=True)
+    dst_id: Mapped[int] = mapped_column(ForeignKey("asi_services.id"), primary_key=True)
+
+
 # --- capability query: OR of ANDs with parentheses ------------------------------------------
 
 
@@ -200,3 +206,99 @@ class AsiRegistry:
                     inst.healthy = False
                     became.append(inst.url)
         return became
+
+    # --- topology (what TTF routing runs on) ------------------------------------------------
+
+    def count_services(self) -> int:
+        from sqlalchemy import func
+
+        with Session(self.engine) as s:
+            return int(s.scalar(select(func.count(Service.id))))
+
+    def link(self, a: str, b: str) -> None:
+        """A bidirectional link between two registered services (by name)."""
+        with Session(self.engine) as s, s.begin():
+            ids = dict(s.execute(select(Service.name, Service.id).where(Service.name.in_([a, b]))).all())
+            missing = [x for x in (a, b) if x not in ids]
+            if missing:
+                raise KeyError(f"link {a} <-> {b}: not registered: {missing}")
+            for u, v in ((ids[a], ids[b]), (ids[b], ids[a])):
+                if s.get(Link, (u, v)) is None:
+                    s.add(Link(src_id=u, dst_id=v))
+
+    def bulk_load(self, mesh) -> None:
+        """Register a generated mesh at once: services, one capability each (its category), one
+        `mesh://<name>` instance each, and the links."""
+        from sqlalchemy import insert
+
+        with Session(self.engine) as s, s.begin():
+            s.execute(
+                insert(Service),
+                [
+                    {
+                        "name": n,
+                        "provider": str(p),
+                        "category": str(c),
+                        "E_state": float(e),
+                        "dE_dt": float(d),
+                        "S_state": float(x),
+                    }
+                    for n, p, c, e, d, x in zip(
+                        mesh.ids, mesh.provider, mesh.category, mesh.E, mesh.dE_dt, mesh.S, strict=True
+                    )
+                ],
+            )
+            ids = dict(s.execute(select(Service.name, Service.id)).all())
+            s.execute(
+                insert(Capability),
+                [
+                    {"service_id": ids[n], "name": str(c)}
+                    for n, c in zip(mesh.ids, mesh.category, strict=True)
+                ],
+            )
+            s.execute(insert(Instance), [{"service_id": ids[n], "url": f"mesh://{n}"} for n in mesh.ids])
+            s.execute(
+                insert(Link),
+                [
+                    {"src_id": ids[mesh.ids[u]], "dst_id": ids[mesh.ids[v]]}
+                    for u, v in zip(mesh.src, mesh.dst, strict=True)
+                ],
+            )
+
+    def topology(self):
+        """(names, providers, categories, E, dE_dt, S, src, dst, healthy) as arrays, services in
+        id order; src/dst index into them."""
+        import numpy as np
+
+        with Session(self.engine) as s:
+            rows = s.execute(
+                select(
+                    Service.id,
+                    Service.name,
+                    Service.provider,
+                    Service.category,
+                    Service.E_state,
+                    Service.dE_dt,
+                    Service.S_state,
+                ).order_by(Service.id)
+            ).all()
+            index = {r[0]: i for i, r in enumerate(rows)}
+            links = s.execute(select(Link.src_id, Link.dst_id)).all()
+            sick = {
+                r[0] for r in s.execute(select(Instance.service_id).where(Instance.healthy.is_(False))).all()
+            }
+        cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(7)]
+        src = np.array([index[a] for a, _ in links], dtype=np.int64)
+        dst = np.array([index[b] for _, b in links], dtype=np.int64)
+        healthy = np.array([r[0] not in sick for r in rows], dtype=bool)
+        return (
+            list(cols[1]),
+            np.array(cols[2]),
+            np.array(cols[3]),
+            np.array(cols[4], float),
+            np.array(cols[5], float),
+            np.array(cols[6], float),
+            src,
+            dst,
+            healthy,
+        )
