@@ -90,3 +90,21 @@ def test_instance_unhealthy_after_n_failed_probes_and_recovers(reg):
     assert [m.name for m in reg.discover("fall_detection")] == ["acme-fall"]  # no healthy instance left
     reg.record_probe(url, True)
     assert [m.name for m in reg.discover("fall_detection")] == ["globex-fall", "acme-fall"]
+
+
+def test_health_monitor_hands_unhealthy_instances_to_healing(reg):
+    from iv_pipelines.mesh.registry import probe_all
+
+    down = {"http://10.0.0.2"}
+    healed = []
+    for _ in range(3):
+        out = probe_all(reg, lambda name, url: healed.append((name, url)), probe=lambda url: url not in down)
+    assert out["probed"] == 3 and out["failed"] == 1  # three http instances, one down
+    assert healed == [("globex-fall", "http://10.0.0.2")]  # handed over once, after the third failure
+
+
+def test_http_probe_of_a_closed_port_is_a_failure():
+    from iv_pipelines.deploy.targets import free_port
+    from iv_pipelines.mesh.registry import http_probe
+
+    assert http_probe(f"http://127.0.0.1:{free_port()}", timeout=0.5) is False

@@ -302,3 +302,37 @@ class AsiRegistry:
             dst,
             healthy,
         )
+
+
+def http_probe(url: str, timeout: float = 2.0) -> bool:
+    """GET <url>/readyz (capsules) answered 200."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/readyz", timeout=timeout) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def probe_all(registry: AsiRegistry, on_unhealthy, probe=http_probe, unhealthy_after: int = 3) -> dict:
+    """One health-monitor pass: probe every http(s) instance, record the result, and call
+    `on_unhealthy(service_name, url)` (the healing layer) for each instance that just turned
+    unhealthy. Synthetic `mesh://` instances of the generated mesh are not probed."""
+    with Session(registry.engine) as s:
+        rows = s.execute(
+            select(Service.name, Instance.url).join(Instance, Instance.service_id == Service.id)
+        ).all()
+    probed = failed = 0
+    replaced = []
+    for name, url in rows:
+        if not url.startswith(("http://", "https://")):
+            continue
+        ok = probe(url)
+        probed += 1
+        failed += not ok
+        for bad in registry.record_probe(url, ok, unhealthy_after):
+            on_unhealthy(name, bad)
+            replaced.append(bad)
+    return {"probed": probed, "failed": failed, "handed_to_healing": replaced}
