@@ -1,3 +1,32 @@
-"""Schedules: the operations jobs (daily/weekly/monthly), added by the operations issue."""
+"""Schedules: the operations jobs, explicit cron and timezone (DESIGN §6).
 
-schedules: list = []
+Only jobs that do real work today are scheduled; the rest of the nine come with the
+operations issue (each needs its job first):
+- `blockchain_sync` daily 00:00 UTC: re-verifies every registered DAC (ledger_in_sync);
+- `service_mesh_rebalancing` Sundays 05:00 UTC: recomputes TTF routes over the ASI registry
+  and re-routes deployed capsules (hysteresis), logging FOLLOWED_ROUTE to the Atlas.
+"""
+
+import dagster as dg
+
+from assets.jobs import blockchain_sync_job, service_mesh_job
+
+TZ = "UTC"
+
+blockchain_sync_schedule = dg.ScheduleDefinition(
+    name="blockchain_sync_schedule",
+    job=blockchain_sync_job,
+    cron_schedule="0 0 * * *",
+    execution_timezone=TZ,
+    description="Daily 00:00: re-verify every registered DAC against the ledger and its proofs.",
+)
+
+service_mesh_rebalancing = dg.ScheduleDefinition(
+    name="service_mesh_rebalancing",
+    job=service_mesh_job,
+    cron_schedule="0 5 * * 0",
+    execution_timezone=TZ,
+    description="Sundays 05:00: recompute TTF routes and re-route deployed capsules.",
+)
+
+schedules: list = [blockchain_sync_schedule, service_mesh_rebalancing]

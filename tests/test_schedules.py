@@ -1,0 +1,38 @@
+"""Schedules: cron, timezone, target job, and what a tick at the scheduled time requests."""
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+from dagster._utils.schedules import cron_string_iterator
+
+from iv_pipelines.definitions import defs
+
+
+@pytest.mark.parametrize(
+    "name, cron, job, when",
+    [
+        (
+            "blockchain_sync_schedule",
+            "0 0 * * *",
+            "blockchain_sync",
+            dt.datetime(2026, 11, 27, 0, 0, tzinfo=dt.UTC),
+        ),
+        (
+            "service_mesh_rebalancing",
+            "0 5 * * 0",
+            "service_mesh_job",
+            dt.datetime(2026, 11, 29, 5, 0, tzinfo=dt.UTC),
+        ),
+    ],
+)
+def test_schedule_ticks_request_its_job(name, cron, job, when):
+    sched = defs.get_schedule_def(name)
+    assert (sched.cron_schedule, sched.execution_timezone, sched.job_name) == (cron, "UTC", job)
+    with dg.instance_for_test() as instance:
+        data = sched.evaluate_tick(
+            dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
+        )
+    assert len(data.run_requests) == 1
+    # the next fire time after one second before `when` is `when` itself (2026-11-29 is a Sunday)
+    assert next(cron_string_iterator(when.timestamp() - 1, cron, "UTC")).timestamp() == when.timestamp()
