@@ -155,6 +155,16 @@ def test_every_query_file_passes_neo4j_parser_offline():
         "record_dac_states": {"rows": []},
         "record_service_states": {"rows": []},
         "record_step_states": {"rows": []},
+        "log_healing": {
+            "dac_id": "a",
+            "id": "x",
+            "issue": "i",
+            "strategy": "s",
+            "ok": True,
+            "ts": 1,
+            "details": "{}",
+        },
+        "healing_actions": {"dac_id": "a"},
     }
     items = [{"name": q, "query": load_query(q, "neo4j"), "parameters": p} for q, p in params.items()]
     items += [

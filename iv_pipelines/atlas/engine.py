@@ -199,6 +199,23 @@ class LadybugAtlas:
             {"d": dac_id, "id": route_id, "ts": int(ts_ms)},
         )
 
+    def log_healing(self, action) -> None:
+        """Record a self-healing action (iv_pipelines.ops.healing.HealingAction)."""
+        import json as _json
+
+        self.run(
+            load_query("log_healing", self.dialect),
+            {
+                "dac_id": action.dac_id,
+                "id": f"{action.dac_id}|{action.ts_ms}|{action.strategy}",
+                "issue": action.issue,
+                "strategy": action.strategy,
+                "ok": bool(action.ok),
+                "ts": int(action.ts_ms),
+                "details": _json.dumps(action.details, default=str)[:20000],
+            },
+        )
+
 
 class Neo4jAtlas:
     """The same interface over Neo4j (`bolt://` or `neo4j://` URL; auth from the resource's
@@ -254,4 +271,21 @@ class Neo4jAtlas:
     def trajectory(self, entity: str, since_ms: int = 0, until_ms: int | None = None) -> list[EnergyState]:
         return rows_to_states(
             self.query("trajectory", **trajectory_params(entity, since_ms, until_ms)), entity
+        )
+
+    def log_healing(self, action) -> None:
+        """Record a self-healing action (iv_pipelines.ops.healing.HealingAction)."""
+        import json as _json
+
+        self.run(
+            load_query("log_healing", self.dialect),
+            {
+                "dac_id": action.dac_id,
+                "id": f"{action.dac_id}|{action.ts_ms}|{action.strategy}",
+                "issue": action.issue,
+                "strategy": action.strategy,
+                "ok": bool(action.ok),
+                "ts": int(action.ts_ms),
+                "details": _json.dumps(action.details, default=str)[:20000],
+            },
         )

@@ -110,13 +110,48 @@ class LocalDeployer:
         p = self._dir(dac_id) / "state.json"
         return json.loads(p.read_text()) if p.exists() else None
 
-    def deploy(self, package_dir: Path, dac_id: str, version: str) -> DeploymentRecord:
-        """Start (or replace) the supervised capsule; returns once /readyz answers 200."""
+    def meta(self, dac_id: str) -> dict:
+        p = self._dir(dac_id) / "meta.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def deploy(
+        self,
+        package_dir: Path,
+        dac_id: str,
+        version: str,
+        env: dict | None = None,
+        memory_limit_mib: int | None = None,
+        wait: bool = True,
+    ) -> DeploymentRecord:
+        """Start (or replace) the supervised capsule; returns once /readyz answers 200 (or at
+        once with `wait=False`). `env` is extra environment for the capsule; the memory
+        limit (default: the package manifest's) is what the health check compares RSS with."""
         self.stop(dac_id)
         d = self._dir(dac_id)
         d.mkdir(parents=True, exist_ok=True)
         (d / "state.json").unlink(missing_ok=True)
         port = free_port()
+        if memory_limit_mib is None:
+            try:
+                mem = json.loads((Path(package_dir) / "manifest.json").read_text())["deployment"][
+                    "resources"
+                ]["memory"]
+                memory_limit_mib = (
+                    int(mem.removesuffix("Mi")) if mem.endswith("Mi") else int(mem.removesuffix("Gi")) * 1024
+                )
+            except (OSError, KeyError, ValueError):
+                memory_limit_mib = None
+        (d / "meta.json").write_text(
+            json.dumps(
+                {
+                    "package": str(package_dir),
+                    "version": version,
+                    "memory_limit_mib": memory_limit_mib,
+                    "port": port,
+                    "env": env or {},
+                }
+            )
+        )
         cmd = [
             sys.executable,
             "-m",
@@ -138,8 +173,11 @@ class LocalDeployer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            env=os.environ | (env or {}),
         )
         url = f"http://127.0.0.1:{port}"
+        if not wait:
+            return DeploymentRecord("local", dac_id, version, url, {"supervisor_pid": proc.pid, "port": port})
         try:
             waited = wait_ready(url, self.ready_timeout_s, is_alive=lambda: proc.poll() is None)
         except DeployError as e:
@@ -177,7 +215,25 @@ class LocalDeployer:
                 ready = http_json(f"http://127.0.0.1:{st['port']}/readyz", 1.0)[0] == 200
             except OSError:
                 ready = False
-        return st | {"supervisor_alive": sup, "capsule_alive": cap, "ready": ready, "running": sup and cap}
+        rss = None
+        if cap:
+            try:
+                with open(f"/proc/{st['capsule_pid']}/status") as fh:
+                    rss = next(int(x.split()[1]) / 1024 for x in fh if x.startswith("VmRSS"))
+            except (OSError, StopIteration):
+                rss = None
+        return (
+            st
+            | {
+                "supervisor_alive": sup,
+                "capsule_alive": cap,
+                "ready": ready,
+                "running": sup and cap,
+                "rss_mib": rss,
+                "url": f"http://127.0.0.1:{st['port']}",
+            }
+            | {k: v for k, v in self.meta(dac_id).items() if k in ("memory_limit_mib", "version", "package")}
+        )
 
     def stop(self, dac_id: str, timeout_s: float = 10.0) -> bool:
         """Stop the supervisor (which stops the capsule); True if something was running."""

@@ -75,10 +75,28 @@ class _State:
             self.error = f"{type(e).__name__}: {e}"
 
 
+FAULT_ENV = "IV_CAPSULE_FAULT"  # chaos hook for the fault-injection tests; never set in packages
+_LEAK: list[bytearray] = []
+
+
+def _inject_faults() -> str | None:
+    """`http500`: predict and readyz answer 500 (a corrupted instance); `leak:<MiB>`: hold that
+    much memory (a workload that outgrew its limit)."""
+    import os
+
+    fault = os.environ.get(FAULT_ENV)
+    if fault and fault.startswith("leak:"):
+        block = bytearray(int(fault.split(":", 1)[1]) << 20)
+        block[::4096] = b"\x01" * len(block[::4096])  # touch every page: resident, not just reserved
+        _LEAK.append(block)
+    return fault
+
+
 def create_app(package_dir: Path | None = None, predictor: Predictor | None = None) -> FastAPI:
     """`package_dir`: load that package in the background; `predictor`: serve it directly;
     neither: an app without a model (used to generate the OpenAPI contract)."""
     state = _State(Path(package_dir) if package_dir else None, predictor)
+    fault = _inject_faults()
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -117,6 +135,8 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
 
     @app.get("/readyz", response_model=HealthStatus, tags=["ops"], responses={503: {"model": HealthStatus}})
     def readyz():
+        if fault == "http500":
+            return JSONResponse(status_code=500, content={"error": "injected fault"})
         body = healthz()
         if not body.ready:
             return JSONResponse(status_code=503, content=body.model_dump() | {"error": state.error})
@@ -170,6 +190,9 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
     )
     async def predict(req: PredictRequest):
         t0 = time.perf_counter()
+        if fault == "http500":
+            m.requests.labels("/v1/predict", "500").inc()
+            return JSONResponse(status_code=500, content={"detail": "injected fault"})
         if state.predictor is None:
             m.requests.labels("/v1/predict", "503").inc()
             return JSONResponse(status_code=503, content={"detail": "model not loaded yet; see /readyz"})

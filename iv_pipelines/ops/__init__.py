@@ -1,0 +1,1 @@
+"""Operations: self-healing (more with the operations issue)."""
