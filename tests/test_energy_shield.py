@@ -160,6 +160,7 @@ def test_rejected_package_blocks_deployment_and_tamper_fails_the_provenance_chec
     from assets.partitions import dac_partitions
     from iv_pipelines.request import parse_request_text
     from resources.deploy import DeployerResource, PackagingResource
+    from resources.mesh import AsiRegistryResource
     from resources.proof import ProofResource
     from resources.sensing import SensingResource
     from resources.storage import FactoryStorage
@@ -189,6 +190,7 @@ def test_rejected_package_blocks_deployment_and_tamper_fails_the_provenance_chec
         "packaging": PackagingResource(),
         "deployer": DeployerResource(state_dir=str(tmp_path / "dep")),
         "sensing": SensingResource(),
+        "registry": AsiRegistryResource(url=f"sqlite:///{tmp_path / 'asi.sqlite'}"),
     }
     assets = [energy_stub, request_stub, dac_package, shield_review, dac_deployment]
     run_all = dg.define_asset_job("run_all", selection=dg.AssetSelection.all(), partitions_def=dac_partitions)
