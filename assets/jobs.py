@@ -45,3 +45,9 @@ service_mesh_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("service_mesh"),
     description="Recomputes TTF routes over the ASI registry and re-routes deployed capsules (hysteresis).",
 )
+
+dac_health_check_job = dg.define_asset_job(
+    name="dac_health_check",
+    selection=dg.AssetSelection.assets("dac_health"),
+    description="Probes every deployed DAC, rescores it on fresh twin episodes, writes capsule telemetry.",
+)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import deployment, discovery, energy, mesh, packaging, proof, training, validation
+from assets import deployment, discovery, energy, mesh, operations, packaging, proof, training, validation
 from assets.jobs import (
     blockchain_sync_job,
+    dac_health_check_job,
     dac_lifecycle_job,
     score_calibration_job,
     service_mesh_job,
@@ -14,10 +15,11 @@ from assets.jobs import (
 )
 from resources.selection import resources_for
 from schedules import schedules
+from sensors.operations import sensors as operations_sensors
 from sensors.request_drop import dac_request_drop_sensor
 
 lifecycle_assets = dg.load_assets_from_modules(
-    [discovery, validation, training, proof, packaging, deployment, energy, mesh]
+    [discovery, validation, training, proof, packaging, deployment, energy, mesh, operations]
 )
 lifecycle_checks = dg.load_asset_checks_from_modules([proof, packaging])
 
@@ -30,8 +32,10 @@ defs = dg.Definitions(
         wifi_sensing_base_model_job,
         blockchain_sync_job,
         service_mesh_job,
+        dac_health_check_job,
+        operations.dac_healing_job,
     ],
     schedules=schedules,
-    sensors=[dac_request_drop_sensor],
+    sensors=[dac_request_drop_sensor, *operations_sensors],
     resources=resources_for(),
 )

@@ -3,13 +3,14 @@
 Only jobs that do real work today are scheduled; the rest of the nine come with the
 operations issue (each needs its job first):
 - `blockchain_sync` daily 00:00 UTC: re-verifies every registered DAC (ledger_in_sync);
+- `dac_health_check_schedule` every 4 h: the `dac_health` asset (probe, rescore, telemetry);
 - `service_mesh_rebalancing` Sundays 05:00 UTC: recomputes TTF routes over the ASI registry
   and re-routes deployed capsules (hysteresis), logging FOLLOWED_ROUTE to the Atlas.
 """
 
 import dagster as dg
 
-from assets.jobs import blockchain_sync_job, service_mesh_job
+from assets.jobs import blockchain_sync_job, dac_health_check_job, service_mesh_job
 
 TZ = "UTC"
 
@@ -29,4 +30,12 @@ service_mesh_rebalancing = dg.ScheduleDefinition(
     description="Sundays 05:00: recompute TTF routes and re-route deployed capsules.",
 )
 
-schedules: list = [blockchain_sync_schedule, service_mesh_rebalancing]
+dac_health_check_schedule = dg.ScheduleDefinition(
+    name="dac_health_check_schedule",
+    job=dac_health_check_job,
+    cron_schedule="0 */4 * * *",
+    execution_timezone=TZ,
+    description="Every 4 hours: probe and rescore every deployed DAC; flag degraded ones.",
+)
+
+schedules: list = [blockchain_sync_schedule, service_mesh_rebalancing, dac_health_check_schedule]

@@ -19,6 +19,12 @@ from iv_pipelines.definitions import defs
             dt.datetime(2026, 11, 27, 0, 0, tzinfo=dt.UTC),
         ),
         (
+            "dac_health_check_schedule",
+            "0 */4 * * *",
+            "dac_health_check",
+            dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC),
+        ),
+        (
             "service_mesh_rebalancing",
             "0 5 * * 0",
             "service_mesh_job",

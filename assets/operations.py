@@ -1,0 +1,121 @@
+"""Operations assets: the fleet health check."""
+
+import json
+
+import dagster as dg
+
+from iv_pipelines.paths import atomic_write_text
+from resources.deploy import DeployerResource, EnergyAtlasResource
+from resources.sensing import SensingResource
+from resources.storage import FactoryStorage
+
+OWNERS = ["team:dac-factory"]
+DEFAULT_THRESHOLD = 0.9  # when the request sets no min_accuracy
+
+
+@dg.asset(
+    group_name="operations",
+    owners=OWNERS,
+    kinds={"python"},
+    description=(
+        "dac_health_check: probes every deployed DAC (process, readiness, HTTP errors, memory), "
+        "recomputes its score on fresh held-out twin episodes of its room, writes capsule "
+        "telemetry for energy_history, and flags degraded DACs (an issue, or a score under the "
+        "client's min_accuracy)."
+    ),
+)
+def dac_health(
+    context: dg.AssetExecutionContext,
+    storage: FactoryStorage,
+    deployer: DeployerResource,
+    sensing: SensingResource,
+) -> dg.MaterializeResult:
+    import time
+
+    from iv_pipelines.deploy.smoke import smoke_payloads
+    from iv_pipelines.ops.health import check_dac
+    from iv_pipelines.request import DacRequest
+    from iv_pipelines.sensing.pipeline import client_resident, client_room
+
+    local = deployer.local(storage.root)
+    rows = []
+    seed = int(time.time()) // 3600  # a new set of episodes every hour
+    for state in sorted((local.state_dir).glob("*/state.json")):
+        dac_id = state.parent.name
+        req_path = storage.root / "dacs" / dac_id / "request.json"
+        if not req_path.exists():
+            context.log.warning(f"{dac_id}: deployed but no request.json; skipped")
+            continue
+        req = DacRequest.model_validate_json(req_path.read_text())
+        threshold = req.constraints.min_accuracy or DEFAULT_THRESHOLD
+        payloads = smoke_payloads(client_room(req), client_resident(req), 3, seed)
+        row = check_dac(local, dac_id, payloads, threshold, storage.root / "telemetry" / "capsules.jsonl")
+        rows.append(row)
+        (context.log.warning if row.degraded else context.log.info)(
+            f"{dac_id}: issue {row.issue}, score {row.score}, threshold {threshold}"
+        )
+    out = storage.root / "operations" / "health.json"
+    atomic_write_text(out, json.dumps([r.to_json() for r in rows], indent=2) + "\n")
+    table = (
+        "| DAC | issue | score | threshold | degraded | p99 ms |\n|---|---|---|---|---|---|\n"
+        + "\n".join(
+            f"| {r.dac_id} | {r.issue or '-'} | {'-' if r.score is None else f'{r.score:.3f}'} | {r.threshold} | "
+            f"{'YES' if r.degraded else 'no'} | {'-' if r.latency_ms_p99 is None else f'{r.latency_ms_p99:.1f}'} |"
+            for r in rows
+        )
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dacs": len(rows),
+            "degraded": dg.MetadataValue.json([r.dac_id for r in rows if r.degraded]),
+            "scores": dg.MetadataValue.json({r.dac_id: r.score for r in rows}),
+            "thresholds": dg.MetadataValue.json({r.dac_id: r.threshold for r in rows}),
+            "issues": dg.MetadataValue.json({r.dac_id: r.issue for r in rows}),
+            "health": dg.MetadataValue.md(table if rows else "(no deployed DAC)"),
+            "health_path": dg.MetadataValue.path(str(out)),
+        }
+    )
+
+
+class HealConfig(dg.Config):
+    dac_id: str
+    reason: str = "manual"
+
+
+@dg.op(description="Diagnose one deployed DAC and, if something is wrong, heal it (ops.healing).")
+def heal_dac(
+    context: dg.OpExecutionContext,
+    config: HealConfig,
+    storage: FactoryStorage,
+    deployer: DeployerResource,
+    atlas: EnergyAtlasResource,
+) -> dict:
+    from iv_pipelines.ops.healing import Healer, diagnose
+
+    local = deployer.local(storage.root)
+    diag = diagnose(local, config.dac_id)
+    context.log.info(f"{config.dac_id} ({config.reason}): diagnosis {diag.issue or 'healthy'}")
+    if diag.issue is None:
+        return {"dac_id": config.dac_id, "reason": config.reason, "issue": None, "action": None}
+    action = Healer(local, lambda: atlas.open(storage.root)).heal(diag)
+    (context.log.info if action.ok else context.log.error)(
+        f"{config.dac_id}: {action.issue} -> {action.strategy} ({'healed' if action.ok else 'NOT healed'})"
+    )
+    if not action.ok:
+        raise dg.Failure(
+            description=f"{config.dac_id}: {action.strategy} did not heal {action.issue}",
+            metadata={"details": dg.MetadataValue.json(action.details)},
+        )
+    return {
+        "dac_id": config.dac_id,
+        "reason": config.reason,
+        "issue": action.issue,
+        "action": action.to_json(),
+    }
+
+
+@dg.job(
+    description="Self-healing for one DAC (launched by the operations sensors, or by hand with its dac_id)."
+)
+def dac_healing_job():
+    heal_dac()

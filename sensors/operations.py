@@ -1,0 +1,79 @@
+"""Operations sensors: threshold breaches start evolution and healing runs.
+
+- `score_below_threshold_sensor` (on `dac_health` materializations): every DAC whose fresh
+  score is under its threshold gets an evolution run of its lifecycle (its `dac` partition);
+- `energy_variance_sensor` (every 5 min): the Energy Atlas anomaly query (states more than
+  3 standard deviations from their DAC's mean, daily history and per-run series) since the
+  cursor; each new anomaly starts `dac_healing_job` for that DAC. At most 50 run requests a
+  tick; the cursor is the newest anomaly timestamp seen (epoch ms).
+"""
+
+import dagster as dg
+
+from assets.jobs import dac_lifecycle_job
+from assets.operations import dac_healing_job
+
+MAX_PER_TICK = 50
+
+
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("dac_health"),
+    job=dac_lifecycle_job,
+    name="score_below_threshold_sensor",
+    description="A DAC scoring under its threshold in the health check gets an evolution run.",
+)
+def score_below_threshold_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    md = asset_event.asset_materialization.metadata
+    scores = md["scores"].value if "scores" in md else {}
+    thresholds = md["thresholds"].value if "thresholds" in md else {}
+    low = sorted(d for d, s in scores.items() if s is not None and s < thresholds.get(d, 1.0))
+    if not low:
+        return dg.SkipReason(f"all {len(scores)} scored DACs at or above their thresholds")
+    return [
+        dg.RunRequest(
+            run_key=f"evolve:{d}:{int(asset_event.timestamp * 1000)}",
+            partition_key=d,
+            tags={"iv/trigger": "score_below_threshold", "iv/score": f"{scores[d]:.4f}"},
+        )
+        for d in low[:MAX_PER_TICK]
+    ]
+
+
+@dg.sensor(
+    job=dac_healing_job,
+    minimum_interval_seconds=300,
+    required_resource_keys={"storage", "atlas"},
+    description="Energy anomalies in the Atlas (3 sigma) start a healing run for their DAC.",
+)
+def energy_variance_sensor(context: dg.SensorEvaluationContext):
+    from iv_pipelines.atlas.engine import window_params
+
+    since = int(context.cursor or 0)
+    found = []
+    with context.resources.atlas.open(context.resources.storage.root) as atlas:
+        for source in ("energy_history", "lifecycle"):
+            found += [
+                (r["ts"], r["dac"], source)
+                for r in atlas.query("anomalies", k=3.0, min_states=5, source=source, **window_params())
+                if r["ts"] > since
+            ]
+    if not found:
+        return dg.SkipReason(f"no energy anomaly after {since}")
+    found.sort()
+    batch = found[:MAX_PER_TICK]
+    context.update_cursor(str(batch[-1][0]))
+    return [
+        dg.RunRequest(
+            run_key=f"energy:{dac}:{source}:{ts}",
+            run_config={
+                "ops": {
+                    "heal_dac": {"config": {"dac_id": dac, "reason": f"energy_variance ({source}, ts {ts})"}}
+                }
+            },
+            tags={"iv/trigger": "energy_variance"},
+        )
+        for ts, dac, source in batch
+    ]
+
+
+sensors = [score_below_threshold_sensor, energy_variance_sensor]

@@ -1,0 +1,144 @@
+"""Operations: the health check over deployed DACs, the healing job, and the two threshold
+sensors (firing, not firing, cursor advance)."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from iv_pipelines.energy.atlas import EnergyState
+
+
+@pytest.fixture
+def deployed(small_package, tmp_path):
+    """The small package deployed locally under a storage root that has its request."""
+    import shutil
+
+    from iv_pipelines.deploy.targets import LocalDeployer
+    from resources.deploy import DeployerResource, EnergyAtlasResource
+    from resources.sensing import SensingResource
+    from resources.storage import FactoryStorage
+
+    root, _key, pkg, _ = small_package
+    work = tmp_path / "iv"
+    (work / "dacs" / pkg.dac_id).mkdir(parents=True)
+    shutil.copyfile(root / "dacs" / pkg.dac_id / "request.json", work / "dacs" / pkg.dac_id / "request.json")
+    dep = LocalDeployer(work / "deployments")
+    dep.deploy(pkg.directory, pkg.dac_id, pkg.version)
+    res = {
+        "storage": FactoryStorage(root_dir=str(work)),
+        "deployer": DeployerResource(),
+        "sensing": SensingResource(),
+        "atlas": EnergyAtlasResource(root_dir=str(tmp_path / "atlas")),
+    }
+    yield work, dep, pkg, res
+    dep.stop(pkg.dac_id)
+
+
+def test_health_check_rescores_flags_and_writes_telemetry(deployed):
+    from assets.operations import dac_health
+
+    work, _dep, pkg, res = deployed
+    out = dg.materialize([dac_health], resources=res)
+    md = {
+        k: v.value
+        for k, v in out.get_asset_materialization_events()[
+            0
+        ].step_materialization_data.materialization.metadata.items()
+    }
+    assert md["dacs"] == 1 and md["issues"] == {pkg.dac_id: None}
+    score = md["scores"][pkg.dac_id]
+    assert 0 <= score <= 1 and md["thresholds"][pkg.dac_id] == 0.95  # the request's min_accuracy
+    assert (pkg.dac_id in md["degraded"]) == (score < 0.95)  # the tiny test model scores low
+    dg.materialize([dac_health], resources=res)
+    lines = [json.loads(x) for x in (work / "telemetry" / "capsules.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and lines[0]["service"] == pkg.dac_id
+    assert lines[1]["cpu_seconds"] > 0 and lines[1]["wall_seconds"] < lines[0]["wall_seconds"] + 60  # a delta
+
+
+def test_healing_job_leaves_a_healthy_capsule_alone_and_restarts_a_dead_one(deployed):
+    import os
+    import signal
+    import time
+
+    from assets.operations import dac_healing_job
+
+    _work, dep, pkg, res = deployed
+    defs = dg.Definitions(jobs=[dac_healing_job], resources=res)
+    cfg = {"ops": {"heal_dac": {"config": {"dac_id": pkg.dac_id, "reason": "test"}}}}
+    r = defs.resolve_job_def("dac_healing_job").execute_in_process(run_config=cfg)
+    assert r.output_for_node("heal_dac")["action"] is None
+    st = dep.status(pkg.dac_id)
+    os.kill(st["supervisor_pid"], signal.SIGKILL)
+    os.kill(st["capsule_pid"], signal.SIGKILL)
+    time.sleep(0.3)
+    r = defs.resolve_job_def("dac_healing_job").execute_in_process(run_config=cfg)
+    out = r.output_for_node("heal_dac")
+    assert out["issue"] == "crashed" and out["action"]["strategy"] == "restart" and out["action"]["ok"]
+    assert dep.status(pkg.dac_id)["ready"]
+
+
+def _tick(sensor, ctx, instance):
+    # evaluate_tick resolves dynamic partitions outside the sensor body: give it the instance
+    with dg.partition_loading_context(dynamic_partitions_store=instance):
+        return sensor.evaluate_tick(ctx)
+
+
+def test_score_below_threshold_sensor():
+    from iv_pipelines.definitions import defs
+    from sensors.operations import score_below_threshold_sensor
+
+    repo = defs.get_repository_def()
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("dac", ["a", "b", "c"])
+        ctx = dg.build_sensor_context(instance=instance, repository_def=repo)
+        assert _tick(score_below_threshold_sensor, ctx, instance).run_requests == []  # nothing yet
+
+        def health(scores, thresholds):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    "dac_health",
+                    metadata={
+                        "scores": dg.MetadataValue.json(scores),
+                        "thresholds": dg.MetadataValue.json(thresholds),
+                    },
+                )
+            )
+
+        health({"a": 0.97, "b": 0.80, "c": None}, {"a": 0.95, "b": 0.95, "c": 0.95})
+        data = _tick(score_below_threshold_sensor, ctx, instance)
+        assert [(r.partition_key, r.tags["iv/trigger"]) for r in data.run_requests] == [
+            ("b", "score_below_threshold")
+        ]
+        ctx2 = dg.build_sensor_context(instance=instance, cursor=data.cursor, repository_def=repo)
+        assert _tick(score_below_threshold_sensor, ctx2, instance).run_requests == []  # cursor advanced
+        health({"a": 0.97}, {"a": 0.95})
+        ctx3 = dg.build_sensor_context(instance=instance, cursor=data.cursor, repository_def=repo)
+        tick = _tick(score_below_threshold_sensor, ctx3, instance)
+        assert tick.run_requests == [] and "at or above" in (tick.skip_message or "")
+
+
+def test_energy_variance_sensor_fires_once_per_anomaly(storage, tmp_path):
+    from resources.deploy import EnergyAtlasResource
+    from sensors.operations import energy_variance_sensor
+
+    atlas = EnergyAtlasResource(root_dir=str(tmp_path / "atlas"))
+    states = [
+        EnergyState("dac:acme", 1000 * i, 10.0 + (i % 3) * 0.1, 0.0, 0.5, "lifecycle", f"r{i}")
+        for i in range(30)
+    ]
+    with atlas.open(storage.root) as g:
+        g.record(states)
+    res = {"storage": storage, "atlas": atlas}
+    with dg.instance_for_test() as instance:
+        tick = energy_variance_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=res))
+        assert tick.run_requests == []  # steady energy
+        with atlas.open(storage.root) as g:
+            g.record([EnergyState("dac:acme", 40_000, 90.0, 0.0, 0.5, "lifecycle", "spike")])
+        tick = energy_variance_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=res))
+        [req] = tick.run_requests
+        assert req.run_config["ops"]["heal_dac"]["config"]["dac_id"] == "acme" and tick.cursor == "40000"
+        again = energy_variance_sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, resources=res, cursor=tick.cursor)
+        )
+        assert again.run_requests == []
