@@ -51,3 +51,9 @@ dac_health_check_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("dac_health"),
     description="Probes every deployed DAC, rescores it on fresh twin episodes, writes capsule telemetry.",
 )
+
+security_audit_job = dg.define_asset_job(
+    name="security_audit",
+    selection=dg.AssetSelection.assets("security_audit"),
+    description="Re-reviews every package (shield policies + provenance); audits dependency pins and licences.",
+)

@@ -6,6 +6,7 @@ import dagster as dg
 
 from iv_pipelines.paths import atomic_write_text
 from resources.deploy import DeployerResource, EnergyAtlasResource
+from resources.proof import ProofResource
 from resources.sensing import SensingResource
 from resources.storage import FactoryStorage
 
@@ -119,3 +120,56 @@ def heal_dac(
 )
 def dac_healing_job():
     heal_dac()
+
+
+@dg.asset(
+    group_name="operations",
+    owners=OWNERS,
+    kinds={"python"},
+    description=(
+        "security_audit: re-runs the AI Shield review (policies + provenance) over every DAC's "
+        "current package, and audits the factory's dependencies (exact pins where required, "
+        "version bounds elsewhere, licences of every installed distribution)."
+    ),
+)
+def security_audit(
+    context: dg.AssetExecutionContext, storage: FactoryStorage, proof: ProofResource
+) -> dg.MaterializeResult:
+    from pathlib import Path
+
+    from iv_pipelines.ops.audit import audit_dependencies
+    from iv_pipelines.packaging.dac import review_package
+
+    packages = {}
+    for cur in sorted((storage.root / "packages").glob("*/current.json")):
+        pointer = json.loads(cur.read_text())
+        decision, policies, prov = review_package(Path(pointer["directory"]), proof.trusted_key())
+        packages[f"{cur.parent.name} {pointer['version']}"] = {
+            "approved": decision.approved,
+            "findings": [str(f) for f in policies.findings],
+            "provenance_problems": prov,
+        }
+        (context.log.info if decision.approved else context.log.error)(
+            f"{cur.parent.name}: {decision.reasons[0]}"
+        )
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    deps = audit_dependencies(pyproject) if pyproject.exists() else None
+    report = {
+        "packages": packages,
+        "dependencies": deps.__dict__ if deps else "pyproject.toml not found (installed package)",
+    }
+    out = storage.root / "operations" / "security_audit.json"
+    atomic_write_text(out, json.dumps(report, indent=2, default=str) + "\n")
+    failing = [k for k, v in packages.items() if not v["approved"]]
+    return dg.MaterializeResult(
+        metadata={
+            "packages_reviewed": len(packages),
+            "packages_failing": dg.MetadataValue.json(failing),
+            "unpinned_requirements": dg.MetadataValue.json(deps.unpinned if deps else []),
+            "not_exactly_pinned": dg.MetadataValue.json(deps.not_exact if deps else []),
+            "distributions_checked": deps.checked if deps else 0,
+            "unknown_licences": dg.MetadataValue.json(deps.unknown_licence if deps else {}),
+            "copyleft_licences": dg.MetadataValue.json(deps.copyleft if deps else {}),
+            "report_path": dg.MetadataValue.path(str(out)),
+        }
+    )

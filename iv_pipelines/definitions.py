@@ -10,6 +10,7 @@ from assets.jobs import (
     dac_health_check_job,
     dac_lifecycle_job,
     score_calibration_job,
+    security_audit_job,
     service_mesh_job,
     wifi_sensing_base_model_job,
 )
@@ -34,6 +35,7 @@ defs = dg.Definitions(
         service_mesh_job,
         dac_health_check_job,
         operations.dac_healing_job,
+        security_audit_job,
     ],
     schedules=schedules,
     sensors=[dac_request_drop_sensor, *operations_sensors],

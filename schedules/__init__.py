@@ -4,13 +4,15 @@ Only jobs that do real work today are scheduled; the rest of the nine come with 
 operations issue (each needs its job first):
 - `blockchain_sync` daily 00:00 UTC: re-verifies every registered DAC (ledger_in_sync);
 - `dac_health_check_schedule` every 4 h: the `dac_health` asset (probe, rescore, telemetry);
+- `security_audit_schedule` monthly (1st) 07:00 UTC: every package re-reviewed, dependency
+  pins and licences audited;
 - `service_mesh_rebalancing` Sundays 05:00 UTC: recomputes TTF routes over the ASI registry
   and re-routes deployed capsules (hysteresis), logging FOLLOWED_ROUTE to the Atlas.
 """
 
 import dagster as dg
 
-from assets.jobs import blockchain_sync_job, dac_health_check_job, service_mesh_job
+from assets.jobs import blockchain_sync_job, dac_health_check_job, security_audit_job, service_mesh_job
 
 TZ = "UTC"
 
@@ -38,4 +40,17 @@ dac_health_check_schedule = dg.ScheduleDefinition(
     description="Every 4 hours: probe and rescore every deployed DAC; flag degraded ones.",
 )
 
-schedules: list = [blockchain_sync_schedule, service_mesh_rebalancing, dac_health_check_schedule]
+security_audit_schedule = dg.ScheduleDefinition(
+    name="security_audit_schedule",
+    job=security_audit_job,
+    cron_schedule="0 7 1 * *",
+    execution_timezone=TZ,
+    description="Monthly (1st) 07:00: re-review every package; audit dependency pins and licences.",
+)
+
+schedules: list = [
+    blockchain_sync_schedule,
+    service_mesh_rebalancing,
+    dac_health_check_schedule,
+    security_audit_schedule,
+]

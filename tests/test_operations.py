@@ -142,3 +142,51 @@ def test_energy_variance_sensor_fires_once_per_anomaly(storage, tmp_path):
             dg.build_sensor_context(instance=instance, resources=res, cursor=tick.cursor)
         )
         assert again.run_requests == []
+
+
+def test_security_audit_reviews_packages_and_dependencies(small_package, tmp_path):
+    import shutil
+
+    from assets.operations import security_audit
+    from iv_pipelines.ops.audit import requirement_problems
+    from resources.proof import ProofResource
+    from resources.storage import FactoryStorage
+
+    root, _key, pkg, _ = small_package
+    work = tmp_path / "iv" / "packages" / pkg.dac_id
+    shutil.copytree(pkg.directory, work / pkg.version)
+    for f in (pkg.tarball, pkg.attestation):
+        shutil.copyfile(f, work / f.name)
+    (work / "current.json").write_text(
+        json.dumps({"version": pkg.version, "directory": str(work / pkg.version)})
+    )
+    (work / pkg.version / "notes.txt").write_text('password = "hunter2hunter2"\n')  # planted
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    shutil.copyfile(root.parent / "keys" / "lineage-ed25519.pem", keys / "lineage-ed25519.pem")
+    res = {
+        "storage": FactoryStorage(root_dir=str(tmp_path / "iv")),
+        "proof": ProofResource(keys_dir=str(keys)),
+    }
+    out = dg.materialize([security_audit], resources=res)
+    md = {
+        k: v.value
+        for k, v in out.get_asset_materialization_events()[
+            0
+        ].step_materialization_data.materialization.metadata.items()
+    }
+    assert md["packages_reviewed"] == 1 and md["packages_failing"] == [f"{pkg.dac_id} {pkg.version}"]
+    report = json.loads((tmp_path / "iv" / "operations" / "security_audit.json").read_text())
+    findings = report["packages"][f"{pkg.dac_id} {pkg.version}"]
+    assert any("notes.txt" in f for f in findings["findings"]) and any(
+        "notes.txt" in p for p in findings["provenance_problems"]
+    )
+    assert (
+        md["unpinned_requirements"] == []
+        and md["not_exactly_pinned"] == []
+        and md["distributions_checked"] > 100
+    )
+    assert requirement_problems(["dagster>=1.13", "numpy", "torch==2.13.0", "scipy>=1.11"]) == (
+        ["numpy"],
+        ["dagster>=1.13"],
+    )

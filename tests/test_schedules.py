@@ -25,6 +25,12 @@ from iv_pipelines.definitions import defs
             dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC),
         ),
         (
+            "security_audit_schedule",
+            "0 7 1 * *",
+            "security_audit",
+            dt.datetime(2026, 12, 1, 7, 0, tzinfo=dt.UTC),
+        ),
+        (
             "service_mesh_rebalancing",
             "0 5 * * 0",
             "service_mesh_job",
