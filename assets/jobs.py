@@ -54,6 +54,6 @@ dac_health_check_job = dg.define_asset_job(
 
 security_audit_job = dg.define_asset_job(
     name="security_audit",
-    selection=dg.AssetSelection.assets("security_audit"),
+    selection=dg.AssetSelection.assets("security_audit_report"),
     description="Re-reviews every package (shield policies + provenance); audits dependency pins and licences.",
 )

@@ -127,7 +127,7 @@ def dac_healing_job():
     owners=OWNERS,
     kinds={"python"},
     description=(
-        "security_audit: re-runs the AI Shield review (policies + provenance) over every DAC's "
+        "The security audit: re-runs the AI Shield review (policies + provenance) over every DAC's "
         "current package, and audits the factory's dependencies (exact pins where required, "
         "version bounds elsewhere, licences of every installed distribution)."
     ),

@@ -147,7 +147,7 @@ def test_energy_variance_sensor_fires_once_per_anomaly(storage, tmp_path):
 def test_security_audit_reviews_packages_and_dependencies(small_package, tmp_path):
     import shutil
 
-    from assets.operations import security_audit
+    from assets.operations import security_audit_report as security_audit
     from iv_pipelines.ops.audit import requirement_problems
     from resources.proof import ProofResource
     from resources.storage import FactoryStorage
