@@ -132,7 +132,7 @@ def dac_healing_job():
         "version bounds elsewhere, licences of every installed distribution)."
     ),
 )
-def security_audit(
+def security_audit_report(
     context: dg.AssetExecutionContext, storage: FactoryStorage, proof: ProofResource
 ) -> dg.MaterializeResult:
     from pathlib import Path
