@@ -57,3 +57,9 @@ security_audit_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("security_audit_report"),
     description="Re-reviews every package (shield policies + provenance); audits dependency pins and licences.",
 )
+
+energy_atlas_optimization_job = dg.define_asset_job(
+    name="energy_atlas_optimization",
+    selection=dg.AssetSelection.assets("service_mesh", "energy_trends"),
+    description="Recomputes routing tables and reports DACs and routes whose energy cost rose (last 24 h).",
+)

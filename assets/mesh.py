@@ -62,7 +62,59 @@ def service_mesh(
             "routes_ms": round(snap.routes_seconds * 1000, 1),
             "rerouted": len(snap.migrated),
             "kept_by_hysteresis": len(snap.kept),
+            "routes_cost_rose": dg.MetadataValue.json(
+                {k: {"before": b, "now": n} for k, (b, n) in snap.rose.items()}
+            ),
             "routes": dg.MetadataValue.md(table if snap.routes else "(no deployed capsule registered yet)"),
             "routes_path": dg.MetadataValue.path(str(path)),
+        }
+    )
+
+
+@dg.asset(
+    group_name="operations",
+    owners=OWNERS,
+    kinds={"ladybug"},
+    deps=["service_mesh"],
+    description=(
+        "energy_atlas_optimization: the last 24 h of DAC energy trajectories against the 24 h "
+        "before (rising DACs), and the routes whose cost rose since the last routing snapshot "
+        "(service_mesh recomputes the routing tables in the same job)."
+    ),
+)
+def energy_trends(
+    context: dg.AssetExecutionContext, storage: FactoryStorage, atlas: EnergyAtlasResource
+) -> dg.MaterializeResult:
+    import time
+
+    now = int(time.time() * 1000)
+    day = 86_400_000
+    rows = []
+    with atlas.open(storage.root) as graph:
+        dacs = [r["id"] for r in graph.run("MATCH (d:DAC) RETURN d.id AS id ORDER BY id")]
+        for d in dacs:
+            cur = [s.E_state for s in graph.trajectory(f"dac:{d}", now - day, now)]
+            prev = [s.E_state for s in graph.trajectory(f"dac:{d}", now - 2 * day, now - day)]
+            if cur and prev:
+                a, b = sum(prev) / len(prev), sum(cur) / len(cur)
+                rows.append((d, a, b, (b - a) / a if a else 0.0))
+    rising = [r for r in rows if r[3] > 0.10]
+    mesh = context.instance.get_latest_materialization_event(dg.AssetKey("service_mesh"))
+    rose = (
+        mesh.asset_materialization.metadata["routes_cost_rose"].value
+        if mesh and "routes_cost_rose" in mesh.asset_materialization.metadata
+        else {}
+    )
+    table = (
+        "| DAC | mean E previous 24 h (J) | mean E last 24 h (J) | change |\n|---|---|---|---|\n"
+        + "\n".join(f"| {d} | {a:.1f} | {b:.1f} | {c:+.1%} |" for d, a, b, c in rows)
+    )
+
+    return dg.MaterializeResult(
+        metadata={
+            "dacs_compared": len(rows),
+            "rising_dacs": dg.MetadataValue.json([r[0] for r in rising]),
+            "routes_cost_rose": dg.MetadataValue.json(rose),
+            "trends": dg.MetadataValue.md(table if rows else "(no DAC with states in both windows)"),
         }
     )

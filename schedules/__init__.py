@@ -3,6 +3,8 @@
 Only jobs that do real work today are scheduled; the rest of the nine come with the
 operations issue (each needs its job first):
 - `blockchain_sync` daily 00:00 UTC: re-verifies every registered DAC (ledger_in_sync);
+- `energy_atlas_optimization_schedule` daily 02:00 UTC: routing tables recomputed, DACs and
+  routes whose energy cost rose over the last 24 h reported;
 - `dac_health_check_schedule` every 4 h: the `dac_health` asset (probe, rescore, telemetry);
 - `security_audit_schedule` monthly (1st) 07:00 UTC: every package re-reviewed, dependency
   pins and licences audited;
@@ -12,7 +14,13 @@ operations issue (each needs its job first):
 
 import dagster as dg
 
-from assets.jobs import blockchain_sync_job, dac_health_check_job, security_audit_job, service_mesh_job
+from assets.jobs import (
+    blockchain_sync_job,
+    dac_health_check_job,
+    energy_atlas_optimization_job,
+    security_audit_job,
+    service_mesh_job,
+)
 
 TZ = "UTC"
 
@@ -48,7 +56,16 @@ security_audit_schedule = dg.ScheduleDefinition(
     description="Monthly (1st) 07:00: re-review every package; audit dependency pins and licences.",
 )
 
+energy_atlas_optimization_schedule = dg.ScheduleDefinition(
+    name="energy_atlas_optimization_schedule",
+    job=energy_atlas_optimization_job,
+    cron_schedule="0 2 * * *",
+    execution_timezone=TZ,
+    description="Daily 02:00: recompute routing tables; report rising DAC energy and route costs.",
+)
+
 schedules: list = [
+    energy_atlas_optimization_schedule,
     blockchain_sync_schedule,
     service_mesh_rebalancing,
     dac_health_check_schedule,

@@ -2,6 +2,8 @@
 
 - `score_below_threshold_sensor` (on `dac_health` materializations): every DAC whose fresh
   score is under its threshold gets an evolution run of its lifecycle (its `dac` partition);
+- `dac_deployed_sensor` (on `dac_deployment`): a new deployment gets its TTF routes (a
+  `service_mesh_job` run; the ASI registration happens in `dac_deployment` itself);
 - `energy_variance_sensor` (every 5 min): the Energy Atlas anomaly query (states more than
   3 standard deviations from their DAC's mean, daily history and per-run series) since the
   cursor; each new anomaly starts `dac_healing_job` for that DAC. At most 50 run requests a
@@ -10,7 +12,7 @@
 
 import dagster as dg
 
-from assets.jobs import dac_lifecycle_job
+from assets.jobs import dac_lifecycle_job, service_mesh_job
 from assets.operations import dac_healing_job
 
 MAX_PER_TICK = 50
@@ -76,4 +78,18 @@ def energy_variance_sensor(context: dg.SensorEvaluationContext):
     ]
 
 
-sensors = [score_below_threshold_sensor, energy_variance_sensor]
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("dac_deployment"),
+    job=service_mesh_job,
+    name="dac_deployed_sensor",
+    description="A new deployment (registered in the ASI registry by dac_deployment) gets its TTF routes now.",
+)
+def dac_deployed_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    mat = asset_event.asset_materialization
+    return dg.RunRequest(
+        run_key=f"mesh:{mat.partition}:{int(asset_event.timestamp * 1000)}",
+        tags={"iv/trigger": "dac_deployed", "iv/dac": mat.partition or ""},
+    )
+
+
+sensors = [score_below_threshold_sensor, energy_variance_sensor, dac_deployed_sensor]

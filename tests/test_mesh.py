@@ -139,7 +139,20 @@ def test_service_mesh_routes_capsules_keeps_routes_by_hysteresis_and_reroutes_ar
     ledger = routes["acme -> ledger"]
     assert ledger["path"][0] == "acme" and ledger["path"][1] in gws
     second = run()  # nothing changed: every route kept
-    assert second["rerouted"] == 0 and second["kept_by_hysteresis"] == 3
+    assert second["rerouted"] == 0 and second["kept_by_hysteresis"] == 3 and second["routes_cost_rose"] == {}
+    # the ledger target gets 5% more expensive: under the hysteresis margin, the route stays,
+    # and the snapshot reports that its cost rose
+    names, _p, cat, E, dE, S, *_ = reg.topology()
+    i = names.index(ledger["target"])
+    reg.register_service(
+        ledger["target"], str(_p[i]), str(cat[i]), [], [], E_state=E[i] * 1.05, dE_dt=dE[i], S_state=S[i]
+    )
+    risen = run()
+    assert risen["rerouted"] == 0 and list(risen["routes_cost_rose"]) == ["acme -> ledger"]
+    assert (
+        risen["routes_cost_rose"]["acme -> ledger"]["now"]
+        > risen["routes_cost_rose"]["acme -> ledger"]["before"]
+    )
     # the ledger service the route ends at fails its probes: the next snapshot routes around it
     url = f"mesh://{ledger['target']}"
     for _ in range(3):

@@ -190,3 +190,52 @@ def test_security_audit_reviews_packages_and_dependencies(small_package, tmp_pat
         ["numpy"],
         ["dagster>=1.13"],
     )
+
+
+def test_dac_deployed_sensor_requests_routes_once_per_deployment():
+    from iv_pipelines.definitions import defs
+    from sensors.operations import dac_deployed_sensor
+
+    repo = defs.get_repository_def()
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("dac", ["acme"])
+        ctx = dg.build_sensor_context(instance=instance, repository_def=repo)
+        assert _tick(dac_deployed_sensor, ctx, instance).run_requests == []
+        instance.report_runless_asset_event(dg.AssetMaterialization("dac_deployment", partition="acme"))
+        data = _tick(dac_deployed_sensor, ctx, instance)
+        [req] = data.run_requests
+        assert req.tags["iv/dac"] == "acme" and req.run_key.startswith("mesh:acme:")
+        again = _tick(
+            dac_deployed_sensor,
+            dg.build_sensor_context(instance=instance, cursor=data.cursor, repository_def=repo),
+            instance,
+        )
+        assert again.run_requests == []
+
+
+def test_energy_trends_reports_rising_dacs(storage, tmp_path):
+    import time
+
+    from assets.mesh import energy_trends
+    from resources.deploy import EnergyAtlasResource
+
+    atlas = EnergyAtlasResource(root_dir=str(tmp_path / "atlas"))
+    now = int(time.time() * 1000)
+    h = 3_600_000
+    with atlas.open(storage.root) as g:
+        g.record(
+            [
+                EnergyState("dac:hot", now - 30 * h, 10.0, 0, 0.5, "energy_history", "d1"),
+                EnergyState("dac:hot", now - 2 * h, 14.0, 0, 0.5, "energy_history", "d2"),
+                EnergyState("dac:calm", now - 30 * h, 10.0, 0, 0.5, "energy_history", "d1"),
+                EnergyState("dac:calm", now - 2 * h, 10.5, 0, 0.5, "energy_history", "d2"),
+            ]
+        )
+    out = dg.materialize([energy_trends], resources={"storage": storage, "atlas": atlas})
+    md = {
+        k: v.value
+        for k, v in out.get_asset_materialization_events()[
+            0
+        ].step_materialization_data.materialization.metadata.items()
+    }
+    assert md["dacs_compared"] == 2 and md["rising_dacs"] == ["hot"]

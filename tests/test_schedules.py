@@ -25,6 +25,12 @@ from iv_pipelines.definitions import defs
             dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC),
         ),
         (
+            "energy_atlas_optimization_schedule",
+            "0 2 * * *",
+            "energy_atlas_optimization",
+            dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC),
+        ),
+        (
             "security_audit_schedule",
             "0 7 1 * *",
             "security_audit",

@@ -27,6 +27,7 @@ class Snapshot:
     routes: dict[str, dict] = field(default_factory=dict)  # "<dac> -> <category>": route record
     migrated: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    rose: dict[str, tuple[float, float]] = field(default_factory=dict)  # route -> (before, now)
 
 
 def take_snapshot(registry, previous: dict, floor: float, margin: float) -> Snapshot:
@@ -62,6 +63,8 @@ def take_snapshot(registry, previous: dict, floor: float, margin: float) -> Snap
             old = previous.get(key)
             if old is not None and old["target"] in names:
                 old_cost = _current_cost(old["path"], names, cost)
+                if old_cost is not None and old_cost > old["cost"] * (1 + 1e-9):
+                    snap.rose[key] = (float(old["cost"]), old_cost)
                 if old_cost is not None and not should_migrate(old_cost, new_cost, margin):
                     snap.routes[key] = old | {"cost": old_cost}
                     snap.kept.append(key)
