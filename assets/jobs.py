@@ -63,3 +63,10 @@ energy_atlas_optimization_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("service_mesh", "energy_trends"),
     description="Recomputes routing tables and reports DACs and routes whose energy cost rose (last 24 h).",
 )
+
+client_report_job = dg.define_asset_job(
+    name="client_report_generation",
+    selection=dg.AssetSelection.assets("client_report"),
+    partitions_def=dg.MonthlyPartitionsDefinition(start_date="2026-01-01", timezone="UTC"),
+    description="Monthly client reports (HTML): DACs, scores, energy, revenue on the ledger, incidents healed.",
+)

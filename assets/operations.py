@@ -6,6 +6,7 @@ import dagster as dg
 
 from iv_pipelines.paths import atomic_write_text
 from resources.deploy import DeployerResource, EnergyAtlasResource
+from resources.ledger import LedgerResource
 from resources.proof import ProofResource
 from resources.sensing import SensingResource
 from resources.storage import FactoryStorage
@@ -171,5 +172,81 @@ def security_audit_report(
             "unknown_licences": dg.MetadataValue.json(deps.unknown_licence if deps else {}),
             "copyleft_licences": dg.MetadataValue.json(deps.copyleft if deps else {}),
             "report_path": dg.MetadataValue.path(str(out)),
+        }
+    )
+
+
+monthly = dg.MonthlyPartitionsDefinition(start_date="2026-01-01", timezone="UTC")  # completed months
+
+
+class ClientReportConfig(dg.Config):
+    revenue_usd: dict[str, str] = {}  # client_id -> amount billed for the month, e.g. "1200.00"
+
+
+@dg.asset(
+    partitions_def=monthly,
+    group_name="operations",
+    owners=OWNERS,
+    kinds={"html"},
+    description=(
+        "client_report_generation: per client, its DACs, scores, energy used this month, revenue "
+        "attribution on the ledger (when an amount is given) and the incidents healed; HTML with "
+        "embedded plots under <storage>/reports/<month>/."
+    ),
+)
+def client_report(
+    context: dg.AssetExecutionContext,
+    config: ClientReportConfig,
+    storage: FactoryStorage,
+    atlas: EnergyAtlasResource,
+    ledger: LedgerResource,
+) -> dg.MaterializeResult:
+    from decimal import Decimal
+
+    from iv_pipelines.ledger.revenue import read_attribution, record_attribution
+    from iv_pipelines.ops.report import gather, render_html
+
+    period = context.partition_key[:7]
+    with atlas.open(storage.root) as graph:
+        clients = gather(storage.root, period, graph)
+    out_dir = storage.root / "reports" / period
+    paths, totals = {}, {}
+    for client, dacs in sorted(clients.items()):
+        revenue = None
+        amount = config.revenue_usd.get(client)
+        if amount is not None:
+            energy = {d.utid: Decimal(repr(d.energy_j)) for d in dacs if d.utid}
+            if not energy or not any(energy.values()):
+                raise dg.Failure(
+                    description=f"{client}: revenue given but no registered DAC with measured energy in {period}"
+                )
+            record_path = out_dir / f"{client}.revenue.json"
+            prev = json.loads(record_path.read_text()) if record_path.exists() else None
+            chain = ledger.get()
+            if prev and prev["amount"] == amount and prev["energy"] == {k: str(v) for k, v in energy.items()}:
+                tx = prev["tx_hash"]  # already on the ledger for this month: not recorded twice
+            else:
+                tx = record_attribution(chain, period, amount, energy)["tx_hash"]
+                atomic_write_text(
+                    record_path,
+                    json.dumps(
+                        {"amount": amount, "energy": {k: str(v) for k, v in energy.items()}, "tx_hash": tx}
+                    )
+                    + "\n",
+                )
+            revenue = read_attribution(chain, tx) | {"tx_hash": tx}
+            for d in dacs:
+                d.revenue_cents = revenue["shares_cents"].get(d.utid)
+        path = out_dir / f"{client}.html"
+        atomic_write_text(path, render_html(client, period, dacs, revenue))
+        paths[client] = str(path)
+        totals[client] = round(sum(d.energy_j for d in dacs), 3)
+        context.log.info(f"{client}: {len(dacs)} DACs, {totals[client]} J -> {path}")
+    return dg.MaterializeResult(
+        metadata={
+            "clients": len(paths),
+            "reports": dg.MetadataValue.json(paths),
+            "energy_J_by_client": dg.MetadataValue.json(totals),
+            "report_dir": dg.MetadataValue.path(str(out_dir)),
         }
     )

@@ -7,6 +7,7 @@ import dagster as dg
 from assets import deployment, discovery, energy, mesh, operations, packaging, proof, training, validation
 from assets.jobs import (
     blockchain_sync_job,
+    client_report_job,
     dac_health_check_job,
     dac_lifecycle_job,
     energy_atlas_optimization_job,
@@ -38,6 +39,7 @@ defs = dg.Definitions(
         operations.dac_healing_job,
         security_audit_job,
         energy_atlas_optimization_job,
+        client_report_job,
     ],
     schedules=schedules,
     sensors=[dac_request_drop_sensor, *operations_sensors],

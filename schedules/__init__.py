@@ -6,6 +6,7 @@ operations issue (each needs its job first):
 - `energy_atlas_optimization_schedule` daily 02:00 UTC: routing tables recomputed, DACs and
   routes whose energy cost rose over the last 24 h reported;
 - `dac_health_check_schedule` every 4 h: the `dac_health` asset (probe, rescore, telemetry);
+- `client_report_generation` monthly (1st) 06:00 UTC: the report of the month that ended;
 - `security_audit_schedule` monthly (1st) 07:00 UTC: every package re-reviewed, dependency
   pins and licences audited;
 - `service_mesh_rebalancing` Sundays 05:00 UTC: recomputes TTF routes over the ASI registry
@@ -16,6 +17,7 @@ import dagster as dg
 
 from assets.jobs import (
     blockchain_sync_job,
+    client_report_job,
     dac_health_check_job,
     energy_atlas_optimization_job,
     security_audit_job,
@@ -64,7 +66,13 @@ energy_atlas_optimization_schedule = dg.ScheduleDefinition(
     description="Daily 02:00: recompute routing tables; report rising DAC energy and route costs.",
 )
 
+# the monthly partition of the month that just ended, on the 1st at 06:00
+client_report_generation = dg.build_schedule_from_partitioned_job(
+    client_report_job, name="client_report_generation", hour_of_day=6, minute_of_hour=0
+)
+
 schedules: list = [
+    client_report_generation,
     energy_atlas_optimization_schedule,
     blockchain_sync_schedule,
     service_mesh_rebalancing,

@@ -239,3 +239,60 @@ def test_energy_trends_reports_rising_dacs(storage, tmp_path):
         ].step_materialization_data.materialization.metadata.items()
     }
     assert md["dacs_compared"] == 2 and md["rising_dacs"] == ["hot"]
+
+
+def test_monthly_client_report_with_revenue_on_the_ledger(storage, tmp_path):
+    import datetime as dt
+    import hashlib
+
+    from assets.operations import client_report
+    from iv_pipelines.ledger.revenue import read_attribution
+    from iv_pipelines.ops.healing import HealingAction
+    from resources.deploy import EnergyAtlasResource
+    from resources.ledger import LedgerResource
+
+    ledger = LedgerResource(state_dir=str(tmp_path / "ledger"))
+    chain = ledger.get()
+    t = int(dt.datetime(2026, 10, 10, tzinfo=dt.UTC).timestamp() * 1000)
+    for dac, energy in (("acme-fall", 300.0), ("acme-presence", 100.0)):
+        d = storage.root / "dacs" / dac
+        (d / "lineage").mkdir(parents=True)
+        (d / "adapter").mkdir()
+        (d / "request.json").write_text(json.dumps({"client_id": "acme-healthcare", "dac_id": dac}))
+        (d / "validated_hypothesis.json").write_text(json.dumps({"validation_score": 0.97}))
+        (d / "adapter" / "evaluation.json").write_text(
+            json.dumps({"adapter": {"client_room_accuracy": 0.99}})
+        )
+        reg = chain.register(dac, hashlib.sha256(dac.encode()).digest())
+        (d / "lineage" / "registration.json").write_text(json.dumps(reg.to_json()))
+        atlas = EnergyAtlasResource(root_dir=str(tmp_path / "atlas"))
+        with atlas.open(storage.root) as g:
+            g.record(
+                [
+                    EnergyState(f"dac:{dac}", t, energy, 0.1, 0.5, "energy_history", "2026-10-10"),
+                    EnergyState(
+                        f"dac:{dac}", t - 40 * 86_400_000, 999.0, 0.1, 0.5, "energy_history", "2026-08-31"
+                    ),
+                ]
+            )
+    with atlas.open(storage.root) as g:
+        g.log_healing(HealingAction("acme-fall", "crashed", "restart", True, {}, None, None, t + 1000))
+    res = {"storage": storage, "atlas": atlas, "ledger": ledger}
+    cfg = {"ops": {"client_report": {"config": {"revenue_usd": {"acme-healthcare": "1000.00"}}}}}
+    for _ in range(2):  # the second run reuses the month's ledger record: not written twice
+        out = dg.materialize([client_report], partition_key="2026-10-01", resources=res, run_config=cfg)
+    md = {
+        k: v.value
+        for k, v in out.get_asset_materialization_events()[
+            0
+        ].step_materialization_data.materialization.metadata.items()
+    }
+    assert md["energy_J_by_client"] == {"acme-healthcare": 400.0}  # August's states left out
+    page = (storage.root / "reports" / "2026-10" / "acme-healthcare.html").read_text()
+    assert "acme-fall" in page and "acme-presence" in page and "400.0 J" in page
+    assert "750.00" in page and "250.00" in page  # 1000 USD split 3:1 by energy
+    assert "crashed → restart (healed)" in page and page.count("data:image/png;base64,") == 2
+    tx = json.loads((storage.root / "reports" / "2026-10" / "acme-healthcare.revenue.json").read_text())[
+        "tx_hash"
+    ]
+    assert sorted(read_attribution(chain, tx)["shares_cents"].values()) == [25000, 75000]

@@ -25,6 +25,12 @@ from iv_pipelines.definitions import defs
             dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC),
         ),
         (
+            "client_report_generation",
+            "0 6 1 * *",
+            "client_report_generation",
+            dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC),
+        ),
+        (
             "energy_atlas_optimization_schedule",
             "0 2 * * *",
             "energy_atlas_optimization",
