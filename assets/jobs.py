@@ -7,7 +7,7 @@ from assets.partitions import dac_partitions
 LIFECYCLE_GROUPS = ("discovery", "proof", "training", "deployment")
 
 # Unpartitioned assets feeding the lifecycle (calibration) run in their own job.
-SHARED_ASSETS = ("score_calibration", "wifi_sensing_base_model", "service_mesh")
+SHARED_ASSETS = ("score_calibration", "wifi_sensing_base_model", "service_mesh")  # + operations group
 SYNC_CHECK = dg.AssetCheckKey(dg.AssetKey("utid"), "ledger_in_sync")
 
 dac_lifecycle_job = dg.define_asset_job(
@@ -69,4 +69,10 @@ client_report_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("client_report"),
     partitions_def=dg.MonthlyPartitionsDefinition(start_date="2026-01-01", timezone="UTC"),
     description="Monthly client reports (HTML): DACs, scores, energy, revenue on the ledger, incidents healed.",
+)
+
+lora_model_updates_job = dg.define_asset_job(
+    name="lora_model_updates",
+    selection=dg.AssetSelection.assets("base_model_update"),
+    description="Trains a candidate base model; promotes it only if it beats the current one on held-out rooms.",
 )

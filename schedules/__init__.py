@@ -9,6 +9,9 @@ operations issue (each needs its job first):
 - `client_report_generation` monthly (1st) 06:00 UTC: the report of the month that ended;
 - `security_audit_schedule` monthly (1st) 07:00 UTC: every package re-reviewed, dependency
   pins and licences audited;
+- `lora_model_updates_schedule` Sundays 04:00 UTC: a candidate base model, promoted only if it
+  beats the current one on the same held-out rooms (then `base_model_promoted_sensor` reruns
+  every DAC's lifecycle so its adapter is retrained on the new base);
 - `service_mesh_rebalancing` Sundays 05:00 UTC: recomputes TTF routes over the ASI registry
   and re-routes deployed capsules (hysteresis), logging FOLLOWED_ROUTE to the Atlas.
 """
@@ -20,6 +23,7 @@ from assets.jobs import (
     client_report_job,
     dac_health_check_job,
     energy_atlas_optimization_job,
+    lora_model_updates_job,
     security_audit_job,
     service_mesh_job,
 )
@@ -71,7 +75,16 @@ client_report_generation = dg.build_schedule_from_partitioned_job(
     client_report_job, name="client_report_generation", hour_of_day=6, minute_of_hour=0
 )
 
+lora_model_updates = dg.ScheduleDefinition(
+    name="lora_model_updates_schedule",
+    job=lora_model_updates_job,
+    cron_schedule="0 4 * * 0",
+    execution_timezone=TZ,
+    description="Sundays 04:00: candidate base model; promoted only if it beats the current one.",
+)
+
 schedules: list = [
+    lora_model_updates,
     client_report_generation,
     energy_atlas_optimization_schedule,
     blockchain_sync_schedule,

@@ -92,4 +92,30 @@ def dac_deployed_sensor(context: dg.SensorEvaluationContext, asset_event: dg.Eve
     )
 
 
-sensors = [score_below_threshold_sensor, energy_variance_sensor, dac_deployed_sensor]
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("base_model_update"),
+    job=dac_lifecycle_job,
+    name="base_model_promoted_sensor",
+    description="After a new base model is promoted, every DAC's lifecycle reruns (adapter retrained and gated).",
+)
+def base_model_promoted_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    md = asset_event.asset_materialization.metadata
+    if not (md.get("promoted") and md["promoted"].value):
+        return dg.SkipReason("the last base-model update kept the current model")
+    dacs = md["dacs_to_retrain"].value if "dacs_to_retrain" in md else []
+    return [
+        dg.RunRequest(
+            run_key=f"rebase:{d}:{int(asset_event.timestamp * 1000)}",
+            partition_key=d,
+            tags={"iv/trigger": "base_model_promoted"},
+        )
+        for d in dacs[:MAX_PER_TICK]
+    ]
+
+
+sensors = [
+    score_below_threshold_sensor,
+    energy_variance_sensor,
+    dac_deployed_sensor,
+    base_model_promoted_sensor,
+]

@@ -296,3 +296,83 @@ def test_monthly_client_report_with_revenue_on_the_ledger(storage, tmp_path):
         "tx_hash"
     ]
     assert sorted(read_attribution(chain, tx)["shares_cents"].values()) == [25000, 75000]
+
+
+def test_base_model_update_promotes_only_a_better_candidate(storage):
+    from assets.training import base_model_update
+    from iv_pipelines.sensing.model import save_model
+    from iv_pipelines.sensing.pipeline import pretrain_base
+    from resources.sensing import SensingResource
+
+    small = dict(n_rooms=8, per_activity=3, n_eval_rooms=3, eval_per_activity=3)
+    weak = pretrain_base(epochs=1, seed=0, **small)  # the current model: one epoch
+    cur = storage.root / "models" / "wifi-sensing-base"
+    save_model(weak.model, weak.cfg, cur)
+    (cur / "evaluation.json").write_text(json.dumps({"heldout": weak.metrics}))
+    (storage.root / "dacs" / "acme" / "adapter").mkdir(parents=True)
+    (storage.root / "dacs" / "acme" / "adapter" / "adapter_model.safetensors").write_bytes(b"x")
+    sensing = SensingResource(
+        pretrain_rooms=8, pretrain_episodes_per_activity=3, pretrain_epochs=8, eval_rooms=3, sim_workers=1
+    )
+    cfg = {"ops": {"base_model_update": {"config": {"candidate_seed": 1}}}}
+    out = dg.materialize(
+        [base_model_update], resources={"sensing": sensing, "storage": storage}, run_config=cfg
+    )
+    md = {
+        k: v.value
+        for k, v in out.get_asset_materialization_events()[
+            0
+        ].step_materialization_data.materialization.metadata.items()
+    }
+    assert (
+        md["candidate_accuracy"] > md["current_accuracy"]
+        and md["promoted"]
+        and md["dacs_to_retrain"] == ["acme"]
+    )
+    assert json.loads((cur / "evaluation.json").read_text())["seed"] == 1
+    assert len(list((storage.root / "models" / "history").iterdir())) == 1
+    # a one-epoch candidate against the promoted eight-epoch model: kept out
+    sensing1 = SensingResource(
+        pretrain_rooms=8, pretrain_episodes_per_activity=3, pretrain_epochs=1, eval_rooms=3, sim_workers=1
+    )
+    out = dg.materialize(
+        [base_model_update], resources={"sensing": sensing1, "storage": storage}, run_config=cfg | {}
+    )
+    md2 = {
+        k: v.value
+        for k, v in out.get_asset_materialization_events()[
+            0
+        ].step_materialization_data.materialization.metadata.items()
+    }
+    assert not md2["promoted"] and md2["dacs_to_retrain"] == []
+    assert json.loads((cur / "evaluation.json").read_text())["seed"] == 1  # unchanged
+
+
+def test_base_model_promoted_sensor_reruns_listed_dacs():
+    from iv_pipelines.definitions import defs
+    from sensors.operations import base_model_promoted_sensor
+
+    repo = defs.get_repository_def()
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("dac", ["acme", "globex"])
+        ctx = dg.build_sensor_context(instance=instance, repository_def=repo)
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "base_model_update",
+                metadata={"promoted": False, "dacs_to_retrain": dg.MetadataValue.json([])},
+            )
+        )
+        kept = _tick(base_model_promoted_sensor, ctx, instance)
+        assert kept.run_requests == [] and "kept" in kept.skip_message
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "base_model_update",
+                metadata={"promoted": True, "dacs_to_retrain": dg.MetadataValue.json(["acme", "globex"])},
+            )
+        )
+        data = _tick(
+            base_model_promoted_sensor,
+            dg.build_sensor_context(instance=instance, cursor=kept.cursor, repository_def=repo),
+            instance,
+        )
+        assert sorted(r.partition_key for r in data.run_requests) == ["acme", "globex"]

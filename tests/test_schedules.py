@@ -31,6 +31,12 @@ from iv_pipelines.definitions import defs
             dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC),
         ),
         (
+            "lora_model_updates_schedule",
+            "0 4 * * 0",
+            "lora_model_updates",
+            dt.datetime(2026, 11, 29, 4, 0, tzinfo=dt.UTC),
+        ),
+        (
             "energy_atlas_optimization_schedule",
             "0 2 * * *",
             "energy_atlas_optimization",

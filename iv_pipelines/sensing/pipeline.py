@@ -120,6 +120,7 @@ def pretrain_base(
     eval_per_activity: int = 10,
     log=lambda _m: None,
     workers: int = 1,
+    eval_seed: int | None = None,
 ) -> BaseModelResult:
     import torch
 
@@ -129,8 +130,9 @@ def pretrain_base(
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     x, y = windows_dataset(random_rooms(n_rooms, seed), per_activity, seed + 1, workers=workers)
+    es = seed if eval_seed is None else eval_seed  # held-out rooms: fixed when comparing models
     xe, ye = windows_dataset(
-        random_rooms(n_eval_rooms, seed + 10_000), eval_per_activity, seed + 2, workers=workers
+        random_rooms(n_eval_rooms, es + 10_000), eval_per_activity, es + 2, workers=workers
     )
     log(f"simulated {len(x)} training and {len(xe)} held-out windows in {time.perf_counter() - t0:.1f} s")
     cfg = ModelConfig()
