@@ -76,3 +76,9 @@ lora_model_updates_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("base_model_update"),
     description="Trains a candidate base model; promotes it only if it beats the current one on held-out rooms.",
 )
+
+rdr_deep_crawl_job = dg.define_asset_job(
+    name="rdr_deep_crawl",
+    selection=dg.AssetSelection.assets("rdr_findings"),
+    description="Embeds, clusters and trends a document source; queues evolution experiments for trending domains.",
+)

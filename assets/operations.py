@@ -6,6 +6,7 @@ import dagster as dg
 
 from iv_pipelines.paths import atomic_write_text
 from resources.deploy import DeployerResource, EnergyAtlasResource
+from resources.discovery import EmbedderResource
 from resources.ledger import LedgerResource
 from resources.proof import ProofResource
 from resources.sensing import SensingResource
@@ -248,5 +249,90 @@ def client_report(
             "reports": dg.MetadataValue.json(paths),
             "energy_J_by_client": dg.MetadataValue.json(totals),
             "report_dir": dg.MetadataValue.path(str(out_dir)),
+        }
+    )
+
+
+class RdrConfig(dg.Config):
+    source: str | None = None  # a JSONL path or an http(s) URL; default: the shipped synthetic fixture
+    since: str | None = None  # YYYY-MM: ignore older documents
+    seed: int = 0
+
+
+@dg.asset(
+    group_name="operations",
+    owners=OWNERS,
+    kinds={"python"},
+    description=(
+        "rdr_deep_crawl: reads a document source (the shipped synthetic JSONL fixture by default, "
+        "an HTTP source when configured), filters, embeds (MiniLM), clusters (k-means, k by "
+        "silhouette), maps documents to DAC domains, builds per-domain trend tables and queues "
+        "evolution experiments for DACs whose domain is trending."
+    ),
+)
+def rdr_findings(
+    context: dg.AssetExecutionContext, config: RdrConfig, storage: FactoryStorage, embedder: EmbedderResource
+) -> dg.MaterializeResult:
+    import datetime as dt
+    from importlib import resources as importlib_resources
+
+    import yaml
+
+    from iv_pipelines.ops.rdr import crawl, default_corpus
+
+    domains = yaml.safe_load(
+        (importlib_resources.files("iv_pipelines") / "data" / "domains.yaml").read_text()
+    )["domains"]
+    dac_domains = {}
+    for req in sorted((storage.root / "dacs").glob("*/request.json")):
+        dac_domains[req.parent.name] = json.loads(req.read_text())["domain"]
+    source = config.source or str(default_corpus())
+    try:
+        res = crawl(source, embedder.get(), domains, dac_domains, config.since, config.seed)
+    except (OSError, ValueError) as e:
+        raise dg.Failure(description=f"rdr_deep_crawl: {e}") from e
+    week = dt.date.today().isocalendar()
+    tag = f"{week[0]}-W{week[1]:02d}"
+    qpath = storage.root / "rdr" / "queue.jsonl"
+    queued = (
+        {(q["week"], q["dac_id"]) for q in map(json.loads, qpath.read_text().splitlines())}
+        if qpath.exists()
+        else set()
+    )
+    new = [q | {"week": tag, "status": "queued"} for q in res.queue if (tag, q["dac_id"]) not in queued]
+    if new:
+        qpath.parent.mkdir(parents=True, exist_ok=True)
+        with open(qpath, "a") as fh:
+            fh.write("".join(json.dumps(q) + "\n" for q in new))
+    months = sorted({m for t in res.trends.values() for m in t["per_month"]})
+    table = (
+        "| domain | "
+        + " | ".join(months)
+        + " | growth |\n|---|"
+        + "---|" * (len(months) + 1)
+        + "\n"
+        + "\n".join(
+            f"| {d} | "
+            + " | ".join(str(t["per_month"].get(m, 0)) for m in months)
+            + f" | x{t['growth']:.1f} |"
+            for d, t in sorted(res.trends.items())
+        )
+    )
+    atomic_write_text(storage.root / "rdr" / "trends.md", table + "\n")
+    context.log.info(
+        f"{res.kept}/{res.read} documents, {res.k} clusters (silhouette {res.silhouette:.2f}), {len(new)} experiments queued"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "source": source,
+            "documents_read": res.read,
+            "documents_kept": res.kept,
+            "dropped": dg.MetadataValue.json(res.dropped),
+            "clusters": res.k,
+            "silhouette": round(res.silhouette, 4),
+            "cluster_summary": dg.MetadataValue.json(res.clusters),
+            "trends": dg.MetadataValue.md(table),
+            "experiments_queued": dg.MetadataValue.json(new),
+            "queue_path": dg.MetadataValue.path(str(qpath)),
         }
     )

@@ -9,6 +9,7 @@ operations issue (each needs its job first):
 - `client_report_generation` monthly (1st) 06:00 UTC: the report of the month that ended;
 - `security_audit_schedule` monthly (1st) 07:00 UTC: every package re-reviewed, dependency
   pins and licences audited;
+- `rdr_deep_crawl_schedule` Sundays 03:00 UTC: the research crawl (`rdr_findings`);
 - `lora_model_updates_schedule` Sundays 04:00 UTC: a candidate base model, promoted only if it
   beats the current one on the same held-out rooms (then `base_model_promoted_sensor` reruns
   every DAC's lifecycle so its adapter is retrained on the new base);
@@ -24,6 +25,7 @@ from assets.jobs import (
     dac_health_check_job,
     energy_atlas_optimization_job,
     lora_model_updates_job,
+    rdr_deep_crawl_job,
     security_audit_job,
     service_mesh_job,
 )
@@ -83,7 +85,16 @@ lora_model_updates = dg.ScheduleDefinition(
     description="Sundays 04:00: candidate base model; promoted only if it beats the current one.",
 )
 
+rdr_deep_crawl = dg.ScheduleDefinition(
+    name="rdr_deep_crawl_schedule",
+    job=rdr_deep_crawl_job,
+    cron_schedule="0 3 * * 0",
+    execution_timezone=TZ,
+    description="Sundays 03:00: research crawl, per-domain trends, evolution experiments queued.",
+)
+
 schedules: list = [
+    rdr_deep_crawl,
     lora_model_updates,
     client_report_generation,
     energy_atlas_optimization_schedule,

@@ -376,3 +376,62 @@ def test_base_model_promoted_sensor_reruns_listed_dacs():
             instance,
         )
         assert sorted(r.partition_key for r in data.run_requests) == ["acme", "globex"]
+
+
+def test_rdr_deep_crawl_over_the_fixture_and_an_http_source(storage, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    from assets.operations import rdr_findings
+    from iv_pipelines.ops.rdr import default_corpus
+    from resources.discovery import EmbedderResource
+
+    d = storage.root / "dacs" / "fall-detection-acme"
+    d.mkdir(parents=True)
+    (d / "request.json").write_text(json.dumps({"domain": "wifi-sensing", "client_id": "acme"}))
+    res = {"storage": storage, "embedder": EmbedderResource()}
+    out = dg.materialize([rdr_findings], resources=res)
+    md = {
+        k: v.value
+        for k, v in out.get_asset_materialization_events()[
+            0
+        ].step_materialization_data.materialization.metadata.items()
+    }
+    assert (
+        md["documents_read"] == 40
+        and md["documents_kept"] == 39
+        and md["dropped"] == {"abstract too short": 1}
+    )
+    assert 2 <= md["clusters"] <= 8 and md["silhouette"] > 0
+    [q] = md["experiments_queued"]
+    assert q["dac_id"] == "fall-detection-acme" and q["domain"] == "wifi-sensing" and len(q["documents"]) == 3
+    again = dg.materialize([rdr_findings], resources=res)  # same week: not queued twice
+    md2 = again.get_asset_materialization_events()[0].step_materialization_data.materialization.metadata
+    assert (
+        md2["experiments_queued"].value == []
+        and len((storage.root / "rdr" / "queue.jsonl").read_text().splitlines()) == 1
+    )
+    # the same corpus served over HTTP
+    serve = tmp_path / "www"
+    serve.mkdir()
+    (serve / "corpus.jsonl").write_text(default_corpus().read_text())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(serve))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/corpus.jsonl"
+        cfg = {"ops": {"rdr_findings": {"config": {"source": url, "since": "2026-08"}}}}
+        out = dg.materialize([rdr_findings], resources=res, run_config=cfg)
+    finally:
+        httpd.shutdown()
+    md3 = {
+        k: v.value
+        for k, v in out.get_asset_materialization_events()[
+            0
+        ].step_materialization_data.materialization.metadata.items()
+    }
+    assert md3["source"] == url and md3["dropped"]["before the look-back window"] > 0
+    bad = {"ops": {"rdr_findings": {"config": {"source": str(tmp_path / "missing.jsonl")}}}}
+    failed = dg.materialize([rdr_findings], resources=res, run_config=bad, raise_on_error=False)
+    assert not failed.success

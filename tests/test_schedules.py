@@ -37,6 +37,12 @@ from iv_pipelines.definitions import defs
             dt.datetime(2026, 11, 29, 4, 0, tzinfo=dt.UTC),
         ),
         (
+            "rdr_deep_crawl_schedule",
+            "0 3 * * 0",
+            "rdr_deep_crawl",
+            dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.UTC),
+        ),
+        (
             "energy_atlas_optimization_schedule",
             "0 2 * * *",
             "energy_atlas_optimization",
