@@ -134,3 +134,12 @@ def test_score_drop_requests_an_evolution_run(env):
     assert action.strategy == "evolve" and action.run_request["partition_key"] == pkg.dac_id
     assert action.run_request["job_name"] == "dac_lifecycle_job"
     assert _actions(atlas_open, pkg.dac_id)[-1]["issue"] == "score_drop"
+
+
+def test_a_capsule_stopped_on_purpose_is_not_a_crash(env):
+    dep, healer, pkg, _ = env
+    dep.deploy(pkg.directory, pkg.dac_id, pkg.version)
+    assert dep.stop(pkg.dac_id)
+    diag = diagnose(dep, pkg.dac_id)
+    assert diag.issue is None and diag.details["reason"] == "stopped on purpose"
+    assert healer.heal(diag) is None

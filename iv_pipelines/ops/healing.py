@@ -64,6 +64,8 @@ def diagnose(deployer, dac_id: str, score: float | None = None, threshold: float
     }
     if st.get("reason") == "never deployed":
         return Diagnosis(dac_id, None, {"reason": "never deployed"})
+    if st.get("status") == "stopped" and not st["capsule_alive"]:  # stopped on purpose (deployer.stop)
+        return Diagnosis(dac_id, None, d | {"reason": "stopped on purpose"})
     if not st["capsule_alive"] and (not st["supervisor_alive"] or st.get("status") == "failed"):
         return Diagnosis(dac_id, "crashed", d)
     if st["capsule_alive"]:
