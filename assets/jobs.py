@@ -82,3 +82,9 @@ rdr_deep_crawl_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("rdr_findings"),
     description="Embeds, clusters and trends a document source; queues evolution experiments for trending domains.",
 )
+
+cost_optimization_job = dg.define_asset_job(
+    name="cost_optimization",
+    selection=dg.AssetSelection.assets("cost_recommendations"),
+    description="Idle capsules, reserved vs on-demand, multi-cloud arbitrage: recommendations with savings.",
+)

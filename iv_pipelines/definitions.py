@@ -8,6 +8,7 @@ from assets import deployment, discovery, energy, mesh, operations, packaging, p
 from assets.jobs import (
     blockchain_sync_job,
     client_report_job,
+    cost_optimization_job,
     dac_health_check_job,
     dac_lifecycle_job,
     energy_atlas_optimization_job,
@@ -44,6 +45,7 @@ defs = dg.Definitions(
         client_report_job,
         lora_model_updates_job,
         rdr_deep_crawl_job,
+        cost_optimization_job,
     ],
     schedules=schedules,
     sensors=[dac_request_drop_sensor, *operations_sensors],

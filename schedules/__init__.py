@@ -7,6 +7,7 @@ operations issue (each needs its job first):
   routes whose energy cost rose over the last 24 h reported;
 - `dac_health_check_schedule` every 4 h: the `dac_health` asset (probe, rescore, telemetry);
 - `client_report_generation` monthly (1st) 06:00 UTC: the report of the month that ended;
+- `cost_optimization_schedule` monthly (1st) 06:00 UTC: cost recommendations;
 - `security_audit_schedule` monthly (1st) 07:00 UTC: every package re-reviewed, dependency
   pins and licences audited;
 - `rdr_deep_crawl_schedule` Sundays 03:00 UTC: the research crawl (`rdr_findings`);
@@ -22,6 +23,7 @@ import dagster as dg
 from assets.jobs import (
     blockchain_sync_job,
     client_report_job,
+    cost_optimization_job,
     dac_health_check_job,
     energy_atlas_optimization_job,
     lora_model_updates_job,
@@ -93,7 +95,16 @@ rdr_deep_crawl = dg.ScheduleDefinition(
     description="Sundays 03:00: research crawl, per-domain trends, evolution experiments queued.",
 )
 
+cost_optimization = dg.ScheduleDefinition(
+    name="cost_optimization_schedule",
+    job=cost_optimization_job,
+    cron_schedule="0 6 1 * *",
+    execution_timezone=TZ,
+    description="Monthly (1st) 06:00: cost recommendations (never applied automatically).",
+)
+
 schedules: list = [
+    cost_optimization,
     rdr_deep_crawl,
     lora_model_updates,
     client_report_generation,

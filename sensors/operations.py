@@ -4,6 +4,8 @@
   score is under its threshold gets an evolution run of its lifecycle (its `dac` partition);
 - `dac_deployed_sensor` (on `dac_deployment`): a new deployment gets its TTF routes (a
   `service_mesh_job` run; the ASI registration happens in `dac_deployment` itself);
+- `cost_anomaly_sensor` (every 5 min): a capsule whose CPU rate in the telemetry jumps to 3x
+  its median (and over 0.05 cores) starts `dac_healing_job`; the cursor is the telemetry line;
 - `energy_variance_sensor` (every 5 min): the Energy Atlas anomaly query (states more than
   3 standard deviations from their DAC's mean, daily history and per-run series) since the
   cursor; each new anomaly starts `dac_healing_job` for that DAC. At most 50 run requests a
@@ -113,9 +115,57 @@ def base_model_promoted_sensor(context: dg.SensorEvaluationContext, asset_event:
     ]
 
 
+COST_JUMP = 3.0  # x the DAC's median CPU rate
+MIN_SAMPLES = 3
+
+
+@dg.sensor(
+    job=dac_healing_job,
+    minimum_interval_seconds=300,
+    required_resource_keys={"storage"},
+    description="A capsule whose CPU rate (cost) jumps to 3x its median starts a healing run.",
+)
+def cost_anomaly_sensor(context: dg.SensorEvaluationContext):
+    import json
+    import statistics
+
+    path = context.resources.storage.root / "telemetry" / "capsules.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    start = int(context.cursor or 0)
+    if start >= len(lines):
+        return dg.SkipReason(f"no new telemetry after line {start}")
+    history: dict[str, list[float]] = {}
+    requests = []
+    end = min(len(lines), start + 10_000)  # bounded work per tick
+    for n, line in enumerate(lines[:end]):
+        try:
+            r = json.loads(line)
+            rate = float(r["cpu_seconds"]) / float(r["wall_seconds"])
+        except (ValueError, KeyError, ZeroDivisionError):
+            continue
+        past = history.setdefault(r["service"], [])
+        if n >= start and len(past) >= MIN_SAMPLES:
+            med = statistics.median(past)
+            if rate > COST_JUMP * max(med, 1e-6) and rate > 0.05:
+                reason = f"cost anomaly: {rate:.2f} cores vs median {med:.2f}"
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"cost:{r['service']}:{r['ts_ms']}",
+                        run_config={
+                            "ops": {"heal_dac": {"config": {"dac_id": r["service"], "reason": reason}}}
+                        },
+                        tags={"iv/trigger": "cost_anomaly"},
+                    )
+                )
+        past.append(rate)
+    context.update_cursor(str(end))
+    return requests[:MAX_PER_TICK] or dg.SkipReason(f"lines {start}..{end}: no cost anomaly")
+
+
 sensors = [
     score_below_threshold_sensor,
     energy_variance_sensor,
     dac_deployed_sensor,
     base_model_promoted_sensor,
+    cost_anomaly_sensor,
 ]

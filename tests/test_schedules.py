@@ -43,6 +43,12 @@ from iv_pipelines.definitions import defs
             dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.UTC),
         ),
         (
+            "cost_optimization_schedule",
+            "0 6 1 * *",
+            "cost_optimization",
+            dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC),
+        ),
+        (
             "energy_atlas_optimization_schedule",
             "0 2 * * *",
             "energy_atlas_optimization",
