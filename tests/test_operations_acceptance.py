@@ -1,0 +1,96 @@
+"""The operations issue's acceptance: the daily and monthly jobs, run once in-process over a
+deployed DAC, produce their outputs (re-verified ledger, optimised routes, health table,
+client report HTML with the DAC and its numbers, cost recommendations, security audit)."""
+
+import json
+
+import dagster as dg
+
+
+def test_daily_and_monthly_jobs_over_a_deployed_dac(tmp_path):
+    from iv_pipelines import definitions as code
+    from iv_pipelines.deploy.targets import LocalDeployer
+    from iv_pipelines.ledger.chain import dac_digest
+    from iv_pipelines.mesh.snapshot import register_capsule
+    from iv_pipelines.packaging.dac import build_dac_package
+    from iv_pipelines.packaging.sample import make_small_dac
+    from iv_pipelines.proof.dsse import load_or_create_signing_key
+    from resources.deploy import DeployerResource, EnergyAtlasResource
+    from resources.ledger import LedgerResource
+    from resources.mesh import AsiRegistryResource
+    from resources.proof import ProofResource
+    from resources.selection import resources_for
+    from resources.storage import FactoryStorage
+
+    root = tmp_path / "iv"
+    root.mkdir()
+    key = load_or_create_signing_key(tmp_path / "keys")
+    dac = "fall-detection-acme"
+    make_small_dac(root, key, dac)
+    ledger = LedgerResource(state_dir=str(tmp_path / "ledger"))
+    lineage = json.loads((root / "dacs" / dac / "lineage" / "lineage.json").read_text())
+    reg = ledger.get().register(dac, dac_digest(dac, lineage["merkle"]["root"]))
+    (root / "dacs" / dac / "lineage" / "registration.json").write_text(
+        json.dumps(reg.to_json() | {"backend": "embedded"})
+    )
+    energy = {"E_state": 20.0, "dE_dt": 2.0, "S_state": 0.5, "method": "test"}
+    pkg, _, _ = build_dac_package(root, dac, key, key.public, energy, "run", [])
+    (root / "packages" / dac / "current.json").write_text(
+        json.dumps({"version": pkg.version, "digest": pkg.digest, "directory": str(pkg.directory)})
+    )
+    deployer = LocalDeployer(root / "deployments")
+    rec = deployer.deploy(pkg.directory, dac, pkg.version)
+    registry = AsiRegistryResource(url=f"sqlite:///{root / 'asi.sqlite'}")
+    register_capsule(registry.get(root), dac, "local", rec.url, ["wifi_sensing", "fall_detection"], energy)
+    res = resources_for("local") | {
+        "storage": FactoryStorage(root_dir=str(root)),
+        "proof": ProofResource(keys_dir=str(tmp_path / "keys")),
+        "ledger": ledger,
+        "deployer": DeployerResource(),
+        "atlas": EnergyAtlasResource(root_dir=str(tmp_path / "atlas")),
+        "registry": registry,
+    }
+    defs = dg.Definitions(
+        assets=code.lifecycle_assets, asset_checks=code.lifecycle_checks, jobs=code.defs.jobs, resources=res
+    )
+    instance = dg.DagsterInstance.ephemeral()
+
+    def run(job, **kw):
+        result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False, **kw)
+        assert result.success, job
+        return result
+
+    def md(result, asset):
+        for e in result.get_asset_materialization_events():
+            m = e.step_materialization_data.materialization
+            if m.asset_key.to_user_string() == asset:
+                return {k: v.value for k, v in m.metadata.items()}
+        raise AssertionError(f"{asset} not materialized")
+
+    try:
+        # daily
+        sync = run("blockchain_sync")
+        [check] = sync.get_asset_check_evaluations()
+        assert check.passed and check.metadata["verified"].value == 1
+        opt = run("energy_atlas_optimization")
+        routes = json.loads((root / "mesh" / "routes.json").read_text())
+        assert {f"{dac} -> ledger", f"{dac} -> storage", f"{dac} -> energy"} <= set(routes)
+        assert md(opt, "service_mesh")["rerouted"] == 3
+        health = md(run("dac_health_check"), "dac_health")
+        assert health["dacs"] == 1 and health["issues"] == {dac: None} and 0 <= health["scores"][dac] <= 1
+        assert dac in health["health"]
+        # monthly
+        run("client_report_generation", partition_key="2026-10-01")
+        page = (root / "reports" / "2026-10" / "acme-healthcare.html").read_text()
+        ev = json.loads((root / "dacs" / dac / "adapter" / "evaluation.json").read_text())
+        assert dac in page and "0.970" in page and f"{ev['adapter']['client_room_accuracy']:.3f}" in page
+        assert f"{health['scores'][dac]:.3f}" in page
+        cost = run(
+            "cost_optimization",
+            run_config={"ops": {"cost_recommendations": {"config": {"default_cloud": "aws"}}}},
+        )
+        assert md(cost, "cost_recommendations")["prices_accessed"] == "2026-11-26"
+        audit = md(run("security_audit"), "security_audit_report")
+        assert audit["packages_reviewed"] == 1 and audit["unpinned_requirements"] == []
+    finally:
+        deployer.stop(dac)
