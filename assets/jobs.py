@@ -7,7 +7,12 @@ from assets.partitions import dac_partitions
 LIFECYCLE_GROUPS = ("discovery", "proof", "training", "deployment")
 
 # Unpartitioned assets feeding the lifecycle (calibration) run in their own job.
-SHARED_ASSETS = ("score_calibration", "wifi_sensing_base_model", "service_mesh")  # + operations group
+SHARED_ASSETS = (
+    "score_calibration",
+    "wifi_sensing_base_model",
+    "service_mesh",
+    "capsule_pins",
+)  # + operations group
 SYNC_CHECK = dg.AssetCheckKey(dg.AssetKey("utid"), "ledger_in_sync")
 
 dac_lifecycle_job = dg.define_asset_job(
@@ -42,8 +47,8 @@ blockchain_sync_job = dg.define_asset_job(
 
 service_mesh_job = dg.define_asset_job(
     name="service_mesh_job",
-    selection=dg.AssetSelection.assets("service_mesh"),
-    description="Recomputes TTF routes over the ASI registry and re-routes deployed capsules (hysteresis).",
+    selection=dg.AssetSelection.assets("service_mesh", "capsule_pins"),
+    description="Recomputes TTF routes over the ASI registry, re-routes deployed capsules (hysteresis), refreshes Capsule Pin records.",
 )
 
 dac_health_check_job = dg.define_asset_job(

@@ -5,7 +5,7 @@ import json
 import dagster as dg
 
 from iv_pipelines.paths import atomic_write_text
-from resources.deploy import EnergyAtlasResource
+from resources.deploy import DeployerResource, EnergyAtlasResource
 from resources.mesh import AsiRegistryResource, TtfRouterResource
 from resources.storage import FactoryStorage
 
@@ -116,5 +116,42 @@ def energy_trends(
             "rising_dacs": dg.MetadataValue.json([r[0] for r in rising]),
             "routes_cost_rose": dg.MetadataValue.json(rose),
             "trends": dg.MetadataValue.md(table if rows else "(no DAC with states in both windows)"),
+        }
+    )
+
+
+@dg.asset(
+    group_name="deployment",
+    owners=OWNERS,
+    kinds={"json"},
+    deps=["dac_deployment"],
+    description=(
+        "Capsule Pin records (schema iv_pipelines/ops/pins.py): one per deployed DAC under "
+        "<storage>/pins/, what a client-facing pin shows (identity, endpoint, status, health "
+        "score, energy). Refreshed with the routes when a DAC is deployed (dac_deployed_sensor)."
+    ),
+)
+def capsule_pins(
+    context: dg.AssetExecutionContext, storage: FactoryStorage, deployer: DeployerResource
+) -> dg.MaterializeResult:
+    from iv_pipelines.ops.pins import build_pin
+    from iv_pipelines.paths import atomic_write_text
+
+    local = deployer.local(storage.root)
+    pins = {}
+    for dep in sorted((storage.root / "deployments").glob("*/deployment.json")):
+        dac = dep.parent.name
+        try:
+            pin = build_pin(storage.root, dac, local)
+        except (OSError, KeyError, ValueError) as e:
+            context.log.warning(f"{dac}: no pin ({type(e).__name__}: {e})")
+            continue
+        atomic_write_text(storage.root / "pins" / f"{dac}.json", pin.model_dump_json(indent=2) + "\n")
+        pins[dac] = pin.status
+    return dg.MaterializeResult(
+        metadata={
+            "pins": len(pins),
+            "status": dg.MetadataValue.json(pins),
+            "pins_dir": dg.MetadataValue.path(str(storage.root / "pins")),
         }
     )

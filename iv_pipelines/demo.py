@@ -228,7 +228,11 @@ def _print_deployment(result, defs, storage, keep_running: bool) -> None:
 
 def _print_mesh(result) -> None:
     for event in result.get_asset_materialization_events():
-        md = {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
+        mat = event.step_materialization_data.materialization
+        md = {k: v.value for k, v in mat.metadata.items()}
+        if mat.asset_key.to_user_string() == "capsule_pins":
+            print(f"[demo] Capsule Pin records: {md['status']} (in {md['pins_dir']})")
+            continue
         print(
             f"[demo] service mesh: {md['services']} services, {md['links']} links; TTF routes in "
             f"{md['routes_ms']} ms; {md['rerouted']} capsule routes (re)set, {md['kept_by_hysteresis']} kept by hysteresis "

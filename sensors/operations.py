@@ -2,7 +2,8 @@
 
 - `score_below_threshold_sensor` (on `dac_health` materializations): every DAC whose fresh
   score is under its threshold gets an evolution run of its lifecycle (its `dac` partition);
-- `dac_deployed_sensor` (on `dac_deployment`): a new deployment gets its TTF routes (a
+- `dac_deployed_sensor` (on `dac_deployment`): a new deployment gets its TTF routes and its
+  Capsule Pin record (a
   `service_mesh_job` run; the ASI registration happens in `dac_deployment` itself);
 - `cost_anomaly_sensor` (every 5 min): a capsule whose CPU rate in the telemetry jumps to 3x
   its median (and over 0.05 cores) starts `dac_healing_job`; the cursor is the telemetry line;
@@ -84,7 +85,7 @@ def energy_variance_sensor(context: dg.SensorEvaluationContext):
     asset_key=dg.AssetKey("dac_deployment"),
     job=service_mesh_job,
     name="dac_deployed_sensor",
-    description="A new deployment (registered in the ASI registry by dac_deployment) gets its TTF routes now.",
+    description="A new deployment (registered in the ASI registry by dac_deployment) gets its TTF routes and Capsule Pin record.",
 )
 def dac_deployed_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
     mat = asset_event.asset_materialization

@@ -42,6 +42,11 @@ def test_daily_and_monthly_jobs_over_a_deployed_dac(tmp_path):
     rec = deployer.deploy(pkg.directory, dac, pkg.version)
     registry = AsiRegistryResource(url=f"sqlite:///{root / 'asi.sqlite'}")
     register_capsule(registry.get(root), dac, "local", rec.url, ["wifi_sensing", "fall_detection"], energy)
+    (root / "deployments" / dac / "deployment.json").write_text(
+        json.dumps(
+            {"target": "local", "version": pkg.version, "url": rec.url, "capabilities": ["wifi_sensing"]}
+        )
+    )
     res = resources_for("local") | {
         "storage": FactoryStorage(root_dir=str(root)),
         "proof": ProofResource(keys_dir=str(tmp_path / "keys")),
@@ -76,6 +81,12 @@ def test_daily_and_monthly_jobs_over_a_deployed_dac(tmp_path):
         routes = json.loads((root / "mesh" / "routes.json").read_text())
         assert {f"{dac} -> ledger", f"{dac} -> storage", f"{dac} -> energy"} <= set(routes)
         assert md(opt, "service_mesh")["rerouted"] == 3
+        pins = run("service_mesh_job")  # what dac_deployed_sensor launches: routes + Capsule Pin records
+        assert md(pins, "capsule_pins")["status"] == {dac: "serving"}
+        from iv_pipelines.ops.pins import CapsulePin
+
+        pin = CapsulePin.model_validate_json((root / "pins" / f"{dac}.json").read_text())
+        assert pin.endpoint == rec.url and pin.utid and pin.energy.E_state == 20.0
         health = md(run("dac_health_check"), "dac_health")
         assert health["dacs"] == 1 and health["issues"] == {dac: None} and 0 <= health["scores"][dac] <= 1
         assert dac in health["health"]
