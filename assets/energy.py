@@ -6,22 +6,12 @@ import warnings
 import dagster as dg
 
 from assets.metering import ENERGY_TAG
+from assets.packaging import METERED_STEPS
 from resources.deploy import EnergyAtlasResource
 from resources.storage import FactoryStorage
 
 OWNERS = ["team:dac-factory"]
-METERED = (
-    "dac_request",
-    "hypotheses",
-    "shadow_twin_context",
-    "validated_hypothesis",
-    "lora_adapter",
-    "lineage_proof",
-    "utid",
-    "dac_package",
-    "shield_review",
-    "dac_deployment",
-)
+METERED = (*METERED_STEPS, "dac_package", "shield_review", "dac_deployment")  # every @metered DAC step
 daily = dg.DailyPartitionsDefinition(start_date="2026-11-01", timezone="UTC")
 
 

@@ -1,21 +1,15 @@
-"""Schedules: the operations jobs, explicit cron and timezone (DESIGN §6).
+"""Schedules: the nine operations jobs, explicit cron, all in UTC (DESIGN §6).
 
-Only jobs that do real work today are scheduled; the rest of the nine come with the
-operations issue (each needs its job first):
-- `blockchain_sync` daily 00:00 UTC: re-verifies every registered DAC (ledger_in_sync);
-- `energy_atlas_optimization_schedule` daily 02:00 UTC: routing tables recomputed, DACs and
-  routes whose energy cost rose over the last 24 h reported;
-- `dac_health_check_schedule` every 4 h: the `dac_health` asset (probe, rescore, telemetry);
-- `client_report_generation` monthly (1st) 06:00 UTC: the report of the month that ended;
-- `cost_optimization_schedule` monthly (1st) 06:00 UTC: cost recommendations;
-- `security_audit_schedule` monthly (1st) 07:00 UTC: every package re-reviewed, dependency
-  pins and licences audited;
-- `rdr_deep_crawl_schedule` Sundays 03:00 UTC: the research crawl (`rdr_findings`);
-- `lora_model_updates_schedule` Sundays 04:00 UTC: a candidate base model, promoted only if it
-  beats the current one on the same held-out rooms (then `base_model_promoted_sensor` reruns
-  every DAC's lifecycle so its adapter is retrained on the new base);
-- `service_mesh_rebalancing` Sundays 05:00 UTC: recomputes TTF routes over the ASI registry
-  and re-routes deployed capsules (hysteresis), logging FOLLOWED_ROUTE to the Atlas.
+daily    00:00 blockchain_sync            re-verify every registered DAC (ledger_in_sync)
+         02:00 energy_atlas_optimization  routing tables recomputed; rising DAC energy and
+                                          route costs over the last 24 h reported
+   every 4 h   dac_health_check           probe, rescore on fresh twin episodes, telemetry
+weekly   03:00 rdr_deep_crawl             research crawl, trends, evolution experiments queued
+(Sunday) 04:00 lora_model_updates         candidate base model, promoted only if better
+         05:00 service_mesh_rebalancing   TTF routes recomputed, capsules re-routed (hysteresis)
+monthly  06:00 client_report_generation   the report of the month that just ended
+(1st)    06:00 cost_optimization          cost recommendations, never applied automatically
+         07:00 security_audit             every package re-reviewed; dependency pins, licences
 """
 
 import dagster as dg
@@ -34,83 +28,64 @@ from assets.jobs import (
 
 TZ = "UTC"
 
-blockchain_sync_schedule = dg.ScheduleDefinition(
-    name="blockchain_sync_schedule",
-    job=blockchain_sync_job,
-    cron_schedule="0 0 * * *",
-    execution_timezone=TZ,
-    description="Daily 00:00: re-verify every registered DAC against the ledger and its proofs.",
-)
 
-service_mesh_rebalancing = dg.ScheduleDefinition(
-    name="service_mesh_rebalancing",
-    job=service_mesh_job,
-    cron_schedule="0 5 * * 0",
-    execution_timezone=TZ,
-    description="Sundays 05:00: recompute TTF routes and re-route deployed capsules.",
-)
+def _schedule(name: str, job, cron: str, description: str) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name=name, job=job, cron_schedule=cron, execution_timezone=TZ, description=description
+    )
 
-dac_health_check_schedule = dg.ScheduleDefinition(
-    name="dac_health_check_schedule",
-    job=dac_health_check_job,
-    cron_schedule="0 */4 * * *",
-    execution_timezone=TZ,
-    description="Every 4 hours: probe and rescore every deployed DAC; flag degraded ones.",
-)
-
-security_audit_schedule = dg.ScheduleDefinition(
-    name="security_audit_schedule",
-    job=security_audit_job,
-    cron_schedule="0 7 1 * *",
-    execution_timezone=TZ,
-    description="Monthly (1st) 07:00: re-review every package; audit dependency pins and licences.",
-)
-
-energy_atlas_optimization_schedule = dg.ScheduleDefinition(
-    name="energy_atlas_optimization_schedule",
-    job=energy_atlas_optimization_job,
-    cron_schedule="0 2 * * *",
-    execution_timezone=TZ,
-    description="Daily 02:00: recompute routing tables; report rising DAC energy and route costs.",
-)
-
-# the monthly partition of the month that just ended, on the 1st at 06:00
-client_report_generation = dg.build_schedule_from_partitioned_job(
-    client_report_job, name="client_report_generation", hour_of_day=6, minute_of_hour=0
-)
-
-lora_model_updates = dg.ScheduleDefinition(
-    name="lora_model_updates_schedule",
-    job=lora_model_updates_job,
-    cron_schedule="0 4 * * 0",
-    execution_timezone=TZ,
-    description="Sundays 04:00: candidate base model; promoted only if it beats the current one.",
-)
-
-rdr_deep_crawl = dg.ScheduleDefinition(
-    name="rdr_deep_crawl_schedule",
-    job=rdr_deep_crawl_job,
-    cron_schedule="0 3 * * 0",
-    execution_timezone=TZ,
-    description="Sundays 03:00: research crawl, per-domain trends, evolution experiments queued.",
-)
-
-cost_optimization = dg.ScheduleDefinition(
-    name="cost_optimization_schedule",
-    job=cost_optimization_job,
-    cron_schedule="0 6 1 * *",
-    execution_timezone=TZ,
-    description="Monthly (1st) 06:00: cost recommendations (never applied automatically).",
-)
 
 schedules: list = [
-    cost_optimization,
-    rdr_deep_crawl,
-    lora_model_updates,
-    client_report_generation,
-    energy_atlas_optimization_schedule,
-    blockchain_sync_schedule,
-    service_mesh_rebalancing,
-    dac_health_check_schedule,
-    security_audit_schedule,
+    _schedule(
+        "blockchain_sync_schedule",
+        blockchain_sync_job,
+        "0 0 * * *",
+        "Daily 00:00: re-verify every registered DAC against the ledger and its proofs.",
+    ),
+    _schedule(
+        "energy_atlas_optimization_schedule",
+        energy_atlas_optimization_job,
+        "0 2 * * *",
+        "Daily 02:00: recompute routing tables; report rising DAC energy and route costs.",
+    ),
+    _schedule(
+        "dac_health_check_schedule",
+        dac_health_check_job,
+        "0 */4 * * *",
+        "Every 4 hours: probe and rescore every deployed DAC; flag degraded ones.",
+    ),
+    _schedule(
+        "rdr_deep_crawl_schedule",
+        rdr_deep_crawl_job,
+        "0 3 * * 0",
+        "Sundays 03:00: research crawl, per-domain trends, evolution experiments queued.",
+    ),
+    _schedule(
+        "lora_model_updates_schedule",
+        lora_model_updates_job,
+        "0 4 * * 0",
+        "Sundays 04:00: candidate base model; promoted only if it beats the current one.",
+    ),
+    _schedule(
+        "service_mesh_rebalancing",
+        service_mesh_job,
+        "0 5 * * 0",
+        "Sundays 05:00: recompute TTF routes and re-route deployed capsules.",
+    ),
+    # the monthly partition of the month that just ended, on the 1st at 06:00
+    dg.build_schedule_from_partitioned_job(
+        client_report_job, name="client_report_generation", hour_of_day=6, minute_of_hour=0
+    ),
+    _schedule(
+        "cost_optimization_schedule",
+        cost_optimization_job,
+        "0 6 1 * *",
+        "Monthly (1st) 06:00: cost recommendations (never applied automatically).",
+    ),
+    _schedule(
+        "security_audit_schedule",
+        security_audit_job,
+        "0 7 1 * *",
+        "Monthly (1st) 07:00: re-review every package; audit dependency pins and licences.",
+    ),
 ]

@@ -118,6 +118,7 @@ def base_model_promoted_sensor(context: dg.SensorEvaluationContext, asset_event:
 
 COST_JUMP = 3.0  # x the DAC's median CPU rate
 MIN_SAMPLES = 3
+HISTORY_LINES = 20_000
 
 
 @dg.sensor(
@@ -138,7 +139,8 @@ def cost_anomaly_sensor(context: dg.SensorEvaluationContext):
     history: dict[str, list[float]] = {}
     requests = []
     end = min(len(lines), start + 10_000)  # bounded work per tick
-    for n, line in enumerate(lines[:end]):
+    first = max(0, start - HISTORY_LINES)  # medians from a bounded window of earlier samples
+    for n, line in enumerate(lines[first:end], start=first):
         try:
             r = json.loads(line)
             rate = float(r["cpu_seconds"]) / float(r["wall_seconds"])

@@ -141,3 +141,12 @@ def small_package(tmp_path_factory):
     energy = {"E_state": 12.5, "dE_dt": 3.1, "S_state": 0.6, "method": "test fixture"}
     pkg, decision, _ = build_dac_package(root, "fall-detection-acme", key, key.public, energy, "run-1", [])
     return root, key, pkg, decision
+
+
+def materialized(result, asset: str | None = None) -> dict:
+    """Metadata values of the first materialization in `result` (of `asset`, if given)."""
+    for event in result.get_asset_materialization_events():
+        mat = event.step_materialization_data.materialization
+        if asset is None or mat.asset_key.to_user_string() == asset:
+            return {k: v.value for k, v in mat.metadata.items()}
+    raise AssertionError(f"no materialization of {asset or 'any asset'} in the run")

@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 
 from iv_pipelines.ops.cost import hourly_cost, load_prices, recommend
+from tests.conftest import materialized
 
 
 @pytest.fixture
@@ -100,23 +101,13 @@ def test_cost_recommendations_asset(small_package, tmp_path):
         resources=res,
         run_config={"ops": {"cost_recommendations": {"config": {"default_cloud": "azure"}}}},
     )
-    md = {
-        k: v.value
-        for k, v in out.get_asset_materialization_events()[
-            0
-        ].step_materialization_data.materialization.metadata.items()
-    }
+    md = materialized(out)
     kinds = sorted(
         r["kind"] for r in json.loads((work / "operations" / "cost_recommendations.json").read_text())
     )
     assert md["prices_accessed"] == "2026-11-26" and "reserved" in kinds and md["monthly_savings_usd"] > 0
     out = dg.materialize([cost_recommendations], resources=res)  # no cloud configured: local, not billed
-    assert (
-        out.get_asset_materialization_events()[0]
-        .step_materialization_data.materialization.metadata["recommendations"]
-        .value
-        == 0
-    )
+    assert materialized(out)["recommendations"] == 0
 
 
 def test_cost_anomaly_sensor(storage):

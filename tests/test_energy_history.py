@@ -10,6 +10,7 @@ from assets.energy import energy_history
 from assets.metering import ENERGY_TAG
 from iv_pipelines.energy.history import DAY_MS, SOURCE
 from resources.deploy import EnergyAtlasResource
+from tests.conftest import materialized
 
 DAYS = [f"2026-11-{d:02d}" for d in range(10, 17)]
 
@@ -72,10 +73,10 @@ def _run(defs, instance, first, last):
 def test_seven_day_backfill_then_rerun_does_not_duplicate(setup):
     instance, defs, atlas, storage = setup
     res = _run(defs, instance, DAYS[0], DAYS[-1])
-    md = res.get_asset_materialization_events()[0].step_materialization_data.materialization.metadata
-    assert md["days"].value == 7 and md["dac_states"].value == 4 and md["service_states"].value == 1
-    assert md["energy_J"].value == pytest.approx(30 + 10 + 20 + 5 + 8 + 3.0 * 2.76)
-    assert md["bad_telemetry_lines"].value == 1
+    md = materialized(res)
+    assert md["days"] == 7 and md["dac_states"] == 4 and md["service_states"] == 1
+    assert md["energy_J"] == pytest.approx(30 + 10 + 20 + 5 + 8 + 3.0 * 2.76)
+    assert md["bad_telemetry_lines"] == 1
     with atlas.open(storage.root) as g:
         acme = g.trajectory("dac:acme")
         assert [(s.ts_ms, s.E_state) for s in acme] == [(_ms(DAYS[0], 0), 40.0), (_ms(DAYS[2], 0), 20.0)]

@@ -15,6 +15,7 @@ from iv_pipelines.mesh.ttf import (
     shortest_paths,
     should_migrate,
 )
+from tests.conftest import materialized
 
 
 def test_node_cost_formula_and_floor():
@@ -126,12 +127,7 @@ def test_service_mesh_routes_capsules_keeps_routes_by_hysteresis_and_reroutes_ar
 
     def run():
         out = dg.materialize([service_mesh], resources=res)
-        return {
-            k: v.value
-            for k, v in out.get_asset_materialization_events()[
-                0
-            ].step_materialization_data.materialization.metadata.items()
-        }
+        return materialized(out)
 
     first = run()
     assert first["services"] == 1181 and first["rerouted"] == 3 and first["kept_by_hysteresis"] == 0

@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 
 from iv_pipelines.energy.atlas import EnergyState
+from tests.conftest import materialized
 
 
 @pytest.fixture
@@ -40,12 +41,7 @@ def test_health_check_rescores_flags_and_writes_telemetry(deployed):
 
     work, _dep, pkg, res = deployed
     out = dg.materialize([dac_health], resources=res)
-    md = {
-        k: v.value
-        for k, v in out.get_asset_materialization_events()[
-            0
-        ].step_materialization_data.materialization.metadata.items()
-    }
+    md = materialized(out)
     assert md["dacs"] == 1 and md["issues"] == {pkg.dac_id: None}
     score = md["scores"][pkg.dac_id]
     assert 0 <= score <= 1 and md["thresholds"][pkg.dac_id] == 0.95  # the request's min_accuracy
@@ -169,12 +165,7 @@ def test_security_audit_reviews_packages_and_dependencies(small_package, tmp_pat
         "proof": ProofResource(keys_dir=str(keys)),
     }
     out = dg.materialize([security_audit], resources=res)
-    md = {
-        k: v.value
-        for k, v in out.get_asset_materialization_events()[
-            0
-        ].step_materialization_data.materialization.metadata.items()
-    }
+    md = materialized(out)
     assert md["packages_reviewed"] == 1 and md["packages_failing"] == [f"{pkg.dac_id} {pkg.version}"]
     report = json.loads((tmp_path / "iv" / "operations" / "security_audit.json").read_text())
     findings = report["packages"][f"{pkg.dac_id} {pkg.version}"]
@@ -232,12 +223,7 @@ def test_energy_trends_reports_rising_dacs(storage, tmp_path):
             ]
         )
     out = dg.materialize([energy_trends], resources={"storage": storage, "atlas": atlas})
-    md = {
-        k: v.value
-        for k, v in out.get_asset_materialization_events()[
-            0
-        ].step_materialization_data.materialization.metadata.items()
-    }
+    md = materialized(out)
     assert md["dacs_compared"] == 2 and md["rising_dacs"] == ["hot"]
 
 
@@ -281,12 +267,7 @@ def test_monthly_client_report_with_revenue_on_the_ledger(storage, tmp_path):
     cfg = {"ops": {"client_report": {"config": {"revenue_usd": {"acme-healthcare": "1000.00"}}}}}
     for _ in range(2):  # the second run reuses the month's ledger record: not written twice
         out = dg.materialize([client_report], partition_key="2026-10-01", resources=res, run_config=cfg)
-    md = {
-        k: v.value
-        for k, v in out.get_asset_materialization_events()[
-            0
-        ].step_materialization_data.materialization.metadata.items()
-    }
+    md = materialized(out)
     assert md["energy_J_by_client"] == {"acme-healthcare": 400.0}  # August's states left out
     page = (storage.root / "reports" / "2026-10" / "acme-healthcare.html").read_text()
     assert "acme-fall" in page and "acme-presence" in page and "400.0 J" in page
@@ -318,12 +299,7 @@ def test_base_model_update_promotes_only_a_better_candidate(storage):
     out = dg.materialize(
         [base_model_update], resources={"sensing": sensing, "storage": storage}, run_config=cfg
     )
-    md = {
-        k: v.value
-        for k, v in out.get_asset_materialization_events()[
-            0
-        ].step_materialization_data.materialization.metadata.items()
-    }
+    md = materialized(out)
     assert (
         md["candidate_accuracy"] > md["current_accuracy"]
         and md["promoted"]
@@ -338,12 +314,7 @@ def test_base_model_update_promotes_only_a_better_candidate(storage):
     out = dg.materialize(
         [base_model_update], resources={"sensing": sensing1, "storage": storage}, run_config=cfg | {}
     )
-    md2 = {
-        k: v.value
-        for k, v in out.get_asset_materialization_events()[
-            0
-        ].step_materialization_data.materialization.metadata.items()
-    }
+    md2 = materialized(out)
     assert not md2["promoted"] and md2["dacs_to_retrain"] == []
     assert json.loads((cur / "evaluation.json").read_text())["seed"] == 1  # unchanged
 
@@ -392,12 +363,7 @@ def test_rdr_deep_crawl_over_the_fixture_and_an_http_source(storage, tmp_path):
     (d / "request.json").write_text(json.dumps({"domain": "wifi-sensing", "client_id": "acme"}))
     res = {"storage": storage, "embedder": EmbedderResource()}
     out = dg.materialize([rdr_findings], resources=res)
-    md = {
-        k: v.value
-        for k, v in out.get_asset_materialization_events()[
-            0
-        ].step_materialization_data.materialization.metadata.items()
-    }
+    md = materialized(out)
     assert (
         md["documents_read"] == 40
         and md["documents_kept"] == 39
@@ -407,9 +373,9 @@ def test_rdr_deep_crawl_over_the_fixture_and_an_http_source(storage, tmp_path):
     [q] = md["experiments_queued"]
     assert q["dac_id"] == "fall-detection-acme" and q["domain"] == "wifi-sensing" and len(q["documents"]) == 3
     again = dg.materialize([rdr_findings], resources=res)  # same week: not queued twice
-    md2 = again.get_asset_materialization_events()[0].step_materialization_data.materialization.metadata
+    md2 = materialized(again)
     assert (
-        md2["experiments_queued"].value == []
+        md2["experiments_queued"] == []
         and len((storage.root / "rdr" / "queue.jsonl").read_text().splitlines()) == 1
     )
     # the same corpus served over HTTP
@@ -425,12 +391,7 @@ def test_rdr_deep_crawl_over_the_fixture_and_an_http_source(storage, tmp_path):
         out = dg.materialize([rdr_findings], resources=res, run_config=cfg)
     finally:
         httpd.shutdown()
-    md3 = {
-        k: v.value
-        for k, v in out.get_asset_materialization_events()[
-            0
-        ].step_materialization_data.materialization.metadata.items()
-    }
+    md3 = materialized(out)
     assert md3["source"] == url and md3["dropped"]["before the look-back window"] > 0
     bad = {"ops": {"rdr_findings": {"config": {"source": str(tmp_path / "missing.jsonl")}}}}
     failed = dg.materialize([rdr_findings], resources=res, run_config=bad, raise_on_error=False)

@@ -6,6 +6,8 @@ import json
 
 import dagster as dg
 
+from tests.conftest import materialized
+
 
 def test_daily_and_monthly_jobs_over_a_deployed_dac(tmp_path):
     from iv_pipelines import definitions as code
@@ -65,13 +67,6 @@ def test_daily_and_monthly_jobs_over_a_deployed_dac(tmp_path):
         assert result.success, job
         return result
 
-    def md(result, asset):
-        for e in result.get_asset_materialization_events():
-            m = e.step_materialization_data.materialization
-            if m.asset_key.to_user_string() == asset:
-                return {k: v.value for k, v in m.metadata.items()}
-        raise AssertionError(f"{asset} not materialized")
-
     try:
         # daily
         sync = run("blockchain_sync")
@@ -80,14 +75,14 @@ def test_daily_and_monthly_jobs_over_a_deployed_dac(tmp_path):
         opt = run("energy_atlas_optimization")
         routes = json.loads((root / "mesh" / "routes.json").read_text())
         assert {f"{dac} -> ledger", f"{dac} -> storage", f"{dac} -> energy"} <= set(routes)
-        assert md(opt, "service_mesh")["rerouted"] == 3
+        assert materialized(opt, "service_mesh")["rerouted"] == 3
         pins = run("service_mesh_job")  # what dac_deployed_sensor launches: routes + Capsule Pin records
-        assert md(pins, "capsule_pins")["status"] == {dac: "serving"}
+        assert materialized(pins, "capsule_pins")["status"] == {dac: "serving"}
         from iv_pipelines.ops.pins import CapsulePin
 
         pin = CapsulePin.model_validate_json((root / "pins" / f"{dac}.json").read_text())
         assert pin.endpoint == rec.url and pin.utid and pin.energy.E_state == 20.0
-        health = md(run("dac_health_check"), "dac_health")
+        health = materialized(run("dac_health_check"), "dac_health")
         assert health["dacs"] == 1 and health["issues"] == {dac: None} and 0 <= health["scores"][dac] <= 1
         assert dac in health["health"]
         # monthly
@@ -100,8 +95,8 @@ def test_daily_and_monthly_jobs_over_a_deployed_dac(tmp_path):
             "cost_optimization",
             run_config={"ops": {"cost_recommendations": {"config": {"default_cloud": "aws"}}}},
         )
-        assert md(cost, "cost_recommendations")["prices_accessed"] == "2026-11-26"
-        audit = md(run("security_audit"), "security_audit_report")
+        assert materialized(cost, "cost_recommendations")["prices_accessed"] == "2026-11-26"
+        audit = materialized(run("security_audit"), "security_audit_report")
         assert audit["packages_reviewed"] == 1 and audit["unpinned_requirements"] == []
     finally:
         deployer.stop(dac)

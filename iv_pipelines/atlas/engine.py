@@ -10,6 +10,7 @@ recording it again changes nothing.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import tempfile
 from collections.abc import Iterable
@@ -37,7 +38,7 @@ def statements(text: str) -> list[str]:
 def owner(entity: str) -> tuple[str, str, str]:
     """entity -> (node label, node id, relationship). DAC-level states are HAS_STATE (what the
     trajectory and anomaly queries read), per-step states HAS_STEP_STATE: kept apart, those
-    queries need no string filter (36 ms -> under 1 ms per trajectory over 1M states)."""
+    queries need no string filter on the states (bench/atlas.py measures the trajectory query)."""
     kind, _, rest = entity.partition(":")
     if kind == "dac":
         return "DAC", rest, "HAS_STATE"
@@ -72,7 +73,37 @@ def rows_to_states(rows: list[dict], entity: str) -> list[EnergyState]:
     ]
 
 
-class LadybugAtlas:
+class _QueryingAtlas:
+    """What both engines share: named query files run through the engine's `run`."""
+
+    dialect = ""
+
+    def run(self, query: str, params: dict | None = None) -> list[dict]:
+        raise NotImplementedError
+
+    def query(self, name: str, **params) -> list[dict]:
+        return self.run(load_query(name, self.dialect), params)
+
+    def trajectory(self, entity: str, since_ms: int = 0, until_ms: int | None = None) -> list[EnergyState]:
+        return rows_to_states(
+            self.query("trajectory", **trajectory_params(entity, since_ms, until_ms)), entity
+        )
+
+    def log_healing(self, action) -> None:
+        """Record a self-healing action (iv_pipelines.ops.healing.HealingAction)."""
+        self.query(
+            "log_healing",
+            dac_id=action.dac_id,
+            id=f"{action.dac_id}|{action.ts_ms}|{action.strategy}",
+            issue=action.issue,
+            strategy=action.strategy,
+            ok=bool(action.ok),
+            ts=int(action.ts_ms),
+            details=json.dumps(action.details, default=str)[:20000],
+        )
+
+
+class LadybugAtlas(_QueryingAtlas):
     dialect = "ladybug"
 
     def __init__(self, path: Path):
@@ -93,9 +124,6 @@ class LadybugAtlas:
         res = self.conn.execute(query, params or {})
         cols = res.get_column_names()
         return [dict(zip(cols, row, strict=True)) for row in res.get_all()]
-
-    def query(self, name: str, **params) -> list[dict]:
-        return self.run(load_query(name, self.dialect), params)
 
     def _ensure(self, label: str, ids: Iterable[str]) -> None:
         for oid in sorted(set(ids)):
@@ -162,11 +190,6 @@ class LadybugAtlas:
         self.conn.execute(f"MATCH (e:EnergyState) WHERE {cond} DETACH DELETE e", params)
         return int(n)
 
-    def trajectory(self, entity: str, since_ms: int = 0, until_ms: int | None = None) -> list[EnergyState]:
-        return rows_to_states(
-            self.query("trajectory", **trajectory_params(entity, since_ms, until_ms)), entity
-        )
-
     def add_service(self, service_id: str, provider: str, category: str, capabilities: list[str]) -> None:
         self.conn.execute(
             "MERGE (s:Service {id: $id}) SET s.provider = $provider, s.category = $category",
@@ -199,25 +222,8 @@ class LadybugAtlas:
             {"d": dac_id, "id": route_id, "ts": int(ts_ms)},
         )
 
-    def log_healing(self, action) -> None:
-        """Record a self-healing action (iv_pipelines.ops.healing.HealingAction)."""
-        import json as _json
 
-        self.run(
-            load_query("log_healing", self.dialect),
-            {
-                "dac_id": action.dac_id,
-                "id": f"{action.dac_id}|{action.ts_ms}|{action.strategy}",
-                "issue": action.issue,
-                "strategy": action.strategy,
-                "ok": bool(action.ok),
-                "ts": int(action.ts_ms),
-                "details": _json.dumps(action.details, default=str)[:20000],
-            },
-        )
-
-
-class Neo4jAtlas:
+class Neo4jAtlas(_QueryingAtlas):
     """The same interface over Neo4j (`bolt://` or `neo4j://` URL; auth from the resource's
     env vars). No server can run on our CI machines: the query texts are syntax-checked
     offline with Neo4j's parser and parameter building / result mapping are unit-tested."""
@@ -235,9 +241,6 @@ class Neo4jAtlas:
     def run(self, query: str, params: dict | None = None) -> list[dict]:
         records, _summary, _keys = self.driver.execute_query(query, params or {}, database_=self.database)
         return [dict(r) for r in records]
-
-    def query(self, name: str, **params) -> list[dict]:
-        return self.run(load_query(name, self.dialect), params)
 
     def init_schema(self) -> None:
         for stmt in statements(load_query("schema", self.dialect)):
@@ -267,25 +270,3 @@ class Neo4jAtlas:
                     "created"
                 ]
         return n
-
-    def trajectory(self, entity: str, since_ms: int = 0, until_ms: int | None = None) -> list[EnergyState]:
-        return rows_to_states(
-            self.query("trajectory", **trajectory_params(entity, since_ms, until_ms)), entity
-        )
-
-    def log_healing(self, action) -> None:
-        """Record a self-healing action (iv_pipelines.ops.healing.HealingAction)."""
-        import json as _json
-
-        self.run(
-            load_query("log_healing", self.dialect),
-            {
-                "dac_id": action.dac_id,
-                "id": f"{action.dac_id}|{action.ts_ms}|{action.strategy}",
-                "issue": action.issue,
-                "strategy": action.strategy,
-                "ok": bool(action.ok),
-                "ts": int(action.ts_ms),
-                "details": _json.dumps(action.details, default=str)[:20000],
-            },
-        )

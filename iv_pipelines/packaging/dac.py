@@ -67,7 +67,6 @@ def _mib(x: float) -> int:
 
 def evidence(pkg_dir: Path, provenance_ok: bool, policies: PolicyReport) -> Evidence:
     """What the decision engine weighs, read from the package's own files."""
-    man = _json(pkg_dir / "manifest.json")
     ev_adapter = _json(pkg_dir / "adapter" / "evaluation.json")
     meas = _json(pkg_dir / MEASUREMENTS)
     req = DacRequest.model_validate(_json(pkg_dir / "request.json"))
@@ -98,16 +97,10 @@ def evidence(pkg_dir: Path, provenance_ok: bool, policies: PolicyReport) -> Evid
                 "max",
             )
         )
-    val = man["validation"]
-    vh = (
-        _json(pkg_dir / "lineage" / "validation.json")
-        if (pkg_dir / "lineage" / "validation.json").exists()
-        else None
-    )
-    score = vh["validation_score"] if vh else val["asal_consciousness"]
+    vh = _json(pkg_dir / "lineage" / "validation.json")  # the discovery gate's own record
     return Evidence(
-        validation_score=score,
-        validation_passed=bool(vh["passed"]) if vh else score >= val["threshold"],
+        validation_score=vh["validation_score"],
+        validation_passed=bool(vh["passed"]),
         adapter_accuracy=a["client_room_accuracy"],
         adapter_beats_base=bool(ev_adapter["beats_base"]),
         provenance_ok=provenance_ok,
