@@ -234,3 +234,11 @@ def test_each_policy_fails_when_its_rule_is_broken(package_copy, mutate, policy)
     mutate(package_copy)
     rep = run_policies(package_copy)
     assert not rep.passed[policy], rep.findings
+
+
+def test_kubernetes_quantities():
+    from iv_pipelines.packaging.k8s import cpu_cores, memory_mib
+
+    assert cpu_cores("500m") == 0.5 and cpu_cores("2") == 2.0
+    assert memory_mib("512Mi") == 512 and memory_mib("1Gi") == 1024 and memory_mib(str(2**20)) == 1
+    assert memory_mib("1G") == pytest.approx(10**9 / 2**20)

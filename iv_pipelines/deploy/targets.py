@@ -132,13 +132,11 @@ class LocalDeployer:
         (d / "state.json").unlink(missing_ok=True)
         port = free_port()
         if memory_limit_mib is None:
+            from iv_pipelines.packaging.k8s import memory_mib
+
             try:
-                mem = json.loads((Path(package_dir) / "manifest.json").read_text())["deployment"][
-                    "resources"
-                ]["memory"]
-                memory_limit_mib = (
-                    int(mem.removesuffix("Mi")) if mem.endswith("Mi") else int(mem.removesuffix("Gi")) * 1024
-                )
+                manifest = json.loads((Path(package_dir) / "manifest.json").read_text())
+                memory_limit_mib = int(memory_mib(manifest["deployment"]["resources"]["memory"]))
             except (OSError, KeyError, ValueError):
                 memory_limit_mib = None
         (d / "meta.json").write_text(

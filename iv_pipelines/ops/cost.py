@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from iv_pipelines.packaging.k8s import cpu_cores, memory_mib
+
 IDLE_SHARE = 0.05
 MIN_CORES = 0.05
 ARBITRAGE_MIN_SAVING = 0.15
@@ -39,16 +41,6 @@ def load_prices(path: Path | None = None) -> dict:
         else (importlib_resources.files("iv_pipelines") / "data" / "prices.yaml").read_text()
     )
     return yaml.safe_load(text)
-
-
-def _quantity(q: str) -> float:
-    q = str(q)
-    if q.endswith("m"):
-        return float(q[:-1]) / 1000
-    for suffix, f in (("Gi", 1.0), ("Mi", 1 / 1024), ("Ki", 1 / 1024**2)):
-        if q.endswith(suffix):
-            return float(q[: -len(suffix)]) * f
-    return float(q)
 
 
 def hourly_cost(
@@ -99,7 +91,7 @@ def recommend(
     migration_cost_usd: float | None,
 ) -> list[Recommendation]:
     hours = prices["hours_per_month"]
-    cores, mem = _quantity(cpu_request), _quantity(memory_limit)
+    cores, mem = cpu_cores(cpu_request), memory_mib(memory_limit) / 1024
     out = []
     if current_cloud is None:
         return out  # local / edge deployment: nothing billed by a cloud

@@ -58,6 +58,26 @@ class RenderParams:
         }
 
 
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_DECIMAL = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def cpu_cores(q: str) -> float:
+    """Kubernetes CPU quantity -> cores ('500m' -> 0.5, '2' -> 2.0)."""
+    q = str(q).strip()
+    return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
+
+
+def memory_mib(q: str) -> float:
+    """Kubernetes memory quantity -> MiB ('512Mi' -> 512, '1Gi' -> 1024, '1G' -> 953.7, bytes)."""
+    q = str(q).strip()
+    for table in (_BINARY, _DECIMAL):
+        for suffix, factor in table.items():
+            if q.endswith(suffix):
+                return float(q[: -len(suffix)]) * factor / 2**20
+    return float(q) / 2**20
+
+
 def _env():
     import jinja2
 
