@@ -73,11 +73,19 @@ def dac_deployment(
     context.log.info(f"{dac_id} {pointer['version']} deployed on {target}: {rec.url}")
     smoke = None
     if target in ("local", "docker"):
+        from iv_pipelines.sensing.calibration import resident_at
+        from iv_pipelines.sensing.device import Device
+
+        cal_path = storage.dac_dir(dac_id) / "twin" / "calibration.json"
+        cal = json.loads(cal_path.read_text()) if cal_path.exists() else {}
+        fit = cal.get("fit")
         payloads = smoke_payloads(
             client_room(dac_request),
-            client_resident(dac_request),
+            resident_at(client_resident(dac_request), (fit or {}).get("walk_speed_ms")),
             deployer.smoke_episodes_per_activity,
             sensing.seed,
+            device=Device.from_dict(fit["device"]) if fit else None,
+            amplitude_only=bool(cal.get("amplitude_only")),
         )
         smoke = run_smoke(rec.url, payloads)
         context.log.info(

@@ -97,6 +97,43 @@ def hypotheses(
     )
 
 
+def load_calibrations(request: DacRequest, storage: FactoryStorage, log) -> list:
+    """The request's stored calibration captures as (Calibration, origin) pairs."""
+    from iv_pipelines.sensing.calibration import Calibration
+    from iv_pipelines.sensing.formats import CsiFormatError, read_capture
+
+    store = storage.requests()
+    out = []
+    for i, spec in enumerate(request.calibration):
+        try:
+            cap, rep, timed = read_capture(store.calibration_file(spec), spec.format, spec.rate_hz)
+        except (CsiFormatError, KeyError) as e:
+            raise dg.Failure(description=f"calibration[{i}] ({spec.activity}): {e}") from e
+        name = f"{spec.activity}-{i}" + (f" ({spec.device})" if spec.device else "")
+        log(
+            f"calibration[{i}]: {spec.activity}, {len(cap.csi)} packets over {cap.t_s[-1] - cap.t_s[0]:.1f} s, {spec.origin}; {rep.summary()}"
+        )
+        out.append((Calibration(spec.activity, cap, timed, name), spec.origin))
+    return out
+
+
+def _fit_table(fit) -> str:
+    rows = [
+        f"| {k} | {v:.4g} | {fit.sources.get(k, '')} |"
+        for k, v in fit.device.to_dict().items()
+        if k != "name"
+    ]
+    if fit.walk_speed_ms:
+        rows.append(f"| resident walk speed (m/s) | {fit.walk_speed_ms:.2f} | fitted (walk capture) |")
+    stats = [f"| {k} | {v:.4g} | {fit.achieved.get(k, float('nan')):.4g} |" for k, v in fit.targets.items()]
+    return (
+        "| parameter | value | source |\n|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n\n| statistic | real capture | fitted twin |\n|---|---|---|\n"
+        + "\n".join(stats)
+    )
+
+
 class TwinConfig(dg.Config):
     episodes_per_activity: int = 2
     seed: int = 0
@@ -108,9 +145,11 @@ class TwinConfig(dg.Config):
     owners=OWNERS,
     kinds={"numpy", "csv"},
     description=(
-        "Shadow Twin of the client's environment: the room from the request, simulated ESP32 CSI "
-        "episodes (empty, walk, sit, fall) written in the esp-csi line format, context facts "
-        "that ground the hypotheses, and amplitude/Doppler plots per activity."
+        "Shadow Twin of the client's environment: the room from the request, the client's device "
+        "fitted to the request's calibration captures (rate, drops, gain, noise floor, motion "
+        "noise, body strength, walking speed), simulated ESP32 CSI episodes (empty, walk, sit, "
+        "fall) in the esp-csi line format, context facts that ground the hypotheses, and "
+        "amplitude/Doppler plots per activity."
     ),
 )
 @metered
@@ -122,7 +161,8 @@ def shadow_twin_context(
     from iv_pipelines.sensing.pipeline import spectrogram_png, twin_context
 
     domain = resolve_domain(dac_request).name
-    twin = twin_context(dac_request, domain, config.episodes_per_activity, config.seed)
+    calibrations = load_calibrations(dac_request, storage, context.log.info)
+    twin = twin_context(dac_request, domain, config.episodes_per_activity, config.seed, calibrations)
     out = storage.dac_dir(dac_request.dac_id) / "twin"
     metadata = {
         "simulator": twin.simulator,
@@ -142,6 +182,20 @@ def shadow_twin_context(
 
         atomic_write_text(out / "room.json", json.dumps(asdict(twin.room), indent=2) + "\n")
         png = spectrogram_png(twin.episodes, out / "activities.png")
+        cal = twin.calibration
+        atomic_write_text(
+            out / "calibration.json", json.dumps(cal.to_dict(), indent=2, sort_keys=True) + "\n"
+        )
+        if cal.fit:
+            metadata |= {
+                "device_fit": dg.MetadataValue.md(_fit_table(cal.fit)),
+                "calibration_captures": dg.MetadataValue.json([c.summary() for c in cal.captures]),
+                "calibration_warnings": dg.MetadataValue.json(cal.warnings),
+            }
+            for w in cal.warnings:
+                context.log.warning(f"calibration: {w}")
+        else:
+            metadata["device_fit"] = "no calibration captures in the request: device prior"
         metadata |= {
             "episodes_path": dg.MetadataValue.path(str(out / "episodes.csv")),
             "room": dg.MetadataValue.json(

@@ -67,12 +67,12 @@ def main() -> int:
         print(f"package: {pkg}")
         req = load_request_file(REPO / "examples" / "requests" / "fall-detection-acme.yaml")
         per = max(1, args.requests // 4)
-        payloads = [lines for _, lines in smoke_payloads(client_room(req), client_resident(req), per, seed=7)]
+        payloads = [body["lines"] for _, body in smoke_payloads(client_room(req), client_resident(req), per, seed=7)]
         predictor = Predictor(pkg)
 
         def in_process(lines):
             cap, _ = capture_from_lines(lines)
-            x, _ = windows(cap, 1.0, False)
+            x, _, _ = windows(cap, 1.0, False)
             return predictor.proba(x)
 
         in_process(payloads[0])

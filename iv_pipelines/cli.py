@@ -41,7 +41,7 @@ def register_request(path: Path, instance, storage) -> tuple[str, Path, bool]:
     from iv_pipelines.request import load_request_file
 
     request = load_request_file(path)
-    stored, created = storage.requests().put(request)
+    stored, created = storage.requests().put(request, base_dir=Path(path).parent)
     if not instance.has_dynamic_partition(dac_partitions.name, request.dac_id):
         instance.add_dynamic_partitions(dac_partitions.name, [request.dac_id])
     return request.dac_id, stored, created

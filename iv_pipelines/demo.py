@@ -127,14 +127,31 @@ def _print_adapter(result) -> None:
         report = result.output_for_node("lora_adapter")
     except Exception:
         return
-    a, b = report["adapter"], report["base"]
+    ev = report["evidence"]
+    sim, real = ev["simulation"], ev["client_device"]
     print(
         f"[demo] LoRA adapter ({report['trainable_params']:,} of {report['total_params']:,} parameters trainable, "
-        f"{report['train_seconds']:.1f} s): client-room held-out accuracy {a['client_room_accuracy']:.3f} "
-        f"(base {b['client_room_accuracy']:.3f}), fall recall at 2% false alarms "
-        f"{a['client_room_fall_recall_at_2pct_fa']:.3f}, fall false-alarm rate {a['client_room_fall_false_alarm_rate']:.3f}, "
-        f"amplitude-only accuracy {a['client_room_amp_only_accuracy']:.3f}; beats base: {report['why']}"
+        f"{report['train_seconds']:.1f} s); shipping the {report['selected']}: {report['why']}"
     )
+    print(
+        f"[demo] evidence: validated_on = {ev['validated_on'].upper()}; fall threshold {ev['decision']['fall_threshold']:.3f}"
+    )
+    print(
+        f"[demo]   SIMULATED ({sim['data']}): accuracy {sim['accuracy']:.3f}, fall recall "
+        f"{sim.get('recall_fall', float('nan')):.3f}, fall false alarms {sim['fall_false_alarm_rate']:.3f} "
+        "(simulated evidence: not a measurement on a real home)"
+    )
+    if real:
+        print(
+            f"[demo]   REAL client device ({real['data']}): accuracy {real['accuracy']:.3f}, fall false alarms "
+            f"{real.get('fall_false_alarm_rate', float('nan')):.3f}"
+        )
+    else:
+        print("[demo]   REAL client device: none (no held-out real captures in the request)")
+    cal = report.get("calibration") or {}
+    if cal.get("captures"):
+        kinds = ", ".join(f"{c['activity']} {c['seconds']:.0f} s ({c['origin']})" for c in cal["captures"])
+        print(f"[demo]   device calibration from: {kinds}")
 
 
 def _print_lineage(result) -> None:

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iv_pipelines.errors import InputError
-from iv_pipelines.paths import atomic_write_text
+from iv_pipelines.paths import atomic_write_bytes, atomic_write_text
 from iv_pipelines.request import DAC_ID_PATTERN, DacRequest, canonical_json, load_request_file
+
+MAX_CALIBRATION_S = 1800.0
 
 REQUEST_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -27,6 +29,66 @@ class RequestStore:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.dir = self.root / "requests"
+        self.calibration_dir = self.root / "calibration"
+
+    def calibration_file(self, capture) -> Path:
+        """Where the store keeps a request's calibration capture (content-addressed)."""
+        if not capture.sha256:
+            raise KeyError(f"calibration capture {capture.path!r} has not been stored yet (no sha256)")
+        return self.calibration_dir / Path(capture.path).name
+
+    def ingest_calibration(self, request: DacRequest, base_dir: Path | None) -> DacRequest:
+        """Check every calibration capture of `request` (readable, no malformed lines, long
+        enough) and copy it into the store under its sha256; returns the request pointing at
+        the stored copies. Nothing is written unless every capture is good."""
+        import hashlib
+
+        from iv_pipelines.sensing.calibration import MIN_CALIBRATION_S
+        from iv_pipelines.sensing.formats import CsiFormatError, read_capture
+
+        faults, staged, caps = [], [], []
+        for i, c in enumerate(request.calibration):
+            where = f"calibration[{i}]"
+            if c.sha256:
+                stored = self.calibration_dir / Path(c.path).name
+                if not stored.is_file() or hashlib.sha256(stored.read_bytes()).hexdigest() != c.sha256:
+                    faults.append(f"{where}.sha256: no stored capture {c.path!r} with this digest")
+                caps.append(c)
+                continue
+            src = Path(c.path)
+            if not src.is_absolute():
+                src = (Path(base_dir) if base_dir else Path.cwd()) / src
+            try:
+                cap, rep, _ = read_capture(src, c.format, c.rate_hz)
+            except CsiFormatError as e:
+                faults.append(f"{where}.path: {e}")
+                continue
+            if rep.rejected:
+                n, why = rep.rejected[0]
+                faults.append(
+                    f"{where}.path: {len(rep.rejected)} malformed line(s) in {src.name}; line {n}: {why}"
+                )
+                continue
+            span = float(cap.t_s[-1] - cap.t_s[0]) if len(cap.t_s) > 1 else 0.0
+            if span + 1e-6 < MIN_CALIBRATION_S or span > MAX_CALIBRATION_S:
+                faults.append(
+                    f"{where}.path: {src.name} lasts {span:.1f} s; a calibration capture lasts "
+                    f"{MIN_CALIBRATION_S:.0f}-{MAX_CALIBRATION_S:.0f} s (20 s or more recommended)"
+                )
+                continue
+            data = src.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            name = digest + src.suffix.lower()
+            staged.append((name, data))
+            caps.append(c.model_copy(update={"path": name, "sha256": digest}))
+        if faults:
+            raise InputError(f"request for {request.dac_id}", faults)
+        for name, data in staged:
+            target = self.calibration_dir / name
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target, data)
+        return request.model_copy(update={"calibration": caps})
 
     def path_for(self, dac_id: str) -> Path:
         if not re.match(DAC_ID_PATTERN, dac_id):
@@ -43,13 +105,16 @@ class RequestStore:
             )
         return DacRequest.model_validate_json(path.read_text(encoding="utf-8"))
 
-    def put(self, request: DacRequest) -> tuple[Path, bool]:
-        """Store `request`; returns (path, created). Same content again is a no-op.
+    def put(self, request: DacRequest, base_dir: Path | None = None) -> tuple[Path, bool]:
+        """Store `request` (and its calibration captures, found relative to `base_dir`);
+        returns (path, created). Same content again is a no-op.
 
         A different request under an existing `dac_id` is refused: the stored one may already
         have lineage, a UTID and a deployment attached to it.
         """
         path = self.path_for(request.dac_id)
+        if request.calibration:
+            request = self.ingest_calibration(request, base_dir)
         text = canonical_json(request.model_dump(mode="json")).decode() + "\n"
         if path.exists():
             old = path.read_text(encoding="utf-8")
@@ -132,7 +197,7 @@ def process_drop_folder(drop_dir: Path, store: RequestStore, max_files: int = 50
     for src in files[:max_files]:
         try:
             request = load_request_file(src)
-            _, created = store.put(request)
+            _, created = store.put(request, base_dir=src.parent)
         except InputError as err:
             rejected_dir = drop_dir / "rejected"
             rejected_dir.mkdir(parents=True, exist_ok=True)

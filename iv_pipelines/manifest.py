@@ -22,7 +22,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from iv_pipelines.errors import InputError, describe_validation_error, register_pattern
 from iv_pipelines.request import DAC_ID_PATTERN
 
-MANIFEST_SCHEMA_VERSION = "1.0.0"
+MANIFEST_SCHEMA_VERSION = "1.1.0"
 
 # Semantic Versioning 2.0.0, the official regular expression (semver.org).
 SEMVER_PATTERN = (
@@ -114,8 +114,21 @@ class Intelligence(_Strict):
     adapter: str | None = Field(default=None, description="adapter file or id (LoRA)")
     adapter_digest: Sha256Hex | None = None
     trainable_params: int | None = Field(default=None, ge=0)
-    metrics: dict[str, float] = Field(default_factory=dict, description="held-out metrics, name -> value")
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="held-out metrics at the capsule's decision, name -> value"
+    )
     evaluated_on: str | None = Field(default=None, description="which held-out data the metrics used")
+    validated_on: Literal["client_device", "public_real", "simulation_only"] | None = Field(
+        default=None,
+        description="the evidence `metrics` rest on: the client's own held-out captures, real public "
+        "captures, or the simulated client room only",
+    )
+    evidence: dict[str, dict | None] | None = Field(
+        default=None, description="metrics per evidence kind: simulation, client_device, public_real"
+    )
+    fall_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="P(fall) at which the capsule says fall"
+    )
 
 
 class Resources(_Strict):

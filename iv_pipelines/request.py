@@ -62,6 +62,42 @@ class Constraints(BaseModel):
     data_residency: str | None = Field(default=None, min_length=2, max_length=32)
 
 
+class CalibrationCapture(BaseModel):
+    """A capture from the client's own device with a declared activity (falls are never asked
+    of anyone). `path` is relative to the request file when the request is added; the request
+    store copies the file into `<storage>/calibration/` and records its sha256, so the DAC's
+    identity covers the capture's content. `origin: simulated` marks a twin-generated stand-in
+    (such as the sample request's): it calibrates, but never counts as real evidence."""
+
+    model_config = ConfigDict(extra="forbid")
+    activity: str = Field(description="empty | walk | sit")
+    path: str = Field(min_length=1, max_length=500)
+    format: Literal["auto", "esp-csi", "esp32-csi-tool", "espectre-npz", "amplitude-csv"] = "auto"
+    rate_hz: float | None = Field(default=None, gt=0, le=1000, description="packet rate (amplitude CSV)")
+    origin: Literal["real", "simulated"] = "real"
+    device: str | None = Field(default=None, max_length=64, description="chip or board, e.g. ESP32-S3")
+    sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="set by the request store"
+    )
+
+    @field_validator("activity")
+    @classmethod
+    def _activity(cls, v: str) -> str:
+        if v == "fall":
+            raise ValueError(
+                "falls are never required for calibration (nobody can ask a resident to fall); use empty, walk or sit"
+            )
+        if v not in ("empty", "walk", "sit"):
+            raise ValueError(f"{v!r} is not a calibration activity; use empty, walk or sit")
+        return v
+
+    @model_validator(mode="after")
+    def _rate_for_amplitude_csv(self) -> CalibrationCapture:
+        if self.format == "amplitude-csv" and self.rate_hz is None:
+            raise ValueError("rate_hz is required for amplitude-csv captures (they carry no timestamps)")
+        return self
+
+
 class DacRequest(BaseModel):
     """A validated client request. `dac_id` defaults to `<domain>-<client_id>`."""
 
@@ -74,6 +110,11 @@ class DacRequest(BaseModel):
     environment: EnvironmentSpec
     target: Literal["local", "docker", "kubernetes"] = "local"
     constraints: Constraints = Field(default_factory=Constraints)
+    calibration: list[CalibrationCapture] = Field(default_factory=list, max_length=16)
+    accept_simulation_evidence: bool = Field(
+        default=False,
+        description="accuracy constraints may be judged on simulated evidence when no real labelled captures exist",
+    )
 
     @field_validator("text")
     @classmethod

@@ -35,6 +35,9 @@ class SensingResource(dg.ConfigurableResource):
     lora_eval_episodes_per_activity: int = Field(default=150, ge=2)
     lora_epochs: int = Field(default=15, ge=1)
     lora_lr: float = Field(default=1e-3, gt=0)
+    default_false_alarm_rate: float = Field(
+        default=0.02, gt=0, lt=0.5, description="fall false-alarm target when the request sets none"
+    )
     seed: int = 0
     real_data_dir: str | None = Field(
         default=None, description="espectre captures (default: ../shared/data/csi/... beside the repo)"

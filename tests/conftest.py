@@ -28,9 +28,22 @@ def storage(storage_root: Path):
     return FactoryStorage(root_dir=str(storage_root))
 
 
+SAMPLE_REQUEST = REPO / "examples" / "requests" / "fall-detection-acme.yaml"
+
+
+def plain_sample_request_text() -> str:
+    """The sample request without its calibration captures (whose paths are relative to
+    examples/requests/): for tests of intake, discovery and packaging that do not calibrate."""
+    import yaml
+
+    doc = yaml.safe_load(SAMPLE_REQUEST.read_text())
+    doc.pop("calibration", None)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
 @pytest.fixture
 def sample_request_text() -> str:
-    return (REPO / "examples" / "requests" / "fall-detection-acme.yaml").read_text()
+    return plain_sample_request_text()
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +108,7 @@ def pg_database():
 
 @pytest.fixture(scope="module")
 def sample_request_text_module() -> str:
-    return (REPO / "examples" / "requests" / "fall-detection-acme.yaml").read_text()
+    return plain_sample_request_text()
 
 
 @pytest.fixture

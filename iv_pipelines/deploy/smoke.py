@@ -1,8 +1,9 @@
 """Smoke test a deployed capsule with held-out Shadow Twin episodes of the client's room.
 
 Episodes come from a seed no training or evaluation set used (training seed+101, evaluation
-seed+202, smoke seed+303), are written in the ESP32 esp-csi line format (as a sensor would
-send them) and posted one per request to `/v1/predict`. Accuracy is over the first window of
+seed+202, smoke seed+303), simulated with the DAC's fitted device when it was calibrated, and
+written as that device sends them (esp-csi lines, or amplitude-only CSV rows at its rate) and
+posted one per request to `/v1/predict`. Accuracy is over the first window of
 each episode; latency is the client-side round trip of each request.
 """
 
@@ -37,10 +38,28 @@ class SmokeResult:
 
 
 def smoke_payloads(
-    room: Room, resident: Resident, per_activity: int, seed: int
-) -> list[tuple[str, list[str]]]:
-    eps = simulate_dataset([room], per_activity, seed + SMOKE_SEED_OFFSET, duration_s=2.2, resident=resident)
-    return [(e.activity, write_esp_csi_lines(e.csi, e.t_s)) for e in eps]
+    room: Room, resident: Resident, per_activity: int, seed: int, device=None, amplitude_only: bool = False
+) -> list[tuple[str, dict]]:
+    """(activity, request body) per held-out episode."""
+    from iv_pipelines.sensing.formats import CsiCapture, to_legacy_amplitude, write_amplitude_csv
+
+    eps = simulate_dataset(
+        [room],
+        per_activity,
+        seed + SMOKE_SEED_OFFSET,
+        duration_s=2.2,
+        resident=resident,
+        devices=[device] if device else None,
+    )
+    if not amplitude_only:
+        return [(e.activity, {"lines": write_esp_csi_lines(e.csi, e.t_s)}) for e in eps]
+    out = []
+    for e in eps:
+        amp = to_legacy_amplitude(CsiCapture(e.csi, e.t_s, np.zeros(len(e.t_s)), "twin"), 100.0)
+        out.append(
+            (e.activity, {"amplitude_csv": write_amplitude_csv(amp.csi, header=False), "rate_hz": 100.0})
+        )
+    return out
 
 
 def post_json(url: str, body: dict, timeout: float = 30.0) -> tuple[int, dict]:
@@ -54,11 +73,13 @@ def post_json(url: str, body: dict, timeout: float = 30.0) -> tuple[int, dict]:
         return e.code, json.loads(e.read() or b"{}")
 
 
-def run_smoke(base_url: str, payloads: list[tuple[str, list[str]]]) -> SmokeResult:
+def run_smoke(base_url: str, payloads: list[tuple[str, dict]]) -> SmokeResult:
     lat, errors, hits = [], [], {a: [] for a in ACTIVITIES}
-    for label, lines in payloads:
+    for label, payload in payloads:
+        if isinstance(payload, list):  # bare esp-csi lines
+            payload = {"lines": payload}
         t0 = time.perf_counter()
-        code, body = post_json(f"{base_url}/v1/predict", {"lines": lines})
+        code, body = post_json(f"{base_url}/v1/predict", payload)
         lat.append(1000 * (time.perf_counter() - t0))
         if code != 200 or not body.get("windows"):
             errors.append(f"{label}: HTTP {code} {body.get('detail')}")

@@ -26,6 +26,7 @@ class DacMonth:
     validation_score: float | None
     adapter_accuracy: float | None
     health_score: float | None
+    validated_on: str = "unknown"  # client_device | simulation_only: what the accuracy rests on
     energy_j: float
     energy_source: str
     daily: list[tuple[int, float]] = field(default_factory=list)
@@ -37,6 +38,14 @@ def month_window(period: str) -> tuple[int, int]:
     start = dt.datetime.fromisoformat(period[:7] + "-01").replace(tzinfo=dt.UTC)
     end = (start + dt.timedelta(days=32)).replace(day=1)
     return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+def _decisive(ev: dict) -> dict:
+    """The shipped model's accuracy on the evidence that decides (client device or simulation)."""
+    e = ev.get("evidence") or {}
+    if e.get("validated_on") == "client_device" and e.get("client_device"):
+        return e["client_device"]
+    return e.get("simulation") or {}
 
 
 def _json(path: Path) -> dict | None:
@@ -67,7 +76,8 @@ def gather(storage_root: Path, period: str, atlas) -> dict[str, list[DacMonth]]:
                 dac_id=d.name,
                 utid=reg.get("utid"),
                 validation_score=vh.get("validation_score"),
-                adapter_accuracy=(ev.get("adapter") or {}).get("client_room_accuracy"),
+                adapter_accuracy=_decisive(ev).get("accuracy"),
+                validated_on=(ev.get("evidence") or {}).get("validated_on", "unknown"),
                 health_score=health.get(d.name),
                 energy_j=sum(s.E_state for s in used),
                 energy_source="energy_history" if hist else ("lifecycle" if used else "none"),
@@ -124,11 +134,19 @@ def _fmt(x, spec=".3f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _evidence_label(validated_on: str) -> str:
+    return {
+        "client_device": "real captures of your device (held out)",
+        "simulation_only": "SIMULATED room only (no real labelled captures)",
+    }.get(validated_on, validated_on)
+
+
 def render_html(client: str, period: str, dacs: list[DacMonth], revenue: dict | None) -> str:
     e = html.escape
     rows = "\n".join(
         f"<tr><td>{e(d.dac_id)}</td><td>{e(d.utid or '-')}</td><td>{_fmt(d.validation_score)}</td>"
-        f"<td>{_fmt(d.adapter_accuracy)}</td><td>{_fmt(d.health_score)}</td><td>{d.energy_j:.1f}</td>"
+        f"<td>{_fmt(d.adapter_accuracy)}</td><td>{e(_evidence_label(d.validated_on))}</td>"
+        f"<td>{_fmt(d.health_score)}</td><td>{d.energy_j:.1f}</td>"
         f"<td>{e(d.energy_source)}</td><td>{len(d.incidents)}</td>"
         f"<td>{'-' if d.revenue_cents is None else f'{d.revenue_cents / 100:.2f}'}</td></tr>"
         for d in dacs
@@ -155,7 +173,7 @@ def render_html(client: str, period: str, dacs: list[DacMonth], revenue: dict | 
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}</style></head>
 <body><h1>{e(client)}: Deploy Anywhere Capsules, {e(period)}</h1>
 <p>{len(dacs)} DAC(s); energy {sum(d.energy_j for d in dacs):.1f} J this month (measured: metered CPU time × power model).</p>
-<table><thead><tr><th>DAC</th><th>UTID</th><th>validation score</th><th>held-out accuracy</th><th>latest health score</th>
+<table><thead><tr><th>DAC</th><th>UTID</th><th>validation score</th><th>held-out accuracy</th><th>accuracy measured on</th><th>latest health score</th>
 <th>energy (J)</th><th>energy from</th><th>incidents</th><th>revenue (USD)</th></tr></thead><tbody>
 {rows}
 </tbody></table>

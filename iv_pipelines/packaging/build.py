@@ -129,6 +129,15 @@ def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
     return save_model(merged, cfg, out_dir, extra={"version": extra.get("version"), "merged_adapter": True})
 
 
+def copy_base(base_dir: Path, out_dir: Path) -> Path:
+    """The base model as the package's weights (when the gate ships the base, not the adapter)."""
+    from iv_pipelines.sensing.model import load_model, save_model
+
+    base, cfg = load_model(base_dir)
+    extra = json.loads((Path(base_dir) / "config.json").read_text()).get("extra", {})
+    return save_model(base, cfg, out_dir, extra={"version": extra.get("version"), "merged_adapter": False})
+
+
 def requirements_text() -> str:
     pins = []
     for name in RUNTIME_REQUIREMENTS:

@@ -16,6 +16,7 @@ from iv_pipelines.packaging.build import (
     PackageError,
     assign_version,
     attest,
+    copy_base,
     copy_sources,
     deterministic_tar,
     file_digests,
@@ -65,27 +66,61 @@ def _mib(x: float) -> int:
     return int(-(-x // 16) * 16)  # up to a multiple of 16 MiB
 
 
-def evidence(pkg_dir: Path, provenance_ok: bool, policies: PolicyReport) -> Evidence:
-    """What the decision engine weighs, read from the package's own files."""
-    ev_adapter = _json(pkg_dir / "adapter" / "evaluation.json")
-    meas = _json(pkg_dir / MEASUREMENTS)
-    req = DacRequest.model_validate(_json(pkg_dir / "request.json"))
-    a = ev_adapter["adapter"]
+def runtime_json(dac_id: str, version: str, adapter_eval: dict, dac_dir: Path) -> str:
+    """The capsule's runtime config: model, the DAC's decision rule and the device context."""
+    cal_path = dac_dir / "twin" / "calibration.json"
+    cal = json.loads(cal_path.read_text()) if cal_path.exists() else {}
+    ctx_path = dac_dir / "twin" / "context.json"
+    doc = {
+        "dac_id": dac_id,
+        "version": version,
+        "classes": list(ACTIVITIES),
+        "weights_dir": "weights",
+        "model": adapter_eval.get("selected", "adapter"),
+        "decision": adapter_eval["evidence"]["decision"],
+        "validated_on": adapter_eval["evidence"]["validated_on"],
+        "amplitude_only": bool(cal.get("amplitude_only", False)),
+        "context": json.loads(ctx_path.read_text())["context"] if ctx_path.exists() else None,
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def measured_constraints(req: DacRequest, ev: dict, meas: dict) -> tuple[list, list[str]]:
+    """(constraints with a measured value, unverified constraint notes) for the Shield.
+
+    Accuracy-type constraints are judged on the client's own held-out captures when the DAC has
+    them; on simulated evidence only if the request accepts it (`accept_simulation_evidence`),
+    otherwise they are `unverified` and block approval (DESIGN §2)."""
     c = req.constraints
-    constraints = []
-    if c.min_accuracy is not None:
-        constraints.append(
-            ("min_accuracy (client-room held-out)", a["client_room_accuracy"], c.min_accuracy, "min")
-        )
-    if c.max_false_alarm_rate is not None:
-        constraints.append(
-            (
-                "max_false_alarm_rate (falls, client-room held-out)",
-                a["client_room_fall_false_alarm_rate"],
-                c.max_false_alarm_rate,
-                "max",
+    decisive = ev["client_device"] if ev["validated_on"] == "client_device" else ev["simulation"]
+    usable = ev["validated_on"] == "client_device" or req.accept_simulation_evidence
+    label = (
+        "client device, held-out captures"
+        if ev["validated_on"] == "client_device"
+        else "simulated client room"
+    )
+    constraints, unverified = [], []
+    n_all = int(decisive.get("n", 0))
+    for name, key, limit, sense, n in (
+        ("min_accuracy", "accuracy", c.min_accuracy, "min", n_all),
+        (
+            "max_false_alarm_rate",
+            "fall_false_alarm_rate",
+            c.max_false_alarm_rate,
+            "max",
+            n_all - int(decisive.get("n_fall", 0)),
+        ),
+    ):
+        if limit is None:
+            continue
+        if usable and key in decisive:
+            constraints.append((f"{name} ({label})", decisive[key], limit, sense, n))
+        else:
+            unverified.append(
+                f"{name} {limit}: unverified, only simulated evidence "
+                f"(measured {decisive.get(key, float('nan')):.3f} on the simulated client room); give labelled "
+                "calibration captures of the client's device or set accept_simulation_evidence"
             )
-        )
     if c.max_memory_mb is not None:
         constraints.append(("max_memory_mb (capsule peak RSS)", meas["peak_rss_mib"], c.max_memory_mb, "max"))
     if c.max_latency_ms is not None:
@@ -97,12 +132,25 @@ def evidence(pkg_dir: Path, provenance_ok: bool, policies: PolicyReport) -> Evid
                 "max",
             )
         )
+    return constraints, unverified
+
+
+def evidence(pkg_dir: Path, provenance_ok: bool, policies: PolicyReport) -> Evidence:
+    """What the decision engine weighs, read from the package's own files."""
+    ev_adapter = _json(pkg_dir / "adapter" / "evaluation.json")
+    meas = _json(pkg_dir / MEASUREMENTS)
+    req = DacRequest.model_validate(_json(pkg_dir / "request.json"))
+    ev = ev_adapter["evidence"]
+    constraints, unverified = measured_constraints(req, ev, meas)
+    decisive = ev["client_device"] if ev["validated_on"] == "client_device" else ev["simulation"]
     vh = _json(pkg_dir / "lineage" / "validation.json")  # the discovery gate's own record
     return Evidence(
         validation_score=vh["validation_score"],
         validation_passed=bool(vh["passed"]),
-        adapter_accuracy=a["client_room_accuracy"],
-        adapter_beats_base=bool(ev_adapter["beats_base"]),
+        adapter_accuracy=decisive.get("accuracy", 0.0),
+        adapter_beats_base=bool(ev_adapter.get("check_passed", True)),
+        validated_on=ev["validated_on"],
+        unverified=unverified,
         provenance_ok=provenance_ok,
         policies_passed=policies.passed,
         constraints=constraints,
@@ -138,7 +186,11 @@ def build_manifest(
             "verified": True,  # lineage_proof verifies every proof before writing it
         }
     tx = registration.get("tx_hash")
-    metrics = {k: float(v) for k, v in adapter_eval["adapter"].items() if not k.endswith("_n")}
+    ev = adapter_eval["evidence"]
+    decisive = ev["client_device"] if ev["validated_on"] == "client_device" else ev["simulation"]
+    metrics = {
+        k: float(v) for k, v in decisive.items() if isinstance(v, int | float) and not k.startswith("n")
+    }
     manifest = {
         "dac_id": req.dac_id,
         "utid": "UTID-" + registration["utid"].split(":", 1)[-1],
@@ -169,12 +221,23 @@ def build_manifest(
         "energy_signature": energy,
         "intelligence": {
             "base_model": f"wifi-sensing-base@{base_version}",
-            "adapter": "adapter/adapter_model.safetensors",
-            "adapter_digest": adapter_digest,
+            "adapter": "adapter/adapter_model.safetensors"
+            if adapter_eval.get("selected") != "base"
+            else None,
+            "adapter_digest": adapter_digest if adapter_eval.get("selected") != "base" else None,
             "trainable_params": adapter_eval["trainable_params"],
             "metrics": metrics,
-            "evaluated_on": f"{adapter_eval['adapter'].get('client_room_n')} held-out Shadow Twin episodes of the "
-            f"client room ({adapter_eval.get('resident')} resident), never used for training",
+            "validated_on": ev["validated_on"],
+            "evidence": {
+                k: (
+                    {m: v for m, v in ev[k].items() if m == "data" or isinstance(v, int | float)}
+                    if ev[k]
+                    else None
+                )
+                for k in ("simulation", "client_device", "public_real")
+            },
+            "fall_threshold": ev["decision"]["fall_threshold"],
+            "evaluated_on": decisive["data"],
         },
         "deployment": {
             "target": req.target,
@@ -228,8 +291,12 @@ def build_dac_package(
     root = package_root(storage_root, dac_id)
     staged = stage_dir(root)
     try:
-        log("merging the LoRA adapter into the base model")
-        merge_adapter(base_dir, adapter_dir, staged / "weights")
+        if adapter_eval.get("selected", "adapter") == "adapter":
+            log("merging the LoRA adapter into the base model")
+            merge_adapter(base_dir, adapter_dir, staged / "weights")
+        else:
+            log(f"shipping the base model: {adapter_eval.get('why', '')}")
+            copy_base(base_dir, staged / "weights")
         for name in (
             "adapter_model.safetensors",
             "adapter_config.json",
@@ -248,13 +315,7 @@ def build_dac_package(
         write_contracts(staged / "contracts")
         (staged / "requirements.txt").write_text(requirements_text())
         (staged / ".dockerignore").write_text(DOCKERIGNORE)
-        (staged / "runtime.json").write_text(
-            json.dumps(
-                {"dac_id": dac_id, "version": "0.0.0", "classes": list(ACTIVITIES), "weights_dir": "weights"},
-                indent=2,
-            )
-            + "\n"
-        )
+        (staged / "runtime.json").write_text(runtime_json(dac_id, "0.0.0", adapter_eval, dac_dir))
         # measured once per content (weights, sources, ...): rebuilding the same inputs reuses
         # the measurement, so the package stays byte-identical
         content_key = hashlib.sha256(json.dumps(file_digests(staged), sort_keys=True).encode()).hexdigest()
@@ -277,13 +338,7 @@ def build_dac_package(
             + json.dumps(energy, sort_keys=True).encode()
         ).hexdigest()
         version = assign_version(root, key_digest)
-        (staged / "runtime.json").write_text(
-            json.dumps(
-                {"dac_id": dac_id, "version": version, "classes": list(ACTIVITIES), "weights_dir": "weights"},
-                indent=2,
-            )
-            + "\n"
-        )
+        (staged / "runtime.json").write_text(runtime_json(dac_id, version, adapter_eval, dac_dir))
         mem_req = _mib(meas["peak_rss_mib"] * opts.memory_headroom)
         mem_limit = max(mem_req, req.constraints.max_memory_mb or 0)
         cpu_req = max(10, int(-(-meas["cpu_seconds_per_window"] * 1000 // 1)))  # one window per second

@@ -30,6 +30,7 @@ from iv_pipelines.runtime.contracts import (
 from iv_pipelines.runtime.predictor import (
     PayloadError,
     Predictor,
+    capture_from_amplitude_csv,
     capture_from_frames,
     capture_from_lines,
     windows,
@@ -149,25 +150,33 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
         return PlainTextResponse(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
     def classify(req: PredictRequest) -> PredictResponse:
-        if (req.lines is None) == (req.frames is None):
-            raise PayloadError("give exactly one of `lines` (ESP32 CSI text) or `frames` (arrays)")
+        given = [k for k in ("lines", "frames", "amplitude_csv") if getattr(req, k) is not None]
+        if len(given) != 1:
+            raise PayloadError(
+                "give exactly one of `lines` (ESP32 CSI text), `frames` (arrays) or `amplitude_csv` "
+                f"(amplitude-only rows with rate_hz); got {', '.join(given) or 'none'}"
+            )
         skipped = 0
         if req.lines is not None:
             cap, skipped = capture_from_lines(req.lines)
             if len(cap.t_s) == 0:
                 raise PayloadError(f"no CSI_DATA line among {len(req.lines)} line(s)")
+        elif req.amplitude_csv is not None:
+            cap, skipped = capture_from_amplitude_csv(req.amplitude_csv, req.rate_hz)
         else:
             cap = capture_from_frames([f.t_s for f in req.frames], [f.iq for f in req.frames], req.layout)
-        x, starts = windows(cap, req.hop_s, req.amplitude_only)
+        cfg = state.predictor.config
+        x, starts, lengths = windows(cap, req.hop_s, req.amplitude_only or cfg.amplitude_only)
         p = state.predictor.proba(x)
-        classes = state.predictor.config.classes
+        labels = state.predictor.decide(p)
+        classes = cfg.classes
         out = []
-        for s, row in zip(starts, p, strict=True):
-            k = int(np.argmax(row))
+        for s, length, row, k in zip(starts, lengths, p, labels, strict=True):
             m.predictions.labels(classes[k]).inc()
             out.append(
                 WindowPrediction(
                     start_s=float(s),
+                    length_s=round(float(length), 3),
                     label=classes[k],
                     confidence=float(row[k]),
                     probabilities=[round(float(v), 6) for v in row],
@@ -179,6 +188,8 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
             classes=classes,
             frames=len(cap.t_s),
             skipped_lines=skipped,
+            fall_threshold=cfg.fall_threshold,
+            validated_on=cfg.validated_on,
             windows=out,
         )
 
@@ -217,35 +228,52 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
             await ws.send_json({"error": "model not loaded yet; see /readyz"})
             await ws.close(code=1013)
             return
-        classes = state.predictor.config.classes
+        cfg = state.predictor.config
+        classes = cfg.classes
         buf_csi, buf_t = np.zeros((0, 64), np.complex64), np.zeros(0)
-        origin = next_start = None
+        origin = next_start = last_t = None
+        amp_stream = False
         try:
             while True:
                 text = await ws.receive_text()
                 t0 = time.perf_counter()
                 try:
-                    lines = (
-                        StreamChunk.model_validate_json(text).lines
-                        if text.lstrip().startswith("{")
-                        else text.splitlines()
-                    )
-                    cap, rep = parse_lines(lines, source="stream")
-                    if rep.rejected:
-                        n, why = rep.rejected[0]
-                        raise PayloadError(
-                            f"{len(rep.rejected)} malformed line(s) in this chunk; line {n}: {why}"
-                        )
+                    if text.lstrip().startswith("{"):
+                        chunk = StreamChunk.model_validate_json(text)
+                    else:
+                        chunk = StreamChunk(lines=text.splitlines())
+                    if (chunk.lines is None) == (chunk.amplitude_csv is None):
+                        raise PayloadError("a chunk holds exactly one of `lines` or `amplitude_csv`")
+                    if chunk.amplitude_csv is not None:
+                        cap, _ = capture_from_amplitude_csv(chunk.amplitude_csv, chunk.rate_hz)
+                        amp_stream = True
+                        # rows carry no times: they continue one packet period after the last
+                        if len(buf_t) or last_t is not None:
+                            base = (buf_t[-1] if len(buf_t) else last_t) + 1.0 / chunk.rate_hz
+                            cap.t_s = cap.t_s + base
+                    else:
+                        cap, rep = parse_lines(chunk.lines, source="stream")
+                        if rep.rejected:
+                            n, why = rep.rejected[0]
+                            raise PayloadError(
+                                f"{len(rep.rejected)} malformed line(s) in this chunk; line {n}: {why}"
+                            )
+                    if len(cap.t_s) and not np.all(np.isfinite(cap.t_s)):
+                        raise PayloadError("frame times must be finite numbers")
                     if len(cap.t_s) and len(buf_t) and cap.t_s[0] <= buf_t[-1]:
                         raise PayloadError("frame times must increase across chunks")
+                    if len(cap.t_s) > 1 and np.any(np.diff(cap.t_s) <= 0):
+                        raise PayloadError("frame times must increase within a chunk")
                 except ValueError as e:  # PayloadError and pydantic's ValidationError
                     m.requests.labels("/v1/stream", "422").inc()
                     await ws.send_json(
                         Detection(
-                            start_s=0, label="", confidence=0, probabilities=[], error=str(e)
+                            start_s=0, label="", confidence=0, probabilities=[], error=str(e)[:2000]
                         ).model_dump()
                     )
                     continue
+                if len(cap.t_s):
+                    last_t = float(cap.t_s[-1])
                 buf_csi, buf_t = np.concatenate([buf_csi, cap.csi]), np.concatenate([buf_t, cap.t_s])
                 if origin is None and len(buf_t):
                     origin = next_start = float(buf_t[0])
@@ -254,9 +282,11 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
                     if not sel.any() or buf_t[-1] < buf_t[sel][0] + WINDOW_S:
                         break
                     first = float(buf_t[sel][0])
-                    x = windows_from_capture(buf_csi[sel], buf_t[sel], hop_s=1e9)[:1]
+                    x = windows_from_capture(
+                        buf_csi[sel], buf_t[sel], hop_s=1e9, amplitude_only=amp_stream or cfg.amplitude_only
+                    )[:1]
                     row = (await run_in_threadpool(state.predictor.proba, x))[0]
-                    k = int(np.argmax(row))
+                    k = int(state.predictor.decide(row[None])[0])
                     m.predictions.labels(classes[k]).inc()
                     await ws.send_json(
                         Detection(
@@ -264,6 +294,7 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
                             label=classes[k],
                             confidence=float(row[k]),
                             probabilities=[round(float(v), 6) for v in row],
+                            length_s=WINDOW_S,
                         ).model_dump()
                     )
                     next_start = first + 1.0

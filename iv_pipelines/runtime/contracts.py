@@ -37,10 +37,15 @@ class CsiFrame(_Model):
 
 
 class PredictRequest(_Model):
-    """CSI to classify: ESP32 text lines (esp-csi or ESP32-CSI-Tool) or frames as arrays."""
+    """CSI to classify: ESP32 text lines (esp-csi or ESP32-CSI-Tool), frames as arrays, or
+    amplitude-only CSV rows (64 amplitudes in FFT order, optional label column) at `rate_hz`."""
 
     lines: list[str] | None = Field(default=None, max_length=MAX_LINES, description="ESP32 CSI lines")
     frames: list[CsiFrame] | None = Field(default=None, max_length=MAX_FRAMES, description="CSI as arrays")
+    amplitude_csv: list[str] | None = Field(
+        default=None, max_length=MAX_LINES, description="amplitude-only CSV rows (no timestamps)"
+    )
+    rate_hz: float | None = Field(default=None, gt=0, le=1000, description="packet rate of `amplitude_csv`")
     layout: str = Field(default="fft", pattern=r"^(fft|centred)$", description="entry order of `frames`")
     hop_s: float = Field(default=1.0, ge=0.1, le=10.0, description="seconds between window starts")
     amplitude_only: bool = Field(default=False, description="ignore phase (amplitude-only firmwares)")
@@ -48,7 +53,10 @@ class PredictRequest(_Model):
 
 class WindowPrediction(_Model):
     start_s: float = Field(description="window start, seconds from the first frame")
-    label: str = Field(description="most probable class")
+    length_s: float = Field(description="window length: 2.0 s, or 1.0-2.0 s for a short capture")
+    label: str = Field(
+        description="the capsule's decision: fall when P(fall) >= fall_threshold, else the most probable class"
+    )
     confidence: float = Field(description="probability of `label`")
     probabilities: list[float] = Field(description="one per class, in the order of `classes`")
 
@@ -59,13 +67,22 @@ class PredictResponse(_Model):
     classes: list[str]
     frames: int = Field(description="CSI frames parsed")
     skipped_lines: int = Field(description="headers and non-CSI log lines")
+    fall_threshold: float = Field(description="P(fall) from which this DAC decides fall")
+    validated_on: str = Field(description="client_device | public_real | simulation_only")
     windows: list[WindowPrediction]
 
 
 class StreamChunk(_Model):
-    """A chunk of a CSI stream (WebSocket text message or gRPC stream element)."""
+    """A chunk of a CSI stream (WebSocket text message or gRPC stream element): ESP32 CSI lines,
+    or amplitude-only CSV rows at `rate_hz` (their times continue from the previous chunk)."""
 
-    lines: list[str] = Field(max_length=MAX_LINES, description="ESP32 CSI lines, in order")
+    lines: list[str] | None = Field(
+        default=None, max_length=MAX_LINES, description="ESP32 CSI lines, in order"
+    )
+    amplitude_csv: list[str] | None = Field(
+        default=None, max_length=MAX_LINES, description="amplitude CSV rows"
+    )
+    rate_hz: float | None = Field(default=None, gt=0, le=1000, description="packet rate of `amplitude_csv`")
 
 
 class Detection(_Model):
@@ -76,6 +93,7 @@ class Detection(_Model):
     confidence: float
     probabilities: list[float]
     error: str | None = None
+    length_s: float = 0.0
 
 
 class HealthRequest(_Model):

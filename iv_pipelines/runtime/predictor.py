@@ -13,8 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from iv_pipelines.sensing.features import WINDOW_S, windows_from_capture
-from iv_pipelines.sensing.formats import CsiCapture, CsiFormatError, entries_to_centred, parse_lines
+from iv_pipelines.sensing.features import MIN_WINDOW_S, WINDOW_S, window_starts, windows_from_capture
+from iv_pipelines.sensing.formats import (
+    CsiCapture,
+    CsiFormatError,
+    entries_to_centred,
+    parse_amplitude_csv,
+    parse_lines,
+)
 
 RUNTIME_FILE = "runtime.json"
 MAX_GAP_S = 0.5  # a longer silence splits the capture: windows are never interpolated across it
@@ -30,6 +36,10 @@ class RuntimeConfig:
     version: str
     classes: list[str]
     weights_dir: Path
+    fall_threshold: float = 0.5
+    validated_on: str = "simulation_only"
+    amplitude_only: bool = False  # the client's firmware logs amplitudes only
+    context: tuple[float, ...] | None = None  # the calibrated device's context
 
     @classmethod
     def load(cls, package_dir: Path) -> RuntimeConfig:
@@ -37,26 +47,42 @@ class RuntimeConfig:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: not a DAC package (no {RUNTIME_FILE})")
         doc = json.loads(path.read_text())
+        decision = doc.get("decision") or {}
+        ctx = doc.get("context")
         return cls(
-            doc["dac_id"], doc["version"], list(doc["classes"]), Path(package_dir) / doc["weights_dir"]
+            doc["dac_id"],
+            doc["version"],
+            list(doc["classes"]),
+            Path(package_dir) / doc["weights_dir"],
+            float(decision.get("fall_threshold", 0.5)),
+            str(doc.get("validated_on", "simulation_only")),
+            bool(doc.get("amplitude_only", False)),
+            tuple(float(v) for v in ctx) if ctx else None,
         )
 
 
 class Predictor:
-    """Thread-safe wrapper around the merged model (torch inference is serialised)."""
+    """Thread-safe wrapper around the packaged model (torch inference is serialised), with the
+    DAC's device context and decision rule."""
 
     def __init__(self, package_dir: Path):
         from iv_pipelines.sensing.model import load_model
 
         self.config = RuntimeConfig.load(package_dir)
         self.model, _ = load_model(self.config.weights_dir)
+        self._ctx = np.asarray(self.config.context, np.float32) if self.config.context else None
         self._lock = threading.Lock()
 
     def proba(self, windows: np.ndarray) -> np.ndarray:
         from iv_pipelines.sensing.model import predict_proba
 
         with self._lock:
-            return predict_proba(self.model, windows)
+            return predict_proba(self.model, windows, ctx=self._ctx)
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        from iv_pipelines.sensing.evaluate import decide
+
+        return decide(proba, self.config.fall_threshold)
 
 
 def capture_from_lines(lines: list[str]) -> tuple[CsiCapture, int]:
@@ -82,30 +108,56 @@ def capture_from_frames(t_s: list[float], iq: list[list[int]], layout: str) -> C
     return CsiCapture(csi, t, np.zeros(len(t), np.int16), "request")
 
 
-def windows(cap: CsiCapture, hop_s: float, amplitude_only: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(n, T, F) feature windows and their start times (s from the first frame)."""
+def capture_from_amplitude_csv(rows: list[str], rate_hz: float | None) -> tuple[CsiCapture, int]:
+    """Parse amplitude-only CSV rows; any bad row is a PayloadError naming its line number(s)."""
+    if rate_hz is None:
+        raise PayloadError("rate_hz: required with amplitude_csv (the rows carry no timestamps)")
+    try:
+        cap, report = parse_amplitude_csv(rows, rate_hz, source="request")
+    except CsiFormatError as e:
+        raise PayloadError(str(e)) from None
+    if report.rejected:
+        shown = "; ".join(f"line {n}: {why}" for n, why in report.rejected[:5])
+        more = f" (and {len(report.rejected) - 5} more)" if len(report.rejected) > 5 else ""
+        raise PayloadError(f"{len(report.rejected)} malformed amplitude CSV row(s): {shown}{more}")
+    return cap, report.skipped
+
+
+def windows(cap: CsiCapture, hop_s: float, amplitude_only: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, T, F) feature windows, their start times (s from the first frame) and lengths (s).
+
+    Each stretch of the capture between gaps of more than MAX_GAP_S gives 2 s windows every
+    `hop_s` (and one ending at the stretch's end); a stretch of 1.0-2.0 s gives one shorter
+    window (padded and masked by the model): a fall lasts about 1-1.5 s. Shorter stretches are
+    left out; a capture with none of at least 1.0 s is refused."""
     t = cap.t_s
+    amplitude_only = amplitude_only or bool(cap.meta.get("amplitude_only"))
     if len(t) < 2:
-        raise PayloadError(f"need at least {WINDOW_S:.1f} s of CSI; got {len(t)} frame(s)")
+        raise PayloadError(f"need at least {MIN_WINDOW_S:.1f} s of CSI; got {len(t)} frame(s)")
+    if not np.all(np.isfinite(t)):
+        i = int(np.argmax(~np.isfinite(t)))
+        raise PayloadError(f"frame {i}: time is not a finite number")
     if np.any(np.diff(t) <= 0):
         i = int(np.argmax(np.diff(t) <= 0)) + 1
         raise PayloadError(f"frame times must increase; frame {i} is not after frame {i - 1}")
     span = float(t[-1] - t[0])
-    if span + 1e-9 < WINDOW_S:
+    if span + 1e-9 < MIN_WINDOW_S:
         raise PayloadError(
-            f"need at least {WINDOW_S:.1f} s of CSI for one window; got {span:.2f} s ({len(t)} frames)"
+            f"need at least {MIN_WINDOW_S:.1f} s of CSI for one window; got {span:.2f} s ({len(t)} frames)"
         )
     # windows never straddle a gap in the capture (a dropped link, or separate recordings)
     cuts = np.flatnonzero(np.diff(t) > MAX_GAP_S) + 1
-    xs, starts = [], []
+    xs, starts, lengths = [], [], []
     for seg in np.split(np.arange(len(t)), cuts):
-        if len(seg) < 2 or t[seg[-1]] - t[seg[0]] + 1e-9 < WINDOW_S:
+        if len(seg) < 2 or t[seg[-1]] - t[seg[0]] + 1e-9 < MIN_WINDOW_S:
             continue
         x = windows_from_capture(cap.csi[seg], t[seg], hop_s=hop_s, amplitude_only=amplitude_only)
+        st, length = window_starts(t[seg], hop_s)
         xs.append(x)
-        starts.append(t[seg[0]] - t[0] + np.arange(len(x)) * hop_s)
+        starts.append(np.asarray(st) - t[0])
+        lengths.append(np.full(len(x), min(length, WINDOW_S)))
     if not xs:
         raise PayloadError(
-            f"no {WINDOW_S:.1f} s stretch of CSI without a gap over {MAX_GAP_S} s ({len(t)} frames, {len(cuts)} gaps)"
+            f"no {MIN_WINDOW_S:.1f} s stretch of CSI without a gap over {MAX_GAP_S} s ({len(t)} frames, {len(cuts)} gaps)"
         )
-    return np.concatenate(xs), np.concatenate(starts)
+    return np.concatenate(xs), np.concatenate(starts), np.concatenate(lengths)

@@ -88,3 +88,63 @@ def presence_auroc(scores_by_file: dict[str, tuple[str, np.ndarray]]) -> dict:
         "n_baseline_windows": int(len(neg)),
         "n_files": len(scores_by_file),
     }
+
+
+# --- the capsule's decision -------------------------------------------------------------
+DEFAULT_FALL_THRESHOLD = 0.5
+THRESHOLD_BOUNDS = (0.2, 0.95)
+
+
+def decide(proba: np.ndarray, fall_threshold: float = DEFAULT_FALL_THRESHOLD) -> np.ndarray:
+    """The capsule's label per window: `fall` when P(fall) >= the DAC's fall threshold,
+    otherwise the most probable of the other classes."""
+    proba = np.asarray(proba)
+    if len(proba) == 0:
+        return np.zeros(0, int)
+    others = proba.copy()
+    others[:, FALL] = -1.0
+    return np.where(proba[:, FALL] >= fall_threshold, FALL, others.argmax(1))
+
+
+def choose_fall_threshold(nonfall_p_fall: list[np.ndarray], target_fa: float) -> float:
+    """The lowest threshold whose false-alarm rate is <= `target_fa` on every given set of
+    non-fall windows (split-conformal quantile ceil((n+1)(1-a))/n of each set's P(fall)),
+    clipped to THRESHOLD_BOUNDS. Lower thresholds catch more falls."""
+    lo, hi = THRESHOLD_BOUNDS
+    thr = lo
+    for p in nonfall_p_fall:
+        p = np.sort(np.asarray(p, float))
+        if len(p) == 0:
+            continue
+        k = int(np.ceil((len(p) + 1) * (1 - target_fa))) - 1
+        q = p[min(k, len(p) - 1)] + 1e-6 if k < len(p) else hi
+        thr = max(thr, q)
+    return float(min(max(thr, lo), hi))
+
+
+def decision_metrics(proba: np.ndarray, y: np.ndarray, fall_threshold: float, prefix: str = "") -> dict:
+    """Metrics of the decisions the capsule returns (not of a ranking): accuracy, recall per
+    class present, fall false-alarm rate on non-fall windows, and the presence shares (windows
+    with a person called non-empty, empty windows called empty)."""
+    y = np.asarray(y)
+    pred = decide(proba, fall_threshold)
+    out = {f"{prefix}n": int(len(y))}
+    if len(y) == 0:
+        return out
+    out[f"{prefix}accuracy"] = float((pred == y).mean())
+    for i, name in enumerate(ACTIVITIES):
+        m = y == i
+        if m.any():
+            out[f"{prefix}recall_{name}"] = float((pred[m] == i).mean())
+            out[f"{prefix}n_{name}"] = int(m.sum())
+    nf = y != FALL
+    if nf.any():
+        out[f"{prefix}fall_false_alarm_rate"] = float((pred[nf] == FALL).mean())
+    occ = y != EMPTY
+    if occ.any():
+        out[f"{prefix}occupied_called_nonempty"] = float((pred[occ] != EMPTY).mean())
+    if (~occ).any():
+        out[f"{prefix}empty_called_empty"] = float((pred[~occ] == EMPTY).mean())
+    nll = -np.log(np.clip(np.asarray(proba)[np.arange(len(y)), y], 1e-9, 1.0)).mean()
+    out[f"{prefix}nll"] = float(nll)
+    return out

@@ -10,11 +10,15 @@ over the 50 subcarriers every source reports cleanly (+-2..+-26):
   its per-packet mean (removes the timing slope), relative to the window's mean, wrapped;
 - a Doppler profile: the short-time power spectrum (0.32 s Hann windows centred on each
   sample, 3.1..50 Hz in 16 bins) of the amplitude channel, averaged over sub-bands, in log
-  scale. Unlike the per-subcarrier channels, whose pattern depends on the room's multipath,
-  how fast the body moves shows up here the same way in every room (held-out-room accuracy
-  0.911 -> 0.927 when added, seed 0).
+  scale: how fast the body moves shows up the same way in every room;
+- a `valid` column: 1 on samples of the capture, 0 on padding. A window is 2.0 s; a capture
+  (or the stretch of one between gaps) of 1.0-2.0 s becomes one shorter window padded to 2.0 s,
+  and the model ignores the padding (attention mask and masked pooling): falls last ~1-1.5 s.
 Amplitude-only captures (firmwares that log sqrt(I^2 + Q^2) only) get zeros in the phase
 channel and a 0 phase-present flag; the model is trained with phase dropout to handle both.
+
+`summary` condenses windows into the per-device statistics the model is conditioned on
+(`context.py`): spread, white level, gain and the mean Doppler profile.
 """
 
 from __future__ import annotations
@@ -23,19 +27,28 @@ import numpy as np
 
 from iv_pipelines.sensing.formats import USED_INDEX
 
-FEATURES_VERSION = "features-2"  # 2: Doppler profile columns
+FEATURES_VERSION = "features-3"  # 3: valid column (short windows), per-device context
 RATE_HZ = 100.0
 WINDOW_S = 2.0
+MIN_WINDOW_S = 1.0  # shorter captures are refused: not enough of an event to classify
 T = int(RATE_HZ * WINDOW_S)
+PATCH = 4  # the model's patch length; valid lengths are whole patches
 GROUP = 2  # adjacent subcarriers averaged: halves the noise dimensions the model must ignore
 N_AMP = len(USED_INDEX) // GROUP
 N_PHASE = (len(USED_INDEX) - 1) // GROUP
 N_DOPPLER = 16
-N_FEATURES = N_AMP + N_PHASE + 2 + N_DOPPLER  # + low-passed gain + phase-present flag + Doppler
+N_FEATURES = N_AMP + N_PHASE + 2 + N_DOPPLER + 1  # + slow gain, phase flag, Doppler, valid
 STFT_TAPS = 32
 STFT_HOP = 4
 DOPPLER_LOG_MEAN, DOPPLER_LOG_STD = -6.5, 1.5  # fixed scaling (typical log power of sim windows)
 SMOOTH = 9  # taps of the moving average on the common-mode gain (~5 Hz cut-off at 100 Hz)
+
+AMP_COLUMNS = slice(0, N_AMP)
+PHASE_COLUMNS = slice(N_AMP, N_AMP + N_PHASE)
+SLOW_COLUMN = N_AMP + N_PHASE
+FLAG_COLUMN = N_AMP + N_PHASE + 1
+DOPPLER_COLUMNS = slice(N_AMP + N_PHASE + 2, N_AMP + N_PHASE + 2 + N_DOPPLER)
+VALID_COLUMN = N_FEATURES - 1
 
 
 def packet_features(csi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,27 +65,65 @@ def packet_features(csi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return amp, ph
 
 
+GLITCH_K = 4.0  # a packet this many times further from its neighbours than the median is dropped
+GAIN_EXCURSION = 0.35  # log gain this far from the running median: another AGC gain state
+
+
+def glitch_mask(amp: np.ndarray, parts: bool = False):
+    """(n, S) amplitudes -> (n,) True for packets to keep: a packet whose relative amplitude
+    pattern lies more than GLITCH_K times the capture's median distance from the mean of its
+    four neighbours (t-2..t+2) is a glitch (an isolated corrupted estimate; a moving body
+    changes many consecutive packets and is kept). A gross glitch can also push a neighbour
+    over the line; dropping that packet too costs nothing (resampling bridges it). A packet
+    whose common-mode gain lies GAIN_EXCURSION (log) from the median of its +-5 neighbours is an
+    AGC gain-state flip (real gain-locked chips: ~5 dB lower, another per-subcarrier pattern)
+    and is dropped too: a body changes the received power far more slowly."""
+    n = len(amp)
+    keep = np.ones(n, bool)
+    if n < 13:
+        return (keep, keep.copy()) if parts else keep
+    r = amp / np.maximum(amp.mean(axis=1, keepdims=True), 1e-9)
+    pad = np.pad(r, [(2, 2), (0, 0)], mode="edge")
+    ref = (pad[:-4] + pad[1:-3] + pad[3:-1] + pad[4:]) / 4
+    d = np.sqrt(np.mean((r - ref) ** 2, axis=1))
+    pattern_ok = d <= GLITCH_K * max(float(np.median(d)), 1e-6)
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    g = np.log(np.maximum(amp.mean(axis=1), 1e-9))
+    running = np.median(sliding_window_view(np.pad(g, 5, mode="edge"), 11), axis=-1)
+    gain_ok = np.abs(g - running) <= GAIN_EXCURSION
+    pattern_ok[0] = pattern_ok[-1] = gain_ok[0] = gain_ok[-1] = True  # the span stays as recorded
+    return (pattern_ok, gain_ok) if parts else pattern_ok & gain_ok
+
+
+def clean_packets(csi: np.ndarray, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The capture without its glitch packets (`glitch_mask`)."""
+    keep = glitch_mask(np.abs(csi[:, USED_INDEX]).astype(np.float64) + 1e-6)
+    return csi[keep], t_s[keep]
+
+
 def resample(
     values: np.ndarray, t_s: np.ndarray, start_s: float, n: int = T, rate: float = RATE_HZ
 ) -> np.ndarray:
-    """Linear interpolation of per-packet values (T_in, F), real or complex, onto n uniform samples."""
+    """Linear interpolation of per-packet values (T_in, F), real or complex, onto n uniform
+    samples (held constant beyond the first and last packet, as np.interp does)."""
     grid = start_s + np.arange(n) / rate
-    cols = [np.interp(grid, t_s, values[:, j].real) for j in range(values.shape[1])]
-    out = np.stack(cols, 1)
-    if np.iscomplexobj(values):
-        out = out + 1j * np.stack(
-            [np.interp(grid, t_s, values[:, j].imag) for j in range(values.shape[1])], 1
-        )
-    return out
+    t = np.asarray(t_s, dtype=np.float64)
+    j = np.clip(np.searchsorted(t, grid, side="right") - 1, 0, len(t) - 1)
+    k = np.minimum(j + 1, len(t) - 1)
+    span = t[k] - t[j]
+    w = np.where(span > 0, (grid - t[j]) / np.where(span > 0, span, 1.0), 0.0)
+    w = np.clip(w, 0.0, 1.0)[:, None]
+    return values[j] * (1 - w) + values[k] * w
 
 
 def doppler_profile(rel: np.ndarray) -> np.ndarray:
-    """(T, C) relative amplitudes -> (T, N_DOPPLER) scaled log power: one spectrum every
+    """(n, C) relative amplitudes -> (n, N_DOPPLER) scaled log power: one spectrum every
     STFT_HOP samples (the model's patch length), held for the samples of that hop."""
     from numpy.lib.stride_tricks import sliding_window_view
 
     r = np.pad(rel, [(STFT_TAPS // 2, STFT_TAPS // 2 - 1), (0, 0)], mode="reflect")
-    w = sliding_window_view(r, STFT_TAPS, axis=0)[STFT_HOP // 2 :: STFT_HOP]  # (T/hop, C, taps)
+    w = sliding_window_view(r, STFT_TAPS, axis=0)[STFT_HOP // 2 :: STFT_HOP]  # (n/hop, C, taps)
     w = w - w.mean(-1, keepdims=True)
     power = np.abs(np.fft.rfft(w * np.hanning(STFT_TAPS), axis=-1)) ** 2
     logp = np.log(power[..., 1:].mean(axis=1) + 1e-6)
@@ -80,43 +131,67 @@ def doppler_profile(rel: np.ndarray) -> np.ndarray:
 
 
 def window_features(amp: np.ndarray, ph: np.ndarray | None) -> np.ndarray:
-    """Uniform (T, 50) amplitudes and (T, 49) phase phasors (None: amplitude-only) ->
-    (T, N_FEATURES) float32, relative to the window's own mean, adjacent subcarriers
-    averaged in pairs."""
+    """Uniform (n, 50) amplitudes and (n, 49) phase phasors (None: amplitude-only), n <= T ->
+    (T, N_FEATURES) float32, relative to the window's own mean, adjacent subcarriers averaged
+    in pairs, zero-padded after the n valid samples."""
+    n = len(amp)
+    if n > T or n < STFT_TAPS:
+        raise ValueError(f"a window holds {STFT_TAPS}..{T} samples, got {n}")
     common = np.log(amp.mean(axis=1))  # per-sample gain (AGC jitter + slow body effects)
     amp = amp / amp.mean(axis=1, keepdims=True)  # per-packet normalisation removes gain jitter
     rel = amp / amp.mean(axis=0, keepdims=True) - 1.0
-    rel = rel[:, : N_AMP * GROUP].reshape(len(rel), N_AMP, GROUP).mean(-1)
+    rel = rel[:, : N_AMP * GROUP].reshape(n, N_AMP, GROUP).mean(-1)
     kernel = np.ones(SMOOTH) / SMOOTH
     slow = np.convolve(common - common.mean(), kernel, mode="same")[:, None]
     if ph is None:
-        phase = np.zeros((amp.shape[0], N_PHASE))
-        flag = np.zeros((amp.shape[0], 1))  # same as drop_phase()
+        phase = np.zeros((n, N_PHASE))
+        flag = np.zeros((n, 1))  # same as drop_phase()
     else:
         ref = ph.mean(axis=0, keepdims=True)
-        rot = (ph * np.conj(ref))[:, : N_PHASE * GROUP].reshape(len(ph), N_PHASE, GROUP).mean(-1)
+        rot = (ph * np.conj(ref))[:, : N_PHASE * GROUP].reshape(n, N_PHASE, GROUP).mean(-1)
         phase = np.angle(rot)
-        flag = np.ones((amp.shape[0], 1))
-    return np.concatenate([rel, phase, slow, flag, doppler_profile(rel)], axis=1).astype(np.float32)
+        flag = np.ones((n, 1))
+    body = np.concatenate([rel, phase, slow, flag, doppler_profile(rel), np.ones((n, 1))], axis=1)
+    out = np.zeros((T, N_FEATURES), np.float32)
+    out[:n] = body
+    return out
+
+
+def window_at(
+    amp: np.ndarray, ph: np.ndarray | None, t_s: np.ndarray, start_s: float, length_s: float = WINDOW_S
+) -> np.ndarray:
+    """The window of per-packet values starting at `start_s`, `length_s` long (whole patches)."""
+    n = min(T, int(round(length_s * RATE_HZ)) // PATCH * PATCH)
+    a = resample(amp, t_s, start_s, n)
+    p = None if ph is None else resample(ph, t_s, start_s, n)
+    return window_features(a, p)
+
+
+def window_starts(t_s: np.ndarray, hop_s: float) -> tuple[list[float], float]:
+    """Start times and length of the windows of a stretch of capture: full 2 s windows every
+    `hop_s` (plus one ending at the stretch's end when the last window leaves over a quarter
+    of the hop uncovered), or one window covering a 1.0-2.0 s stretch."""
+    span = float(t_s[-1] - t_s[0])
+    if span + 1e-9 < MIN_WINDOW_S:
+        return [], 0.0
+    if span + 1e-9 < WINDOW_S:
+        return [float(t_s[0])], span
+    starts = list(t_s[0] + np.arange(0.0, span - WINDOW_S + 1e-9, hop_s))
+    if t_s[-1] - (starts[-1] + WINDOW_S) > 0.25 * min(hop_s, WINDOW_S):
+        starts.append(float(t_s[-1] - WINDOW_S))
+    return [float(s) for s in starts], WINDOW_S
 
 
 def windows_from_capture(
     csi: np.ndarray, t_s: np.ndarray, hop_s: float = 1.0, amplitude_only: bool = False
 ) -> np.ndarray:
-    """All full windows of a capture, hopping by `hop_s`: (n_windows, T, N_FEATURES)."""
+    """All windows of a capture (see `window_starts`), glitch packets dropped:
+    (n_windows, T, N_FEATURES)."""
+    csi, t_s = clean_packets(csi, t_s)
     amp, ph = packet_features(csi)
-    out = []
-    start = t_s[0]
-    while start + WINDOW_S <= t_s[-1] + 1e-9:
-        a = resample(amp, t_s, start)
-        p = None if amplitude_only else resample(ph, t_s, start)
-        out.append(window_features(a, p))
-        start += hop_s
+    starts, length = window_starts(t_s, hop_s)
+    out = [window_at(amp, None if amplitude_only else ph, t_s, s, length) for s in starts]
     return np.stack(out) if out else np.zeros((0, T, N_FEATURES), np.float32)
-
-
-PHASE_COLUMNS = slice(N_AMP, N_AMP + N_PHASE)
-FLAG_COLUMN = N_AMP + N_PHASE + 1
 
 
 def drop_phase(x: np.ndarray, rows=slice(None)):
@@ -124,3 +199,21 @@ def drop_phase(x: np.ndarray, rows=slice(None)):
     x[rows, :, PHASE_COLUMNS] = 0.0
     x[rows, :, FLAG_COLUMN] = 0.0
     return x
+
+
+N_SUMMARY = 3 + N_DOPPLER
+
+
+def summary(x: np.ndarray) -> np.ndarray:
+    """(n, T, N_FEATURES) windows -> (n, N_SUMMARY): log spread (per-subcarrier std of the
+    relative amplitude over the window), log white level (adjacent-sample differences / sqrt 2),
+    log std of the slow gain, and the mean Doppler profile; over valid samples only."""
+    out = np.zeros((len(x), N_SUMMARY), np.float32)
+    for i, w in enumerate(x):
+        v = w[w[:, VALID_COLUMN] > 0.5]
+        rel = v[:, AMP_COLUMNS]
+        out[i, 0] = np.log(rel.std(axis=0).mean() + 1e-4)
+        out[i, 1] = np.log(np.sqrt(np.mean(np.diff(rel, axis=0) ** 2) / 2) + 1e-4)
+        out[i, 2] = np.log(v[:, SLOW_COLUMN].std() + 1e-4)
+        out[i, 3:] = v[:, DOPPLER_COLUMNS].mean(axis=0)
+    return out

@@ -16,6 +16,13 @@ subcarrier e - 32 (C5/C6 recordings; ESP32-CSI-Tool LLTF with the secondary chan
 whose 20 MHz primary sits at entries 6..58 with DC at 32). Everything is converted to a
 complex (T, 64) array in centred order (index k + 32 for subcarrier k).
 
+Amplitude-only CSV (`parse_amplitude_csv`): firmwares that log sqrt(I^2 + Q^2) per subcarrier
+write one packet per row: 64 amplitude columns in FFT order (entries 0..31 = subcarriers
+0..31, 32..63 = -32..-1; a legacy-LLTF log has 52 non-zero entries, +-1..+-26), optionally a
+label column last, an optional header row, and no timestamps: the caller states the packet
+rate. Amplitudes become real-valued CSI (zero phase) and the capture is marked amplitude-only,
+so the model's phase channel is switched off for it.
+
 Malformed lines are never dropped silently: each is counted with its line number and reason.
 """
 
@@ -183,6 +190,116 @@ def load_espectre_npz(path: Path) -> CsiCapture:
     return CsiCapture(csi, t, np.zeros(len(csi), np.int16), str(path), {"label": label, "chip": chip})
 
 
+AMPLITUDE_MAX = 128 * 2**0.5  # |int8 + j int8| can never exceed this
+AMPLITUDE_LABELS = ("empty", "walk", "sit", "fall")
+MAX_RATE_HZ = 1000.0
+
+
+def parse_amplitude_csv(
+    lines, rate_hz: float, source: str = "amplitude-csv"
+) -> tuple[CsiCapture, ParseReport]:
+    """Parse amplitude-only CSV rows (see the module docstring) at a declared `rate_hz`.
+
+    Returns the capture (meta: `amplitude_only=True`, `labels` when a label column is present)
+    and a report; a bad row is rejected with its line number and reason (wrong number of
+    columns, a value that is not a finite number in 0..181, an unknown label)."""
+    if not (isinstance(rate_hz, (int, float)) and np.isfinite(rate_hz) and 1.0 <= rate_hz <= MAX_RATE_HZ):
+        raise CsiFormatError(
+            f"rate_hz must be a number in 1..{MAX_RATE_HZ:g} Hz for amplitude CSV, got {rate_hz!r}"
+        )
+    report = ParseReport()
+    rows, labels = [], []
+    has_label = None
+    for n, line in enumerate(lines, start=1):
+        report.lines += 1
+        text = line.strip()
+        if not text:
+            report.skipped += 1
+            continue
+        fields = [f.strip() for f in text.split(",")]
+        if n == report.skipped + 1 and not rows and not report.rejected and _is_header(fields):
+            report.skipped += 1
+            continue
+        try:
+            if len(fields) not in (N_SUB, N_SUB + 1):
+                raise CsiFormatError(f"{len(fields)} columns; amplitude CSV has 64 (or 65 with a label)")
+            labelled = len(fields) == N_SUB + 1
+            if has_label is not None and has_label != labelled:
+                raise CsiFormatError(
+                    f"{len(fields)} columns where earlier rows have {N_SUB + int(has_label)} (label column changes)"
+                )
+            try:
+                vals = np.array([float(f) for f in fields[:N_SUB]], dtype=np.float64)
+            except ValueError:
+                raise CsiFormatError("an amplitude is not a number") from None
+            if not np.all(np.isfinite(vals)):
+                raise CsiFormatError("an amplitude is NaN or infinite")
+            if vals.min() < 0 or vals.max() > AMPLITUDE_MAX:
+                raise CsiFormatError(f"amplitudes must lie in 0..{AMPLITUDE_MAX:.0f} (sqrt(I^2+Q^2) of int8)")
+            if labelled:
+                lab = fields[N_SUB].lower()
+                if lab not in AMPLITUDE_LABELS:
+                    raise CsiFormatError(
+                        f"label {fields[N_SUB][:20]!r} is not one of {', '.join(AMPLITUDE_LABELS)}"
+                    )
+                labels.append(lab)
+            has_label = labelled
+            rows.append(vals)
+            report.parsed += 1
+        except CsiFormatError as exc:
+            report.rejected.append((n, str(exc)))
+    amp = np.stack(rows) if rows else np.zeros((0, N_SUB))
+    csi = np.concatenate([amp[:, 32:], amp[:, :32]], axis=1).astype(np.complex64)  # FFT -> centred
+    t = np.arange(len(csi)) / float(rate_hz)
+    meta = {"amplitude_only": True, "rate_hz": float(rate_hz)}
+    if has_label:
+        meta["labels"] = labels
+    return CsiCapture(csi, t, np.zeros(len(csi), np.int16), source, meta), report
+
+
+def _is_header(fields: list[str]) -> bool:
+    try:
+        [float(f) for f in fields[:N_SUB]]
+        return False
+    except ValueError:
+        return True
+
+
+def write_amplitude_csv(
+    csi: np.ndarray, labels: list[str] | None = None, header: bool = True, decimals: int = 2
+) -> list[str]:
+    """Centred complex (or real amplitude) CSI -> amplitude CSV rows (FFT order)."""
+    amp = np.abs(np.asarray(csi))
+    fft = np.concatenate([amp[:, 32:], amp[:, :32]], axis=1)
+    out = []
+    if header:
+        out.append(",".join([f"a{i}" for i in range(N_SUB)] + (["label"] if labels is not None else [])))
+    for i, row in enumerate(fft):
+        cells = [f"{v:.{decimals}f}" for v in row]
+        if labels is not None:
+            cells.append(labels[i])
+        out.append(",".join(cells))
+    return out
+
+
+def to_legacy_amplitude(cap: CsiCapture, rate_hz: float = 100.0) -> CsiCapture:
+    """What an amplitude-only legacy-LLTF firmware logging at `rate_hz` would have recorded of
+    `cap`: one packet per 1/rate_hz (the nearest real packet: decimation, never interpolation,
+    so single glitch packets stay single), amplitudes only, the 52 LLTF subcarriers +-1..+-26."""
+    t = cap.t_s
+    grid = t[0] + np.arange(int(np.floor((t[-1] - t[0]) * rate_hz)) + 1) / rate_hz
+    idx = np.clip(np.searchsorted(t, grid), 0, len(t) - 1)
+    prev = np.clip(idx - 1, 0, len(t) - 1)
+    idx = np.where(np.abs(t[prev] - grid) < np.abs(t[idx] - grid), prev, idx)
+    amp = np.abs(cap.csi[idx]).astype(np.float32)
+    k = np.arange(-32, 32)
+    amp[:, (k == 0) | (np.abs(k) > 26)] = 0.0
+    meta = dict(cap.meta) | {"amplitude_only": True, "rate_hz": rate_hz, "converted_from": cap.source}
+    return CsiCapture(
+        amp.astype(np.complex64), grid - grid[0], np.zeros(len(grid), np.int16), cap.source, meta
+    )
+
+
 def write_esp_csi_lines(
     csi: np.ndarray,
     t_s: np.ndarray,
@@ -202,3 +319,48 @@ def write_esp_csi_lines(
             f'{int(round(t_s[i] * 1e6))},0,0,0,{2 * N_SUB},{first_word},"{data}"'
         )
     return out
+
+
+CAPTURE_FORMATS = ("auto", "esp-csi", "esp32-csi-tool", "espectre-npz", "amplitude-csv")
+MAX_CAPTURE_BYTES = 64 * 2**20
+
+
+def read_capture(
+    path: Path, fmt: str = "auto", rate_hz: float | None = None
+) -> tuple[CsiCapture, ParseReport, bool]:
+    """Any supported capture file -> (capture, report, has_timestamps).
+
+    `fmt` "auto" picks by content: `.npz` is an espectre recording, text starting with
+    CSI_DATA lines (or the esp-csi header) is esp-csi / ESP32-CSI-Tool, anything else is tried as
+    amplitude CSV, which needs `rate_hz`. Espectre and amplitude CSV captures have no per-packet
+    timestamps (their times come from a duration or a rate): has_timestamps is False for them."""
+    path = Path(path)
+    if fmt not in CAPTURE_FORMATS:
+        raise CsiFormatError(f"format {fmt!r}: use one of {', '.join(CAPTURE_FORMATS)}")
+    if not path.is_file():
+        raise CsiFormatError(f"{path}: no such capture file")
+    size = path.stat().st_size
+    if size > MAX_CAPTURE_BYTES:
+        raise CsiFormatError(
+            f"{path.name}: {size / 2**20:.0f} MiB is over the {MAX_CAPTURE_BYTES // 2**20} MiB limit"
+        )
+    if fmt == "espectre-npz" or (fmt == "auto" and path.suffix.lower() == ".npz"):
+        try:
+            cap = load_espectre_npz(path)
+        except (KeyError, ValueError, OSError) as e:
+            raise CsiFormatError(f"{path.name}: not an espectre .npz recording ({e})") from None
+        return cap, ParseReport(lines=len(cap.csi), parsed=len(cap.csi)), False
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        lines = fh.read().splitlines()
+    if fmt == "auto":
+        first = next((ln.strip() for ln in lines if ln.strip()), "")
+        fmt = "esp-csi" if first.startswith(("CSI_DATA", "type,")) else "amplitude-csv"
+    if fmt == "amplitude-csv":
+        if rate_hz is None:
+            raise CsiFormatError(
+                f"{path.name}: amplitude CSV has no timestamps; give its packet rate (rate_hz)"
+            )
+        cap, rep = parse_amplitude_csv(lines, rate_hz, source=str(path))
+        return cap, rep, False
+    cap, rep = parse_lines(lines, source=str(path))
+    return cap, rep, True

@@ -2,8 +2,11 @@
 
 Architecture: the (T=200, F) window is cut into patches of 4 time steps (high-frequency
 Doppler stays inside each patch's linear embedding), 50 tokens of width 64 with learned
-positions, 2 pre-norm blocks whose attention and MLP use plain `nn.Linear` layers named
-q, k, v, o, fc1, fc2 (the LoRA targets), mean pooling, a linear head over the 4 activities.
+positions, plus one context token embedding the device context (`context.py`; zeros when the
+device was not calibrated); 2 pre-norm blocks whose attention and MLP use plain `nn.Linear`
+layers named q, k, v, o, fc1, fc2 (the LoRA targets); padded patches of short windows are
+masked out of attention and pooling; the head reads the mean of the valid patch tokens and the
+context token.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from iv_pipelines.sensing.features import FEATURES_VERSION, N_FEATURES, T
+from iv_pipelines.sensing.context import CTX_DIM
+from iv_pipelines.sensing.features import FEATURES_VERSION, N_FEATURES, VALID_COLUMN, T
 from iv_pipelines.sensing.twin import ACTIVITIES
 
 LORA_TARGETS = ["q", "k", "v", "o", "fc1", "fc2"]
@@ -31,6 +35,7 @@ class ModelConfig:
     layers: int = 2
     n_classes: int = len(ACTIVITIES)
     dropout: float = 0.2
+    ctx_dim: int = CTX_DIM
 
 
 def build_model(cfg: ModelConfig):
@@ -46,7 +51,7 @@ def build_model(cfg: ModelConfig):
             self.fc1, self.fc2 = nn.Linear(d, 2 * d), nn.Linear(2 * d, d)
             self.drop = nn.Dropout(cfg.dropout)
 
-        def forward(self, x):
+        def forward(self, x, mask):
             b, n, d = x.shape
             h = self.ln1(x)
             hd = d // cfg.heads
@@ -55,7 +60,10 @@ def build_model(cfg: ModelConfig):
                 return t.view(b, n, cfg.heads, hd).transpose(1, 2)
 
             att = torch.nn.functional.scaled_dot_product_attention(
-                split(self.q(h)), split(self.k(h)), split(self.v(h))
+                split(self.q(h)),
+                split(self.k(h)),
+                split(self.v(h)),
+                attn_mask=None if mask is None else mask[:, None, None, :],
             )
             x = x + self.drop(self.o(att.transpose(1, 2).reshape(b, n, d)))
             return x + self.drop(self.fc2(torch.nn.functional.gelu(self.fc1(self.ln2(x)))))
@@ -67,17 +75,27 @@ def build_model(cfg: ModelConfig):
             n_tok = cfg.window // cfg.patch
             self.embed = nn.Linear(cfg.n_features * cfg.patch, cfg.d_model)
             self.pos = nn.Parameter(torch.zeros(1, n_tok, cfg.d_model))
+            self.ctx = nn.Linear(cfg.ctx_dim, cfg.d_model)
+            self.ctx_pos = nn.Parameter(torch.zeros(1, 1, cfg.d_model))
             self.blocks = nn.ModuleList(Block() for _ in range(cfg.layers))
             self.norm = nn.LayerNorm(cfg.d_model)
-            self.head = nn.Linear(cfg.d_model, cfg.n_classes)
+            self.head = nn.Linear(2 * cfg.d_model, cfg.n_classes)
 
-        def forward(self, x):  # x: (B, T, F)
+        def forward(self, x, ctx=None):  # x: (B, T, F), ctx: (B, ctx_dim) or None
             b = x.shape[0]
+            valid = x[:, :, VALID_COLUMN].reshape(b, -1, cfg.patch).mean(-1) > 0.5  # (B, tokens)
             x = x.reshape(b, cfg.window // cfg.patch, cfg.patch * cfg.n_features)
-            h = self.embed(x) + self.pos
+            if ctx is None:
+                ctx = x.new_zeros(b, cfg.ctx_dim)
+            h = torch.cat([self.ctx(ctx)[:, None, :] + self.ctx_pos, self.embed(x) + self.pos], 1)
+            # no mask when every window is full: the fused attention kernels stay usable
+            mask = None if bool(valid.all()) else torch.cat([valid.new_ones(b, 1), valid], 1)
             for blk in self.blocks:
-                h = blk(h)
-            return self.head(self.norm(h).mean(1))
+                h = blk(h, mask)
+            h = self.norm(h)
+            w = valid.float()[:, :, None]
+            pooled = (h[:, 1:] * w).sum(1) / w.sum(1).clamp(min=1.0)
+            return self.head(torch.cat([pooled, h[:, 0]], 1))
 
     return CsiTransformer()
 
@@ -105,32 +123,52 @@ def train(
     seed: int = 0,
     phase_dropout: float = 0.3,
     log=lambda _m: None,
+    ctx: np.ndarray | None = None,
+    ctx_dropout: float = 0.0,
 ) -> TrainReport:
     """AdamW + cosine schedule; with `phase_dropout`, that share of windows loses its phase
-    channel (zeros + flag 0) so the model also serves amplitude-only firmwares."""
+    channel (zeros + flag 0) so the model also serves amplitude-only firmwares. `ctx` (N,
+    CTX_DIM) is each window's device context; with `ctx_dropout`, that share of windows sees no
+    context and the others each calibration activity with probability 0.6, so one model serves
+    uncalibrated devices and any subset of calibration captures."""
     import torch
+
+    from iv_pipelines.sensing.context import CONTEXT_ACTIVITIES, CTX_DIM, N_SUMMARY
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    steps = epochs * int(np.ceil(len(x) / batch))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
-    from iv_pipelines.sensing.features import drop_phase
+    from iv_pipelines.sensing.features import VALID_COLUMN, drop_phase
 
+    short = x[:, -1, VALID_COLUMN] < 0.5  # padded windows batch together (masked attention)
+    per_epoch = int(np.ceil((~short).sum() / batch)) + int(np.ceil(short.sum() / batch))
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=epochs * per_epoch, pct_start=0.15
+    )
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
+    ct = torch.from_numpy(np.zeros((len(x), CTX_DIM), np.float32) if ctx is None else ctx.astype(np.float32))
+    block = 1 + N_SUMMARY
     losses = []
     t0 = time.perf_counter()
     model.train()
     for ep in range(epochs):
         order = rng.permutation(len(x))
+        groups = [order[~short[order]], order[short[order]]]
+        batches = [g[i : i + batch] for g in groups for i in range(0, len(g), batch)]
         total = 0.0
-        for i in range(0, len(x), batch):
-            idx = order[i : i + batch]
+        for bi in rng.permutation(len(batches)):
+            idx = batches[bi]
             xb = xt[idx].clone()
             drop = torch.from_numpy(rng.random(len(idx)) < phase_dropout)
             drop_phase(xb, drop)
-            loss = torch.nn.functional.cross_entropy(model(xb), yt[idx])
+            cb = ct[idx].clone()
+            if ctx_dropout > 0:
+                none = rng.random(len(idx)) < ctx_dropout
+                for a in range(len(CONTEXT_ACTIVITIES)):
+                    off = torch.from_numpy(none | (rng.random(len(idx)) > 0.6))
+                    cb[off, a * block : (a + 1) * block] = 0.0
+            loss = torch.nn.functional.cross_entropy(model(xb, cb), yt[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -144,14 +182,20 @@ def train(
     )
 
 
-def predict_proba(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
+def predict_proba(model, x: np.ndarray, batch: int = 256, ctx: np.ndarray | None = None) -> np.ndarray:
+    """Class probabilities of windows `x` (N, T, F); `ctx` is one device context (CTX_DIM,)
+    for all windows, one per window (N, CTX_DIM), or None (uncalibrated)."""
     import torch
 
     model.eval()
     out = []
+    if ctx is not None:
+        ctx = np.asarray(ctx, np.float32)
+        ctx = np.broadcast_to(ctx, (len(x), ctx.shape[-1])) if ctx.ndim == 1 else ctx
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            out.append(torch.softmax(model(torch.from_numpy(x[i : i + batch])), dim=1).numpy())
+            c = None if ctx is None else torch.from_numpy(np.ascontiguousarray(ctx[i : i + batch]))
+            out.append(torch.softmax(model(torch.from_numpy(x[i : i + batch]), c), dim=1).numpy())
     return np.concatenate(out) if out else np.zeros((0, len(ACTIVITIES)))
 
 

@@ -7,12 +7,14 @@ Physics (2.4 GHz channel 6, 20 MHz, 64 subcarriers at 312.5 kHz, wavelength ~12.
   and furniture as point reflectors (bistatic: gain ~ sigma / (d_tx * d_rx));
 - a person as 12 body-part scatterers (head, torso, pelvis, arms, legs) whose positions
   follow an activity: `empty`, `walk` (~0.8-1.4 m/s with gait swing), `sit` (sitting down,
-  then seated with breathing), `fall` (a 0.7-1.0 s accelerating drop of the upper body to the floor, so
-  Doppler 2v/lambda reaches 50-65 Hz; sampling is 100 Hz nominal);
-- ESP32 impairments: per-packet random phase offset and timing slope, AGC gain steps and
-  per-packet gain jitter,
-  thermal noise, int8 quantisation, null subcarriers (DC and +-29..+-32), a garbage first
-  word, jittery ~100 Hz timing with dropped packets.
+  then seated with breathing), `fall` (the body topples about the feet in 0.7-1.1 s, after an
+  optional knee collapse, arms thrown forward; the head hits the floor at ~3-5 m/s, so Doppler
+  2v/lambda reaches 50-80 Hz, above the 50 Hz Nyquist of 100 Hz CSI);
+- the receiver (`device.py`): its packet rate, jitter and runs of drops, AGC steps and
+  per-packet gain jitter, thermal noise, motion-coupled packet noise, body scattering strength,
+  per-packet random phase offset and timing slope, int8 quantisation, null subcarriers (DC and
+  +-29..+-32) and a garbage first word. One device per simulated home, drawn from a prior fitted
+  to real captures, or fitted to a client's own calibration captures (`calibration.py`).
 `to_esp_csi_lines` writes the espressif esp-csi line format, so the same parser reads
 simulated and real data.
 """
@@ -25,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from iv_pipelines.sensing.device import DEFAULT_PRIOR, Device, DevicePrior, impair, sample_times
+
 C = 299_792_458.0
 F_C = 2.437e9  # channel 6
 DF = 312.5e3
@@ -32,8 +36,7 @@ K = np.arange(-32, 32)
 FREQS = F_C + K * DF
 LAMBDA = C / F_C
 ACTIVITIES = ("empty", "walk", "sit", "fall")
-SIM_VERSION = "twin-1.1"  # 1.1: diffuse multipath (frequency-selective rooms)
-_NULL = (K == 0) | (np.abs(K) >= 29)
+SIM_VERSION = "twin-2.0"  # 2.0: fitted devices (rate, drops, gain, motion noise), toppling falls
 
 MATERIALS = {"drywall": 0.35, "concrete": 0.55, "glass": 0.25, "wood": 0.3, "metal": 0.8}
 
@@ -156,14 +159,14 @@ _BODY = [
     ("chest", 0.72, 0.0, 1.0),
     ("belly", 0.6, 0.0, 1.0),
     ("pelvis", 0.5, 0.0, 0.9),
-    ("l_arm", 0.7, 0.22, 0.35),
-    ("r_arm", 0.7, -0.22, 0.35),
-    ("l_hand", 0.45, 0.25, 0.2),
-    ("r_hand", 0.45, -0.25, 0.2),
+    ("l_arm", 0.7, 0.22, 0.25),
+    ("r_arm", 0.7, -0.22, 0.25),
+    ("l_hand", 0.45, 0.25, 0.1),
+    ("r_hand", 0.45, -0.25, 0.1),
     ("l_thigh", 0.35, 0.1, 0.5),
     ("r_thigh", 0.35, -0.1, 0.5),
-    ("l_foot", 0.05, 0.1, 0.3),
-    ("r_foot", 0.05, -0.1, 0.3),
+    ("l_foot", 0.05, 0.1, 0.15),
+    ("r_foot", 0.05, -0.1, 0.15),
 ]
 BODY_RCS = 0.5  # m^2 scale of the whole body's scattering at 2.4 GHz
 
@@ -184,6 +187,10 @@ class Resident:
 # Falls are kept the same: they are driven by gravity, not by the person.
 RESIDENTS = {
     "adult": Resident("adult"),
+    # pretraining covers everyone: real "movement" captures are often slow (0.3-0.7 m/s)
+    "mixed": Resident(
+        "mixed", height_m=(1.50, 1.85), walk_speed_ms=(0.3, 1.4), step_hz=(1.3, 2.0), sit_s=(0.9, 2.0)
+    ),
     "elderly": Resident(
         "elderly", height_m=(1.50, 1.78), walk_speed_ms=(0.4, 1.0), step_hz=(1.3, 1.7), sit_s=(1.4, 2.0)
     ),
@@ -235,13 +242,7 @@ def body_trajectory(
         lean = 0.15 * np.sin(np.pi * u)
         swing = 0.05 * np.sin(2 * np.pi * 0.5 * t) * s
     elif activity == "fall":
-        d = rng.uniform(0.7, 1.0)  # peak head speed ~3-4 m/s: Doppler 2v/lambda ~50-65 Hz
-        t0 = t[0] + rng.uniform(0.1, 0.4) * dur
-        u = np.clip((t - t0) / d, 0, 1)
-        s = u**2  # accelerating drop, stops at the floor
-        scale_z = 1 - 0.85 * s
-        lean = rng.uniform(0.4, 0.8) * s
-        swing = 0.2 * s * np.sin(2 * np.pi * 3 * t)
+        return _fall_trajectory(t, start, heading, height, breath, rng, resident, room)
     else:
         raise ValueError(f"unknown activity {activity!r}; use one of {ACTIVITIES}")
     fwd = np.array([np.cos(heading), np.sin(heading)])
@@ -249,14 +250,66 @@ def body_trajectory(
     pts = []
     for name, hz, lat, _ in _BODY:
         upper = hz > 0.45
-        z = height * hz * (scale_z if upper or activity == "fall" else 1.0) + (
-            breath if "chest" in name else 0
-        )
+        z = height * hz * (scale_z if upper else 1.0) + (breath if "chest" in name else 0)
         z = np.broadcast_to(np.maximum(z, 0.05), (n,))
         horiz = center + (lean * (hz / 0.93))[:, None] * fwd + lat * side
         if "hand" in name or "foot" in name or "arm" in name:
             horiz = horiz + (np.sign(lat) * swing)[:, None] * fwd * (1 if "foot" in name else -0.7)
         pts.append(np.column_stack([horiz, z]))
+    return np.stack(pts, axis=1)
+
+
+def _fall_trajectory(
+    t: np.ndarray,
+    feet0: np.ndarray,
+    heading: float,
+    height: float,
+    breath: np.ndarray,
+    rng: np.random.Generator,
+    resident: Resident,
+    room: Room,
+) -> np.ndarray:
+    """(T, 12, 3) body scatterers of a fall: the body topples about the feet like a rod
+    (angle 75-90 degrees, theta ~ u^2 so it hits the floor at full speed, 0.5-0.9 s), after an
+    optional collapse of the knees (0-40 % of the height), with the arms thrown forward to break
+    the fall; then it lies still (breathing, a small rebound after the impact). The head reaches
+    ~4-7 m/s at impact (the trunk 2-4 m/s), Doppler 2v/lambda up to ~100 Hz, above the 50 Hz
+    Nyquist of 100 Hz CSI; the limbs keep moving for 0.3-1 s after the impact.
+    Most falls of older adults happen while walking (trips, slips): 60 % of the simulated falls
+    are preceded by walking at the resident's speed, the others start from standing."""
+    n = len(t)
+    dur = t[-1] - t[0] + 1e-9
+    d = rng.uniform(0.5, 0.9)  # descent from loss of balance to impact
+    t0 = t[0] + rng.uniform(0.1, 0.45) * dur
+    u = np.clip((t - t0) / d, 0, 1)
+    speed = rng.uniform(*resident.walk_speed_ms) if rng.random() < 0.6 else 0.0
+    walk_dir = np.array([np.cos(heading), np.sin(heading)])
+    travelled = speed * np.clip(t - t[0], 0, t0 - t[0])  # walks until the fall starts
+    feet = feet0[None, :] + travelled[:, None] * walk_dir
+    lo, hi = np.array([0.3, 0.3]), np.array([room.width_m - 0.3, room.depth_m - 0.3])
+    feet = np.clip(feet, lo, hi)
+    bob = 0.02 * np.sin(4 * np.pi * 1.8 * t) * (speed > 0) * (t < t0)
+    theta = rng.uniform(np.radians(75), np.radians(90)) * u**2
+    collapse = rng.uniform(0.0, 0.4) * np.clip(u / 0.5, 0, 1)
+    after = np.clip(t - t0 - d, 0, None)
+    rebound = 0.04 * np.exp(-after / 0.15) * np.sin(2 * np.pi * 4 * after)
+    # after the impact the limbs keep moving for a moment (bracing, trying to roll or get up)
+    settle = rng.uniform(0.3, 1.0)
+    limbs = 0.25 * np.exp(-after / settle) * np.sin(2 * np.pi * rng.uniform(1.0, 2.5) * after) * (t > t0 + d)
+    direction = heading + rng.uniform(-0.6, 0.6)  # forward, sideways or backward of the heading
+    fwd = np.array([np.cos(direction), np.sin(direction)])
+    side = np.array([-fwd[1], fwd[0]])
+    arms_out = rng.uniform(0.3, 0.6) * np.clip((u - 0.3) / 0.5, 0, 1)  # protective reaction
+    pts = []
+    for name, hz, lat, _ in _BODY:
+        r = height * hz * (1 - collapse * (hz > 0.3))  # distance from the feet along the body
+        if "arm" in name or "hand" in name or "foot" in name or "thigh" in name:
+            r = r + arms_out * (1.0 if "hand" in name else 0.5) * ("foot" not in name and "thigh" not in name)
+            r = r + limbs * np.sign(lat) * (1.0 if "hand" in name or "foot" in name else 0.5)
+        along = r * np.sin(theta)
+        z = np.maximum(r * np.cos(theta), 0.08) + rebound + bob + (breath if "chest" in name else 0)
+        horiz = feet + along[:, None] * fwd + lat * side
+        pts.append(np.column_stack([horiz, np.broadcast_to(z, (n,))]))
     return np.stack(pts, axis=1)
 
 
@@ -304,62 +357,22 @@ def body_response(room: Room, pts: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class Impairments:
-    snr_db: float = 30.0
-    agc_step_db: float = 1.5
-    agc_steps_per_s: float = 0.1
-    target_peak: float = 55.0  # int8 scale the AGC aims for
-    jitter_ms: float = 1.5
-    drop_rate: float = 0.02
-    timing_slope_std: float = 0.4  # samples of timing offset (phase slope across subcarriers)
-    # per-packet gain jitter (log std): real captures show white common-mode amplitude noise,
-    # ~2-3% with the AGC gain locked (S3/C3/C5/C6), ~12-16% on the plain ESP32 (no lock)
-    gain_jitter: float = 0.03
-
-
-def sample_times(
-    duration_s: float, rng: np.random.Generator, imp: Impairments, rate_hz: float = 100.0
-) -> np.ndarray:
-    n = int(duration_s * rate_hz * 1.05) + 2
-    dt = 1.0 / rate_hz + rng.normal(0, imp.jitter_ms / 1000, n).clip(-0.004, 0.004)
-    t = np.cumsum(dt)
-    t = t[t < duration_s]
-    keep = rng.random(len(t)) > imp.drop_rate
-    return t[keep]
-
-
-def esp32_impair(h: np.ndarray, rng: np.random.Generator, imp: Impairments, t: np.ndarray) -> np.ndarray:
-    """Clean (T, 64) response -> what an ESP32 reports (complex, int-valued, nulls zeroed)."""
-    n = len(h)
-    power = np.mean(np.abs(h[:, ~_NULL]) ** 2)
-    noise = (rng.normal(size=h.shape) + 1j * rng.normal(size=h.shape)) * np.sqrt(
-        power / 10 ** (imp.snr_db / 10) / 2
-    )
-    x = h + noise
-    # AGC: scales to a target peak, then occasionally steps by a few dB
-    base = imp.target_peak / np.percentile(np.abs(x[:, ~_NULL]), 95)
-    steps = np.zeros(n)
-    step_times = rng.random(n) < imp.agc_steps_per_s * np.gradient(t).clip(0)
-    steps[step_times] = rng.choice([-1, 1], step_times.sum()) * imp.agc_step_db
-    gain = base * 10 ** (np.cumsum(steps).clip(-6, 6) / 20) * np.exp(rng.normal(0, imp.gain_jitter, n))
-    phase0 = rng.uniform(0, 2 * np.pi, n)
-    slope = rng.normal(0, imp.timing_slope_std, n)
-    rot = np.exp(1j * (phase0[:, None] + 2 * np.pi * K[None, :] * slope[:, None] / 64))
-    y = x * gain[:, None] * rot
-    y = np.clip(np.round(y.real), -127, 127) + 1j * np.clip(np.round(y.imag), -127, 127)
-    y[:, _NULL] = 0
-    y[:, 32] = rng.integers(-128, 127, n) + 1j * rng.integers(-128, 127, n)  # garbage first word (k=0)
-    y[:, 33] = rng.integers(-128, 127, n) + 1j * rng.integers(-128, 127, n)  # (k=1)
-    return y.astype(np.complex64)
-
-
-@dataclass
 class Episode:
     activity: str
     csi: np.ndarray  # (T, 64) complex, int8-valued, centred order
     t_s: np.ndarray
     room_digest: str
     seed: int
+    event_s: float | None = None  # fall / sit: when the body moves fastest (s)
+
+
+def body_speed(pts: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(T,) RCS-weighted mean speed (m/s) of the body scatterers; zeros for an empty room."""
+    if pts.shape[1] == 0 or len(t) < 2:
+        return np.zeros(len(t))
+    v = np.linalg.norm(np.gradient(pts, t, axis=0), axis=-1)  # (T, parts)
+    w = np.array([b[3] for b in _BODY])
+    return (v * w).sum(1) / w.sum()
 
 
 def simulate_episode(
@@ -367,24 +380,27 @@ def simulate_episode(
     activity: str,
     seed: int,
     duration_s: float = 2.0,
-    imp: Impairments | None = None,
+    device: Device | None = None,
     resident: Resident = RESIDENTS["adult"],
 ) -> Episode:
-    """One labelled episode: `duration_s` of ESP32 CSI while the person does `activity`."""
+    """One labelled episode: `duration_s` of ESP32 CSI while the person does `activity`,
+    received by `device` (drawn from the default prior with the episode's seed when None)."""
     rng = np.random.default_rng(seed)
-    imp = imp or Impairments(
-        # ranges wide enough to cover the quietest real captures (gain-locked C3/C5 baselines)
-        snr_db=rng.uniform(24, 40),
-        gain_jitter=float(np.exp(rng.uniform(np.log(0.004), np.log(0.16)))),
-    )
-    t = sample_times(duration_s, rng, imp)
-    h = static_response(room)[None, :] + body_response(
-        room, body_trajectory(activity, t, room, rng, resident)
-    )
+    dev = device or DEFAULT_PRIOR.sample(rng)
+    t = sample_times(duration_s, rng, dev)
+    pts = body_trajectory(activity, t, room, rng, resident)
+    h = static_response(room)[None, :] + dev.body_gain * body_response(room, pts)
     # slow environmental drift of the static channel (people elsewhere, doors, temperature)
     drift = rng.uniform(0.0, 0.02)
     h = h * (1 + drift * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * t + rng.uniform(0, 6.3)))[:, None]
-    return Episode(activity, esp32_impair(h, rng, imp, t), t, room.digest(), seed)
+    speed = body_speed(pts, t)
+    event = float(t[int(np.argmax(speed))]) if activity in ("fall", "sit") and len(t) else None
+    return Episode(activity, impair(h, rng, dev, t, speed), t, room.digest(), seed, event)
+
+
+def room_device(seed: int, room_index: int, prior: DevicePrior = DEFAULT_PRIOR) -> Device:
+    """The device of simulated room `room_index` (one receiver per home, seeded)."""
+    return prior.sample(np.random.default_rng(hash(("device", seed, room_index)) % 2**32))
 
 
 def simulate_dataset(
@@ -394,13 +410,19 @@ def simulate_dataset(
     duration_s: float = 2.0,
     resident: Resident = RESIDENTS["adult"],
     first_room_index: int = 0,
+    devices: list[Device] | None = None,
+    prior: DevicePrior = DEFAULT_PRIOR,
+    activities: tuple[str, ...] = ACTIVITIES,
 ) -> list[Episode]:
     """Episodes for every room x activity, seeded deterministically by (seed, room index,
     activity, episode); `first_room_index` numbers `rooms` from there, so a list split into
-    chunks simulates exactly what the whole list would."""
+    chunks simulates exactly what the whole list would. Each room has one device (`devices`,
+    or drawn from `prior` per room index)."""
     out = []
     for ri, room in enumerate(rooms, start=first_room_index):
-        for ai, act in enumerate(ACTIVITIES):
+        dev = devices[ri - first_room_index] if devices is not None else room_device(seed, ri, prior)
+        for act in activities:
+            ai = ACTIVITIES.index(act)
             for e in range(episodes_per_activity):
                 out.append(
                     simulate_episode(
@@ -408,6 +430,7 @@ def simulate_dataset(
                         act,
                         seed=hash((seed, ri, ai, e)) % 2**32,
                         duration_s=duration_s,
+                        device=dev,
                         resident=resident,
                     )
                 )

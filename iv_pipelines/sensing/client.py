@@ -1,0 +1,319 @@
+"""One client's DAC: device calibration, the LoRA adapter, its gate, its decision threshold
+and the evidence each reported number rests on.
+
+Data hygiene (by capture, never by window):
+- a client's calibration captures are split per activity: with two or more real captures of
+  an activity the last one is held out for evaluation (`eval`), the others calibrate and train
+  (`train`); twin-generated stand-ins (`origin: simulated`) only ever calibrate and train;
+- the device fit and the device context come from `train` captures only;
+- the adapter trains on twin episodes of the client's room with the fitted device plus the
+  first 70 % of each `train` capture's windows; the fall threshold is set on separate twin
+  episodes and the last 30 % of those captures; evidence is measured on further twin episodes
+  (`simulation`) and on the `eval` captures (`client_device`).
+Falls are never captured, so fall recall is only ever simulated evidence; real evidence gives
+the false-alarm rate on real walking/sitting and the presence decisions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from iv_pipelines.sensing.calibration import Calibration, DeviceFit, fit_device, resident_at
+from iv_pipelines.sensing.context import CTX_DIM, context_vector
+from iv_pipelines.sensing.device import DEFAULT_PRIOR
+from iv_pipelines.sensing.features import drop_phase, windows_from_capture
+from iv_pipelines.sensing.twin import ACTIVITIES, Resident, Room, room_device
+
+TRAIN_SHARE = 0.7  # of each train capture's windows; the rest set the fall threshold
+REAL_HOP_S = 0.5
+DEFAULT_TARGET_FA = 0.02
+
+
+@dataclass
+class RealCapture:
+    name: str
+    activity: str
+    origin: str  # real | simulated
+    split: str  # train | eval
+    amplitude_only: bool
+    windows: np.ndarray  # (n, T, F), hop REAL_HOP_S
+    seconds: float
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "activity": self.activity,
+            "origin": self.origin,
+            "split": self.split,
+            "amplitude_only": self.amplitude_only,
+            "windows": int(len(self.windows)),
+            "seconds": round(self.seconds, 1),
+        }
+
+
+@dataclass
+class ClientCalibration:
+    fit: DeviceFit | None
+    context: np.ndarray  # (CTX_DIM,), zeros without calibration
+    amplitude_only: bool
+    captures: list[RealCapture]
+    resident: Resident
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def has_real_eval(self) -> bool:
+        return any(c.split == "eval" and c.origin == "real" for c in self.captures)
+
+    def to_dict(self) -> dict:
+        return {
+            "fit": self.fit.to_dict() if self.fit else None,
+            "amplitude_only": self.amplitude_only,
+            "captures": [c.summary() for c in self.captures],
+            "context_activities": sorted({c.activity for c in self.captures if c.split == "train"}),
+            "resident_walk_speed_ms": list(self.resident.walk_speed_ms),
+            "warnings": self.warnings,
+        }
+
+
+def assign_splits(items: list[tuple[str, str]]) -> list[str]:
+    """[(activity, origin)] in request order -> "train" / "eval" for each capture."""
+    splits = ["train"] * len(items)
+    for act in {a for a, _ in items}:
+        real = [i for i, (a, o) in enumerate(items) if a == act and o == "real"]
+        if len(real) >= 2:
+            splits[real[-1]] = "eval"
+    return splits
+
+
+def calibrate_client(
+    room: Room, resident: Resident, calibrations: list[tuple[Calibration, str]], seed: int = 0
+) -> ClientCalibration:
+    """`calibrations`: (capture, origin) pairs from the request, in order."""
+    if not calibrations:
+        return ClientCalibration(None, np.zeros(CTX_DIM, np.float32), False, [], resident)
+    splits = assign_splits([(c.activity, origin) for c, origin in calibrations])
+    amp_only = all(bool(c.capture.meta.get("amplitude_only")) for c, _ in calibrations)
+    captures = []
+    for (c, origin), split in zip(calibrations, splits, strict=True):
+        w = windows_from_capture(c.capture.csi, c.capture.t_s, hop_s=REAL_HOP_S, amplitude_only=amp_only)
+        span = float(c.capture.t_s[-1] - c.capture.t_s[0])
+        captures.append(RealCapture(c.name or c.activity, c.activity, origin, split, amp_only, w, span))
+    train = [c for (c, _), s in zip(calibrations, splits, strict=True) if s == "train"]
+    fit = fit_device(train, room, resident, seed=seed)
+    ctx = context_vector(
+        {
+            a: np.concatenate([c.windows for c in captures if c.split == "train" and c.activity == a])
+            for a in {c.activity for c in captures if c.split == "train"}
+        }
+    )
+    res = resident_at(resident, fit.walk_speed_ms)
+    return ClientCalibration(fit, ctx, amp_only, captures, res, list(fit.warnings))
+
+
+@dataclass
+class Sets:
+    x: np.ndarray
+    y: np.ndarray
+    source: np.ndarray  # "sim" | "real" per window
+
+
+def _stack(parts: list[tuple[np.ndarray, np.ndarray, str]]) -> Sets:
+    parts = [p for p in parts if len(p[0])]
+    return Sets(
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([np.full(len(p[0]), p[2]) for p in parts]),
+    )
+
+
+def client_sets(
+    room: Room, cal: ClientCalibration, per_activity: int, eval_per_activity: int, seed: int
+) -> tuple[Sets, Sets, Sets]:
+    """(train, threshold, evaluation) windows for one client, as the module docstring says."""
+    from iv_pipelines.sensing.datasets import windows_dataset
+
+    if cal.fit is not None:
+        rooms, devices = [room], [cal.fit.device]
+    else:  # no calibration: the client's device is unknown, so cover the prior
+        rooms = [room] * 8
+        devices = [room_device(seed, i, DEFAULT_PRIOR) for i in range(8)]
+
+    def sim(n, s):
+        per = max(1, int(np.ceil(n / len(rooms))))
+        x, y, _ = windows_dataset(rooms, per, s, cal.resident, devices=devices, contexts=None)
+        return x, y
+
+    train_parts = [(*sim(per_activity, seed + 101), "sim")]
+    thr_parts = [(*sim(max(eval_per_activity // 2, 4), seed + 303), "sim")]
+    eval_parts = [(*sim(eval_per_activity, seed + 202), "sim")]
+    n_sim_per_class = per_activity
+    for c in cal.captures:
+        y = np.full(len(c.windows), ACTIVITIES.index(c.activity))
+        if c.split == "eval":
+            eval_parts.append((c.windows, y, "real"))
+            continue
+        k = int(round(TRAIN_SHARE * len(c.windows)))
+        # the real windows weigh like a quarter of the simulated ones of their class
+        reps = max(1, int(round(0.25 * n_sim_per_class / max(k, 1))))
+        train_parts.append((np.repeat(c.windows[:k], reps, axis=0), np.repeat(y[:k], reps), "real"))
+        thr_parts.append((c.windows[k:], y[k:], "real"))
+    out = [_stack(p) for p in (train_parts, thr_parts, eval_parts)]
+    if cal.amplitude_only:
+        for s in out:
+            drop_phase(s.x)
+    return out[0], out[1], out[2]
+
+
+@dataclass
+class ClientResult:
+    model: object  # the trained peft-wrapped adapter (shipped merged when selected == "adapter")
+    selected: str  # adapter | base
+    why: str
+    gate: dict
+    thresholds: dict[str, float]  # per candidate model
+    evidence: dict
+    losses: list[float]
+    train_seconds: float
+    trainable_params: int
+    total_params: int
+    n_train: int
+    confusion: np.ndarray
+    base_metrics: dict
+    adapter_metrics: dict
+
+
+def _proba(model, x, ctx):
+    from iv_pipelines.sensing.model import predict_proba
+
+    return predict_proba(model, x, ctx=ctx)
+
+
+def train_client_adapter(
+    base_dir,
+    room: Room,
+    cal: ClientCalibration,
+    per_activity: int = 80,
+    eval_per_activity: int = 150,
+    epochs: int = 15,
+    seed: int = 0,
+    rank: int = 4,
+    lr: float = 1e-3,
+    target_fa: float = DEFAULT_TARGET_FA,
+    log=lambda _m: None,
+) -> ClientResult:
+    import torch
+
+    from iv_pipelines.sensing.evaluate import FALL, choose_fall_threshold, confusion, decide, decision_metrics
+    from iv_pipelines.sensing.gate import compare
+    from iv_pipelines.sensing.model import add_lora, load_model, train
+
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    tr, th, ev = client_sets(room, cal, per_activity, eval_per_activity, seed)
+    log(
+        f"client sets in {time.perf_counter() - t0:.1f} s: {len(tr.y)} training windows "
+        f"({int((tr.source == 'real').sum())} real), {len(th.y)} threshold, {len(ev.y)} evaluation "
+        f"({int((ev.source == 'real').sum())} real, held out by capture)"
+    )
+    ctx = cal.context
+    base, _ = load_model(base_dir)
+    p_base_th, p_base_ev = _proba(base, th.x, ctx), _proba(base, ev.x, ctx)
+    model = add_lora(base, r=rank)
+    rep = train(
+        model,
+        tr.x,
+        tr.y,
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+        log=log,
+        ctx=np.broadcast_to(ctx, (len(tr.y), CTX_DIM)).copy(),
+        phase_dropout=1.0 if cal.amplitude_only else 0.3,
+    )
+    p_ad_th, p_ad_ev = _proba(model, th.x, ctx), _proba(model, ev.x, ctx)
+
+    def threshold(p):
+        sets = [p[(th.y != FALL) & (th.source == s), FALL] for s in ("sim", "real")]
+        return choose_fall_threshold(sets, target_fa)
+
+    thr = {"base": threshold(p_base_th), "adapter": threshold(p_ad_th)}
+    correct = {k: decide(p, thr[k]) == ev.y for k, p in (("base", p_base_ev), ("adapter", p_ad_ev))}
+    nll = {
+        k: -np.log(np.clip(p[np.arange(len(ev.y)), ev.y], 1e-9, 1))
+        for k, p in (("base", p_base_ev), ("adapter", p_ad_ev))
+    }
+    cmp = compare(correct["adapter"], correct["base"], nll["adapter"], nll["base"], seed=seed)
+    if cmp.verdict == "better":
+        selected, why = "adapter", "the adapter is significantly better: " + cmp.sentence()
+    else:
+        a, b = (cmp.accuracy_a, -cmp.nll_diff), (cmp.accuracy_b, 0.0)
+        selected = "adapter" if a >= b else "base"
+        why = (
+            f"not significantly better ({cmp.verdict}); shipping the {selected}, the better point estimate: "
+            + cmp.sentence()
+        )
+    p_sel = p_ad_ev if selected == "adapter" else p_base_ev
+    t_sel = thr[selected]
+    evidence = evidence_report(p_sel, ev, t_sel, cal, room, target_fa)
+    m_base = decision_metrics(
+        p_base_ev[ev.source == "sim"], ev.y[ev.source == "sim"], thr["base"], "client_room_"
+    )
+    m_ad = decision_metrics(
+        p_ad_ev[ev.source == "sim"], ev.y[ev.source == "sim"], thr["adapter"], "client_room_"
+    )
+    return ClientResult(
+        model=model,
+        selected=selected,
+        why=why,
+        gate=cmp.to_dict(),
+        thresholds=thr,
+        evidence=evidence,
+        losses=rep.losses,
+        train_seconds=rep.seconds,
+        trainable_params=rep.trainable_params,
+        total_params=rep.total_params,
+        n_train=len(tr.y),
+        confusion=confusion(ev.y, decide(p_sel, t_sel)),
+        base_metrics=m_base,
+        adapter_metrics=m_ad,
+    )
+
+
+def evidence_report(
+    proba, ev: Sets, threshold: float, cal: ClientCalibration, room: Room, target_fa: float
+) -> dict:
+    """What each reported number rests on (DESIGN §2): `simulation` always, `client_device`
+    when held-out real captures exist; `validated_on` says which one decides."""
+    from iv_pipelines.sensing.evaluate import decision_metrics
+
+    sim = ev.source == "sim"
+    device = (
+        "fitted to the client's calibration captures" if cal.fit else "drawn from the prior (no calibration)"
+    )
+    out = {
+        "decision": {"fall_threshold": threshold, "target_false_alarm_rate": target_fa},
+        "simulation": {
+            "data": f"simulated client room ({room.width_m:.1f} x {room.depth_m:.1f} m), twin device {device}; "
+            f"{int(sim.sum())} held-out windows, falls included",
+            **decision_metrics(proba[sim], ev.y[sim], threshold),
+        },
+        "client_device": None,
+        "public_real": None,
+    }
+    real = ev.source == "real"
+    if real.any():
+        names = [c.name for c in cal.captures if c.split == "eval"]
+        out["client_device"] = {
+            "data": f"real captures of the client's device held out by capture ({', '.join(names)}); "
+            f"{int(real.sum())} windows; no falls (falls are never captured)",
+            **decision_metrics(proba[real], ev.y[real], threshold),
+        }
+    out["validated_on"] = "client_device" if real.any() else "simulation_only"
+    return out
+
+
+def uncalibrated(resident: Resident) -> ClientCalibration:
+    return ClientCalibration(None, np.zeros(CTX_DIM, np.float32), False, [], resident)

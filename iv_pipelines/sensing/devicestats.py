@@ -1,0 +1,174 @@
+"""Temporal statistics of CSI captures: what a device calibration measures and fits.
+
+Everything here works on amplitudes of the used subcarriers (+-2..+-26), so it is defined the
+same way for full I/Q captures and amplitude-only logs. "Relative amplitude" is the amplitude
+divided per packet by its mean over subcarriers (removes the common-mode AGC gain), then by
+its mean over time per subcarrier, minus 1.
+
+Per capture (raw packets, before any resampling):
+- `rate_hz`, `jitter_ms` (std of the inter-packet time around its nominal period), and the
+  drops implied by longer gaps: `drop_rate` (share of expected packets missing) and
+  `burst_len` (mean run of consecutive missing packets) — only when the capture has real
+  timestamps;
+- `gain_jitter`: log std of the per-packet common-mode gain, from adjacent differences (white
+  part only: slow body-induced power changes do not enter);
+- `peak`: 95th percentile magnitude, the int8 scale the AGC settles on;
+- `white`: per-subcarrier packet-to-packet fluctuation, sqrt(mean (r[t+1]-r[t])^2 / 2) of the
+  relative amplitude r: a white floor of std s gives s; a slow change gives ~0;
+- `spread`: median over 2 s windows of the per-subcarrier std of r over the window;
+- `lag1`: mean lag-1 autocorrelation of r (0 white, -> 1 smooth);
+- `glitch_rate` / `glitch_size`: the share of packets `features.glitch_mask` drops for their
+  pattern and the log std of that pattern against the capture's median; `agc_flip_rate`: the
+  share it drops as AGC gain-state flips; every other statistic is computed on the cleaned
+  packets, as the model sees them;
+- `adjacent_corr` / `lag2_corr`: the correlation of packet-to-packet changes of subcarriers
+  one and two apart (independent noise 0; a smooth ripple across the band correlates both,
+  neighbour smoothing mostly the first);
+- `correlated`: the part of the spread that is not white: the per-subcarrier std over 2 s
+  windows of r averaged over m ~ 0.1 s of packets, with the white share w^2/m removed;
+- `rise`: how fast the correlated part decorrelates, from the structure function
+  D(lag) = mean (r[t+lag]-r[t])^2: (D(50 ms) - D(1)) / (D(300 ms) - D(1)); white noise cancels
+  out of it. Slow movement ~0.3, walking at 1 m/s ~1 (it grows with the body's speed up to
+  about 0.8-1 m/s, then saturates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from iv_pipelines.sensing.formats import USED_INDEX
+
+WINDOW_S = 2.0
+
+
+@dataclass(frozen=True)
+class CaptureStats:
+    n_packets: int
+    duration_s: float
+    rate_hz: float
+    jitter_ms: float | None
+    drop_rate: float | None
+    burst_len: float | None
+    gain_jitter: float
+    peak: float
+    white: float
+    spread: float
+    lag1: float
+    correlated: float
+    rise: float
+    glitch_rate: float = 0.0
+    glitch_size: float = 0.0
+    agc_flip_rate: float = 0.0
+    adjacent_corr: float = 0.0
+    lag2_corr: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def relative_amplitude(amp: np.ndarray) -> np.ndarray:
+    """(T, S) amplitudes -> relative amplitude (per-packet normalised, minus 1 around the mean)."""
+    a = amp / np.maximum(amp.mean(axis=1, keepdims=True), 1e-9)
+    return a / np.maximum(a.mean(axis=0, keepdims=True), 1e-9) - 1.0
+
+
+def white_level(rel: np.ndarray) -> float:
+    if len(rel) < 2:
+        return float("nan")
+    return float(np.sqrt(np.mean((rel[1:] - rel[:-1]) ** 2) / 2))
+
+
+def timing_stats(t_s: np.ndarray) -> tuple[float, float, float, float]:
+    """(rate_hz, jitter_ms, drop_rate, burst_len) from packet timestamps."""
+    dt = np.diff(t_s)
+    dt = dt[dt > 0]
+    if len(dt) < 3:
+        return float("nan"), float("nan"), float("nan"), float("nan")
+    period = float(np.median(dt))
+    missing = np.maximum(np.round(dt / period) - 1, 0).astype(int)
+    on_time = dt[missing == 0]
+    jitter = float(np.std(on_time - period) * 1000) if len(on_time) > 2 else float("nan")
+    runs = missing[missing > 0]
+    expected = len(dt) + missing.sum()
+    drop = float(missing.sum() / expected) if expected else 0.0
+    burst = float(runs.mean()) if len(runs) else 1.0
+    return 1.0 / period, jitter, drop, burst
+
+
+def capture_stats(csi: np.ndarray, t_s: np.ndarray, timestamps: bool = True) -> CaptureStats:
+    """Statistics of one capture: complex (T, 64) centred CSI (or real amplitudes in the same
+    layout) and its packet times in seconds; `timestamps=False` when the times were synthesised
+    from a declared rate (amplitude CSV logs), so jitter and drops are unknown."""
+    from iv_pipelines.sensing.features import glitch_mask
+
+    raw = np.abs(np.asarray(csi)[:, USED_INDEX]).astype(np.float64) + 1e-6
+    if len(raw) < 10:
+        raise ValueError(f"a capture needs at least 10 packets for statistics, got {len(raw)}")
+    t_all = np.asarray(t_s, dtype=np.float64)
+    pattern_ok, gain_ok = glitch_mask(raw, parts=True)
+    keep = pattern_ok & gain_ok
+    glitch_rate = float(1 - (pattern_ok | ~gain_ok).mean())  # pattern glitches that are not flips
+    agc_flip_rate = float(1 - gain_ok.mean())
+    glitch_size = 0.0
+    bad = ~pattern_ok & gain_ok
+    if bad.any():
+        r = raw / raw.mean(axis=1, keepdims=True)
+        ref = np.median(r[keep], axis=0)
+        glitch_size = float(np.median(np.sqrt(np.mean(np.log(r[bad] / ref) ** 2, axis=1))))
+    amp = raw[keep]
+    n = len(amp)
+    duration = float(t_all[-1] - t_all[0])
+    rate, jitter, drop, burst = timing_stats(t_all)  # all packets: cleaning is not a drop
+    if not timestamps:
+        jitter = drop = burst = None
+        rate = (len(t_all) - 1) / max(duration, 1e-9)
+    common = np.log(amp.mean(axis=1))
+    gain_jitter = float(np.std(np.diff(common)) / np.sqrt(2))
+    rel = relative_amplitude(amp)
+    white = white_level(rel)
+    spreads, smooth, rises = [], [], []
+    per = max(int(round(WINDOW_S * rate)), 4)
+    m = max(3, int(round(0.1 * rate)))
+    kernel = np.ones(m) / m
+    for s in range(0, max(n - per, 0) + 1, max(per // 2, 1)):
+        w = relative_amplitude(amp[s : s + per])
+        spreads.append(float(w.std(axis=0).mean()))
+        sm = np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="valid"), 0, w)
+        smooth.append(float(np.sqrt(max(np.mean(sm.var(axis=0)) - white**2 / m, 0.0))))
+        l5, l30 = max(2, int(round(0.05 * rate))), max(3, int(round(0.3 * rate)))
+        if len(w) > l30 + 1:
+            d1, d5, d30 = (float(np.mean((w[k:] - w[:-k]) ** 2)) for k in (1, l5, l30))
+            rises.append((d5 - d1) / max(d30 - d1, 1e-9) if d30 - d1 > 1e-7 else np.nan)
+    spread = float(np.median(spreads)) if spreads else float(rel.std(axis=0).mean())
+    correlated = float(np.median(smooth)) if smooth else 0.0
+    dr = np.diff(rel, axis=0)
+    dr = dr - dr.mean(axis=0)
+    sd = np.maximum(dr.std(axis=0), 1e-12)
+    z = dr / sd
+    adjacent_corr = float(np.median((z[:, 1:] * z[:, :-1]).mean(axis=0)))
+    lag2_corr = float(np.median((z[:, 2:] * z[:, :-2]).mean(axis=0)))
+    r = rel - rel.mean(axis=0)
+    denom = np.maximum((r * r).sum(axis=0), 1e-12)
+    lag1 = float(np.mean((r[1:] * r[:-1]).sum(axis=0) / denom))
+    return CaptureStats(
+        n_packets=n,
+        duration_s=duration,
+        rate_hz=float(rate),
+        jitter_ms=None if jitter is None else float(jitter),
+        drop_rate=None if drop is None else float(drop),
+        burst_len=None if burst is None else float(burst),
+        gain_jitter=gain_jitter,
+        peak=float(np.percentile(amp, 95)),
+        white=white,
+        spread=spread,
+        lag1=lag1,
+        correlated=correlated,
+        rise=float(np.nanmedian(rises)) if np.isfinite(rises).any() else float("nan"),
+        glitch_rate=glitch_rate,
+        glitch_size=glitch_size,
+        agc_flip_rate=agc_flip_rate,
+        adjacent_corr=adjacent_corr,
+        lag2_corr=lag2_corr,
+    )

@@ -1,0 +1,225 @@
+"""Decisions on real captures the models never trained on (evaluation only).
+
+espectre (GPL-3.0, read in place from shared/data, never copied): 20 recordings from five chips
+(ESP32, S3, C3, C5, C6), two `baseline` (empty room) and two `movement` files each. Scored per
+chip at the capsule's decision: the share of baseline windows called empty and of movement
+windows called non-empty, plus the presence AUROC (1 - P(empty)), in three modes:
+- `iq`: the captures as recorded (I/Q, native packet rate);
+- `amp52`: converted to what an amplitude-only legacy-LLTF firmware logging at 100 Hz would
+  record (`formats.to_legacy_amplitude`), through the amplitude CSV parser;
+- calibrated: the other baseline/movement pair of the same chip is the device's calibration
+  (empty / walk), never the pair being scored (`bench/real_devices.py` also trains the DAC's
+  adapter on it; `context_scores` here only conditions the model on it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from iv_pipelines.sensing.formats import (
+    CsiCapture,
+    load_espectre_npz,
+    parse_amplitude_csv,
+    to_legacy_amplitude,
+    write_amplitude_csv,
+)
+
+CHIPS = ("esp32", "s3", "c3", "c5", "c6")
+
+
+def espectre_captures(data_dir: Path) -> dict[str, dict[str, list[CsiCapture]]]:
+    """{chip: {"baseline": [two captures], "movement": [two captures]}} in file-name order."""
+    out: dict[str, dict[str, list[CsiCapture]]] = {}
+    for f in sorted(Path(data_dir).glob("*/*.npz")):
+        cap = load_espectre_npz(f)
+        label = cap.meta["label"]
+        if label in ("baseline", "movement"):
+            out.setdefault(cap.meta["chip"], {}).setdefault(label, []).append(cap)
+    return out
+
+
+def as_mode(cap: CsiCapture, mode: str) -> tuple[CsiCapture, bool]:
+    """(capture, amplitude_only) for `iq` or `amp52` (written and re-read as amplitude CSV)."""
+    if mode == "iq":
+        return cap, False
+    if mode != "amp52":
+        raise ValueError(f"mode {mode!r}: use iq or amp52")
+    legacy = to_legacy_amplitude(cap, 100.0)
+    parsed, rep = parse_amplitude_csv(write_amplitude_csv(legacy.csi), 100.0, source=cap.source)
+    if rep.rejected:
+        raise ValueError(f"amplitude CSV round trip rejected rows: {rep.summary()}")
+    parsed.meta |= {k: v for k, v in cap.meta.items() if k in ("label", "chip")}
+    return parsed, True
+
+
+def capture_windows(cap: CsiCapture, mode: str, hop_s: float = 1.0) -> np.ndarray:
+    from iv_pipelines.sensing.features import windows_from_capture
+
+    c, amp = as_mode(cap, mode)
+    return windows_from_capture(c.csi, c.t_s, hop_s=hop_s, amplitude_only=amp)
+
+
+@dataclass
+class ChipScore:
+    chip: str
+    mode: str
+    calibration: str  # none | context | adapter
+    n_empty: int
+    empty_called_empty: float
+    n_moving: int
+    moving_called_nonempty: float
+    auroc: float
+    called_fall: float  # share of all windows called fall (no falls were recorded)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def score(
+    chip: str,
+    mode: str,
+    calibration: str,
+    p_empty_files: list[np.ndarray],
+    p_moving_files: list[np.ndarray],
+    threshold: float,
+) -> ChipScore:
+    from iv_pipelines.scoring.calibration import auroc
+    from iv_pipelines.sensing.evaluate import EMPTY, FALL, decide
+
+    pe, pm = np.concatenate(p_empty_files), np.concatenate(p_moving_files)
+    de, dm = decide(pe, threshold), decide(pm, threshold)
+    return ChipScore(
+        chip,
+        mode,
+        calibration,
+        int(len(pe)),
+        float((de == EMPTY).mean()),
+        int(len(pm)),
+        float((dm != EMPTY).mean()),
+        float(auroc(1 - pm[:, EMPTY], 1 - pe[:, EMPTY])),
+        float((np.concatenate([de, dm]) == FALL).mean()),
+    )
+
+
+def uncalibrated_scores(model, caps: dict, threshold: float = 0.5, modes=("iq", "amp52")) -> list[ChipScore]:
+    """Every chip, no calibration: the base model as a new client without captures gets it."""
+    from iv_pipelines.sensing.model import predict_proba
+
+    rows = []
+    for chip in sorted(caps):
+        for mode in modes:
+            pe = [predict_proba(model, capture_windows(c, mode)) for c in caps[chip]["baseline"]]
+            pm = [predict_proba(model, capture_windows(c, mode)) for c in caps[chip]["movement"]]
+            rows.append(score(chip, mode, "none", pe, pm, threshold))
+    return rows
+
+
+def context_scores(model, caps: dict, threshold: float = 0.5, modes=("iq", "amp52")) -> list[ChipScore]:
+    """Every chip, each pair scored with the context of the other pair of the same chip."""
+    from iv_pipelines.sensing.context import context_vector
+    from iv_pipelines.sensing.model import predict_proba
+
+    rows = []
+    for chip in sorted(caps):
+        b, m = caps[chip]["baseline"], caps[chip]["movement"]
+        for mode in modes:
+            pe, pm = [], []
+            for i in range(min(len(b), len(m))):
+                j = 1 - i
+                ctx = context_vector(
+                    {"empty": capture_windows(b[j], mode), "walk": capture_windows(m[j], mode)}
+                )
+                pe.append(predict_proba(model, capture_windows(b[i], mode), ctx=ctx))
+                pm.append(predict_proba(model, capture_windows(m[i], mode), ctx=ctx))
+            rows.append(score(chip, mode, "context", pe, pm, threshold))
+    return rows
+
+
+def table_md(rows: list[ChipScore]) -> str:
+    head = "| chip | input | calibration | empty→empty | moving→non-empty | AUROC | called fall |\n|---|---|---|---|---|---|---|\n"
+    return head + "\n".join(
+        f"| {r.chip} | {r.mode} | {r.calibration} | {r.empty_called_empty:.2f} ({r.n_empty}) | "
+        f"{r.moving_called_nonempty:.2f} ({r.n_moving}) | {r.auroc:.3f} | {r.called_fall:.2f} |"
+        for r in rows
+    )
+
+
+# --- GeoTecINIT ESP32-S2 (ODC-By 1.0): real walking, standing up, sitting down; no falls ---
+GEOTECINIT = (
+    Path(__file__).resolve().parent.parent.parent / "data" / "real" / "geotecinit-esp32s2" / "captures.npz"
+)
+GEO_GROUPS = {
+    "SEATED": "seated",
+    "STANDING_UP": "standing up",
+    "WALKING": "walking",
+    "TURN": "walking",
+    "SITTING_DOWN": "sitting down",
+}
+
+
+def geotecinit_windows(
+    path: Path = GEOTECINIT, hop_s: float = 1.0
+) -> dict[str, list[tuple[np.ndarray, list[str]]]]:
+    """{session: [(windows, group of each window), ...] per execution}; a window's group is the
+    label of most of its packets. Amplitudes only, 100 Hz, subcarriers -28..28 placed in the
+    centred 64-entry layout."""
+    from iv_pipelines.sensing.features import window_starts, windows_from_capture
+
+    out: dict[str, list] = {}
+    with np.load(path) as z:
+        names = [str(v) for v in z["labels"]]
+        keys = sorted(k[: -len("_amp")] for k in z.files if k.endswith("_amp"))
+        for key in keys:
+            amp, lab = z[key + "_amp"].astype(np.float32), z[key + "_label"]
+            csi = np.zeros((len(amp), 64), np.complex64)
+            csi[:, 4:32], csi[:, 33:61] = amp[:, :28], amp[:, 28:]  # k = -28..-1 and 1..28
+            t = np.arange(len(amp)) / 100.0
+            x = windows_from_capture(csi, t, hop_s=hop_s, amplitude_only=True)
+            starts, length = window_starts(t, hop_s)
+            groups = []
+            for s in starts:
+                sel = lab[int(round(s * 100)) : int(round((s + length) * 100))]
+                groups.append(GEO_GROUPS[names[int(np.bincount(sel).argmax())]])
+            out.setdefault(key.split("_")[0], []).append((x, groups))
+    return out
+
+
+def geotecinit_scores(model, threshold: float = 0.5, calibrate: bool = False) -> dict:
+    """Share of windows called non-empty (a person is always there) and called fall (all
+    false alarms) per activity group, over sessions D2-D4; with `calibrate`, the model is
+    conditioned on the context of session D1's walking and sitting windows (a different
+    session of the same device, 10-90 minutes earlier)."""
+    from iv_pipelines.sensing.context import context_vector
+    from iv_pipelines.sensing.evaluate import EMPTY, FALL, decide
+    from iv_pipelines.sensing.model import predict_proba
+
+    data = geotecinit_windows()
+    ctx = None
+    if calibrate:
+        walk = [x[i] for x, g in data["D1"] for i, gi in enumerate(g) if gi == "walking"]
+        sit = [x[i] for x, g in data["D1"] for i, gi in enumerate(g) if gi in ("seated", "sitting down")]
+        ctx = context_vector({"walk": np.stack(walk), "sit": np.stack(sit)})
+    rows: dict[str, list[int]] = {}
+    for session in ("D2", "D3", "D4"):
+        for x, groups in data[session]:
+            pred = decide(predict_proba(model, x, ctx=ctx), threshold)
+            for p, g in zip(pred, groups, strict=True):
+                rows.setdefault(g, []).append(int(p))
+    out = {}
+    for g, preds in sorted(rows.items()):
+        p = np.array(preds)
+        out[g] = {
+            "windows": int(len(p)),
+            "called_nonempty": float((p != EMPTY).mean()),
+            "called_fall": float((p == FALL).mean()),
+        }
+    allp = np.concatenate([np.array(v) for v in rows.values()])
+    out["all"] = {
+        "windows": int(len(allp)),
+        "called_nonempty": float((allp != EMPTY).mean()),
+        "called_fall": float((allp == FALL).mean()),
+    }
+    return out

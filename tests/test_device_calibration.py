@@ -1,0 +1,113 @@
+"""Device calibration: the fit recovers known impairments from twin captures; per-chip twin
+windows sit inside the bands of the real windows; the by-capture split and the context."""
+
+import numpy as np
+import pytest
+from conftest import SHARED
+
+from iv_pipelines.sensing.calibration import Calibration, fit_device
+from iv_pipelines.sensing.client import assign_splits
+from iv_pipelines.sensing.device import Device
+from iv_pipelines.sensing.formats import CsiCapture
+from iv_pipelines.sensing.twin import RESIDENTS, Room, simulate_episode
+
+ESPECTRE = SHARED / "data" / "csi" / "francescopace__espectre" / "micro-espectre" / "data"
+needs_data = pytest.mark.skipif(not ESPECTRE.exists(), reason="shared espectre captures not present")
+
+
+def _captures(dev: Device, room: Room, seconds: float = 20.0):
+    out = []
+    for act, seed in (("empty", 1), ("walk", 2)):
+        e = simulate_episode(room, act, seed, duration_s=seconds, device=dev, resident=RESIDENTS["elderly"])
+        out.append(Calibration(act, CsiCapture(e.csi, e.t_s, np.zeros(len(e.t_s)), "twin")))
+    return out
+
+
+@pytest.mark.parametrize(
+    "true",
+    [
+        Device(rate_hz=130, jitter_ms=2.0, drop_rate=0.05, burst_len=2.0, snr_db=28, gain_jitter=0.1, target_peak=40, motion_noise=0.05, body_gain=2.0),
+        Device(rate_hz=100, snr_db=35, gain_jitter=0.02, target_peak=25, motion_noise=0.17, body_gain=3.0, glitch_rate=0.03),
+    ],
+    ids=["noisy-130Hz", "white-motion-100Hz"],
+)
+def test_fit_recovers_known_impairments_from_twin_captures(true):
+    room = Room.random(np.random.default_rng(3))
+    fit = fit_device(_captures(true, room), room, RESIDENTS["elderly"], seed=0)
+    d = fit.device
+    assert d.rate_hz == pytest.approx(true.rate_hz, rel=0.02)
+    assert d.jitter_ms == pytest.approx(true.jitter_ms, rel=0.25)
+    assert d.drop_rate == pytest.approx(true.drop_rate, abs=0.015)
+    assert d.gain_jitter == pytest.approx(true.gain_jitter, rel=0.15)
+    assert d.snr_db == pytest.approx(true.snr_db, abs=2.0)
+    assert d.target_peak == pytest.approx(true.target_peak, rel=0.15)
+    assert d.glitch_rate == pytest.approx(true.glitch_rate, abs=0.01)
+    # the walking statistics are stochastic (one 20 s path): recovered within a factor
+    assert true.motion_noise / 1.6 <= d.motion_noise <= true.motion_noise * 1.6
+    assert true.body_gain / 2.5 <= d.body_gain <= true.body_gain * 2.5
+    assert {fit.sources[k] for k in ("rate_hz", "gain_jitter", "target_peak")} == {"measured"}
+    assert fit.sources["snr_db"] == "fitted"
+
+
+def test_fit_refuses_falls_and_too_short_captures():
+    room = Room.random(np.random.default_rng(3))
+    caps = _captures(Device(), room, seconds=5.0)
+    with pytest.raises(ValueError, match="at least 8 s"):
+        fit_device(caps, room, RESIDENTS["adult"])
+    fall = Calibration("fall", caps[0].capture)
+    with pytest.raises(ValueError, match="never falls"):
+        fit_device([fall], room, RESIDENTS["adult"])
+
+
+def test_short_captures_are_fitted_with_a_warning():
+    room = Room.random(np.random.default_rng(4))
+    fit = fit_device(_captures(Device(), room, seconds=12.0), room, RESIDENTS["adult"])
+    assert any("20 s or more" in w for w in fit.warnings)
+
+
+def test_captures_split_by_capture_never_by_window():
+    items = [("walk", "real"), ("empty", "real"), ("walk", "real"), ("walk", "simulated"), ("sit", "real")]
+    assert assign_splits(items) == ["train", "train", "eval", "train", "train"]
+    assert assign_splits([("walk", "simulated"), ("walk", "simulated")]) == ["train", "train"]
+
+
+def _window_stats(x):
+    from iv_pipelines.sensing.features import summary
+
+    s = summary(x)
+    return {"spread": s[:, 0], "white": s[:, 1], "doppler": s[:, 3:].mean(1)}
+
+
+@needs_data
+@pytest.mark.parametrize("chip", ["esp32", "s3", "c3", "c5", "c6"])
+def test_fitted_twin_windows_sit_inside_the_real_bands_per_chip(chip):
+    """For each chip: fit its device to its own baseline (empty) and movement (walk) captures,
+    simulate 2 s windows of empty rooms and walking in 8 random rooms with that device, and hold
+    the twin's median window statistics inside the 5-95 % band of the real windows, per activity,
+    on what the model sees: per-subcarrier relative spread, white (lag-1) level and the Doppler
+    profile. The quiet-vs-moving ordering must hold too."""
+    from iv_pipelines.sensing.features import windows_from_capture
+    from iv_pipelines.sensing.realeval import espectre_captures
+
+    caps = espectre_captures(ESPECTRE)[chip]
+    room = Room.random(np.random.default_rng(5))
+    cals = [Calibration("empty", c, False) for c in caps["baseline"]] + [Calibration("walk", c, False) for c in caps["movement"]]
+    fit = fit_device(cals, room, RESIDENTS["mixed"], seed=0)
+    res = RESIDENTS["mixed"]
+    if fit.walk_speed_ms:
+        from iv_pipelines.sensing.calibration import resident_at
+
+        res = resident_at(res, fit.walk_speed_ms)
+    rng = np.random.default_rng(9)
+    for act, label in (("empty", "baseline"), ("walk", "movement")):
+        real = _window_stats(np.concatenate([windows_from_capture(c.csi, c.t_s, 1.0) for c in caps[label]]))
+        sim_w = []
+        for i in range(8):
+            e = simulate_episode(Room.random(rng), act, 100 + i, duration_s=6.0, device=fit.device, resident=res)
+            sim_w.append(windows_from_capture(e.csi, e.t_s, 1.0))
+        sim = _window_stats(np.concatenate(sim_w))
+        for stat in ("spread", "white", "doppler"):
+            lo, hi = np.percentile(real[stat], [5, 95])
+            med = float(np.median(sim[stat]))
+            pad = 0.15 * (hi - lo) + 0.05  # log-scale statistics: a small absolute allowance
+            assert lo - pad <= med <= hi + pad, (chip, act, stat, round(med, 3), round(lo, 3), round(hi, 3))
