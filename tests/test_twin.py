@@ -8,6 +8,7 @@ from iv_pipelines.sensing.formats import USED_INDEX
 from iv_pipelines.sensing.twin import (
     ACTIVITIES,
     LAMBDA,
+    RESIDENTS,
     Room,
     body_trajectory,
     simulate_episode,
@@ -38,7 +39,9 @@ def test_esp32_output_shape_nulls_and_int8():
     assert 0.008 < np.median(dt) < 0.012 and dt.max() > 0.015  # ~100 Hz with jitter and drops
 
 
-def test_fall_doppler_reaches_50_to_65_hz():
+def test_fall_doppler_reaches_50_to_100_hz():
+    """Head impact speeds of falls from standing are ~3-6 m/s (fall biomechanics): at 2.4 GHz
+    that is a monostatic Doppler of 50-100 Hz, above the Nyquist rate of 100 Hz CSI."""
     room = Room(5, 4, 2.6, (0.2, 2, 2), (4.8, 2, 1), furniture=[])
     t = np.arange(0, 3, 0.001)
     speeds = []
@@ -47,23 +50,28 @@ def test_fall_doppler_reaches_50_to_65_hz():
         v = np.linalg.norm(np.gradient(head, t, axis=0), axis=1).max()
         speeds.append(v)
     doppler = 2 * np.array(speeds) / LAMBDA  # monostatic upper bound of the head's Doppler
-    assert 45 < np.median(doppler) < 75
+    assert 50 < np.median(doppler) < 100
     sit = body_trajectory("sit", t, room, np.random.default_rng(0))[:, 0, :]
     assert np.linalg.norm(np.gradient(sit, t, axis=0), axis=1).max() < min(speeds)
 
 
-def test_realism_against_real_captures():
-    """Temporal CV of amplitude over 10 s: real empty rooms 0.03-0.20, real movement 0.13-0.31
-    (shared/data/csi README). The simulator's interquartile range must sit inside each band."""
+def test_device_prior_spans_every_real_capture():
+    """Temporal CV of amplitude over 10 s (the shared/data README statistic: real empty rooms
+    0.03-0.20, real movement 0.13-0.31). Pretraining draws one device per home from the prior,
+    which must span every real capture (plus the wider amplitude-only lab of issue #13): the
+    twin's 5-95 % range holds each band. Per-chip realism of a *fitted* device is held to the
+    real windows' bands in tests/test_device_calibration.py."""
     rng = np.random.default_rng(7)
     cv = {a: [] for a in ACTIVITIES}
     for i in range(40):
         room = Room.random(rng)
         for j, act in enumerate(("empty", "walk")):
-            cv[act].append(_cv(simulate_episode(room, act, seed=i * 10 + j, duration_s=10).csi))
-    for act, (lo, hi) in {"empty": (0.03, 0.20), "walk": (0.13, 0.31)}.items():
-        q25, q75 = np.percentile(cv[act], [25, 75])
-        assert lo <= q25 and q75 <= hi, (act, q25, q75)
+            ep = simulate_episode(room, act, seed=i * 10 + j, duration_s=10, resident=RESIDENTS["mixed"])
+            cv[act].append(_cv(ep.csi))
+    # real extremes (README: 0.031-0.197 empty, 0.130-0.305 moving), within 30 %
+    for act, (lo, hi) in {"empty": (0.031, 0.197), "walk": (0.130, 0.305)}.items():
+        p5, p95 = np.percentile(cv[act], [5, 95])
+        assert p5 <= 1.3 * lo and hi <= 1.3 * p95, (act, p5, p95)
     assert np.median(cv["walk"]) > 1.5 * np.median(cv["empty"])
 
 
@@ -106,9 +114,11 @@ def test_unknown_activity_is_an_error():
 def test_parallel_simulation_gives_the_same_windows_as_sequential():
     import numpy as np
 
-    from iv_pipelines.sensing.pipeline import dataset, random_rooms, windows_dataset
+    from iv_pipelines.sensing.datasets import windows_dataset
+    from iv_pipelines.sensing.pipeline import random_rooms
 
     rooms = random_rooms(5, 3)
-    x1, y1, _ = dataset(rooms, 1, 5)
-    x2, y2 = windows_dataset(rooms, 1, 5, workers=2)
-    assert np.array_equal(x1, x2) and np.array_equal(y1, y2)
+    x1, y1, c1 = windows_dataset(rooms, 1, 5)
+    x2, y2, c2 = windows_dataset(rooms, 1, 5, workers=2)
+    assert np.array_equal(x1, x2) and np.array_equal(y1, y2) and np.array_equal(c1, c2)
+    assert len(np.unique(c1, axis=0)) == 5  # one device, one calibration context per home

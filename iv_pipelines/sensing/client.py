@@ -240,6 +240,16 @@ def train_client_adapter(
         return choose_fall_threshold(sets, target_fa)
 
     thr = {"base": threshold(p_base_th), "adapter": threshold(p_ad_th)}
+
+    def threshold_fa(p, t):
+        out = {}
+        for src in ("sim", "real"):
+            m = (th.y != FALL) & (th.source == src)
+            if m.any():
+                out[src] = float((p[m, FALL] >= t).mean())
+        return out
+
+    th_fa = {"base": threshold_fa(p_base_th, thr["base"]), "adapter": threshold_fa(p_ad_th, thr["adapter"])}
     correct = {k: decide(p, thr[k]) == ev.y for k, p in (("base", p_base_ev), ("adapter", p_ad_ev))}
     nll = {
         k: -np.log(np.clip(p[np.arange(len(ev.y)), ev.y], 1e-9, 1))
@@ -258,6 +268,13 @@ def train_client_adapter(
     p_sel = p_ad_ev if selected == "adapter" else p_base_ev
     t_sel = thr[selected]
     evidence = evidence_report(p_sel, ev, t_sel, cal, room, target_fa)
+    evidence["decision"]["threshold_set_false_alarm_rate"] = th_fa[selected]
+    evidence["decision"]["target_reachable"] = all(v <= target_fa + 1e-9 for v in th_fa[selected].values())
+    if not evidence["decision"]["target_reachable"]:
+        log(
+            f"the fall threshold cannot bring false alarms to {target_fa:.3f} on the threshold set "
+            f"({th_fa[selected]}); threshold capped at {t_sel:.2f}"
+        )
     m_base = decision_metrics(
         p_base_ev[ev.source == "sim"], ev.y[ev.source == "sim"], thr["base"], "client_room_"
     )

@@ -109,7 +109,9 @@ def decide(proba: np.ndarray, fall_threshold: float = DEFAULT_FALL_THRESHOLD) ->
 def choose_fall_threshold(nonfall_p_fall: list[np.ndarray], target_fa: float) -> float:
     """The lowest threshold whose false-alarm rate is <= `target_fa` on every given set of
     non-fall windows (split-conformal quantile ceil((n+1)(1-a))/n of each set's P(fall)),
-    clipped to THRESHOLD_BOUNDS. Lower thresholds catch more falls."""
+    clipped to THRESHOLD_BOUNDS. Lower thresholds catch more falls. A set with fewer than
+    1/a - 1 windows cannot certify the rate; its largest P(fall) is used (no false alarm on
+    it), which the DAC reports as the threshold set's measured false-alarm rate."""
     lo, hi = THRESHOLD_BOUNDS
     thr = lo
     for p in nonfall_p_fall:
@@ -117,7 +119,7 @@ def choose_fall_threshold(nonfall_p_fall: list[np.ndarray], target_fa: float) ->
         if len(p) == 0:
             continue
         k = int(np.ceil((len(p) + 1) * (1 - target_fa))) - 1
-        q = p[min(k, len(p) - 1)] + 1e-6 if k < len(p) else hi
+        q = p[min(k, len(p) - 1)] + 1e-6
         thr = max(thr, q)
     return float(min(max(thr, lo), hi))
 

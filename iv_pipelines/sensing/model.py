@@ -5,8 +5,8 @@ Doppler stays inside each patch's linear embedding), 50 tokens of width 64 with 
 positions, plus one context token embedding the device context (`context.py`; zeros when the
 device was not calibrated); 2 pre-norm blocks whose attention and MLP use plain `nn.Linear`
 layers named q, k, v, o, fc1, fc2 (the LoRA targets); padded patches of short windows are
-masked out of attention and pooling; the head reads the mean of the valid patch tokens and the
-context token.
+left out of the pooling; the head reads the mean of the valid patch tokens and the context
+token.
 """
 
 from __future__ import annotations
@@ -88,10 +88,11 @@ def build_model(cfg: ModelConfig):
             if ctx is None:
                 ctx = x.new_zeros(b, cfg.ctx_dim)
             h = torch.cat([self.ctx(ctx)[:, None, :] + self.ctx_pos, self.embed(x) + self.pos], 1)
-            # no mask when every window is full: the fused attention kernels stay usable
-            mask = None if bool(valid.all()) else torch.cat([valid.new_ones(b, 1), valid], 1)
+            # attention sees the padding of short windows (zeros with valid = 0, which the model
+            # learns to ignore); a mask would force the slow unfused attention kernel on CPU.
+            # Pooling ignores padded patches.
             for blk in self.blocks:
-                h = blk(h, mask)
+                h = blk(h, None)
             h = self.norm(h)
             w = valid.float()[:, :, None]
             pooled = (h[:, 1:] * w).sum(1) / w.sum(1).clamp(min=1.0)

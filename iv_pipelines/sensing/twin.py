@@ -8,8 +8,8 @@ Physics (2.4 GHz channel 6, 20 MHz, 64 subcarriers at 312.5 kHz, wavelength ~12.
 - a person as 12 body-part scatterers (head, torso, pelvis, arms, legs) whose positions
   follow an activity: `empty`, `walk` (~0.8-1.4 m/s with gait swing), `sit` (sitting down,
   then seated with breathing), `fall` (the body topples about the feet in 0.7-1.1 s, after an
-  optional knee collapse, arms thrown forward; the head hits the floor at ~3-5 m/s, so Doppler
-  2v/lambda reaches 50-80 Hz, above the 50 Hz Nyquist of 100 Hz CSI);
+  optional knee collapse, arms thrown forward; the head hits the floor at ~3-6 m/s, so Doppler
+  2v/lambda reaches 50-100 Hz, above the 50 Hz Nyquist of 100 Hz CSI);
 - the receiver (`device.py`): its packet rate, jitter and runs of drops, AGC steps and
   per-packet gain jitter, thermal noise, motion-coupled packet noise, body scattering strength,
   per-packet random phase offset and timing slope, int8 quantisation, null subcarriers (DC and
@@ -219,9 +219,20 @@ def body_trajectory(
     breath = 0.006 * np.sin(2 * np.pi * rng.uniform(0.2, 0.35) * t + rng.uniform(0, 6.3))
     dur = t[-1] - t[0] + 1e-9
     if activity == "walk":
-        speed = rng.uniform(*resident.walk_speed_ms)
+        # people do not walk like metronomes: the speed swings +-30 % at 0.1-0.5 Hz, a third
+        # of the walks pause for 0.5-1.5 s, a third make a sharp 90-180 degree turn in 0.6-1.2 s
+        speed = rng.uniform(*resident.walk_speed_ms) * (
+            1 + 0.3 * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * t + rng.uniform(0, 6.3))
+        )
+        if rng.random() < 1 / 3:
+            p0, pd = t[0] + rng.uniform(0, 1) * dur, rng.uniform(0.5, 1.5)
+            speed = speed * np.clip(np.abs(t - p0 - pd / 2) / (pd / 2), 0, 1)
         turn = rng.uniform(-0.4, 0.4)
         ang = heading + turn * (t - t[0])
+        if rng.random() < 1 / 3:
+            s0, sd = t[0] + rng.uniform(0, 1) * dur, rng.uniform(0.6, 1.2)
+            u = np.clip((t - s0) / sd, 0, 1)
+            ang = ang + rng.choice([-1, 1]) * rng.uniform(np.pi / 2, np.pi) * u * u * (3 - 2 * u)
         step = speed * np.gradient(t)
         path = np.cumsum(np.stack([np.cos(ang) * step, np.sin(ang) * step], 1), 0)
         center = start + path
@@ -270,16 +281,17 @@ def _fall_trajectory(
     room: Room,
 ) -> np.ndarray:
     """(T, 12, 3) body scatterers of a fall: the body topples about the feet like a rod
-    (angle 75-90 degrees, theta ~ u^2 so it hits the floor at full speed, 0.5-0.9 s), after an
+    (angle 75-90 degrees, theta ~ 1 - cos(pi u / 2): it accelerates and hits the floor at
+    full speed, 0.6-1.0 s), after an
     optional collapse of the knees (0-40 % of the height), with the arms thrown forward to break
     the fall; then it lies still (breathing, a small rebound after the impact). The head reaches
-    ~4-7 m/s at impact (the trunk 2-4 m/s), Doppler 2v/lambda up to ~100 Hz, above the 50 Hz
+    ~3-6 m/s at impact (the trunk 2-3 m/s), Doppler 2v/lambda ~50-100 Hz, above the 50 Hz
     Nyquist of 100 Hz CSI; the limbs keep moving for 0.3-1 s after the impact.
     Most falls of older adults happen while walking (trips, slips): 60 % of the simulated falls
     are preceded by walking at the resident's speed, the others start from standing."""
     n = len(t)
     dur = t[-1] - t[0] + 1e-9
-    d = rng.uniform(0.5, 0.9)  # descent from loss of balance to impact
+    d = rng.uniform(0.6, 1.0)  # descent from loss of balance to impact
     t0 = t[0] + rng.uniform(0.1, 0.45) * dur
     u = np.clip((t - t0) / d, 0, 1)
     speed = rng.uniform(*resident.walk_speed_ms) if rng.random() < 0.6 else 0.0
@@ -289,7 +301,7 @@ def _fall_trajectory(
     lo, hi = np.array([0.3, 0.3]), np.array([room.width_m - 0.3, room.depth_m - 0.3])
     feet = np.clip(feet, lo, hi)
     bob = 0.02 * np.sin(4 * np.pi * 1.8 * t) * (speed > 0) * (t < t0)
-    theta = rng.uniform(np.radians(75), np.radians(90)) * u**2
+    theta = rng.uniform(np.radians(75), np.radians(90)) * (1 - np.cos(np.pi * u / 2))
     collapse = rng.uniform(0.0, 0.4) * np.clip(u / 0.5, 0, 1)
     after = np.clip(t - t0 - d, 0, None)
     rebound = 0.04 * np.exp(-after / 0.15) * np.sin(2 * np.pi * 4 * after)
@@ -382,25 +394,34 @@ def simulate_episode(
     duration_s: float = 2.0,
     device: Device | None = None,
     resident: Resident = RESIDENTS["adult"],
+    _static: tuple[np.ndarray, str] | None = None,
 ) -> Episode:
     """One labelled episode: `duration_s` of ESP32 CSI while the person does `activity`,
-    received by `device` (drawn from the default prior with the episode's seed when None)."""
+    received by `device` (drawn from the default prior with the episode's seed when None).
+    `_static`: the room's (static_response, digest), when the caller already has them."""
     rng = np.random.default_rng(seed)
     dev = device or DEFAULT_PRIOR.sample(rng)
     t = sample_times(duration_s, rng, dev)
     pts = body_trajectory(activity, t, room, rng, resident)
-    h = static_response(room)[None, :] + dev.body_gain * body_response(room, pts)
+    static, digest = _static or (static_response(room), room.digest())
+    h = static[None, :] + dev.body_gain * body_response(room, pts)
     # slow environmental drift of the static channel (people elsewhere, doors, temperature)
-    drift = rng.uniform(0.0, 0.02)
+    drift = float(np.exp(rng.uniform(np.log(0.001), np.log(0.02))))
     h = h * (1 + drift * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * t + rng.uniform(0, 6.3)))[:, None]
     speed = body_speed(pts, t)
     event = float(t[int(np.argmax(speed))]) if activity in ("fall", "sit") and len(t) else None
-    return Episode(activity, impair(h, rng, dev, t, speed), t, room.digest(), seed, event)
+    return Episode(activity, impair(h, rng, dev, t, speed), t, digest, seed, event)
+
+
+def stable_seed(*ints: int) -> int:
+    """A 32-bit seed from integers, the same in every process (Python's hash() of a tuple with a
+    string is salted per process, which once made parallel simulation differ from sequential)."""
+    return int(np.random.SeedSequence([int(abs(i)) for i in ints]).generate_state(1)[0])
 
 
 def room_device(seed: int, room_index: int, prior: DevicePrior = DEFAULT_PRIOR) -> Device:
     """The device of simulated room `room_index` (one receiver per home, seeded)."""
-    return prior.sample(np.random.default_rng(hash(("device", seed, room_index)) % 2**32))
+    return prior.sample(np.random.default_rng(stable_seed(1, seed, room_index)))
 
 
 def simulate_dataset(
@@ -421,6 +442,7 @@ def simulate_dataset(
     out = []
     for ri, room in enumerate(rooms, start=first_room_index):
         dev = devices[ri - first_room_index] if devices is not None else room_device(seed, ri, prior)
+        static = (static_response(room), room.digest())
         for act in activities:
             ai = ACTIVITIES.index(act)
             for e in range(episodes_per_activity):
@@ -432,6 +454,7 @@ def simulate_dataset(
                         duration_s=duration_s,
                         device=dev,
                         resident=resident,
+                        _static=static,
                     )
                 )
     return out
