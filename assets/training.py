@@ -291,3 +291,98 @@ def constraint_violations(request: DacRequest, evidence: dict) -> list[str]:
                 f"{name} {limit}: measured {src[key]:.3f} (95% CI {lo:.3f}-{hi:.3f}, {n} windows, {evidence['validated_on']})"
             )
     return out
+
+
+class BaseUpdateConfig(dg.Config):
+    candidate_seed: int | None = None  # default: the resource seed + the ISO week number
+
+
+@dg.asset(
+    group_name="operations",
+    owners=OWNERS,
+    kinds={"pytorch"},
+    pool="gpu",
+    deps=["wifi_sensing_base_model"],
+    description=(
+        "lora_model_updates: pretrains a candidate wifi-sensing base model (new seed), evaluates "
+        "it on the same held-out simulated rooms as the current one, and promotes it only if its "
+        "accuracy is higher and its fall recall at 2% false alarms is not lower; the replaced "
+        "model is kept under models/history/. Lists the DACs whose adapters must be retrained."
+    ),
+)
+def base_model_update(
+    context: dg.AssetExecutionContext,
+    config: BaseUpdateConfig,
+    sensing: SensingResource,
+    storage: FactoryStorage,
+) -> dg.MaterializeResult:
+    import datetime as dt
+    import os
+    import shutil
+
+    from iv_pipelines.sensing.model import save_model
+    from iv_pipelines.sensing.pipeline import pretrain_base
+
+    current = storage.root / BASE_MODEL_DIR
+    if not (current / "evaluation.json").exists():
+        raise dg.Failure(
+            description=f"no current base model at {current}: materialize wifi_sensing_base_model first"
+        )
+    cur = json.loads((current / "evaluation.json").read_text())["heldout"]
+    seed = (
+        config.candidate_seed
+        if config.candidate_seed is not None
+        else sensing.seed + dt.date.today().isocalendar()[1]
+    )
+    res = pretrain_base(
+        n_rooms=sensing.pretrain_rooms,
+        per_activity=sensing.pretrain_episodes_per_activity,
+        epochs=sensing.pretrain_epochs,
+        workers=sensing.sim_workers,
+        seed=seed,
+        n_eval_rooms=sensing.eval_rooms,
+        eval_seed=sensing.seed,  # the current model's held-out rooms
+        log=context.log.info,
+    )
+    new = res.metrics
+    acc_k, fall_k = "heldout_rooms_accuracy", "heldout_rooms_fall_recall_at_2pct_fa"
+    better = new[acc_k] > cur[acc_k] and new[fall_k] >= cur[fall_k]
+    why = (
+        f"candidate (seed {seed}) accuracy {new[acc_k]:.4f} vs current {cur[acc_k]:.4f}; "
+        f"fall recall@2%FA {new[fall_k]:.4f} vs {cur[fall_k]:.4f}"
+    )
+    dacs = sorted(
+        p.parent.parent.name for p in (storage.root / "dacs").glob("*/adapter/adapter_model.safetensors")
+    )
+    if better:
+        staged = current.with_name(current.name + ".candidate")
+        shutil.rmtree(staged, ignore_errors=True)
+        save_model(res.model, res.cfg, staged, extra={"metrics": new, "seed": seed})
+        atomic_write_text(
+            staged / "evaluation.json",
+            json.dumps({"heldout": new, "real": {}, "seed": seed}, indent=2) + "\n",
+        )
+        history = (
+            storage.root
+            / "models"
+            / "history"
+            / f"wifi-sensing-base-{int(dt.datetime.now(dt.UTC).timestamp())}"
+        )
+        history.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(current, history)
+        os.replace(staged, current)
+        context.log.info(f"promoted: {why}; previous model kept at {history}")
+    else:
+        context.log.info(f"kept the current model: {why}")
+    return dg.MaterializeResult(
+        metadata={
+            "promoted": better,
+            "why": why,
+            "candidate_seed": seed,
+            "candidate_accuracy": new[acc_k],
+            "current_accuracy": cur[acc_k],
+            "candidate_fall_recall_at_2pct_fa": new[fall_k],
+            "current_fall_recall_at_2pct_fa": cur[fall_k],
+            "dacs_to_retrain": dg.MetadataValue.json(dacs if better else []),
+        }
+    )

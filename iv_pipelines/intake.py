@@ -115,7 +115,7 @@ class RequestStore:
         path = self.path_for(request.dac_id)
         if request.calibration:
             request = self.ingest_calibration(request, base_dir)
-        text = canonical_json(request.model_dump(mode="json")).decode() + "\n"
+        text = canonical_json(request.canonical_dict()).decode() + "\n"
         if path.exists():
             old = path.read_text(encoding="utf-8")
             if old == text:

@@ -139,9 +139,19 @@ class DacRequest(BaseModel):
             self.dac_id = slugify(f"{self.domain}-{short_client}")
         return self
 
+    def canonical_dict(self) -> dict:
+        """The request as stored and hashed. Fields added after requests were first stored
+        (`calibration`, `accept_simulation_evidence`) are left out while at their defaults, so
+        a request that does not use them keeps its digest (and its DAC its identity)."""
+        doc = self.model_dump(mode="json")
+        for name, default in (("calibration", []), ("accept_simulation_evidence", False)):
+            if doc.get(name) == default:
+                doc.pop(name)
+        return doc
+
     def digest(self) -> str:
         """sha256 of the canonical JSON form (sorted keys, no whitespace)."""
-        return hashlib.sha256(canonical_json(self.model_dump(mode="json"))).hexdigest()
+        return hashlib.sha256(canonical_json(self.canonical_dict())).hexdigest()
 
 
 def canonical_json(obj: Any) -> bytes:

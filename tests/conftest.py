@@ -169,3 +169,20 @@ def materialized(result, asset: str | None = None) -> dict:
         if asset is None or mat.asset_key.to_user_string() == asset:
             return {k: v.value for k, v in mat.metadata.items()}
     raise AssertionError(f"no materialization of {asset or 'any asset'} in the run")
+
+
+@pytest.fixture(scope="session")
+def default_base_model(tmp_path_factory):
+    """(materialize result, storage root) of the default wifi-sensing base model, built once
+    per session with the default budget (the one `make demo` trains; several minutes)."""
+    import dagster as dg
+
+    from assets.training import wifi_sensing_base_model
+    from resources.sensing import SensingResource
+    from resources.storage import FactoryStorage
+
+    root = tmp_path_factory.mktemp("sensing")
+    resources = {"storage": FactoryStorage(root_dir=str(root)), "sensing": SensingResource()}
+    base = dg.materialize([wifi_sensing_base_model], resources=resources, instance=dg.DagsterInstance.ephemeral())
+    assert base.success
+    return base, root

@@ -247,7 +247,7 @@ def test_monthly_client_report_with_revenue_on_the_ledger(storage, tmp_path):
         (d / "request.json").write_text(json.dumps({"client_id": "acme-healthcare", "dac_id": dac}))
         (d / "validated_hypothesis.json").write_text(json.dumps({"validation_score": 0.97}))
         (d / "adapter" / "evaluation.json").write_text(
-            json.dumps({"adapter": {"client_room_accuracy": 0.99}})
+            json.dumps({"evidence": {"validated_on": "simulation_only", "simulation": {"accuracy": 0.99}}})
         )
         reg = chain.register(dac, hashlib.sha256(dac.encode()).digest())
         (d / "lineage" / "registration.json").write_text(json.dumps(reg.to_json()))

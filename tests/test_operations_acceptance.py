@@ -89,7 +89,8 @@ def test_daily_and_monthly_jobs_over_a_deployed_dac(tmp_path):
         run("client_report_generation", partition_key="2026-10-01")
         page = (root / "reports" / "2026-10" / "acme-healthcare.html").read_text()
         ev = json.loads((root / "dacs" / dac / "adapter" / "evaluation.json").read_text())
-        assert dac in page and "0.970" in page and f"{ev['adapter']['client_room_accuracy']:.3f}" in page
+        assert dac in page and "0.970" in page and f"{ev['evidence']['simulation']['accuracy']:.3f}" in page
+        assert "SIMULATED room only" in page  # the report says what the accuracy rests on
         assert f"{health['scores'][dac]:.3f}" in page
         cost = run(
             "cost_optimization",

@@ -89,7 +89,15 @@ def test_manifest_is_filled_from_upstream_values(small_package):
     assert man.energy_signature.E_state == 12.5 and man.energy_signature.S_state == 0.6
     assert man.intelligence.adapter_digest == sha256_file(dac / "adapter" / "adapter_model.safetensors")
     ev = json.loads((dac / "adapter" / "evaluation.json").read_text())
-    assert man.intelligence.metrics["client_room_accuracy"] == ev["adapter"]["client_room_accuracy"]
+    # the manifest's accuracy is the shipped model's, at its decision, on the evidence that
+    # decides, and it says which evidence that is
+    assert man.intelligence.metrics["accuracy"] == pytest.approx(ev["evidence"]["simulation"]["accuracy"])
+    assert man.intelligence.validated_on == "simulation_only"
+    assert "simulated client room" in man.intelligence.evaluated_on
+    assert man.intelligence.fall_threshold == ev["evidence"]["decision"]["fall_threshold"]
+    runtime = json.loads((pkg.directory / "runtime.json").read_text())
+    assert runtime["decision"]["fall_threshold"] == man.intelligence.fall_threshold
+    assert runtime["validated_on"] == "simulation_only" and runtime["model"] == "adapter"
     assert man.validation.ai_shield_approved is decision.approved
     assert man.version == pkg.version == json.loads((pkg.directory / "runtime.json").read_text())["version"]
 

@@ -31,7 +31,7 @@ def episode_lines():
     from iv_pipelines.sensing.twin import Room, simulate_episode
 
     room = Room.random(np.random.default_rng(5))
-    e = simulate_episode(room, "walk", seed=11, duration_s=3.2)
+    e = simulate_episode(room, "walk", seed=11, duration_s=3.5)
     return write_esp_csi_lines(e.csi, e.t_s)
 
 
@@ -50,10 +50,17 @@ def test_predict_lines_and_frames_agree(client, episode_lines):
     body = r.json()
     assert body["classes"] == ["empty", "walk", "sit", "fall"]
     assert body["frames"] == len(episode_lines) - 1 and body["skipped_lines"] == 1  # the header
-    assert len(body["windows"]) == 2  # 3.2 s, 2 s windows every 1 s
+    # 3.5 s: 2 s windows every 1 s (0, 1) and one ending at the capture's end (~1.5), which
+    # the 1 s hop would leave ~0.5 s short of covering: an event at the end is not missed
+    starts = [w["start_s"] for w in body["windows"]]
+    assert starts[:2] == [0.0, 1.0] and len(starts) == 3 and 1.3 < starts[2] < 1.5
+    assert body["validated_on"] == "simulation_only" and 0 < body["fall_threshold"] < 1
     for w in body["windows"]:
-        assert abs(sum(w["probabilities"]) - 1) < 1e-4
-        assert w["label"] == body["classes"][int(np.argmax(w["probabilities"]))]
+        assert abs(sum(w["probabilities"]) - 1) < 1e-4 and w["length_s"] == 2.0
+        p = w["probabilities"]
+        fall = p[3] >= body["fall_threshold"]
+        expect = "fall" if fall else body["classes"][int(np.argmax(p[:3]))]
+        assert w["label"] == expect  # the DAC's decision rule, not a bare argmax
     cap, _ = parse_lines(episode_lines)
     from iv_pipelines.sensing.formats import centred_to_entries
 
@@ -72,6 +79,13 @@ def test_predict_lines_and_frames_agree(client, episode_lines):
     "payload, needle",
     [
         ({}, "exactly one of `lines`"),
+        ({"lines": ["x"], "amplitude_csv": ["1"]}, "got lines, amplitude_csv"),
+        ({"amplitude_csv": [",".join(["3"] * 64)] * 200}, "rate_hz: required"),
+        ({"amplitude_csv": ["1,2,3"], "rate_hz": 100}, "line 1: 3 columns"),
+        ({"amplitude_csv": [",".join(["nan"] * 64)], "rate_hz": 100}, "NaN"),
+        ({"amplitude_csv": [",".join(["999"] * 64)], "rate_hz": 100}, "0..181"),
+        ({"amplitude_csv": [",".join(["3"] * 64) + ",dance"], "rate_hz": 100}, "label 'dance'"),
+        ({"amplitude_csv": [",".join(["3"] * 64)], "rate_hz": 0}, "rate_hz"),
         ({"lines": ["CSI_DATA,1,2,3"]}, "line 1"),
         ({"frames": [{"t_s": 0.0, "iq": [0] * 127}]}, "frames.0.iq"),
         ({"frames": [{"t_s": 0.0, "iq": [300] * 128}, {"t_s": 2.5, "iq": [0] * 128}]}, "int8"),
@@ -86,14 +100,48 @@ def test_malformed_payloads_get_4xx_naming_the_problem(client, payload, needle):
     assert needle in json.dumps(r.json()), r.json()
 
 
-def test_too_short_and_gappy_captures_are_explained(client, episode_lines):
-    r = client.post("/v1/predict", json={"lines": episode_lines[:120]})
-    assert r.status_code == 422 and "at least 2.0 s" in r.json()["detail"][0]
-    r = client.post("/v1/predict", json={"lines": episode_lines[:150] + episode_lines[200:]})
-    # a 0.5 s hole: no window straddles it, and the remaining stretches are too short
+def test_short_captures_get_one_window_and_shorter_ones_are_explained(client, episode_lines):
+    """A fall lasts ~1-1.5 s: a 1.2 s capture is classified (one padded window); under 1 s is
+    refused with the reason; a gap splits a capture, and stretches under 1 s are left out."""
+    from iv_pipelines.sensing.formats import parse_lines
+
+    cap, _ = parse_lines(episode_lines)
+    n12 = int(np.searchsorted(cap.t_s, cap.t_s[0] + 1.2)) + 1
+    r = client.post("/v1/predict", json={"lines": episode_lines[: n12 + 1]})
+    assert r.status_code == 200, r.text
+    (w,) = r.json()["windows"]
+    assert 1.0 <= w["length_s"] <= 1.25 and w["label"] in ("empty", "walk", "sit", "fall")
+    r = client.post("/v1/predict", json={"lines": episode_lines[:60]})
+    assert r.status_code == 422 and "at least 1.0 s" in r.json()["detail"][0]
+    # a 0.5 s hole after 0.6 s: no window straddles it; the 0.6 s stretch is too short, the rest is kept
+    cut = int(np.searchsorted(cap.t_s, cap.t_s[0] + 0.6))
+    hole = int(np.searchsorted(cap.t_s, cap.t_s[0] + 1.2))
+    r = client.post("/v1/predict", json={"lines": episode_lines[: cut + 1] + episode_lines[hole + 1 :]})
+    assert r.status_code == 200 and all(w["start_s"] >= 1.1 for w in r.json()["windows"])
+    r = client.post("/v1/predict", json={"lines": episode_lines[:70] + episode_lines[130:200]})
     assert r.status_code == 422 and "gap" in r.json()["detail"][0]
     r = client.post("/v1/predict", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422
+
+
+def test_amplitude_csv_is_classified_like_the_same_capture_amplitude_only(client, episode_lines):
+    from iv_pipelines.sensing.formats import parse_lines, to_legacy_amplitude, write_amplitude_csv
+
+    cap, _ = parse_lines(episode_lines)
+    legacy = to_legacy_amplitude(cap, 100.0)
+    rows = write_amplitude_csv(legacy.csi, labels=["walk"] * len(legacy.csi))
+    r = client.post("/v1/predict", json={"amplitude_csv": rows, "rate_hz": 100})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["frames"] == len(rows) - 1 and body["skipped_lines"] == 1  # the header row
+    assert len(body["windows"]) >= 2
+    # the optional label column is ignored, the header is optional
+    unlabelled = write_amplitude_csv(legacy.csi, header=False)
+    r2 = client.post("/v1/predict", json={"amplitude_csv": unlabelled, "rate_hz": 100})
+    assert r2.status_code == 200 and r2.json()["skipped_lines"] == 0
+    np.testing.assert_allclose(
+        r2.json()["windows"][0]["probabilities"], body["windows"][0]["probabilities"], atol=1e-6
+    )
 
 
 def test_metrics_count_requests_latency_and_classes(client, episode_lines):
@@ -121,6 +169,23 @@ def test_stream_emits_one_detection_per_second_and_survives_bad_chunks(client, e
     assert all(d["error"] is None and d["label"] in ("empty", "walk", "sit", "fall") for d in got)
 
 
+def test_stream_accepts_amplitude_csv_chunks_and_rejects_bad_rows(client, episode_lines):
+    from iv_pipelines.sensing.formats import parse_lines, to_legacy_amplitude, write_amplitude_csv
+
+    cap, _ = parse_lines(episode_lines)
+    rows = write_amplitude_csv(to_legacy_amplitude(cap, 100.0).csi, header=False)
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_text(json.dumps({"amplitude_csv": ["1,2"], "rate_hz": 100}))
+        err = ws.receive_json()
+        assert "line 1: 2 columns" in err["error"]
+        ws.send_text(json.dumps({"amplitude_csv": rows[:10]}))
+        assert "rate_hz" in ws.receive_json()["error"]
+        for i in range(0, len(rows), 50):  # 0.5 s chunks; their times continue across chunks
+            ws.send_text(json.dumps({"amplitude_csv": rows[i : i + 50], "rate_hz": 100}))
+        got = [ws.receive_json()]
+    assert got[0]["error"] is None and got[0]["start_s"] == 0.0 and got[0]["label"] in ("empty", "walk", "sit", "fall")
+
+
 def test_not_ready_app_answers_503():
     from fastapi.testclient import TestClient
 
@@ -142,6 +207,8 @@ def test_graphql_sdl_parses_and_has_every_operation():
     assert set(schema.type_map["PredictRequestInput"].fields) == {
         "lines",
         "frames",
+        "amplitudeCsv",
+        "rateHz",
         "layout",
         "hopS",
         "amplitudeOnly",

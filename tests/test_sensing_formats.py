@@ -82,3 +82,81 @@ def test_simulated_lines_round_trip_through_the_parser():
     assert rep.parsed == len(ep.csi) and not rep.rejected and rep.skipped == 1  # the header
     np.testing.assert_array_equal(cap.csi, ep.csi)
     np.testing.assert_allclose(cap.t_s, ep.t_s, atol=1e-6)
+
+
+# --- amplitude-only CSV (64 amplitudes in FFT order, optional label, no timestamps) -------
+def _amp_rows(n=250, labels=None):
+    from iv_pipelines.sensing.formats import write_amplitude_csv
+
+    ep = simulate_episode(Room.random(np.random.default_rng(2)), "walk", seed=3, duration_s=2.6)
+    return ep, write_amplitude_csv(ep.csi[:n], labels=labels)
+
+
+def test_amplitude_csv_round_trip_in_fft_order_with_labels():
+    from iv_pipelines.sensing.formats import parse_amplitude_csv
+
+    ep, rows = _amp_rows(labels=["walk"] * 250)
+    cap, rep = parse_amplitude_csv(rows, 100.0)
+    assert rep.parsed == min(250, len(ep.csi)) and rep.skipped == 1 and not rep.rejected
+    np.testing.assert_allclose(np.abs(cap.csi), np.abs(ep.csi[: rep.parsed]), atol=0.006)
+    assert np.all(cap.csi.imag == 0) and cap.meta["amplitude_only"] and cap.meta["labels"][0] == "walk"
+    assert cap.t_s[1] - cap.t_s[0] == pytest.approx(0.01) and cap.rate_hz == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        ("1,2,3", "3 columns"),
+        (",".join(["x"] * 64), "not a number"),
+        (",".join(["inf"] * 64), "NaN or infinite"),
+        (",".join(["-1"] * 64), "0..181"),
+        (",".join(["200"] * 64), "0..181"),
+        (",".join(["3"] * 64) + ",jump", "label 'jump'"),
+    ],
+)
+def test_amplitude_csv_bad_rows_are_rejected_with_line_and_reason(row, reason):
+    from iv_pipelines.sensing.formats import parse_amplitude_csv
+
+    good = ",".join(["5"] * 64) + (",walk" if row.endswith("jump") else "")
+    cap, rep = parse_amplitude_csv([good, row, good], 100.0)
+    assert rep.parsed == 2 and len(cap.csi) == 2
+    assert rep.rejected[0][0] == 2 and reason in rep.rejected[0][1], rep.rejected
+
+
+def test_amplitude_csv_needs_a_sane_rate_and_consistent_columns():
+    from iv_pipelines.sensing.formats import CsiFormatError, parse_amplitude_csv
+
+    for rate in (0, -5, float("nan"), 5000):
+        with pytest.raises(CsiFormatError, match="rate_hz"):
+            parse_amplitude_csv([",".join(["1"] * 64)], rate)
+    _, rep = parse_amplitude_csv([",".join(["1"] * 64), ",".join(["1"] * 64) + ",walk"], 100)
+    assert "label column changes" in rep.rejected[0][1]
+
+
+def test_read_capture_picks_the_format_and_needs_a_rate_for_amplitude_csv(tmp_path):
+    from iv_pipelines.sensing.formats import CsiFormatError, read_capture
+
+    ep, rows = _amp_rows()
+    amp = tmp_path / "walk.csv"
+    amp.write_text("\n".join(rows) + "\n")
+    with pytest.raises(CsiFormatError, match="give its packet rate"):
+        read_capture(amp)
+    cap, rep, timed = read_capture(amp, rate_hz=100)
+    assert rep.parsed == len(rows) - 1 and not timed and cap.meta["amplitude_only"]
+    lines = tmp_path / "walk.txt"
+    lines.write_text("\n".join(write_esp_csi_lines(ep.csi, ep.t_s)) + "\n")
+    cap2, _, timed2 = read_capture(lines)
+    assert timed2 and cap2.csi.shape == ep.csi.shape
+    with pytest.raises(CsiFormatError, match="no such capture"):
+        read_capture(tmp_path / "missing.csv")
+
+
+def test_legacy_conversion_decimates_to_100_hz_and_keeps_52_subcarriers():
+    from iv_pipelines.sensing.formats import CsiCapture, to_legacy_amplitude
+
+    t = np.arange(0, 3, 1 / 137)
+    cap = CsiCapture(np.ones((len(t), 64), np.complex64) * (3 + 4j), t, np.zeros(len(t)), "x")
+    leg = to_legacy_amplitude(cap, 100.0)
+    assert len(leg.t_s) == 300 and leg.rate_hz == pytest.approx(100, rel=0.01)
+    k = np.arange(-32, 32)
+    assert np.all(leg.csi[:, (np.abs(k) <= 26) & (k != 0)] == 5) and np.all(leg.csi[:, np.abs(k) > 26] == 0)

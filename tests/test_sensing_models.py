@@ -55,16 +55,18 @@ def test_causal_lm_domains_get_lora_on_a_tiny_config_built_model(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_request_text_module):
-    """Default budgets: the same base model `make demo` trains, in a temporary storage root."""
+def trained(default_base_model):
+    """The default base model (built once per session: the same one `make demo` trains), and
+    the sample DAC's twin context and adapter with the sample's calibration captures."""
+    from conftest import SAMPLE_REQUEST
+
     from resources.storage import FactoryStorage
 
-    root = tmp_path_factory.mktemp("sensing")
+    base, root = default_base_model
     storage = FactoryStorage(root_dir=str(root))
     resources = {"storage": storage, "sensing": SensingResource()}
     instance = dg.DagsterInstance.ephemeral()
-    base = dg.materialize([wifi_sensing_base_model], resources=resources, instance=instance)
-    storage.requests().put(parse_request_text(sample_request_text_module))
+    storage.requests().put(parse_request_text(SAMPLE_REQUEST.read_text()), base_dir=SAMPLE_REQUEST.parent)
     instance.add_dynamic_partitions("dac", ["fall-detection-acme"])
 
     @dg.asset(name="validated_hypothesis", partitions_def=dac_request.partitions_def)
@@ -82,45 +84,53 @@ def trained(tmp_path_factory, sample_request_text_module):
     return base, lora, root
 
 
-def test_base_model_on_held_out_rooms_and_real_captures(trained):
+def test_base_model_on_held_out_homes_and_real_captures(trained):
+    """Floors below what this code measures today (README), not the goals."""
     base, _, root = trained
     md = base.asset_materializations_for_node("wifi_sensing_base_model")[0].metadata
     assert (root / "models" / "wifi-sensing-base" / "model.safetensors").exists()
     ev = json.loads((root / "models" / "wifi-sensing-base" / "evaluation.json").read_text())
     held = ev["heldout"]
-    assert held["heldout_rooms_n"] == 1280  # 32 rooms x 10 episodes x 4 activities
-    assert held["heldout_rooms_accuracy"] >= 0.90
-    assert held["heldout_rooms_amp_only_accuracy"] >= 0.90
-    assert held["heldout_rooms_fall_recall_at_2pct_fa"] >= 0.80
-    if ev["real"]:
-        assert ev["real"]["n_files"] == 20
-        assert md["real_presence_auroc"].value >= 0.85  # the goal; see the README for the measured value
+    assert held["heldout_rooms_n"] == 1280  # 32 homes x 10 episodes x 4 activities
+    assert held["heldout_rooms_accuracy"] >= 0.85
+    assert held["heldout_rooms_amp_only_accuracy"] >= 0.85
+    assert held["heldout_rooms_uncalibrated_accuracy"] >= 0.82
+    assert held["heldout_rooms_decision_recall_fall"] >= 0.75
+    if ev["real"]:  # shared/data present: every chip, I/Q and amplitude-only, +- context
+        rows = ev["real"]
+        assert len(rows) == 20 and {r["chip"] for r in rows} == {"esp32", "s3", "c3", "c5", "c6"}
+        assert all(r["moving_called_nonempty"] >= 0.9 and r["auroc"] >= 0.85 for r in rows)
+        assert "leave-one-chip-out" in md["real_devices"].value  # says what it is not
 
 
-def test_lora_adapter_asset_beats_base_and_records_metrics(trained):
+def test_lora_adapter_is_gated_by_a_paired_test_and_says_what_its_evidence_is(trained):
     _, lora, _ = trained
-    assert lora.success or not lora.output_for_node("lora_adapter")["beats_base"]
     report = lora.output_for_node("lora_adapter")
-    # the gate is honest, not guaranteed: with the default seed the adapter beats the base on
-    # this room by a small margin; other seeds can fail it (see the README)
     checks = [(c.check_name, c.passed) for c in lora.get_asset_check_evaluations()]
-    assert checks == [(ADAPTER_CHECK, report["beats_base"])]
-    a, b = report["adapter"], report["base"]
-    assert report["beats_base"] == (
-        a["client_room_accuracy"] > b["client_room_accuracy"]
-        or (
-            a["client_room_accuracy"] == b["client_room_accuracy"]
-            and a["client_room_nll"] < b["client_room_nll"]
-        )
-    )
-    assert a["client_room_n"] == 600  # 150 held-out episodes per activity
+    assert checks == [(ADAPTER_CHECK, report["check_passed"])]
+    gate = report["gate"]
+    assert gate["verdict"] in ("better", "non-inferior", "inconclusive", "worse")
+    assert report["check_passed"] == (gate["verdict"] != "worse")  # the sample sets no violable constraint beyond noise
+    assert report["selected"] in ("adapter", "base") and "McNemar" in report["why"]
+    if gate["verdict"] != "better":  # not better: the better point estimate ships, and why is said
+        assert "better point estimate" in report["why"]
+    ev = report["evidence"]
+    # the sample's calibration captures are twin-generated stand-ins: simulation only, said so
+    assert ev["validated_on"] == "simulation_only" and ev["client_device"] is None
+    assert "simulated client room" in ev["simulation"]["data"]
+    assert 0.2 <= ev["decision"]["fall_threshold"] <= 0.95
+    cal = report["calibration"]
+    assert cal["amplitude_only"] and [c["origin"] for c in cal["captures"]] == ["simulated", "simulated"]
+    assert cal["fit"]["sources"]["snr_db"] == "fitted" and cal["fit"]["walk_speed_ms"] is not None
     assert report["resident"] == "elderly"  # the sample request is about elderly people
     assert report["trainable_params"] < 0.1 * report["total_params"]
     md = lora.asset_materializations_for_node("lora_adapter")[0].metadata
-    assert md["client_room_accuracy"].value == a["client_room_accuracy"]
+    assert md["validated_on"].value == "simulation_only"
+    assert md["simulated_accuracy"].value == ev["simulation"]["accuracy"]
     twin_md = lora.asset_materializations_for_node("shadow_twin_context")[0].metadata
     from iv_pipelines.sensing.formats import read_csi_file
 
     cap, rep = read_csi_file(twin_md["episodes_path"].value)
     assert not rep.rejected and rep.parsed > 1000  # the snapshot parses like a real capture
     assert np.abs(cap.csi).max() <= 182  # int8 I/Q
+    assert "device_fit" in twin_md and "fitted" in twin_md["device_fit"].value

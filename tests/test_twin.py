@@ -55,12 +55,15 @@ def test_fall_doppler_reaches_50_to_100_hz():
     assert np.linalg.norm(np.gradient(sit, t, axis=0), axis=1).max() < min(speeds)
 
 
-def test_device_prior_spans_every_real_capture():
+def test_device_prior_covers_the_real_bands_from_their_middle_up():
     """Temporal CV of amplitude over 10 s (the shared/data README statistic: real empty rooms
-    0.03-0.20, real movement 0.13-0.31). Pretraining draws one device per home from the prior,
-    which must span every real capture (plus the wider amplitude-only lab of issue #13): the
-    twin's 5-95 % range holds each band. Per-chip realism of a *fitted* device is held to the
-    real windows' bands in tests/test_device_calibration.py."""
+    0.031-0.197, real movement 0.130-0.305), pretraining resident (walking 0.3-1.4 m/s), one
+    device per home from the default prior. The prior overlaps both bands and covers their
+    noisy end (and beyond: the amplitude-only lab of issue #13 is noisier still), but NOT the
+    quietest real devices: its 5th percentiles are ~0.06 (empty) and ~0.24 (walking) where the
+    quietest real chips show 0.031 and 0.130. A prior reaching down there made the uncalibrated model call real empty
+    rooms occupied (README, Real devices); quiet devices are covered by calibration, whose
+    fitted twin holds each chip's real bands (tests/test_device_calibration.py)."""
     rng = np.random.default_rng(7)
     cv = {a: [] for a in ACTIVITIES}
     for i in range(40):
@@ -68,10 +71,12 @@ def test_device_prior_spans_every_real_capture():
         for j, act in enumerate(("empty", "walk")):
             ep = simulate_episode(room, act, seed=i * 10 + j, duration_s=10, resident=RESIDENTS["mixed"])
             cv[act].append(_cv(ep.csi))
-    # real extremes (README: 0.031-0.197 empty, 0.130-0.305 moving), within 30 %
     for act, (lo, hi) in {"empty": (0.031, 0.197), "walk": (0.130, 0.305)}.items():
         p5, p95 = np.percentile(cv[act], [5, 95])
-        assert p5 <= 1.3 * lo and hi <= 1.3 * p95, (act, p5, p95)
+        assert p5 <= hi <= p95, (act, p5, p95)  # overlaps the band and covers its noisy end
+    # the known gaps, stated (if they close, say so in the README): the prior's quietest
+    # empty rooms and weakest walking are louder than the quietest real chips' captures
+    assert np.percentile(cv["empty"], 5) > 0.031 and np.percentile(cv["walk"], 5) > 0.130
     assert np.median(cv["walk"]) > 1.5 * np.median(cv["empty"])
 
 

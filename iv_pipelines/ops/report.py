@@ -26,12 +26,12 @@ class DacMonth:
     validation_score: float | None
     adapter_accuracy: float | None
     health_score: float | None
-    validated_on: str = "unknown"  # client_device | simulation_only: what the accuracy rests on
     energy_j: float
     energy_source: str
     daily: list[tuple[int, float]] = field(default_factory=list)
     incidents: list[dict] = field(default_factory=list)
     revenue_cents: int | None = None
+    validated_on: str = "unknown"  # client_device | simulation_only: what the accuracy rests on
 
 
 def month_window(period: str) -> tuple[int, int]:

@@ -105,7 +105,7 @@ class DevicePrior:
     agc_steps_per_s: tuple[float, float] = (0.0, 0.3)
     target_peak: tuple[float, float] = (20.0, 90.0)
     motion_noise: tuple[float, float] = (0.003, 0.3)
-    body_gain: tuple[float, float] = (0.5, 15.0)
+    body_gain: tuple[float, float] = (1.5, 15.0)
     glitch_rate: tuple[float, float] = (0.0, 0.08)
     glitch_size: tuple[float, float] = (0.05, 0.6)
     interference_per_s: tuple[float, float] = (0.0, 0.5)
@@ -127,26 +127,12 @@ class DevicePrior:
         "ripple_noise",
     )
 
-    # real chips often have none at all (3 of 5 gain-locked chips show no AGC flips in an empty
-    # room, gain-locked chips no AGC steps): these are zero for ~40 % of the devices drawn,
-    # uniform over the range otherwise
-    ZERO_INFLATED = (
-        "agc_flip_rate",
-        "agc_flip_motion",
-        "glitch_rate",
-        "interference_per_s",
-        "agc_ripple",
-        "agc_steps_per_s",
-    )
-
     def sample(self, rng: np.random.Generator, name: str = "twin") -> Device:
         kw = {}
         for f in fields(self):
             lo, hi = getattr(self, f.name)
             if f.name in self.LOG_SCALED:
                 kw[f.name] = _log_uniform(rng, lo, hi)
-            elif f.name in self.ZERO_INFLATED:
-                kw[f.name] = float(max(rng.uniform(lo - 0.66 * (hi - lo), hi), lo))
             else:
                 kw[f.name] = float(rng.uniform(lo, hi))
         return Device(name=name, **kw)

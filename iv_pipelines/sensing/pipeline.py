@@ -67,9 +67,9 @@ class BaseModelResult:
 
 
 def pretrain_base(
-    n_rooms: int = 576,
-    per_activity: int = 12,
-    epochs: int = 10,
+    n_rooms: int = 480,
+    per_activity: int = 10,
+    epochs: int = 8,
     seed: int = 0,
     n_eval_rooms: int = 32,
     eval_per_activity: int = 10,

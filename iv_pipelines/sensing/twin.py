@@ -406,7 +406,7 @@ def simulate_episode(
     static, digest = _static or (static_response(room), room.digest())
     h = static[None, :] + dev.body_gain * body_response(room, pts)
     # slow environmental drift of the static channel (people elsewhere, doors, temperature)
-    drift = float(np.exp(rng.uniform(np.log(0.001), np.log(0.02))))
+    drift = rng.uniform(0.0, 0.02)
     h = h * (1 + drift * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * t + rng.uniform(0, 6.3)))[:, None]
     speed = body_speed(pts, t)
     event = float(t[int(np.argmax(speed))]) if activity in ("fall", "sit") and len(t) else None

@@ -1,0 +1,74 @@
+"""Calibration captures in a request: validated, stored by content, bound into the DAC's digest."""
+
+import hashlib
+import shutil
+
+import pytest
+import yaml
+from conftest import SAMPLE_REQUEST
+
+from iv_pipelines.errors import InputError
+from iv_pipelines.intake import RequestStore, process_drop_folder
+from iv_pipelines.request import parse_request_text
+
+
+def _doc():
+    return yaml.safe_load(SAMPLE_REQUEST.read_text())
+
+
+def test_sample_calibration_is_stored_under_its_digest_and_bound_to_the_request(tmp_path):
+    store = RequestStore(tmp_path)
+    req = parse_request_text(SAMPLE_REQUEST.read_text())
+    path, created = store.put(req, base_dir=SAMPLE_REQUEST.parent)
+    stored = store.get(req.dac_id)
+    assert created and len(stored.calibration) == 2
+    for c in stored.calibration:
+        f = store.calibration_file(c)
+        assert f.is_file() and hashlib.sha256(f.read_bytes()).hexdigest() == c.sha256
+        assert c.origin == "simulated" and c.path == c.sha256 + ".csv"
+    # the same request again is a no-op; its digest covers the captures' content
+    assert store.put(req, base_dir=SAMPLE_REQUEST.parent) == (path, False)
+    assert stored.digest() != req.digest()
+
+
+def _write(tmp_path, doc, captures: dict[str, str]):
+    for name, text in captures.items():
+        (tmp_path / name).write_text(text)
+    return parse_request_text(yaml.safe_dump(doc))
+
+
+ROW = ",".join(["12.5"] * 64)
+
+
+@pytest.mark.parametrize(
+    "cal, files, needle",
+    [
+        ({"activity": "fall", "path": "a.csv"}, {}, "falls are never required"),
+        ({"activity": "walk", "path": "a.csv", "format": "amplitude-csv"}, {}, "rate_hz is required"),
+        ({"activity": "walk", "path": "missing.csv", "format": "amplitude-csv", "rate_hz": 100}, {}, "no such capture"),
+        ({"activity": "walk", "path": "short.csv", "format": "amplitude-csv", "rate_hz": 100}, {"short.csv": "\n".join([ROW] * 300)}, "lasts 3.0 s"),
+        ({"activity": "walk", "path": "bad.csv", "format": "amplitude-csv", "rate_hz": 100}, {"bad.csv": "\n".join([ROW] * 5 + ["1,2"] + [ROW] * 2000)}, "line 6: 2 columns"),
+        ({"activity": "walk", "path": "noise.csv"}, {"noise.csv": "hello\nworld\n"}, "give its packet rate"),
+    ],
+)
+def test_bad_calibration_is_refused_naming_the_capture_and_nothing_is_stored(tmp_path, cal, files, needle):
+    doc = _doc() | {"calibration": [cal]}
+    store = RequestStore(tmp_path / "store")
+    with pytest.raises(InputError) as exc:
+        store.put(_write(tmp_path, doc, files), base_dir=tmp_path)
+    assert needle in str(exc.value)
+    assert "calibration" in str(exc.value)
+    assert not (tmp_path / "store" / "requests").exists() and not (tmp_path / "store" / "calibration").exists()
+
+
+def test_drop_folder_requests_find_their_captures_beside_them(tmp_path):
+    drop = tmp_path / "drop"
+    (drop / "calibration").mkdir(parents=True)
+    for f in SAMPLE_REQUEST.parent.glob("calibration/acme-*.csv"):
+        shutil.copyfile(f, drop / "calibration" / f.name)
+    shutil.copyfile(SAMPLE_REQUEST, drop / "acme.yaml")
+    store = RequestStore(tmp_path / "store")
+    out = process_drop_folder(drop, store)
+    assert len(out.accepted) == 1 and not out.rejected
+    assert len(list((tmp_path / "store" / "calibration").glob("*.csv"))) == 2
+    assert (drop / "calibration").is_dir()  # the captures folder is not taken for a request
