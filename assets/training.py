@@ -181,6 +181,7 @@ def lora_adapter(
             lr=sensing.lora_lr,
             target_fa=target_fa,
             log=context.log.info,
+            workers=sensing.sim_workers,
         )
     except StaleModelError as e:
         raise dg.Failure(description=str(e)) from e

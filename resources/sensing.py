@@ -31,7 +31,7 @@ class SensingResource(dg.ConfigurableResource):
     sim_workers: int = Field(default=2, ge=1, description="processes simulating pretraining rooms")
     eval_rooms: int = Field(default=32, ge=2)
     lora_rank: int = Field(default=4, ge=1)
-    lora_episodes_per_activity: int = Field(default=80, ge=2)
+    lora_episodes_per_activity: int = Field(default=120, ge=2)
     lora_eval_episodes_per_activity: int = Field(default=150, ge=2)
     lora_epochs: int = Field(default=15, ge=1)
     lora_lr: float = Field(default=1e-3, gt=0)

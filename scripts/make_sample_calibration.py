@@ -51,23 +51,27 @@ C3_PROFILE = dict(  # fit of the real ESP32-C3 captures (rounded), see bench/rea
     body_gain=5.5,
 )
 
-CAPTURES = [  # file, profile, room size, activity, seconds, seed
-    ("acme-living-room-empty.csv", S3_PROFILE, (5.0, 4.0, 2.6), "empty", 20.5, 11),
-    ("acme-living-room-walk.csv", S3_PROFILE, (5.0, 4.0, 2.6), "walk", 20.5, 12),
-    ("riverside-walk.csv", C3_PROFILE, (4.8, 3.9, 2.5), "walk", 12.5, 21),
+CAPTURES = [  # file, profile, request (whose twin room the capture is recorded in), activity, seconds, seed
+    ("acme-living-room-empty.csv", S3_PROFILE, "fall-detection-acme.yaml", "empty", 20.5, 11),
+    ("acme-living-room-walk.csv", S3_PROFILE, "fall-detection-acme.yaml", "walk", 20.5, 12),
+    ("riverside-walk.csv", C3_PROFILE, "clients/08-riverside-living-room-calibrated.yaml", "walk", 12.5, 21),
 ]
 
 
 def main() -> int:
     from iv_pipelines.sensing.device import Device
-    from iv_pipelines.sensing.formats import to_legacy_amplitude, write_amplitude_csv, CsiCapture
-    from iv_pipelines.sensing.twin import RESIDENTS, Room, simulate_episode
+    from iv_pipelines.sensing.formats import CsiCapture, to_legacy_amplitude, write_amplitude_csv
+    from iv_pipelines.sensing.twin import simulate_episode
 
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, profile, size, activity, seconds, seed in CAPTURES:
+    from iv_pipelines.request import parse_request_text
+    from iv_pipelines.sensing.pipeline import client_resident, client_room
+
+    for name, profile, request, activity, seconds, seed in CAPTURES:
         dev = Device(**profile)
-        room = Room.random(np.random.default_rng(2026 + seed), size=size)  # the request's geometry
-        ep = simulate_episode(room, activity, seed, duration_s=seconds, device=dev, resident=RESIDENTS["elderly"])
+        req = parse_request_text((REPO / "examples" / "requests" / request).read_text())
+        room = client_room(req)  # the twin room of the request (placement does not depend on captures)
+        ep = simulate_episode(room, activity, seed, duration_s=seconds, device=dev, resident=client_resident(req))
         cap = to_legacy_amplitude(CsiCapture(ep.csi, ep.t_s, np.zeros(len(ep.t_s)), "twin"), 100.0)
         rows = write_amplitude_csv(cap.csi, header=True, decimals=1)
         path = OUT / name

@@ -285,7 +285,9 @@ def fit_device(
             got = _sim_stats(room, res, dev, moving, s_seed)
             bg = dev.body_gain
             if got["correlated"] > 1e-4 and c_t > 1e-4:
-                bg = float(np.clip(bg * (c_t / got["correlated"]), 0.05, 40.0))
+                # within the prior's range: beyond it the body swamps the room and the twin
+                # stops being a room (the fit then reports the statistic it could not reach)
+                bg = float(np.clip(bg * (c_t / got["correlated"]), prior.body_gain[0], prior.body_gain[1]))
             dev = replace(dev, body_gain=bg)
         got = _sim_stats(room, resident_at(resident, speed), dev, moving, seed + 999)
         for k in ("white", "correlated", "rise"):

@@ -129,26 +129,41 @@ def _stack(parts: list[tuple[np.ndarray, np.ndarray, str]]) -> Sets:
     )
 
 
-def client_sets(
-    room: Room, cal: ClientCalibration, per_activity: int, eval_per_activity: int, seed: int
-) -> tuple[Sets, Sets, Sets]:
-    """(train, threshold, evaluation) windows for one client, as the module docstring says."""
+def _sim_set(args) -> tuple[np.ndarray, np.ndarray]:
     from iv_pipelines.sensing.datasets import windows_dataset
 
+    rooms, devices, resident, n, seed = args
+    per = max(1, int(np.ceil(n / len(rooms))))
+    x, y, _ = windows_dataset(rooms, per, seed, resident, devices=devices, contexts=None)
+    return x, y
+
+
+def client_sets(
+    room: Room, cal: ClientCalibration, per_activity: int, eval_per_activity: int, seed: int, workers: int = 1
+) -> tuple[Sets, Sets, Sets]:
+    """(train, threshold, evaluation) windows for one client, as the module docstring says;
+    the three simulated sets in `workers` processes (the same windows either way)."""
     if cal.fit is not None:
         rooms, devices = [room], [cal.fit.device]
     else:  # no calibration: the client's device is unknown, so cover the prior
         rooms = [room] * 8
         devices = [room_device(seed, i, DEFAULT_PRIOR) for i in range(8)]
+    jobs = [
+        (rooms, devices, cal.resident, per_activity, seed + 101),
+        (rooms, devices, cal.resident, eval_per_activity, seed + 202),
+        (rooms, devices, cal.resident, max(eval_per_activity // 2, 4), seed + 303),
+    ]
+    if workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
 
-    def sim(n, s):
-        per = max(1, int(np.ceil(n / len(rooms))))
-        x, y, _ = windows_dataset(rooms, per, s, cal.resident, devices=devices, contexts=None)
-        return x, y
-
-    train_parts = [(*sim(per_activity, seed + 101), "sim")]
-    thr_parts = [(*sim(max(eval_per_activity // 2, 4), seed + 303), "sim")]
-    eval_parts = [(*sim(eval_per_activity, seed + 202), "sim")]
+        with ProcessPoolExecutor(min(workers, 3), mp_context=mp.get_context("spawn")) as ex:
+            train_xy, eval_xy, thr_xy = ex.map(_sim_set, jobs)
+    else:
+        train_xy, eval_xy, thr_xy = map(_sim_set, jobs)
+    train_parts = [(*train_xy, "sim")]
+    thr_parts = [(*thr_xy, "sim")]
+    eval_parts = [(*eval_xy, "sim")]
     n_sim_per_class = per_activity
     for c in cal.captures:
         y = np.full(len(c.windows), ACTIVITIES.index(c.activity))
@@ -195,7 +210,7 @@ def train_client_adapter(
     base_dir,
     room: Room,
     cal: ClientCalibration,
-    per_activity: int = 80,
+    per_activity: int = 120,
     eval_per_activity: int = 150,
     epochs: int = 15,
     seed: int = 0,
@@ -203,6 +218,7 @@ def train_client_adapter(
     lr: float = 1e-3,
     target_fa: float = DEFAULT_TARGET_FA,
     log=lambda _m: None,
+    workers: int = 1,
 ) -> ClientResult:
     import torch
 
@@ -212,7 +228,7 @@ def train_client_adapter(
 
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    tr, th, ev = client_sets(room, cal, per_activity, eval_per_activity, seed)
+    tr, th, ev = client_sets(room, cal, per_activity, eval_per_activity, seed, workers)
     log(
         f"client sets in {time.perf_counter() - t0:.1f} s: {len(tr.y)} training windows "
         f"({int((tr.source == 'real').sum())} real), {len(th.y)} threshold, {len(ev.y)} evaluation "

@@ -36,8 +36,15 @@ def random_rooms(n: int, seed: int) -> list[Room]:
 
 
 def client_room(request: DacRequest) -> Room:
-    """The client's room: the request's geometry, device placement seeded by the request digest."""
-    seed = int(hashlib.sha256(request.digest().encode()).hexdigest()[:8], 16)
+    """The client's room: the request's geometry, device placement seeded by the client, the
+    DAC and the environment description (not by the calibration captures or the constraints:
+    the room a capture was recorded in does not move when the capture is added)."""
+    import json
+
+    key = json.dumps(
+        [request.client_id, request.dac_id, request.environment.model_dump(mode="json")], sort_keys=True
+    )
+    seed = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
     rng = np.random.default_rng(seed)
     r = request.environment.room
     size = (r.width_m, r.depth_m, r.height_m) if r else None
