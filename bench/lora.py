@@ -21,9 +21,10 @@ def main() -> int:
     import torch
 
     from iv_pipelines.request import load_request_file
+    from iv_pipelines.sensing.client import client_sets, train_client_adapter, uncalibrated
     from iv_pipelines.sensing.evaluate import classification_metrics
     from iv_pipelines.sensing.model import load_model, predict_proba, save_model, train
-    from iv_pipelines.sensing.pipeline import adapt_lora, client_resident, client_room, dataset, pretrain_base
+    from iv_pipelines.sensing.pipeline import client_resident, client_room, pretrain_base
 
     torch.set_num_threads(2)
     req = load_request_file(
@@ -34,12 +35,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         save_model(base.model, base.cfg, Path(tmp))
         t0 = time.perf_counter()
-        lora = adapt_lora(Path(tmp), room, resident)  # the asset's default budget
+        cal = uncalibrated(resident)
+        lora = train_client_adapter(Path(tmp), room, cal)  # the asset's default budget
         lora_wall = time.perf_counter() - t0
 
         full, _ = load_model(Path(tmp))
-        x, y, _ = dataset([room], 80, 101, resident)  # the same data and seeds adapt_lora uses
-        xe, ye, _ = dataset([room], 150, 202, resident)
+        tr, _, ev = client_sets(room, cal, 120, 150, 0)  # the same data and seeds the adapter uses
+        x, y, xe, ye = tr.x, tr.y, ev.x, ev.y
         t0 = time.perf_counter()
         rep = train(full, x, y, epochs=15, lr=1e-3)
         full_train = rep.seconds

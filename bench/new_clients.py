@@ -54,7 +54,10 @@ def run(paths: list[Path], base_model: Path | None, log=print) -> list[Outcome]:
             shutil.copytree(base_model, target, dirs_exist_ok=True)
             log(f"[clients] base model copied from {base_model}")
     for asset, job_name, what in SHARED:
-        if asset == "wifi_sensing_base_model" and (storage.root / "models" / "wifi-sensing-base" / "model.safetensors").exists():
+        if (
+            asset == "wifi_sensing_base_model"
+            and (storage.root / "models" / "wifi-sensing-base" / "model.safetensors").exists()
+        ):
             if base_model is not None or not _stale_reason(instance, defs, asset):
                 continue
         if asset == "score_calibration" and not _stale_reason(instance, defs, asset):
@@ -70,9 +73,13 @@ def run(paths: list[Path], base_model: Path | None, log=print) -> list[Outcome]:
         try:
             dac_id, _, _ = register_request(path, instance, storage)
         except Exception as e:  # a request a user wrote can be invalid: that is an outcome too
-            out.append(Outcome(path.name, "-", "intake", False, time.perf_counter() - t0, "-", "-", str(e)[:300]))
+            out.append(
+                Outcome(path.name, "-", "intake", False, time.perf_counter() - t0, "-", "-", str(e)[:300])
+            )
             continue
-        result = job.execute_in_process(instance=instance, partition_key=dac_id, raise_on_error=False, run_config=QUIET)
+        result = job.execute_in_process(
+            instance=instance, partition_key=dac_id, raise_on_error=False, run_config=QUIET
+        )
         done = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
         reached = done[-1] if done else "nothing"
         why = ""
@@ -87,8 +94,12 @@ def run(paths: list[Path], base_model: Path | None, log=print) -> list[Outcome]:
             validated_on, selected = ev["evidence"]["validated_on"], ev["selected"]
         deployer.stop(dac_id)
         ok = result.success and "dac_deployment" in done
-        out.append(Outcome(path.name, dac_id, reached, ok, time.perf_counter() - t0, validated_on, selected, why))
-        log(f"[clients] {path.name}: {'deployed' if ok else 'STOPPED at ' + reached} in {out[-1].seconds:.0f} s {why}")
+        out.append(
+            Outcome(path.name, dac_id, reached, ok, time.perf_counter() - t0, validated_on, selected, why)
+        )
+        log(
+            f"[clients] {path.name}: {'deployed' if ok else 'STOPPED at ' + reached} in {out[-1].seconds:.0f} s {why}"
+        )
     return out
 
 

@@ -67,7 +67,9 @@ def main() -> int:
         print(f"package: {pkg}")
         req = load_request_file(REPO / "examples" / "requests" / "fall-detection-acme.yaml")
         per = max(1, args.requests // 4)
-        payloads = [body["lines"] for _, body in smoke_payloads(client_room(req), client_resident(req), per, seed=7)]
+        payloads = [
+            body["lines"] for _, body in smoke_payloads(client_room(req), client_resident(req), per, seed=7)
+        ]
         predictor = Predictor(pkg)
 
         def in_process(lines):

@@ -71,12 +71,16 @@ def main() -> int:
         dev = Device(**profile)
         req = parse_request_text((REPO / "examples" / "requests" / request).read_text())
         room = client_room(req)  # the twin room of the request (placement does not depend on captures)
-        ep = simulate_episode(room, activity, seed, duration_s=seconds, device=dev, resident=client_resident(req))
+        ep = simulate_episode(
+            room, activity, seed, duration_s=seconds, device=dev, resident=client_resident(req)
+        )
         cap = to_legacy_amplitude(CsiCapture(ep.csi, ep.t_s, np.zeros(len(ep.t_s)), "twin"), 100.0)
         rows = write_amplitude_csv(cap.csi, header=True, decimals=1)
         path = OUT / name
         path.write_text("\n".join(rows) + "\n")
-        print(f"wrote {path.relative_to(REPO)}: {len(rows) - 1} rows at 100 Hz ({activity}, {profile['name']}, simulated)")
+        print(
+            f"wrote {path.relative_to(REPO)}: {len(rows) - 1} rows at 100 Hz ({activity}, {profile['name']}, simulated)"
+        )
     return 0
 
 

@@ -183,6 +183,8 @@ def default_base_model(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("sensing")
     resources = {"storage": FactoryStorage(root_dir=str(root)), "sensing": SensingResource()}
-    base = dg.materialize([wifi_sensing_base_model], resources=resources, instance=dg.DagsterInstance.ephemeral())
+    base = dg.materialize(
+        [wifi_sensing_base_model], resources=resources, instance=dg.DagsterInstance.ephemeral()
+    )
     assert base.success
     return base, root

@@ -26,8 +26,26 @@ def _captures(dev: Device, room: Room, seconds: float = 20.0):
 @pytest.mark.parametrize(
     "true",
     [
-        Device(rate_hz=130, jitter_ms=2.0, drop_rate=0.05, burst_len=2.0, snr_db=28, gain_jitter=0.1, target_peak=40, motion_noise=0.05, body_gain=2.0),
-        Device(rate_hz=100, snr_db=35, gain_jitter=0.02, target_peak=25, motion_noise=0.17, body_gain=3.0, glitch_rate=0.03),
+        Device(
+            rate_hz=130,
+            jitter_ms=2.0,
+            drop_rate=0.05,
+            burst_len=2.0,
+            snr_db=28,
+            gain_jitter=0.1,
+            target_peak=40,
+            motion_noise=0.05,
+            body_gain=2.0,
+        ),
+        Device(
+            rate_hz=100,
+            snr_db=35,
+            gain_jitter=0.02,
+            target_peak=25,
+            motion_noise=0.17,
+            body_gain=3.0,
+            glitch_rate=0.03,
+        ),
     ],
     ids=["noisy-130Hz", "white-motion-100Hz"],
 )
@@ -47,7 +65,11 @@ def test_fit_recovers_known_impairments_from_twin_captures(true):
     # whose walking looks like the capture, and the motion noise within a factor 2
     assert true.motion_noise / 2 <= d.motion_noise <= true.motion_noise * 2
     for stat in ("walk_white", "walk_correlated"):
-        assert fit.achieved[stat] == pytest.approx(fit.targets[stat], rel=0.4), (stat, fit.targets, fit.achieved)
+        assert fit.achieved[stat] == pytest.approx(fit.targets[stat], rel=0.4), (
+            stat,
+            fit.targets,
+            fit.achieved,
+        )
     assert {fit.sources[k] for k in ("rate_hz", "gain_jitter", "target_peak")} == {"measured"}
     assert fit.sources["snr_db"] == "fitted"
 
@@ -94,7 +116,9 @@ def test_fitted_twin_windows_sit_inside_the_real_bands_per_chip(chip):
 
     caps = espectre_captures(ESPECTRE)[chip]
     room = Room.random(np.random.default_rng(5))
-    cals = [Calibration("empty", c, False) for c in caps["baseline"]] + [Calibration("walk", c, False) for c in caps["movement"]]
+    cals = [Calibration("empty", c, False) for c in caps["baseline"]] + [
+        Calibration("walk", c, False) for c in caps["movement"]
+    ]
     fit = fit_device(cals, room, RESIDENTS["mixed"], seed=0)
     res = RESIDENTS["mixed"]
     if fit.walk_speed_ms:
@@ -106,7 +130,9 @@ def test_fitted_twin_windows_sit_inside_the_real_bands_per_chip(chip):
         real = _window_stats(np.concatenate([windows_from_capture(c.csi, c.t_s, 1.0) for c in caps[label]]))
         sim_w = []
         for i in range(8):
-            e = simulate_episode(Room.random(rng), act, 100 + i, duration_s=6.0, device=fit.device, resident=res)
+            e = simulate_episode(
+                Room.random(rng), act, 100 + i, duration_s=6.0, device=fit.device, resident=res
+            )
             sim_w.append(windows_from_capture(e.csi, e.t_s, 1.0))
         sim = _window_stats(np.concatenate(sim_w))
         for stat in ("spread", "white", "doppler"):

@@ -61,7 +61,9 @@ def test_fall_threshold_meets_the_false_alarm_target_on_every_set():
 
 def test_decision_metrics_report_decisions_and_presence():
     y = np.array([0, 0, 1, 3])
-    p = np.array([[0.9, 0.05, 0.03, 0.02], [0.3, 0.6, 0.05, 0.05], [0.1, 0.8, 0.05, 0.05], [0.1, 0.2, 0.1, 0.6]])
+    p = np.array(
+        [[0.9, 0.05, 0.03, 0.02], [0.3, 0.6, 0.05, 0.05], [0.1, 0.8, 0.05, 0.05], [0.1, 0.2, 0.1, 0.6]]
+    )
     m = decision_metrics(p, y, 0.5)
     assert m["accuracy"] == 0.75 and m["recall_fall"] == 1.0
     assert m["empty_called_empty"] == 0.5 and m["occupied_called_nonempty"] == 1.0
@@ -70,7 +72,11 @@ def test_decision_metrics_report_decisions_and_presence():
 
 def _evidence(real: bool, n_real: int = 400):
     sim = {"data": "simulated", "accuracy": 0.97, "fall_false_alarm_rate": 0.01, "n": 600, "n_fall": 150}
-    dev = {"data": "real held-out", "accuracy": 0.91, "fall_false_alarm_rate": 0.05, "n": n_real} if real else None
+    dev = (
+        {"data": "real held-out", "accuracy": 0.91, "fall_false_alarm_rate": 0.05, "n": n_real}
+        if real
+        else None
+    )
     return {
         "decision": {"fall_threshold": 0.6, "target_false_alarm_rate": 0.02},
         "simulation": sim,
@@ -83,7 +89,8 @@ def _evidence(real: bool, n_real: int = 400):
 def test_simulation_only_dac_reports_min_accuracy_unverified_and_the_shield_blocks():
     from iv_pipelines.packaging.dac import measured_constraints
     from iv_pipelines.request import DacRequest
-    from iv_pipelines.shield.decision import Evidence, decide as shield_decide
+    from iv_pipelines.shield.decision import Evidence
+    from iv_pipelines.shield.decision import decide as shield_decide
 
     base = {
         "client_id": "acme-healthcare",
@@ -108,7 +115,10 @@ def test_simulation_only_dac_reports_min_accuracy_unverified_and_the_shield_bloc
     # a request that accepts simulated evidence is judged on it, and says so
     ok_req = DacRequest.model_validate(base | {"accept_simulation_evidence": True})
     c2, u2 = measured_constraints(ok_req, _evidence(False), meas)
-    assert not u2 and [c[0] for c in c2] == ["min_accuracy (simulated client room)", "max_false_alarm_rate (simulated client room)"]
+    assert not u2 and [c[0] for c in c2] == [
+        "min_accuracy (simulated client room)",
+        "max_false_alarm_rate (simulated client room)",
+    ]
     assert shield(c2, u2, "simulation_only").approved
     # real held-out captures decide when they exist: 400 windows miss both constraints beyond
     # noise; 40 windows miss them by less than their 95 % interval, which is said, not hidden

@@ -45,9 +45,21 @@ ROW = ",".join(["12.5"] * 64)
     [
         ({"activity": "fall", "path": "a.csv"}, {}, "falls are never required"),
         ({"activity": "walk", "path": "a.csv", "format": "amplitude-csv"}, {}, "rate_hz is required"),
-        ({"activity": "walk", "path": "missing.csv", "format": "amplitude-csv", "rate_hz": 100}, {}, "no such capture"),
-        ({"activity": "walk", "path": "short.csv", "format": "amplitude-csv", "rate_hz": 100}, {"short.csv": "\n".join([ROW] * 300)}, "lasts 3.0 s"),
-        ({"activity": "walk", "path": "bad.csv", "format": "amplitude-csv", "rate_hz": 100}, {"bad.csv": "\n".join([ROW] * 5 + ["1,2"] + [ROW] * 2000)}, "line 6: 2 columns"),
+        (
+            {"activity": "walk", "path": "missing.csv", "format": "amplitude-csv", "rate_hz": 100},
+            {},
+            "no such capture",
+        ),
+        (
+            {"activity": "walk", "path": "short.csv", "format": "amplitude-csv", "rate_hz": 100},
+            {"short.csv": "\n".join([ROW] * 300)},
+            "lasts 3.0 s",
+        ),
+        (
+            {"activity": "walk", "path": "bad.csv", "format": "amplitude-csv", "rate_hz": 100},
+            {"bad.csv": "\n".join([ROW] * 5 + ["1,2"] + [ROW] * 2000)},
+            "line 6: 2 columns",
+        ),
         ({"activity": "walk", "path": "noise.csv"}, {"noise.csv": "hello\nworld\n"}, "give its packet rate"),
     ],
 )
@@ -58,7 +70,9 @@ def test_bad_calibration_is_refused_naming_the_capture_and_nothing_is_stored(tmp
         store.put(_write(tmp_path, doc, files), base_dir=tmp_path)
     assert needle in str(exc.value)
     assert "calibration" in str(exc.value)
-    assert not (tmp_path / "store" / "requests").exists() and not (tmp_path / "store" / "calibration").exists()
+    assert (
+        not (tmp_path / "store" / "requests").exists() and not (tmp_path / "store" / "calibration").exists()
+    )
 
 
 def test_drop_folder_requests_find_their_captures_beside_them(tmp_path):

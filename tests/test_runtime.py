@@ -183,7 +183,11 @@ def test_stream_accepts_amplitude_csv_chunks_and_rejects_bad_rows(client, episod
         for i in range(0, len(rows), 50):  # 0.5 s chunks; their times continue across chunks
             ws.send_text(json.dumps({"amplitude_csv": rows[i : i + 50], "rate_hz": 100}))
         got = [ws.receive_json()]
-    assert got[0]["error"] is None and got[0]["start_s"] == 0.0 and got[0]["label"] in ("empty", "walk", "sit", "fall")
+    assert (
+        got[0]["error"] is None
+        and got[0]["start_s"] == 0.0
+        and got[0]["label"] in ("empty", "walk", "sit", "fall")
+    )
 
 
 def test_not_ready_app_answers_503():

@@ -110,7 +110,9 @@ def test_lora_adapter_is_gated_by_a_paired_test_and_says_what_its_evidence_is(tr
     assert checks == [(ADAPTER_CHECK, report["check_passed"])]
     gate = report["gate"]
     assert gate["verdict"] in ("better", "non-inferior", "inconclusive", "worse")
-    assert report["check_passed"] == (gate["verdict"] != "worse")  # the sample sets no violable constraint beyond noise
+    assert report["check_passed"] == (
+        gate["verdict"] != "worse"
+    )  # the sample sets no violable constraint beyond noise
     assert report["selected"] in ("adapter", "base") and "McNemar" in report["why"]
     if gate["verdict"] != "better":  # not better: the better point estimate ships, and why is said
         assert "better point estimate" in report["why"]

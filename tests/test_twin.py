@@ -71,7 +71,7 @@ def test_device_prior_covers_the_real_bands_from_their_middle_up():
         for j, act in enumerate(("empty", "walk")):
             ep = simulate_episode(room, act, seed=i * 10 + j, duration_s=10, resident=RESIDENTS["mixed"])
             cv[act].append(_cv(ep.csi))
-    for act, (lo, hi) in {"empty": (0.031, 0.197), "walk": (0.130, 0.305)}.items():
+    for act, (_lo, hi) in {"empty": (0.031, 0.197), "walk": (0.130, 0.305)}.items():
         p5, p95 = np.percentile(cv[act], [5, 95])
         assert p5 <= hi <= p95, (act, p5, p95)  # overlaps the band and covers its noisy end
     # the known gaps, stated (if they close, say so in the README): the prior's quietest
