@@ -223,7 +223,7 @@ def lora_adapter(
     # byte-identical files, hence the same lineage digest and the same UTID
     atomic_write_text(out / "evaluation.json", json.dumps(_round(report), indent=2, sort_keys=True) + "\n")
     sim, real = ev["simulation"], ev["client_device"]
-    context.log.info(f"validated_on {ev['validated_on']}; shipping the {res.selected}: {res.why}")
+    context.log.info(f"validated_on {ev['validated_on']}; ships the {res.selected}: {res.why}")
     yield dg.Output(
         report | {"train_seconds": res.train_seconds},
         metadata={

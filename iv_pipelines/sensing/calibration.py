@@ -73,13 +73,31 @@ def resident_at(resident, walk_speed_ms: float | None):
     return replace(resident, walk_speed_ms=(0.85 * walk_speed_ms, 1.15 * walk_speed_ms))
 
 
-def _sim_stats(room, resident, dev: Device, activity: str, seed: int, n: int = FIT_EPISODES) -> dict:
+def _sim_stats(
+    room,
+    resident,
+    dev: Device,
+    activity: str,
+    seed: int,
+    n: int = FIT_EPISODES,
+    cache: tuple | None = None,
+) -> dict:
+    """Median capture statistics of `n` twin episodes; `cache` = (static, body cache) shared
+    by one fit's searches (episodes identical to uncached ones, simulated once)."""
     from iv_pipelines.sensing.twin import simulate_episode
 
+    static, bodies = cache if cache is not None else (None, None)
     rows = []
     for e in range(n):
         ep = simulate_episode(
-            room, activity, seed=seed + e, duration_s=FIT_EPISODE_S, device=dev, resident=resident
+            room,
+            activity,
+            seed=seed + e,
+            duration_s=FIT_EPISODE_S,
+            device=dev,
+            resident=resident,
+            _static=static,
+            _body_cache=bodies,
         )
         rows.append(capture_stats(ep.csi, ep.t_s))
     return {
@@ -114,6 +132,11 @@ def fit_device(
     name: str = "client-device",
 ) -> DeviceFit:
     """Fit a Device to `calibrations` (see the module docstring); deterministic per seed."""
+    from functools import partial
+
+    from iv_pipelines.sensing.twin import static_response
+
+    _sim = partial(_sim_stats, cache=((static_response(room), room.digest()), {}))
     if not calibrations:
         raise ValueError("device calibration needs at least one capture")
     warnings = []
@@ -178,7 +201,7 @@ def fit_device(
     targets, achieved = {"peak": peak_target}, {}
     # the AGC aims the pre-quantisation 95th percentile at target_peak; jitter moves the
     # reported one a little: one ratio correction on a simulated capture of the same device
-    sim_peak = _sim_stats(room, resident, dev, (sorted(by_act)[0]), seed + 7, n=2)["peak"]
+    sim_peak = _sim(room, resident, dev, (sorted(by_act)[0]), seed + 7, n=2)["peak"]
     dev = replace(dev, target_peak=float(dev.target_peak * peak_target / max(sim_peak, 1e-6)))
 
     # correlation of the noise across subcarriers, from the quietest captures
@@ -197,7 +220,7 @@ def fit_device(
         targets["empty_white"] = white0
 
         def white_at(snr):
-            return _sim_stats(room, resident, replace(dev, snr_db=snr), "empty", seed + 11)["white"]
+            return _sim(room, resident, replace(dev, snr_db=snr), "empty", seed + 11)["white"]
 
         snr = -10 * np.log10(
             _bisect_log(
@@ -215,7 +238,7 @@ def fit_device(
     # ratio correction against the same detector on the twin of this device
     measured_glitches = dev.glitch_rate
     if measured_glitches > 0:
-        seen = _sim_stats(room, resident, dev, "empty", seed + 13, n=4)["glitch_rate"]
+        seen = _sim(room, resident, dev, "empty", seed + 13, n=4)["glitch_rate"]
         if seen > 1e-4:
             dev = replace(dev, glitch_rate=float(min(measured_glitches * measured_glitches / seen, 0.2)))
     targets["glitch_rate"] = measured_glitches
@@ -227,7 +250,7 @@ def fit_device(
         targets[f"{moving}_white"], targets[f"{moving}_correlated"] = w_t, c_t
         if "empty" not in by_act:
             # the floor cannot be whiter than the walking capture
-            floor = _sim_stats(room, resident, dev, "empty", seed + 11)["white"]
+            floor = _sim(room, resident, dev, "empty", seed + 11)["white"]
             if floor > 0.8 * w_t:
                 dev = replace(
                     dev,
@@ -235,7 +258,7 @@ def fit_device(
                         -10
                         * np.log10(
                             _bisect_log(
-                                lambda x: _sim_stats(
+                                lambda x: _sim(
                                     room, resident, replace(dev, snr_db=-10 * np.log10(x)), "empty", seed + 11
                                 )["white"],
                                 0.5 * w_t,
@@ -259,9 +282,7 @@ def fit_device(
             s_seed = seed + 100 * (rnd + 1)
             if moving == "walk" and np.isfinite(r_t) and speed_measurable:
                 speed = _bisect_log(
-                    lambda v, d=dev, ss=s_seed: _sim_stats(room, resident_at(resident, v), d, "walk", ss)[
-                        "rise"
-                    ],
+                    lambda v, d=dev, ss=s_seed: _sim(room, resident_at(resident, v), d, "walk", ss)["rise"],
                     r_t,
                     0.25,
                     1.0,
@@ -272,9 +293,9 @@ def fit_device(
             dev = replace(
                 dev,
                 motion_noise=_bisect_log(
-                    lambda k, d=dev, r=res, ss=s_seed: _sim_stats(
-                        room, r, replace(d, motion_noise=k), moving, ss
-                    )["white"],
+                    lambda k, d=dev, r=res, ss=s_seed: _sim(room, r, replace(d, motion_noise=k), moving, ss)[
+                        "white"
+                    ],
                     w_t,
                     1e-4,
                     1.0,
@@ -282,14 +303,14 @@ def fit_device(
                     steps=7,
                 ),
             )
-            got = _sim_stats(room, res, dev, moving, s_seed)
+            got = _sim(room, res, dev, moving, s_seed)
             bg = dev.body_gain
             if got["correlated"] > 1e-4 and c_t > 1e-4:
                 # within the prior's range: beyond it the body swamps the room and the twin
                 # stops being a room (the fit then reports the statistic it could not reach)
                 bg = float(np.clip(bg * (c_t / got["correlated"]), prior.body_gain[0], prior.body_gain[1]))
             dev = replace(dev, body_gain=bg)
-        got = _sim_stats(room, resident_at(resident, speed), dev, moving, seed + 999)
+        got = _sim(room, resident_at(resident, speed), dev, moving, seed + 999)
         for k in ("white", "correlated", "rise"):
             achieved[f"{moving}_{k}"] = got[k]
         sources["motion_noise"] = sources["body_gain"] = f"fitted ({moving} capture)"

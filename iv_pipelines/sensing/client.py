@@ -16,6 +16,7 @@ the false-alarm rate on real walking/sitting and the presence decisions.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -200,6 +201,13 @@ class ClientResult:
     adapter_metrics: dict
 
 
+def _import_peft() -> None:
+    try:
+        import peft  # noqa: F401
+    except Exception:  # the real import in add_lora reports it
+        pass
+
+
 def _proba(model, x, ctx):
     from iv_pipelines.sensing.model import predict_proba
 
@@ -212,7 +220,7 @@ def train_client_adapter(
     cal: ClientCalibration,
     per_activity: int = 120,
     eval_per_activity: int = 150,
-    epochs: int = 15,
+    epochs: int = 10,
     seed: int = 0,
     rank: int = 4,
     lr: float = 1e-3,
@@ -228,7 +236,12 @@ def train_client_adapter(
 
     torch.manual_seed(seed)
     t0 = time.perf_counter()
+    # importing peft (and the transformers it pulls in) takes ~5 s on 2 cores; it overlaps
+    # with the simulation, whose worker processes leave this one waiting
+    warm = threading.Thread(target=_import_peft, name="import-peft", daemon=True)
+    warm.start()
     tr, th, ev = client_sets(room, cal, per_activity, eval_per_activity, seed, workers)
+    warm.join()
     log(
         f"client sets in {time.perf_counter() - t0:.1f} s: {len(tr.y)} training windows "
         f"({int((tr.source == 'real').sum())} real), {len(th.y)} threshold, {len(ev.y)} evaluation "

@@ -12,8 +12,8 @@ over the 50 subcarriers every source reports cleanly (+-2..+-26):
   sample, 3.1..50 Hz in 16 bins) of the amplitude channel, averaged over sub-bands, in log
   scale: how fast the body moves shows up the same way in every room;
 - a `valid` column: 1 on samples of the capture, 0 on padding. A window is 2.0 s; a capture
-  (or the stretch of one between gaps) of 1.0-2.0 s becomes one shorter window padded to 2.0 s,
-  and the model ignores the padding (attention mask and masked pooling): falls last ~1-1.5 s.
+  (or the stretch of one between gaps) of 1.0-2.0 s becomes one shorter window padded to 2.0 s;
+  pooling ignores the padding and the model is trained on such windows (falls last ~1-1.5 s).
 Amplitude-only captures (firmwares that log sqrt(I^2 + Q^2) only) get zeros in the phase
 channel and a 0 phase-present flag; the model is trained with phase dropout to handle both.
 

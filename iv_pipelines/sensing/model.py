@@ -142,7 +142,7 @@ def train(
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     from iv_pipelines.sensing.features import VALID_COLUMN, drop_phase
 
-    short = x[:, -1, VALID_COLUMN] < 0.5  # padded windows batch together (masked attention)
+    short = x[:, -1, VALID_COLUMN] < 0.5  # padded windows batch together (same valid length)
     per_epoch = int(np.ceil((~short).sum() / batch)) + int(np.ceil(short.sum() / batch))
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=lr, total_steps=epochs * per_epoch, pct_start=0.15

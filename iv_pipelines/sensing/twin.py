@@ -395,20 +395,44 @@ def simulate_episode(
     device: Device | None = None,
     resident: Resident = RESIDENTS["adult"],
     _static: tuple[np.ndarray, str] | None = None,
+    _body_cache: dict | None = None,
 ) -> Episode:
     """One labelled episode: `duration_s` of ESP32 CSI while the person does `activity`,
     received by `device` (drawn from the default prior with the episode's seed when None).
-    `_static`: the room's (static_response, digest), when the caller already has them."""
+    `_static`: the room's (static_response, digest), when the caller already has them;
+    `_body_cache`: a dict the caller keeps across episodes that differ only in the device's
+    noise, gain or AGC parameters (device calibration's searches)."""
     rng = np.random.default_rng(seed)
     dev = device or DEFAULT_PRIOR.sample(rng)
-    t = sample_times(duration_s, rng, dev)
-    pts = body_trajectory(activity, t, room, rng, resident)
     static, digest = _static or (static_response(room), room.digest())
-    h = static[None, :] + dev.body_gain * body_response(room, pts)
+    # the body's motion and scattering depend on the room, the resident, the seed and the
+    # packet timing only: a fit that varies other device parameters reuses them (same rng
+    # state afterwards, so the episode is identical to an uncached one)
+    key = (
+        digest,
+        activity,
+        seed,
+        duration_s,
+        resident,
+        dev.rate_hz,
+        dev.jitter_ms,
+        dev.drop_rate,
+        dev.burst_len,
+    )
+    hit = None if _body_cache is None or device is None else _body_cache.get(key)
+    if hit is None:
+        t = sample_times(duration_s, rng, dev)
+        pts = body_trajectory(activity, t, room, rng, resident)
+        body, speed = body_response(room, pts), body_speed(pts, t)
+        if _body_cache is not None and device is not None:
+            _body_cache[key] = (t, body, speed, rng.bit_generator.state)
+    else:
+        t, body, speed, state = hit
+        rng.bit_generator.state = state
+    h = static[None, :] + dev.body_gain * body
     # slow environmental drift of the static channel (people elsewhere, doors, temperature)
     drift = rng.uniform(0.0, 0.02)
     h = h * (1 + drift * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * t + rng.uniform(0, 6.3)))[:, None]
-    speed = body_speed(pts, t)
     event = float(t[int(np.argmax(speed))]) if activity in ("fall", "sit") and len(t) else None
     return Episode(activity, impair(h, rng, dev, t, speed), t, digest, seed, event)
 
