@@ -223,3 +223,83 @@ def geotecinit_scores(model, threshold: float = 0.5, calibrate: bool = False) ->
         "called_fall": float((allp == FALL).mean()),
     }
     return out
+
+
+def geotecinit_walk_capture(
+    seconds: float = 20.0, session: str = "D1", path: Path = GEOTECINIT
+) -> CsiCapture:
+    """The first `seconds` of walking of `session` (the packets labelled WALKING or TURN, in
+    recording order, their runs joined end to end at 100 Hz): what a client would record as
+    the device's walking calibration (issue #13: 15-20 s of walking)."""
+    parts, total = [], 0
+    with np.load(path) as z:
+        names = [str(v) for v in z["labels"]]
+        walking = [i for i, n in enumerate(names) if GEO_GROUPS[n] == "walking"]
+        for key in sorted(k[: -len("_amp")] for k in z.files if k.endswith("_amp") and k.startswith(session)):
+            amp, lab = z[key + "_amp"].astype(np.float32), z[key + "_label"]
+            sel = amp[np.isin(lab, walking)]
+            parts.append(sel)
+            total += len(sel)
+            if total >= seconds * 100:
+                break
+    amp = np.concatenate(parts)[: int(seconds * 100)]
+    csi = np.zeros((len(amp), 64), np.complex64)
+    csi[:, 4:32], csi[:, 33:61] = amp[:, :28], amp[:, 28:]
+    return CsiCapture(
+        csi,
+        np.arange(len(amp)) / 100.0,
+        np.zeros(len(amp)),
+        f"geotecinit {session} walking",
+        {"amplitude_only": True},
+    )
+
+
+def geotecinit_adapter_scores(base_dir: Path, budget: dict | None = None, seed: int = 0) -> dict:
+    """The DAC's own path on a device none of the models was fitted to: the first 20 s of
+    session D1's walking is the client's calibration capture (`walk`); the device is fitted,
+    the adapter trained and its fall threshold chosen as the lifecycle does; sessions D2-D4
+    (10-90 min later) are scored at that threshold. Every window called fall is a false alarm."""
+    from iv_pipelines.sensing.calibration import Calibration
+    from iv_pipelines.sensing.client import calibrate_client, train_client_adapter
+    from iv_pipelines.sensing.evaluate import EMPTY, FALL, decide
+    from iv_pipelines.sensing.model import load_model, predict_proba
+    from iv_pipelines.sensing.twin import RESIDENTS, Room
+
+    room = Room.random(np.random.default_rng(5))  # the lab's room is not published
+    cap = geotecinit_walk_capture()
+    cal = calibrate_client(
+        room, RESIDENTS["mixed"], [(Calibration("walk", cap, False, cap.source), "real")], seed
+    )
+    res = train_client_adapter(base_dir, room, cal, seed=seed, **(budget or {}))
+    model = res.model if res.selected == "adapter" else load_model(base_dir)[0]
+    thr = res.thresholds[res.selected]
+    rows: dict[str, list[int]] = {}
+    for session in ("D2", "D3", "D4"):
+        for x, groups in geotecinit_windows()[session]:
+            pred = decide(predict_proba(model, x, ctx=cal.context), thr)
+            for p, g in zip(pred, groups, strict=True):
+                rows.setdefault(g, []).append(int(p))
+    out = {
+        g: {
+            "windows": len(v),
+            "called_nonempty": float((np.array(v) != EMPTY).mean()),
+            "called_fall": float((np.array(v) == FALL).mean()),
+        }
+        for g, v in sorted(rows.items())
+    }
+    allp = np.concatenate([np.array(v) for v in rows.values()])
+    out["all"] = {
+        "windows": int(len(allp)),
+        "called_nonempty": float((allp != EMPTY).mean()),
+        "called_fall": float((allp == FALL).mean()),
+    }
+    out["_dac"] = {
+        "selected": res.selected,
+        "fall_threshold": thr,
+        "threshold_set_false_alarm_rate": res.evidence["decision"].get("threshold_set_false_alarm_rate"),
+        "calibration_seconds": float(cap.t_s[-1]),
+        "device_fit": {
+            k: round(float(v), 4) for k, v in cal.fit.device.to_dict().items() if isinstance(v, float)
+        },
+    }
+    return out
