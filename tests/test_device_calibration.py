@@ -140,3 +140,40 @@ def test_fitted_twin_windows_sit_inside_the_real_bands_per_chip(chip):
             med = float(np.median(sim[stat]))
             pad = 0.15 * (hi - lo) + 0.05  # log-scale statistics: a small absolute allowance
             assert lo - pad <= med <= hi + pad, (chip, act, stat, round(med, 3), round(lo, 3), round(hi, 3))
+
+
+def test_real_windows_are_split_without_shared_packets_and_eval_captures_stay_out():
+    """The adapter trains on the first 70 % of a training capture's windows; the threshold set
+    gets the rest minus the windows that overlap a training window; a held-out capture is
+    evaluation only."""
+    from iv_pipelines.sensing.client import (
+        GUARD_WINDOWS,
+        REAL_HOP_S,
+        TRAIN_SHARE,
+        ClientCalibration,
+        RealCapture,
+        client_sets,
+    )
+    from iv_pipelines.sensing.context import CTX_DIM
+    from iv_pipelines.sensing.features import WINDOW_S, windows_from_capture
+
+    room = Room.random(np.random.default_rng(2))
+    dev = Device(rate_hz=100, snr_db=30, motion_noise=0.1)
+    walk = _captures(dev, room)[1].capture
+    w = windows_from_capture(walk.csi, walk.t_s, hop_s=REAL_HOP_S)
+    w_eval = w[:10] + 1.0  # a distinct stand-in for a second, held-out capture
+    caps = [
+        RealCapture("walk-1", "walk", "real", "train", False, w, 20.0),
+        RealCapture("walk-2", "walk", "real", "eval", False, w_eval, 20.0),
+    ]
+    cal = ClientCalibration(None, np.zeros(CTX_DIM, np.float32), False, caps, RESIDENTS["adult"])
+    tr, th, ev = client_sets(room, cal, 2, 2, 0)
+    k = int(round(TRAIN_SHARE * len(w)))
+    assert GUARD_WINDOWS * REAL_HOP_S < WINDOW_S <= (GUARD_WINDOWS + 1) * REAL_HOP_S
+    real_th = th.x[th.source == "real"]
+    assert len(real_th) == len(w) - k - GUARD_WINDOWS
+    np.testing.assert_array_equal(real_th, w[k + GUARD_WINDOWS :])
+    # no training window is a threshold or evaluation window
+    real_tr = tr.x[tr.source == "real"]
+    assert {a.tobytes() for a in real_tr} == {a.tobytes() for a in w[:k]}
+    np.testing.assert_array_equal(ev.x[ev.source == "real"], w_eval)

@@ -8,7 +8,8 @@ Data hygiene (by capture, never by window):
 - the device fit and the device context come from `train` captures only;
 - the adapter trains on twin episodes of the client's room with the fitted device plus the
   first 70 % of each `train` capture's windows; the fall threshold is set on separate twin
-  episodes and the last 30 % of those captures; evidence is measured on further twin episodes
+  episodes and the last 30 % of those captures (less the windows that share packets with a
+  training window); evidence is measured on further twin episodes
   (`simulation`) and on the `eval` captures (`client_device`).
 Falls are never captured, so fall recall is only ever simulated evidence; real evidence gives
 the false-alarm rate on real walking/sitting and the presence decisions.
@@ -25,11 +26,14 @@ import numpy as np
 from iv_pipelines.sensing.calibration import Calibration, DeviceFit, fit_device, resident_at
 from iv_pipelines.sensing.context import CTX_DIM, context_vector
 from iv_pipelines.sensing.device import DEFAULT_PRIOR
-from iv_pipelines.sensing.features import drop_phase, windows_from_capture
+from iv_pipelines.sensing.features import WINDOW_S, drop_phase, windows_from_capture
 from iv_pipelines.sensing.twin import ACTIVITIES, Resident, Room, room_device
 
 TRAIN_SHARE = 0.7  # of each train capture's windows; the rest set the fall threshold
 REAL_HOP_S = 0.5
+# threshold windows never share packets with the adapter's training windows: the first ones
+# after the split overlap the last training window (2.0 s windows, 0.5 s hop) and are dropped
+GUARD_WINDOWS = int(np.ceil(WINDOW_S / REAL_HOP_S)) - 1
 DEFAULT_TARGET_FA = 0.02
 
 
@@ -175,7 +179,7 @@ def client_sets(
         # the real windows weigh like a quarter of the simulated ones of their class
         reps = max(1, int(round(0.25 * n_sim_per_class / max(k, 1))))
         train_parts.append((np.repeat(c.windows[:k], reps, axis=0), np.repeat(y[:k], reps), "real"))
-        thr_parts.append((c.windows[k:], y[k:], "real"))
+        thr_parts.append((c.windows[k + GUARD_WINDOWS :], y[k + GUARD_WINDOWS :], "real"))
     out = [_stack(p) for p in (train_parts, thr_parts, eval_parts)]
     if cal.amplitude_only:
         for s in out:
