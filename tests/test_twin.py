@@ -127,3 +127,22 @@ def test_parallel_simulation_gives_the_same_windows_as_sequential():
     x2, y2, c2 = windows_dataset(rooms, 1, 5, workers=2)
     assert np.array_equal(x1, x2) and np.array_equal(y1, y2) and np.array_equal(c1, c2)
     assert len(np.unique(c1, axis=0)) == 5  # one device, one calibration context per home
+
+
+def test_body_cache_gives_the_episodes_an_uncached_simulation_gives():
+    """Device calibration reuses the body's scattering across its searches: a cached episode
+    must equal the uncached one, for any noise/gain parameters of the device."""
+    from dataclasses import replace
+
+    from iv_pipelines.sensing.device import Device
+
+    room = Room.random(np.random.default_rng(3))
+    cache: dict = {}
+    dev = Device(rate_hz=100, drop_rate=0.05, snr_db=30, motion_noise=0.1)
+    for snr, gain in ((30, 2.0), (22, 5.0), (30, 2.0)):
+        d = replace(dev, snr_db=snr, body_gain=gain)
+        got = simulate_episode(room, "walk", 11, duration_s=3.0, device=d, _body_cache=cache)
+        want = simulate_episode(room, "walk", 11, duration_s=3.0, device=d)
+        np.testing.assert_array_equal(got.csi, want.csi)
+        np.testing.assert_array_equal(got.t_s, want.t_s)
+    assert len(cache) == 1

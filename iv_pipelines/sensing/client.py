@@ -206,10 +206,10 @@ class ClientResult:
 
 
 def _import_peft() -> None:
-    try:
+    import contextlib
+
+    with contextlib.suppress(Exception):  # a failure is reported by the real import in add_lora
         import peft  # noqa: F401
-    except Exception:  # the real import in add_lora reports it
-        pass
 
 
 def _proba(model, x, ctx):
