@@ -171,9 +171,20 @@ def _print_adapter(result) -> None:
         f"[demo] LoRA adapter ({report['trainable_params']:,} of {report['total_params']:,} parameters trainable, "
         f"{report['train_seconds']:.1f} s); {report['why']}"
     )
+    dec = ev["decision"]
     print(
-        f"[demo] evidence: validated_on = {ev['validated_on'].upper()}; fall threshold {ev['decision']['fall_threshold']:.3f}"
+        f"[demo] evidence: validated_on = {ev['validated_on'].upper()}; fall threshold {dec['fall_threshold']:.3f}"
     )
+    if dec.get("threshold_set_windows"):
+        sets = "; ".join(
+            f"{src}: {dec['threshold_set_false_alarm_rate'][src]:.3f} of {n} non-fall windows "
+            f"(95 % upper bound {dec['threshold_set_false_alarm_upper95'][src]:.3f})"
+            for src, n in dec["threshold_set_windows"].items()
+        )
+        print(
+            f"[demo]   threshold set false alarms (target {dec['target_false_alarm_rate']:.3f}"
+            f"{'' if dec.get('certified') else ', NOT certified by every set'}): {sets}"
+        )
     print(
         f"[demo]   SIMULATED ({sim['data']}): accuracy {sim['accuracy']:.3f}, fall recall "
         f"{sim.get('recall_fall', float('nan')):.3f}, fall false alarms {sim['fall_false_alarm_rate']:.3f} "

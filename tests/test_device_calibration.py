@@ -145,7 +145,7 @@ def test_fitted_twin_windows_sit_inside_the_real_bands_per_chip(chip):
 def test_real_windows_are_split_without_shared_packets_and_eval_captures_stay_out():
     """The adapter trains on the first 70 % of a training capture's windows; the threshold set
     gets the rest minus the windows that overlap a training window; a held-out capture is
-    evaluation only."""
+    evaluation only; twin-generated captures keep their own label."""
     from iv_pipelines.sensing.client import (
         GUARD_WINDOWS,
         REAL_HOP_S,
@@ -162,9 +162,11 @@ def test_real_windows_are_split_without_shared_packets_and_eval_captures_stay_ou
     walk = _captures(dev, room)[1].capture
     w = windows_from_capture(walk.csi, walk.t_s, hop_s=REAL_HOP_S)
     w_eval = w[:10] + 1.0  # a distinct stand-in for a second, held-out capture
+    w_sim = w[:12] + 2.0  # a twin-generated stand-in (origin: simulated)
     caps = [
         RealCapture("walk-1", "walk", "real", "train", False, w, 20.0),
         RealCapture("walk-2", "walk", "real", "eval", False, w_eval, 20.0),
+        RealCapture("empty-twin", "empty", "simulated", "train", False, w_sim, 6.0),
     ]
     cal = ClientCalibration(None, np.zeros(CTX_DIM, np.float32), False, caps, RESIDENTS["adult"])
     tr, th, ev = client_sets(room, cal, 2, 2, 0)
@@ -177,3 +179,7 @@ def test_real_windows_are_split_without_shared_packets_and_eval_captures_stay_ou
     real_tr = tr.x[tr.source == "real"]
     assert {a.tobytes() for a in real_tr} == {a.tobytes() for a in w[:k]}
     np.testing.assert_array_equal(ev.x[ev.source == "real"], w_eval)
+    # windows of twin-generated captures are never labelled real, anywhere
+    ks = int(round(TRAIN_SHARE * len(w_sim)))
+    np.testing.assert_array_equal(th.x[th.source == "simulated capture"], w_sim[ks + GUARD_WINDOWS :])
+    assert not any((x == w_sim[0]).all() for x in tr.x[tr.source == "real"])

@@ -121,6 +121,14 @@ def test_lora_adapter_is_gated_by_a_paired_test_and_says_what_its_evidence_is(tr
     assert ev["validated_on"] == "simulation_only" and ev["client_device"] is None
     assert "simulated client room" in ev["simulation"]["data"]
     assert 0.2 <= ev["decision"]["fall_threshold"] <= 0.95
+    # the threshold sets say how many windows vouch for the target; twin-generated captures are
+    # never labelled real there either
+    dec = ev["decision"]
+    assert set(dec["threshold_set_windows"]) == {"sim", "simulated capture"}
+    assert all(0 < n for n in dec["threshold_set_windows"].values())
+    assert dec["certified"] == all(
+        u <= dec["target_false_alarm_rate"] for u in dec["threshold_set_false_alarm_upper95"].values()
+    )
     cal = report["calibration"]
     assert cal["amplitude_only"] and [c["origin"] for c in cal["captures"]] == ["simulated", "simulated"]
     assert cal["fit"]["sources"]["snr_db"] == "fitted" and cal["fit"]["walk_speed_ms"] is not None
