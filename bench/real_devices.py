@@ -193,7 +193,9 @@ def main() -> int:
             print(
                 f"== GeoTecINIT ESP32-S2 (public_real, D2-D4), the DAC's path: device fitted and adapter "
                 f"trained on the first {dac['calibration_seconds']:.0f} s of D1 walking; ships the {dac['selected']}, "
-                f"fall threshold {dac['fall_threshold']:.2f} (threshold-set false alarms {dac['threshold_set_false_alarm_rate']})"
+                f"fall threshold {dac['fall_threshold']:.2f} (threshold-set false alarms {dac['threshold_set_false_alarm_rate']} "
+                f"on {dac['threshold_set_windows']} non-fall windows, 95 % upper bounds "
+                f"{ {k: round(v, 3) for k, v in dac['threshold_set_false_alarm_upper95'].items()} })"
             )
             for g, v in res.items():
                 print(

@@ -279,7 +279,7 @@ def train_client_adapter(
 
     def threshold_fa(p, t):
         out = {}
-        for src in np.unique(th.source):
+        for src in map(str, np.unique(th.source)):
             m = (th.y != FALL) & (th.source == src)
             if m.any():
                 out[src] = float((p[m, FALL] >= t).mean())

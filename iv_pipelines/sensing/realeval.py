@@ -297,6 +297,10 @@ def geotecinit_adapter_scores(base_dir: Path, budget: dict | None = None, seed: 
         "selected": res.selected,
         "fall_threshold": thr,
         "threshold_set_false_alarm_rate": res.evidence["decision"].get("threshold_set_false_alarm_rate"),
+        "threshold_set_windows": res.evidence["decision"].get("threshold_set_windows"),
+        "threshold_set_false_alarm_upper95": res.evidence["decision"].get(
+            "threshold_set_false_alarm_upper95"
+        ),
         "calibration_seconds": float(cap.t_s[-1]),
         "device_fit": {
             k: round(float(v), 4) for k, v in cal.fit.device.to_dict().items() if isinstance(v, float)
