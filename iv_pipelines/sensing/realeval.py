@@ -193,8 +193,6 @@ def geotecinit_scores(model, threshold: float = 0.5, calibrate: bool = False) ->
     conditioned on the context of session D1's walking and sitting windows (a different
     session of the same device, 10-90 minutes earlier)."""
     from iv_pipelines.sensing.context import context_vector
-    from iv_pipelines.sensing.evaluate import EMPTY, FALL, decide
-    from iv_pipelines.sensing.model import predict_proba
 
     data = geotecinit_windows()
     ctx = None
@@ -202,27 +200,30 @@ def geotecinit_scores(model, threshold: float = 0.5, calibrate: bool = False) ->
         walk = [x[i] for x, g in data["D1"] for i, gi in enumerate(g) if gi == "walking"]
         sit = [x[i] for x, g in data["D1"] for i, gi in enumerate(g) if gi in ("seated", "sitting down")]
         ctx = context_vector({"walk": np.stack(walk), "sit": np.stack(sit)})
+    return _score_sessions(model, data, ctx, threshold)
+
+
+def _score_sessions(model, data: dict, ctx, threshold: float) -> dict:
+    """Share of windows called non-empty / called fall per activity group (and `all`) over
+    sessions D2-D4 of `geotecinit_windows()` output, at `threshold`."""
+    from iv_pipelines.sensing.evaluate import EMPTY, FALL, decide
+    from iv_pipelines.sensing.model import predict_proba
+
     rows: dict[str, list[int]] = {}
     for session in ("D2", "D3", "D4"):
         for x, groups in data[session]:
             pred = decide(predict_proba(model, x, ctx=ctx), threshold)
             for p, g in zip(pred, groups, strict=True):
                 rows.setdefault(g, []).append(int(p))
-    out = {}
-    for g, preds in sorted(rows.items()):
-        p = np.array(preds)
-        out[g] = {
-            "windows": int(len(p)),
-            "called_nonempty": float((p != EMPTY).mean()),
-            "called_fall": float((p == FALL).mean()),
+    rows["all"] = [p for g in sorted(rows) for p in rows[g]]
+    return {
+        g: {
+            "windows": len(v),
+            "called_nonempty": float((np.array(v) != EMPTY).mean()),
+            "called_fall": float((np.array(v) == FALL).mean()),
         }
-    allp = np.concatenate([np.array(v) for v in rows.values()])
-    out["all"] = {
-        "windows": int(len(allp)),
-        "called_nonempty": float((allp != EMPTY).mean()),
-        "called_fall": float((allp == FALL).mean()),
+        for g, v in sorted(rows.items(), key=lambda kv: (kv[0] == "all", kv[0]))
     }
-    return out
 
 
 def geotecinit_walk_capture(
@@ -261,8 +262,7 @@ def geotecinit_adapter_scores(base_dir: Path, budget: dict | None = None, seed: 
     (10-90 min later) are scored at that threshold. Every window called fall is a false alarm."""
     from iv_pipelines.sensing.calibration import Calibration
     from iv_pipelines.sensing.client import calibrate_client, train_client_adapter
-    from iv_pipelines.sensing.evaluate import EMPTY, FALL, decide
-    from iv_pipelines.sensing.model import load_model, predict_proba
+    from iv_pipelines.sensing.model import load_model
     from iv_pipelines.sensing.twin import RESIDENTS, Room
 
     room = Room.random(np.random.default_rng(5))  # the lab's room is not published
@@ -273,26 +273,7 @@ def geotecinit_adapter_scores(base_dir: Path, budget: dict | None = None, seed: 
     res = train_client_adapter(base_dir, room, cal, seed=seed, **(budget or {}))
     model = res.model if res.selected == "adapter" else load_model(base_dir)[0]
     thr = res.thresholds[res.selected]
-    rows: dict[str, list[int]] = {}
-    for session in ("D2", "D3", "D4"):
-        for x, groups in geotecinit_windows()[session]:
-            pred = decide(predict_proba(model, x, ctx=cal.context), thr)
-            for p, g in zip(pred, groups, strict=True):
-                rows.setdefault(g, []).append(int(p))
-    out = {
-        g: {
-            "windows": len(v),
-            "called_nonempty": float((np.array(v) != EMPTY).mean()),
-            "called_fall": float((np.array(v) == FALL).mean()),
-        }
-        for g, v in sorted(rows.items())
-    }
-    allp = np.concatenate([np.array(v) for v in rows.values()])
-    out["all"] = {
-        "windows": int(len(allp)),
-        "called_nonempty": float((allp != EMPTY).mean()),
-        "called_fall": float((allp == FALL).mean()),
-    }
+    out = _score_sessions(model, geotecinit_windows(), cal.context, thr)
     out["_dac"] = {
         "selected": res.selected,
         "fall_threshold": thr,
