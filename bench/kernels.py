@@ -33,8 +33,8 @@ def main() -> int:
         print("kernels: no CUDA device (or TRITON_INTERPRET=1): speed ratios need a GPU; skipped")
         return 0
     from iv_pipelines.scoring import obmi
-    from kernels.novelty import novelty_triton
-    from kernels.qero_mi import qero_triton
+    from iv_kernels.novelty import novelty_triton
+    from iv_kernels.qero_mi import qero_triton
 
     dev = "cuda"
     print(f"device: {torch.cuda.get_device_name(0)}")
@@ -60,7 +60,7 @@ def main() -> int:
             f"qero B={b} n=48 k=96: triton {t_tri * 1e3:.2f} ms, torch {t_ref * 1e3:.2f} ms, "
             f"ratio torch/triton {t_ref / t_tri:.2f}x, max |diff| {err:.2e}"
         )
-    from kernels.minplus import minplus_torch, minplus_triton
+    from iv_kernels.minplus import minplus_torch, minplus_triton
 
     for n in (256, 512):  # the torch reference materialises n^3 floats: 512 is its limit here
         w = torch.rand(n, n, device=dev) * 10

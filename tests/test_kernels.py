@@ -30,7 +30,7 @@ def _unit(x):
 
 @pytest.mark.parametrize("b, n, d", [(5, 70, 48), (17, 3, 384), (1, 1, 16)])
 def test_novelty_kernel_matches_torch(b, n, d):
-    from kernels.novelty import novelty_triton
+    from iv_kernels.novelty import novelty_triton
 
     rng = np.random.default_rng(b * 100 + n)
     h = torch.from_numpy(_unit(rng.normal(size=(b, d))).astype(np.float32)).to(_device())
@@ -41,7 +41,7 @@ def test_novelty_kernel_matches_torch(b, n, d):
 
 
 def test_novelty_kernel_empty_memory_is_one():
-    from kernels.novelty import novelty_triton
+    from iv_kernels.novelty import novelty_triton
 
     h = torch.from_numpy(_unit(np.ones((3, 16))).astype(np.float32))
     assert novelty_triton(h, torch.zeros((0, 16))).tolist() == [1.0, 1.0, 1.0]
@@ -49,7 +49,7 @@ def test_novelty_kernel_empty_memory_is_one():
 
 @pytest.mark.parametrize("lens_h, lens_c, d", [([4, 9, 1], [6, 12, 3], 40), ([20, 7], [30, 5], 64)])
 def test_qero_kernel_matches_torch(lens_h, lens_c, d):
-    from kernels.qero_mi import qero_triton
+    from iv_kernels.qero_mi import qero_triton
 
     rng = np.random.default_rng(len(lens_h) + d)
     hs = [_unit(rng.normal(size=(n, d))).astype(np.float32) for n in lens_h]

@@ -86,7 +86,7 @@ def test_routes_equal_networkx_dijkstra(seed):
 def test_triton_minplus_kernel_matches_scipy_on_a_small_graph():
     import torch
 
-    from kernels.minplus import all_pairs, minplus_torch, minplus_triton
+    from iv_kernels.minplus import all_pairs, minplus_torch, minplus_triton
 
     n = 12
     src, dst, cost = _random_graph(n, 5)

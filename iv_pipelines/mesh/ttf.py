@@ -9,7 +9,7 @@ still costs something, so among equal-energy routes the shorter one wins).
 
 Routing is on edge weights w(u -> v) = c(v): the cost of entering v; a route's cost is
 c(source) + the sum of its edge weights. All-pairs (or many-source) shortest paths come from
-`scipy.sparse.csgraph` (Dijkstra, C); `kernels/minplus.py` does the same relaxation as a
+`scipy.sparse.csgraph` (Dijkstra, C); `iv_kernels/minplus.py` does the same relaxation as a
 batched min-plus product on a GPU with Triton.
 """
 

@@ -3,7 +3,7 @@
 A batch is padded: token tensors (B, n, d) with boolean masks (B, n). Every function returns
 one raw value per row, equal to the numpy reference for that row within float tolerance.
 On CUDA, novelty against a large memory bank and the QERO alignment can use the Triton
-kernels in `kernels/` (see `resources/scoring.py`); the math here is the reference for them.
+kernels in `iv_kernels/` (see `resources/scoring.py`); the math here is the reference for them.
 """
 
 from __future__ import annotations

@@ -53,14 +53,14 @@ class ObmiScorer:
 
     def _qero(self, h, c):
         if self.use_triton:
-            from kernels.qero_mi import qero_triton
+            from iv_kernels.qero_mi import qero_triton
 
             return qero_triton(h, c)
         return obmi.qero(h, c)
 
     def _aieo(self, h_sent, mem):
         if self.use_triton:
-            from kernels.novelty import novelty_triton
+            from iv_kernels.novelty import novelty_triton
 
             return novelty_triton(h_sent, mem)
         return obmi.aieo(h_sent, mem)
