@@ -8,4 +8,4 @@ export TRITON_INTERPRET=0 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(0))"
 $PY -m pytest -q tests/test_kernels.py -k "kernel_matches or empty_memory"
 $PY -m pytest -q tests/test_mesh.py -k "minplus"
-$PY bench/kernels.py
+$PY bench/gpu_kernels.py

@@ -1,0 +1,151 @@
+"""Issue #13's evaluation protocol, reproduced in the Shadow Twin (SIMULATED evidence only).
+
+The issue's evaluators will score the DAC on real captures we do not have: an amplitude-only
+ESP32 at ~100 Hz, a 15-20 s walking capture of the same device as the request's calibration,
+then fall recordings (clips of 1.0-2.2 s around the fall) and walking recordings. Goal there:
+fall recall >= 0.90 with <= 5 % of walking windows called falls.
+
+This script runs the same protocol on simulated labs, through the DAC's own path: per lab a
+room and a device (drawn from the device prior; amplitude-only legacy LLTF at 100 Hz, written
+and re-read as amplitude CSV), a 20 s walking calibration capture, `calibrate_client` +
+`train_client_adapter` in a room of the same size but not the same layout (the DAC never
+knows where the furniture and devices stand), then fall clips and 10 s walking and sitting
+captures, windowed as `/v1/predict` does (hop 1 s), decided at the DAC's fall threshold.
+
+Baseline measured in the same run: the base model with no calibration at the default
+threshold 0.5. It proves nothing about real falls: real and twin falls differ (README, "What
+the twin still gets wrong"); use it to compare recipes, never to quote a real accuracy.
+
+    .venv/bin/python bench/fall_protocol.py [--labs 4] [--base-model .dagster_home/iv/models/wifi-sensing-base]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+DEFAULT_BASE = Path(__file__).resolve().parent.parent / ".dagster_home" / "iv" / "models" / "wifi-sensing-base"
+
+
+def as_amplitude_csv(ep, rate_hz: float = 100.0):
+    """A twin episode as an amplitude-only legacy-LLTF log (written and parsed as CSV)."""
+    from iv_pipelines.sensing.formats import (
+        CsiCapture,
+        parse_amplitude_csv,
+        to_legacy_amplitude,
+        write_amplitude_csv,
+    )
+
+    cap = CsiCapture(ep.csi, ep.t_s, np.zeros(len(ep.t_s), np.int16), "twin")
+    legacy = to_legacy_amplitude(cap, rate_hz)
+    parsed, rep = parse_amplitude_csv(write_amplitude_csv(legacy.csi), rate_hz, source="twin")
+    assert not rep.rejected, rep.summary()
+    return parsed
+
+
+def clip(ep, rng: np.random.Generator):
+    """A 1.0-2.2 s stretch of a fall episode holding the fall (from the start of the descent
+    to a little after the impact, where the lab's recordings cut)."""
+    length = float(rng.uniform(1.0, 2.2))
+    lead = float(rng.uniform(0.6, max(0.61, min(length - 0.2, 1.4))))
+    start = max(float(ep.t_s[0]), ep.event_s - lead)
+    keep = (ep.t_s >= start) & (ep.t_s < start + length)
+    return type(ep)(ep.activity, ep.csi[keep], ep.t_s[keep] - ep.t_s[keep][0], ep.room_digest, ep.seed)
+
+
+def lab_test_sets(room, dev, resident, seed: int, n_falls: int, n_walks: int):
+    from iv_pipelines.sensing.twin import simulate_episode
+
+    rng = np.random.default_rng(seed)
+    falls = [
+        as_amplitude_csv(clip(simulate_episode(room, "fall", seed + i, 4.0, dev, resident), rng))
+        for i in range(n_falls)
+    ]
+    walks = [as_amplitude_csv(simulate_episode(room, "walk", seed + 500 + i, 10.0, dev, resident)) for i in range(n_walks)]
+    sits = [as_amplitude_csv(simulate_episode(room, "sit", seed + 900 + i, 4.0, dev, resident)) for i in range(n_walks)]
+    return {"fall": falls, "walk": walks, "sit": sits}
+
+
+def decisions(model, caps, ctx, threshold: float) -> np.ndarray:
+    from iv_pipelines.runtime.predictor import windows
+    from iv_pipelines.sensing.evaluate import decide
+    from iv_pipelines.sensing.model import predict_proba
+
+    out = []
+    for cap in caps:
+        x, _, _ = windows(cap, hop_s=1.0, amplitude_only=True)
+        out.append(decide(predict_proba(model, x, ctx=ctx), threshold))
+    return np.concatenate(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--labs", type=int, default=4)
+    ap.add_argument("--falls", type=int, default=20)
+    ap.add_argument("--walks", type=int, default=4, help="10 s walking (and 4 s sitting) captures per lab")
+    ap.add_argument("--base-model", type=Path, default=DEFAULT_BASE)
+    ap.add_argument("--seed", type=int, default=7000)
+    args = ap.parse_args()
+    from iv_pipelines.sensing.calibration import Calibration
+    from iv_pipelines.sensing.client import calibrate_client, train_client_adapter
+    from iv_pipelines.sensing.device import DEFAULT_PRIOR
+    from iv_pipelines.sensing.evaluate import EMPTY, FALL
+    from iv_pipelines.sensing.model import load_model
+    from iv_pipelines.sensing.twin import RESIDENTS, Room, simulate_episode
+
+    if not (args.base_model / "config.json").is_file():
+        print(f"no base model at {args.base_model}: run `make demo` first (or pass --base-model)")
+        return 1
+    base, _ = load_model(args.base_model)
+    t0 = time.perf_counter()
+    resident = RESIDENTS["adult"]
+    totals = {k: {"dac": [], "base": []} for k in ("fall", "walk", "sit")}
+    print("SIMULATED evidence (Shadow Twin labs), amplitude-only legacy LLTF at 100 Hz")
+    print("| lab | device (motion noise, body gain, SNR) | threshold | fall recall | walk called fall | sit called fall | walk called empty | base: recall / walk FA |")
+    print("|---|---|---|---|---|---|---|---|")
+    for lab in range(args.labs):
+        rng = np.random.default_rng(args.seed + lab)
+        room = Room.random(rng)
+        dev = DEFAULT_PRIOR.sample(rng, name=f"lab-{lab}")
+        dev = type(dev)(**(dev.to_dict() | {"rate_hz": 100.0}))
+        walk20 = as_amplitude_csv(simulate_episode(room, "walk", args.seed + 50 + lab, 20.0, dev, resident))
+        guess = Room.random(np.random.default_rng(args.seed + 99 + lab), size=(room.width_m, room.depth_m, room.height_m))
+        cal = calibrate_client(guess, resident, [(Calibration("walk", walk20, False, "walk 20 s"), "real")])
+        res = train_client_adapter(args.base_model, guess, cal, workers=2)
+        model = res.model if res.selected == "adapter" else base
+        thr = res.thresholds[res.selected]
+        sets = lab_test_sets(room, dev, resident, args.seed + 1000 * (lab + 1), args.falls, args.walks)
+        row = {}
+        for act, caps in sets.items():
+            d = decisions(model, caps, cal.context, thr)
+            b = decisions(base, caps, None, 0.5)
+            totals[act]["dac"].append(d)
+            totals[act]["base"].append(b)
+            row[act] = (d, b)
+        f, w, s = row["fall"], row["walk"], row["sit"]
+        print(
+            f"| {lab} | {dev.motion_noise:.3f}, {dev.body_gain:.1f}, {dev.snr_db:.0f} dB | {thr:.2f} | "
+            f"{(f[0] == FALL).mean():.2f} ({len(f[0])}) | {(w[0] == FALL).mean():.2f} ({len(w[0])}) | "
+            f"{(s[0] == FALL).mean():.2f} | {(w[0] == EMPTY).mean():.2f} | "
+            f"{(f[1] == FALL).mean():.2f} / {(w[1] == FALL).mean():.2f} |"
+        )
+    cat = {k: {m: np.concatenate(v[m]) for m in v} for k, v in totals.items()}
+    rec, fa = (cat["fall"]["dac"] == FALL).mean(), (cat["walk"]["dac"] == FALL).mean()
+    rec0, fa0 = (cat["fall"]["base"] == FALL).mean(), (cat["walk"]["base"] == FALL).mean()
+    print(
+        f"all labs (SIMULATED): DAC fall recall {rec:.3f}, walking called fall {fa:.3f}, sitting called fall "
+        f"{(cat['sit']['dac'] == FALL).mean():.3f} | baseline (base model, uncalibrated, threshold 0.5): recall "
+        f"{rec0:.3f}, walking called fall {fa0:.3f} | goal: recall >= 0.90 at walking false alarms <= 0.05"
+    )
+    print(f"total wall time {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
