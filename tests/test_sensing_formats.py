@@ -111,6 +111,7 @@ def test_amplitude_csv_round_trip_in_fft_order_with_labels():
         (",".join(["inf"] * 64), "NaN or infinite"),
         (",".join(["-1"] * 64), "0..181"),
         (",".join(["200"] * 64), "0..181"),
+        (",".join(["181.1"] * 64), "0..181"),
         (",".join(["3"] * 64) + ",jump", "label 'jump'"),
     ],
 )
@@ -121,6 +122,19 @@ def test_amplitude_csv_bad_rows_are_rejected_with_line_and_reason(row, reason):
     cap, rep = parse_amplitude_csv([good, row, good], 100.0)
     assert rep.parsed == 2 and len(cap.csi) == 2
     assert rep.rejected[0][0] == 2 and reason in rep.rejected[0][1], rep.rejected
+
+
+def test_amplitude_csv_accepts_the_largest_int8_magnitude_as_printed():
+    """|-128 - 128j| = 181.0193... is logged as 181.02 with two decimals (our own writer does
+    that too): accepted and clipped, not rejected as out of range."""
+    from iv_pipelines.sensing.formats import AMPLITUDE_MAX, parse_amplitude_csv, write_amplitude_csv
+
+    csi = np.full((3, 64), -128 - 128j, np.complex64)
+    rows = write_amplitude_csv(csi)
+    assert "181.02" in rows[1]
+    cap, rep = parse_amplitude_csv(rows, 100.0)
+    assert rep.parsed == 3 and not rep.rejected
+    assert np.abs(cap.csi).max() == pytest.approx(AMPLITUDE_MAX)
 
 
 def test_amplitude_csv_needs_a_sane_rate_and_consistent_columns():

@@ -191,6 +191,9 @@ def load_espectre_npz(path: Path) -> CsiCapture:
 
 
 AMPLITUDE_MAX = 128 * 2**0.5  # |int8 + j int8| can never exceed this
+# firmwares print amplitudes rounded (|-128 - 128j| = 181.019... is logged as 181.02): accept
+# the rounding, clip to AMPLITUDE_MAX
+AMPLITUDE_ROUNDING = 0.05
 AMPLITUDE_LABELS = ("empty", "walk", "sit", "fall")
 MAX_RATE_HZ = 1000.0
 
@@ -234,8 +237,9 @@ def parse_amplitude_csv(
                 raise CsiFormatError("an amplitude is not a number") from None
             if not np.all(np.isfinite(vals)):
                 raise CsiFormatError("an amplitude is NaN or infinite")
-            if vals.min() < 0 or vals.max() > AMPLITUDE_MAX:
+            if vals.min() < 0 or vals.max() > AMPLITUDE_MAX + AMPLITUDE_ROUNDING:
                 raise CsiFormatError(f"amplitudes must lie in 0..{AMPLITUDE_MAX:.0f} (sqrt(I^2+Q^2) of int8)")
+            vals = np.minimum(vals, AMPLITUDE_MAX)
             if labelled:
                 lab = fields[N_SUB].lower()
                 if lab not in AMPLITUDE_LABELS:
