@@ -61,7 +61,7 @@ CAPTURES = [  # file, profile, request (whose twin room the capture is recorded 
 def main() -> int:
     from iv_pipelines.sensing.device import Device
     from iv_pipelines.sensing.formats import CsiCapture, to_legacy_amplitude, write_amplitude_csv
-    from iv_pipelines.sensing.twin import simulate_episode
+    from iv_pipelines.sensing.twin import CALIBRATION_VARIANT, simulate_episode
 
     OUT.mkdir(parents=True, exist_ok=True)
     from iv_pipelines.request import parse_request_text
@@ -72,7 +72,13 @@ def main() -> int:
         req = parse_request_text((REPO / "examples" / "requests" / request).read_text())
         room = client_room(req)  # the twin room of the request (placement does not depend on captures)
         ep = simulate_episode(
-            room, activity, seed, duration_s=seconds, device=dev, resident=client_resident(req)
+            room,
+            activity,
+            seed,
+            duration_s=seconds,
+            device=dev,
+            resident=client_resident(req),
+            variant=CALIBRATION_VARIANT.get(activity),
         )
         cap = to_legacy_amplitude(CsiCapture(ep.csi, ep.t_s, np.zeros(len(ep.t_s)), "twin"), 100.0)
         rows = write_amplitude_csv(cap.csi, header=True, decimals=1)

@@ -9,7 +9,7 @@ from iv_pipelines.sensing.calibration import Calibration, fit_device
 from iv_pipelines.sensing.client import assign_splits
 from iv_pipelines.sensing.device import Device
 from iv_pipelines.sensing.formats import CsiCapture
-from iv_pipelines.sensing.twin import RESIDENTS, Room, simulate_episode
+from iv_pipelines.sensing.twin import CALIBRATION_VARIANT, RESIDENTS, Room, simulate_episode
 
 ESPECTRE = SHARED / "data" / "csi" / "francescopace__espectre" / "micro-espectre" / "data"
 needs_data = pytest.mark.skipif(not ESPECTRE.exists(), reason="shared espectre captures not present")
@@ -18,7 +18,15 @@ needs_data = pytest.mark.skipif(not ESPECTRE.exists(), reason="shared espectre c
 def _captures(dev: Device, room: Room, seconds: float = 20.0):
     out = []
     for act, seed in (("empty", 1), ("walk", 2)):
-        e = simulate_episode(room, act, seed, duration_s=seconds, device=dev, resident=RESIDENTS["elderly"])
+        e = simulate_episode(
+            room,
+            act,
+            seed,
+            duration_s=seconds,
+            device=dev,
+            resident=RESIDENTS["elderly"],
+            variant=CALIBRATION_VARIANT.get(act),
+        )
         out.append(Calibration(act, CsiCapture(e.csi, e.t_s, np.zeros(len(e.t_s)), "twin")))
     return out
 
@@ -64,8 +72,13 @@ def test_fit_recovers_known_impairments_from_twin_captures(true):
     # off (a slower walk with a stronger body looks alike), so what the fit must give is a twin
     # whose walking looks like the capture, and the motion noise within a factor 2
     assert true.motion_noise / 2 <= d.motion_noise <= true.motion_noise * 2
+    # (a correlated part far below the white one is a small difference of variances, which the
+    # gait's modulation of the white noise alone can exceed: held to a share of the walking
+    # white level rather than to 40 % of itself; the window spread, what the model sees, to 25 %)
+    assert fit.achieved["walk_spread"] == pytest.approx(fit.targets["walk_spread"], rel=0.25)
     for stat in ("walk_white", "walk_correlated"):
-        assert fit.achieved[stat] == pytest.approx(fit.targets[stat], rel=0.4), (
+        tol = max(0.4 * fit.targets[stat], 0.2 * fit.targets["walk_white"])
+        assert fit.achieved[stat] == pytest.approx(fit.targets[stat], abs=tol), (
             stat,
             fit.targets,
             fit.achieved,
@@ -131,7 +144,7 @@ def test_fitted_twin_windows_sit_inside_the_real_bands_per_chip(chip):
         sim_w = []
         for i in range(8):
             e = simulate_episode(
-                Room.random(rng), act, 100 + i, duration_s=6.0, device=fit.device, resident=res
+                Room.random(rng), act, 100 + i, 6.0, fit.device, res, variant=CALIBRATION_VARIANT.get(act)
             )
             sim_w.append(windows_from_capture(e.csi, e.t_s, 1.0))
         sim = _window_stats(np.concatenate(sim_w))

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from iv_pipelines.sensing.features import MIN_WINDOW_S, WINDOW_S, window_starts, windows_from_capture
+from iv_pipelines.sensing.features import (
+    MIN_WINDOW_S,
+    WINDOW_S,
+    capture_seconds,
+    window_starts,
+    windows_from_capture,
+)
 from iv_pipelines.sensing.formats import (
     CsiCapture,
     CsiFormatError,
@@ -140,7 +146,7 @@ def windows(cap: CsiCapture, hop_s: float, amplitude_only: bool) -> tuple[np.nda
     if np.any(np.diff(t) <= 0):
         i = int(np.argmax(np.diff(t) <= 0)) + 1
         raise PayloadError(f"frame times must increase; frame {i} is not after frame {i - 1}")
-    span = float(t[-1] - t[0])
+    span = capture_seconds(t)
     if span + 1e-9 < MIN_WINDOW_S:
         raise PayloadError(
             f"need at least {MIN_WINDOW_S:.1f} s of CSI for one window; got {span:.2f} s ({len(t)} frames)"
@@ -149,7 +155,7 @@ def windows(cap: CsiCapture, hop_s: float, amplitude_only: bool) -> tuple[np.nda
     cuts = np.flatnonzero(np.diff(t) > MAX_GAP_S) + 1
     xs, starts, lengths = [], [], []
     for seg in np.split(np.arange(len(t)), cuts):
-        if len(seg) < 2 or t[seg[-1]] - t[seg[0]] + 1e-9 < MIN_WINDOW_S:
+        if len(seg) < 2 or capture_seconds(t[seg]) + 1e-9 < MIN_WINDOW_S:
             continue
         x = windows_from_capture(cap.csi[seg], t[seg], hop_s=hop_s, amplitude_only=amplitude_only)
         st, length = window_starts(t[seg], hop_s)

@@ -118,6 +118,25 @@ def calibrate_client(
     return ClientCalibration(fit, ctx, amp_only, captures, res, list(fit.warnings))
 
 
+def exponent_variants(dev, walk_speed_ms: float, n: int = 4) -> list:
+    """The fitted device with its motion-noise exponent spread over the prior's range (falls
+    are never captured, so how much more a fall disturbs this device than walking is not
+    measurable): each variant's `motion_noise` is rescaled so that walking at the fitted
+    speed keeps the fitted noise."""
+    from dataclasses import replace
+
+    lo, hi = DEFAULT_PRIOR.motion_exponent
+    v = float(np.clip(walk_speed_ms, 0.1, 3.0))
+    return [
+        replace(
+            dev,
+            motion_exponent=float(g),
+            motion_noise=float(dev.motion_noise * v ** (dev.motion_exponent - g)),
+        )
+        for g in np.linspace(lo, hi, n)
+    ]
+
+
 @dataclass
 class Sets:
     x: np.ndarray
@@ -149,7 +168,10 @@ def client_sets(
     """(train, threshold, evaluation) windows for one client, as the module docstring says;
     the three simulated sets in `workers` processes (the same windows either way)."""
     if cal.fit is not None:
-        rooms, devices = [room], [cal.fit.device]
+        devices = exponent_variants(
+            cal.fit.device, cal.fit.walk_speed_ms or float(np.mean(cal.resident.walk_speed_ms))
+        )
+        rooms = [room] * len(devices)
     else:  # no calibration: the client's device is unknown, so cover the prior
         rooms = [room] * 8
         devices = [room_device(seed, i, DEFAULT_PRIOR) for i in range(8)]
@@ -187,6 +209,27 @@ def client_sets(
         for s in out:
             drop_phase(s.x)
     return out[0], out[1], out[2]
+
+
+def threshold_masks(th: Sets) -> dict[str, np.ndarray]:
+    """The non-fall threshold windows per source that set the fall threshold. Real captures of
+    the client's device speak for their own activity: where the client recorded real walking
+    (or sitting, or an empty room), the twin's windows of that activity are left out of the
+    threshold set (the twin's stand-in for a device it only fitted, in a room whose layout it
+    guessed, was the most fall-like walking the threshold had to clear); activities without a
+    real capture are judged on the twin."""
+    from iv_pipelines.sensing.evaluate import FALL
+
+    nonfall = th.y != FALL
+    real = set(np.unique(th.y[nonfall & (th.source == "real")]).tolist())
+    out = {}
+    for src in map(str, np.unique(th.source)):
+        m = nonfall & (th.source == src)
+        if src == "sim" and real:
+            m &= ~np.isin(th.y, sorted(real))
+        if m.any():
+            out[src] = m
+    return out
 
 
 @dataclass
@@ -271,19 +314,15 @@ def train_client_adapter(
     )
     p_ad_th, p_ad_ev = _proba(model, th.x, ctx), _proba(model, ev.x, ctx)
 
+    masks = threshold_masks(th)
+
     def threshold(p):
-        sets = [p[(th.y != FALL) & (th.source == s), FALL] for s in np.unique(th.source)]
-        return choose_fall_threshold(sets, target_fa)
+        return choose_fall_threshold([p[m, FALL] for m in masks.values()], target_fa)
 
     thr = {"base": threshold(p_base_th), "adapter": threshold(p_ad_th)}
 
     def threshold_fa(p, t):
-        out = {}
-        for src in map(str, np.unique(th.source)):
-            m = (th.y != FALL) & (th.source == src)
-            if m.any():
-                out[src] = float((p[m, FALL] >= t).mean())
-        return out
+        return {src: float((p[m, FALL] >= t).mean()) for src, m in masks.items()}
 
     th_fa = {"base": threshold_fa(p_base_th, thr["base"]), "adapter": threshold_fa(p_ad_th, thr["adapter"])}
     correct = {k: decide(p, thr[k]) == ev.y for k, p in (("base", p_base_ev), ("adapter", p_ad_ev))}
@@ -308,7 +347,7 @@ def train_client_adapter(
     evidence["decision"]["target_reachable"] = all(v <= target_fa + 1e-9 for v in th_fa[selected].values())
     # how far each threshold set can vouch for the target: its windows and the Wilson 95 %
     # upper bound of its false-alarm rate (0 of 8 windows bounds the rate only below 0.32)
-    n_th = {src: int(((th.y != FALL) & (th.source == src)).sum()) for src in th_fa[selected]}
+    n_th = {src: int(m.sum()) for src, m in masks.items()}
     upper = {src: wilson(round(r * n_th[src]), n_th[src])[1] for src, r in th_fa[selected].items()}
     evidence["decision"]["threshold_set_windows"] = n_th
     evidence["decision"]["threshold_set_false_alarm_upper95"] = upper

@@ -24,6 +24,7 @@ from iv_pipelines.sensing.features import (
 )
 from iv_pipelines.sensing.twin import (
     ACTIVITIES,
+    CALIBRATION_VARIANT,
     RESIDENTS,
     Episode,
     Resident,
@@ -70,6 +71,7 @@ def simulated_context(room: Room, dev: Device, resident: Resident, seed: int) ->
             duration_s=dur,
             device=dev,
             resident=resident,
+            variant=CALIBRATION_VARIANT.get(act),
         )
         wins[act] = windows_from_capture(ep.csi, ep.t_s, hop_s=1.0)
     return context_vector(wins)

@@ -14,13 +14,16 @@ Per capture (raw packets, before any resampling):
   part only: slow body-induced power changes do not enter);
 - `peak`: 95th percentile magnitude, the int8 scale the AGC settles on;
 - `white`: per-subcarrier packet-to-packet fluctuation, sqrt(mean (r[t+1]-r[t])^2 / 2) of the
-  relative amplitude r: a white floor of std s gives s; a slow change gives ~0;
+  relative amplitude r (a white floor of std s gives s; a slow change gives ~0), the median
+  over ~0.5 s blocks (`typical_white_level`: robust to brief bursts);
 - `spread`: median over 2 s windows of the per-subcarrier std of r over the window;
 - `lag1`: mean lag-1 autocorrelation of r (0 white, -> 1 smooth);
 - `glitch_rate` / `glitch_size`: the share of packets `features.glitch_mask` drops for their
   pattern and the log std of that pattern against the capture's median; `agc_flip_rate`: the
   share it drops as AGC gain-state flips; every other statistic is computed on the cleaned
   packets, as the model sees them;
+- `burst_share`: the share of ~0.5 s blocks BURST_FACTOR times whiter than the typical block
+  (bursts of interference in a quiet room);
 - `adjacent_corr` / `lag2_corr`: the correlation of packet-to-packet changes of subcarriers
   one and two apart (independent noise 0; a smooth ripple across the band correlates both,
   neighbour smoothing mostly the first);
@@ -63,6 +66,7 @@ class CaptureStats:
     agc_flip_rate: float = 0.0
     adjacent_corr: float = 0.0
     lag2_corr: float = 0.0
+    burst_share: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,6 +82,34 @@ def white_level(rel: np.ndarray) -> float:
     if len(rel) < 2:
         return float("nan")
     return float(np.sqrt(np.mean((rel[1:] - rel[:-1]) ** 2) / 2))
+
+
+WHITE_BLOCK = 50  # packets (~0.5 s)
+
+
+BURST_FACTOR = 1.6  # a ~0.5 s block this much whiter than the typical block is a burst
+
+
+def burst_share(rel: np.ndarray) -> float:
+    """Share of ~0.5 s blocks whose white level exceeds BURST_FACTOR x the median block's: how
+    often a quiet capture has bursts of extra noise (interference, other traffic)."""
+    n = len(rel) // WHITE_BLOCK
+    if n < 4:
+        return 0.0
+    w = np.array([white_level(rel[i * WHITE_BLOCK : (i + 1) * WHITE_BLOCK]) for i in range(n)])
+    return float(np.mean(w > BURST_FACTOR * np.median(w)))
+
+
+def typical_white_level(rel: np.ndarray) -> float:
+    """The white level of the capture's typical stretch: the median over ~0.5 s blocks (the
+    whole capture when it has fewer than 4). Brief bursts (interference, glitches the cleaner
+    keeps because they come in runs) then move it as little as they move the floor the model
+    sees most of the time; a plain mean over the capture made the device fit explain them with
+    a noisier receiver."""
+    n = len(rel) // WHITE_BLOCK
+    if n < 4:
+        return white_level(rel)
+    return float(np.median([white_level(rel[i * WHITE_BLOCK : (i + 1) * WHITE_BLOCK]) for i in range(n)]))
 
 
 def timing_stats(t_s: np.ndarray) -> tuple[float, float, float, float]:
@@ -127,7 +159,7 @@ def capture_stats(csi: np.ndarray, t_s: np.ndarray, timestamps: bool = True) -> 
     common = np.log(amp.mean(axis=1))
     gain_jitter = float(np.std(np.diff(common)) / np.sqrt(2))
     rel = relative_amplitude(amp)
-    white = white_level(rel)
+    white = typical_white_level(rel)
     spreads, smooth, rises = [], [], []
     per = max(int(round(WINDOW_S * rate)), 4)
     m = max(3, int(round(0.1 * rate)))
@@ -136,7 +168,8 @@ def capture_stats(csi: np.ndarray, t_s: np.ndarray, timestamps: bool = True) -> 
         w = relative_amplitude(amp[s : s + per])
         spreads.append(float(w.std(axis=0).mean()))
         sm = np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="valid"), 0, w)
-        smooth.append(float(np.sqrt(max(np.mean(sm.var(axis=0)) - white**2 / m, 0.0))))
+        # the window's own white share: motion makes the white level change from window to window
+        smooth.append(float(np.sqrt(max(np.mean(sm.var(axis=0)) - white_level(w) ** 2 / m, 0.0))))
         l5, l30 = max(2, int(round(0.05 * rate))), max(3, int(round(0.3 * rate)))
         if len(w) > l30 + 1:
             d1, d5, d30 = (float(np.mean((w[k:] - w[:-k]) ** 2)) for k in (1, l5, l30))
@@ -171,4 +204,5 @@ def capture_stats(csi: np.ndarray, t_s: np.ndarray, timestamps: bool = True) -> 
         agc_flip_rate=agc_flip_rate,
         adjacent_corr=adjacent_corr,
         lag2_corr=lag2_corr,
+        burst_share=burst_share(rel),
     )

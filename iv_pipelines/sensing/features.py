@@ -27,7 +27,7 @@ import numpy as np
 
 from iv_pipelines.sensing.formats import USED_INDEX
 
-FEATURES_VERSION = "features-3"  # 3: valid column (short windows), per-device context
+FEATURES_VERSION = "features-4"  # 4: glitches judged against local motion; 3: valid column, device context
 RATE_HZ = 100.0
 WINDOW_S = 2.0
 MIN_WINDOW_S = 1.0  # shorter captures are refused: not enough of an event to classify
@@ -65,18 +65,23 @@ def packet_features(csi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return amp, ph
 
 
-GLITCH_K = 4.0  # a packet this many times further from its neighbours than the median is dropped
+GLITCH_K = 4.0  # a packet this many times further from its neighbours than is usual there is dropped
+GLITCH_LOCAL = 10  # "usual there": the median over +-10 packets (0.2 s at 100 Hz)
 GAIN_EXCURSION = 0.35  # log gain this far from the running median: another AGC gain state
 
 
 def glitch_mask(amp: np.ndarray, parts: bool = False):
     """(n, S) amplitudes -> (n,) True for packets to keep: a packet whose relative amplitude
-    pattern lies more than GLITCH_K times the capture's median distance from the mean of its
-    four neighbours (t-2..t+2) is a glitch (an isolated corrupted estimate; a moving body
-    changes many consecutive packets and is kept). A gross glitch can also push a neighbour
-    over the line; dropping that packet too costs nothing (resampling bridges it). A packet
-    whose common-mode gain lies GAIN_EXCURSION (log) from the median of its +-5 neighbours is an
-    AGC gain-state flip (real gain-locked chips: ~5 dB lower, another per-subcarrier pattern)
+    pattern lies more than GLITCH_K times the usual distance from the mean of its four
+    neighbours (t-2..t+2) is a glitch (an isolated corrupted estimate). "Usual" is the larger of
+    the capture's median distance and the median over the packet's +-GLITCH_LOCAL neighbours:
+    a moving body makes many consecutive packets fluctuate (white, on amplitude-only firmwares:
+    issue #13), and those are the fall, not glitches. (Against the capture's median alone, the
+    stillness after a fall made the fall's own packets "glitches": 10-40 % of a fall clip's
+    packets were dropped and its spread fell below walking's.) A gross glitch can also push a
+    neighbour over the line; dropping that packet too costs nothing (resampling bridges it). A packet
+    whose common-mode gain lies GAIN_EXCURSION (log) from the median of its +-5 neighbours (and
+    GLITCH_K robust standard deviations of the gain's local fluctuation) is an AGC gain-state flip (real gain-locked chips: ~5 dB lower, another per-subcarrier pattern)
     and is dropped too: a body changes the received power far more slowly."""
     n = len(amp)
     keep = np.ones(n, bool)
@@ -86,12 +91,18 @@ def glitch_mask(amp: np.ndarray, parts: bool = False):
     pad = np.pad(r, [(2, 2), (0, 0)], mode="edge")
     ref = (pad[:-4] + pad[1:-3] + pad[3:-1] + pad[4:]) / 4
     d = np.sqrt(np.mean((r - ref) ** 2, axis=1))
-    pattern_ok = d <= GLITCH_K * max(float(np.median(d)), 1e-6)
     from numpy.lib.stride_tricks import sliding_window_view
+
+    w = 2 * GLITCH_LOCAL + 1
+    local = np.median(sliding_window_view(np.pad(d, GLITCH_LOCAL, mode="reflect"), w), axis=-1)
+    pattern_ok = d <= GLITCH_K * np.maximum(local, max(float(np.median(d)), 1e-6))
 
     g = np.log(np.maximum(amp.mean(axis=1), 1e-9))
     running = np.median(sliding_window_view(np.pad(g, 5, mode="edge"), 11), axis=-1)
-    gain_ok = np.abs(g - running) <= GAIN_EXCURSION
+    dev = np.abs(g - running)
+    # where the gain itself fluctuates (a body moving fast), a flip must stand out of that too
+    spread = np.median(sliding_window_view(np.pad(dev, GLITCH_LOCAL, mode="reflect"), w), axis=-1)
+    gain_ok = dev <= np.maximum(GAIN_EXCURSION, GLITCH_K * 1.4826 * spread)
     pattern_ok[0] = pattern_ok[-1] = gain_ok[0] = gain_ok[-1] = True  # the span stays as recorded
     return (pattern_ok, gain_ok) if parts else pattern_ok & gain_ok
 
@@ -167,18 +178,29 @@ def window_at(
     return window_features(a, p)
 
 
+def capture_seconds(t_s: np.ndarray) -> float:
+    """How long a stretch of packets lasts (s): first to last packet plus one packet period
+    (100 packets at 100 Hz are a 1.0 s recording, not 0.99 s). The period is the median
+    spacing, capped at 50 ms so that a sparse capture is not stretched."""
+    t = np.asarray(t_s, dtype=np.float64)
+    if len(t) < 2:
+        return 0.0
+    return float(t[-1] - t[0] + min(float(np.median(np.diff(t))), 0.05))
+
+
 def window_starts(t_s: np.ndarray, hop_s: float) -> tuple[list[float], float]:
     """Start times and length of the windows of a stretch of capture: full 2 s windows every
     `hop_s` (plus one ending at the stretch's end when the last window leaves over a quarter
-    of the hop uncovered), or one window covering a 1.0-2.0 s stretch."""
-    span = float(t_s[-1] - t_s[0])
+    of the hop uncovered), or one window covering a 1.0-2.0 s stretch (`capture_seconds`)."""
+    span = capture_seconds(t_s)
     if span + 1e-9 < MIN_WINDOW_S:
         return [], 0.0
     if span + 1e-9 < WINDOW_S:
         return [float(t_s[0])], span
     starts = list(t_s[0] + np.arange(0.0, span - WINDOW_S + 1e-9, hop_s))
-    if t_s[-1] - (starts[-1] + WINDOW_S) > 0.25 * min(hop_s, WINDOW_S):
-        starts.append(float(t_s[-1] - WINDOW_S))
+    end = float(t_s[0]) + span
+    if end - (starts[-1] + WINDOW_S) > 0.25 * min(hop_s, WINDOW_S):
+        starts.append(end - WINDOW_S)
     return [float(s) for s in starts], WINDOW_S
 
 

@@ -6,8 +6,9 @@ Physics (2.4 GHz channel 6, 20 MHz, 64 subcarriers at 312.5 kHz, wavelength ~12.
   floor and ceiling (amplitude = reflection coefficient x free-space gain lambda/(4 pi d)),
   and furniture as point reflectors (bistatic: gain ~ sigma / (d_tx * d_rx));
 - a person as 12 body-part scatterers (head, torso, pelvis, arms, legs) whose positions
-  follow an activity: `empty`, `walk` (~0.8-1.4 m/s with gait swing), `sit` (sitting down,
-  then seated with breathing), `fall` (the body topples about the feet in 0.7-1.1 s, after an
+  follow an activity: `empty`, `walk` (moving upright: walking at the resident's speed with
+  gait swing, pauses and turns; or gestures in place; or bending down and up), `sit` (sitting
+  down then seated with breathing, or standing up), `fall` (the body topples about the feet in 0.7-1.1 s, after an
   optional knee collapse, arms thrown forward; the head hits the floor at ~3-6 m/s, so Doppler
   2v/lambda reaches 50-100 Hz, above the 50 Hz Nyquist of 100 Hz CSI);
 - the receiver (`device.py`): its packet rate, jitter and runs of drops, AGC steps and
@@ -36,7 +37,9 @@ K = np.arange(-32, 32)
 FREQS = F_C + K * DF
 LAMBDA = C / F_C
 ACTIVITIES = ("empty", "walk", "sit", "fall")
-SIM_VERSION = "twin-2.0"  # 2.0: fitted devices (rate, drops, gain, motion noise), toppling falls
+SIM_VERSION = (
+    "twin-2.2"  # 2.2: gestures, bending, standing up; 2.1: motion noise ~ speed^k; 2.0: fitted devices
+)
 
 MATERIALS = {"drywall": 0.35, "concrete": 0.55, "glass": 0.25, "wood": 0.3, "metal": 0.8}
 
@@ -197,14 +200,25 @@ RESIDENTS = {
 }
 
 
+# what each class holds, and the share of its episodes: `variant` picks one (calibration
+# captures are plain walking and sitting down)
+CALIBRATION_VARIANT = {"walk": "walking", "sit": "sit_down"}  # what a client records as "walk" / "sit"
+VARIANTS = {
+    "walk": {"walking": 0.0, "gesture": 0.75, "bend": 0.9},
+    "sit": {"sit_down": 0.0, "stand_up": 0.9},
+}
+
+
 def body_trajectory(
     activity: str,
     t: np.ndarray,
     room: Room,
     rng: np.random.Generator,
     resident: Resident = RESIDENTS["adult"],
+    variant: str | None = None,
 ) -> np.ndarray:
-    """(T, 12, 3) positions of the body scatterers for `activity` (empty: no body)."""
+    """(T, 12, 3) positions of the body scatterers for `activity` (empty: no body); `variant`
+    (see VARIANTS) picks one kind of motion of the class instead of the class's mix."""
     n = len(t)
     if activity == "empty":
         return np.zeros((n, 0, 3))
@@ -218,7 +232,36 @@ def body_trajectory(
     swing = np.zeros(n)
     breath = 0.006 * np.sin(2 * np.pi * rng.uniform(0.2, 0.35) * t + rng.uniform(0, 6.3))
     dur = t[-1] - t[0] + 1e-9
-    if activity == "walk":
+    arms = np.zeros(n)  # arm-only movement along the heading (gestures, reaching)
+    kind = rng.random()
+    if variant is not None:
+        if variant not in VARIANTS.get(activity, {}):
+            raise ValueError(
+                f"variant {variant!r} of {activity!r}: use one of {sorted(VARIANTS.get(activity, {}))}"
+            )
+        kind = VARIANTS[activity][variant]
+    if activity == "walk" and kind >= 0.7:
+        # the `walk` class is "moving, upright, not falling": besides walking, 15 % of its
+        # episodes are gestures in place (arms reaching and waving at 0.5-1.5 Hz, the torso
+        # swaying) and 15 % bending down to pick something up and straightening again. Real
+        # homes are full of such motion, and a fall detector that only ever saw walking calls
+        # it a fall.
+        if kind < 0.85:
+            f = rng.uniform(0.5, 1.5)
+            arms = rng.uniform(0.25, 0.6) * np.sin(2 * np.pi * f * t + rng.uniform(0, 6.3))
+            lean = 0.08 * np.sin(2 * np.pi * f / 2 * t + rng.uniform(0, 6.3))
+            center = start + np.cumsum(rng.normal(0, 0.003, (n, 2)), axis=0)
+        else:
+            t0 = t[0] + rng.uniform(0.0, 0.3) * dur
+            down, hold, up = rng.uniform(0.6, 1.2), rng.uniform(0.2, 0.8), rng.uniform(0.6, 1.2)
+            u1 = np.clip((t - t0) / down, 0, 1)
+            u2 = np.clip((t - t0 - down - hold) / up, 0, 1)
+            bend = u1 * u1 * (3 - 2 * u1) - u2 * u2 * (3 - 2 * u2)
+            depth = rng.uniform(0.5, 1.0)
+            lean = 0.45 * depth * bend  # the head comes forward as the torso pitches
+            scale_z = 1 - 0.3 * depth * bend  # and down, knees bending
+            arms = 0.3 * depth * bend
+    elif activity == "walk":
         # people do not walk like metronomes: the speed swings +-30 % at 0.1-0.5 Hz, a third
         # of the walks pause for 0.5-1.5 s, a third make a sharp 90-180 degree turn in 0.6-1.2 s
         speed = rng.uniform(*resident.walk_speed_ms) * (
@@ -245,13 +288,16 @@ def body_trajectory(
         swing = 0.3 * np.sin(2 * np.pi * rng.uniform(*resident.step_hz) * t)
         scale_z = 1 + 0.02 * np.sin(4 * np.pi * 1.8 * t)
     elif activity == "sit":
+        # the `sit` class is a posture change on a chair: 60 % sitting down, 40 % standing up
+        # (a classic fall look-alike: the body rises and leans forward)
         t0 = t[0] + rng.uniform(0.1, 0.4) * dur
         d = rng.uniform(*resident.sit_s)  # sitting down takes a second or two
         u = np.clip((t - t0) / d, 0, 1)
         s = u * u * (3 - 2 * u)  # smooth step
-        scale_z = 1 - 0.42 * s
-        lean = 0.15 * np.sin(np.pi * u)
-        swing = 0.05 * np.sin(2 * np.pi * 0.5 * t) * s
+        seated = s if kind < 0.6 else 1 - s
+        scale_z = 1 - 0.42 * seated
+        lean = (0.15 if kind < 0.6 else 0.25) * np.sin(np.pi * u)
+        swing = 0.05 * np.sin(2 * np.pi * 0.5 * t) * seated
     elif activity == "fall":
         return _fall_trajectory(t, start, heading, height, breath, rng, resident, room)
     else:
@@ -266,6 +312,8 @@ def body_trajectory(
         horiz = center + (lean * (hz / 0.93))[:, None] * fwd + lat * side
         if "hand" in name or "foot" in name or "arm" in name:
             horiz = horiz + (np.sign(lat) * swing)[:, None] * fwd * (1 if "foot" in name else -0.7)
+        if "hand" in name or "arm" in name:
+            horiz = horiz + (arms * (1.0 if "hand" in name else 0.5))[:, None] * fwd
         pts.append(np.column_stack([horiz, z]))
     return np.stack(pts, axis=1)
 
@@ -396,12 +444,14 @@ def simulate_episode(
     resident: Resident = RESIDENTS["adult"],
     _static: tuple[np.ndarray, str] | None = None,
     _body_cache: dict | None = None,
+    variant: str | None = None,
 ) -> Episode:
     """One labelled episode: `duration_s` of ESP32 CSI while the person does `activity`,
     received by `device` (drawn from the default prior with the episode's seed when None).
     `_static`: the room's (static_response, digest), when the caller already has them;
     `_body_cache`: a dict the caller keeps across episodes that differ only in the device's
-    noise, gain or AGC parameters (device calibration's searches)."""
+    noise, gain or AGC parameters (device calibration's searches); `variant`: one kind of motion
+    of the class (`VARIANTS`), e.g. plain walking for a simulated calibration capture."""
     rng = np.random.default_rng(seed)
     dev = device or DEFAULT_PRIOR.sample(rng)
     static, digest = _static or (static_response(room), room.digest())
@@ -418,11 +468,12 @@ def simulate_episode(
         dev.jitter_ms,
         dev.drop_rate,
         dev.burst_len,
+        variant,
     )
     hit = None if _body_cache is None or device is None else _body_cache.get(key)
     if hit is None:
         t = sample_times(duration_s, rng, dev)
-        pts = body_trajectory(activity, t, room, rng, resident)
+        pts = body_trajectory(activity, t, room, rng, resident, variant)
         body, speed = body_response(room, pts), body_speed(pts, t)
         if _body_cache is not None and device is not None:
             _body_cache[key] = (t, body, speed, rng.bit_generator.state)
