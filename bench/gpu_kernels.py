@@ -32,9 +32,9 @@ def main() -> int:
     if not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
         print("kernels: no CUDA device (or TRITON_INTERPRET=1): speed ratios need a GPU; skipped")
         return 0
-    from iv_pipelines.scoring import obmi
     from iv_kernels.novelty import novelty_triton
     from iv_kernels.qero_mi import qero_triton
+    from iv_pipelines.scoring import obmi
 
     dev = "cuda"
     print(f"device: {torch.cuda.get_device_name(0)}")
