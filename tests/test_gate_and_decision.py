@@ -59,6 +59,17 @@ def test_fall_threshold_meets_the_false_alarm_target_on_every_set():
     assert t > choose_fall_threshold([sim], 0.05)
 
 
+def test_a_set_too_small_to_certify_the_target_never_lowers_the_threshold_below_one_half():
+    """8 real walking windows cannot vouch for a 2 % false-alarm rate: the threshold clears
+    their largest P(fall) but does not drop below 0.5 on their word; a set large enough to
+    certify the target may set it lower."""
+    quiet_real = np.array([0.01, 0.02, 0.05, 0.03, 0.02, 0.04, 0.01, 0.06])
+    assert choose_fall_threshold([quiet_real], 0.02) == pytest.approx(0.5, abs=1e-5)
+    assert choose_fall_threshold([np.append(quiet_real, 0.7)], 0.02) == pytest.approx(0.7, abs=1e-5)
+    big = np.random.default_rng(1).beta(1, 40, 400)
+    assert choose_fall_threshold([big], 0.02) < 0.5
+
+
 def test_decision_metrics_report_decisions_and_presence():
     y = np.array([0, 0, 1, 3])
     p = np.array(

@@ -351,6 +351,11 @@ def fit_device(
     return DeviceFit(dev, sources, targets, achieved, warnings, walk_speed if moving == "walk" else None)
 
 
+# the SNR depends on the distance between the sensor and the access point and on the walls
+# between them, not on the chip: a prior built from a few chips' fits keeps the physical range
+PLACEMENT_RANGES = ("snr_db",)
+
+
 def prior_from_fits(
     devices: list[Device],
     margin: float = 1.5,
@@ -386,5 +391,8 @@ def prior_from_fits(
             lo, hi = getattr(base, name)
         if name in declared:
             lo, hi = min(lo, declared[name][0]), max(hi, declared[name][1])
+        if name in PLACEMENT_RANGES:  # set by where the devices stand, not by the chip
+            b_lo, b_hi = getattr(base, name)
+            lo, hi = min(lo, b_lo), max(hi, b_hi)
         kw[name] = (lo, hi)
     return DevicePrior(**kw)

@@ -110,8 +110,10 @@ def choose_fall_threshold(nonfall_p_fall: list[np.ndarray], target_fa: float) ->
     """The lowest threshold whose false-alarm rate is <= `target_fa` on every given set of
     non-fall windows (split-conformal quantile ceil((n+1)(1-a))/n of each set's P(fall)),
     clipped to THRESHOLD_BOUNDS. Lower thresholds catch more falls. A set with fewer than
-    1/a - 1 windows cannot certify the rate; its largest P(fall) is used (no false alarm on
-    it), which the DAC reports as the threshold set's measured false-alarm rate."""
+    1/a - 1 windows cannot certify the rate: its largest P(fall) is used (no false alarm on
+    it), which the DAC reports as the threshold set's measured false-alarm rate, and never
+    below DEFAULT_FALL_THRESHOLD: evidence too thin to certify the target does not license
+    calling falls the model itself finds less likely than not."""
     lo, hi = THRESHOLD_BOUNDS
     thr = lo
     for p in nonfall_p_fall:
@@ -119,7 +121,10 @@ def choose_fall_threshold(nonfall_p_fall: list[np.ndarray], target_fa: float) ->
         if len(p) == 0:
             continue
         k = int(np.ceil((len(p) + 1) * (1 - target_fa))) - 1
-        q = p[min(k, len(p) - 1)] + 1e-6
+        if k >= len(p):  # too few windows to certify the target
+            q = max(p[-1] + 1e-6, DEFAULT_FALL_THRESHOLD)
+        else:
+            q = p[k] + 1e-6
         thr = max(thr, q)
     return float(min(max(thr, lo), hi))
 
