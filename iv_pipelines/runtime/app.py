@@ -175,7 +175,7 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
             m.predictions.labels(classes[k]).inc()
             out.append(
                 WindowPrediction(
-                    start_s=float(s),
+                    start_s=round(float(s), 6),  # microseconds: no 0.9999999999 for 1.0
                     length_s=round(float(length), 3),
                     label=classes[k],
                     confidence=float(row[k]),
