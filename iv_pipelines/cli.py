@@ -4,6 +4,7 @@ iv request add FILE      validate a request, store it and add its `dac` partitio
 iv request list          list stored requests
 iv manifest validate F…  validate DAC manifests (errors name the field and the rule)
 iv verify BUNDLE          check a DAC lineage bundle offline (signature, Merkle, file digests)
+iv verify-package PKG     check a package directory or .tar.gz against its signed attestation
 iv demo                  register the sample request and run the lifecycle job for it
 """
 
@@ -98,6 +99,26 @@ def manifest_validate(files: tuple[Path, ...]) -> None:
     sys.exit(1 if bad else 0)
 
 
+def _trusted_key(public_key: Path | None):
+    """The key verification trusts: --public-key, or the signing key already configured here.
+    Verification never creates a key: with neither, it says so and stops."""
+    from iv_pipelines.proof.dsse import SignatureError, existing_public_key, load_public_pem
+    from resources.proof import default_keys_dir
+
+    try:
+        if public_key:
+            return load_public_pem(public_key.read_bytes())
+        found = existing_public_key(default_keys_dir())
+    except SignatureError as err:
+        raise click.ClickException(str(err)) from None
+    if found is None:
+        raise click.ClickException(
+            "no trusted key: pass --public-key PEM (the factory's public key), or set IV_SIGNING_KEY[_FILE] "
+            "or DAGSTER_HOME to where the factory's key lives; verification never creates a key"
+        )
+    return found[0]
+
+
 @main.command()
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
@@ -115,18 +136,9 @@ def manifest_validate(files: tuple[Path, ...]) -> None:
 )
 def verify(bundle: Path, public_key: Path | None, storage_root: Path | None) -> None:
     """Verify a lineage BUNDLE directory offline; exit 1 and list every problem if it fails."""
-    from iv_pipelines.proof.dsse import SignatureError, load_public_pem
     from iv_pipelines.proof.lineage import verify_bundle
 
-    try:
-        if public_key:
-            trusted = load_public_pem(public_key.read_bytes())
-        else:
-            from resources.proof import ProofResource
-
-            trusted = ProofResource().signing_key().public
-    except SignatureError as err:
-        raise click.ClickException(str(err)) from None
+    trusted = _trusted_key(public_key)
     report = verify_bundle(bundle, trusted, storage_root)
     if report.ok:
         click.echo(
@@ -136,6 +148,30 @@ def verify(bundle: Path, public_key: Path | None, storage_root: Path | None) -> 
     for p in report.problems:
         click.echo(f"{bundle}: {p}", err=True)
     click.echo(f"{bundle}: FAILED ({len(report.problems)} problems)", err=True)
+    sys.exit(1)
+
+
+@main.command("verify-package")
+@click.argument("package", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM public key to trust (default: the signing key already configured here; never created)",
+)
+def verify_package_cmd(package: Path, public_key: Path | None) -> None:
+    """Verify a DAC PACKAGE (its directory or its .tar.gz) against the signed attestation
+    beside it: signature, tarball digest and every file; exit 1 naming every file that differs."""
+    from iv_pipelines.packaging.build import verify_package, verify_tarball
+
+    trusted = _trusted_key(public_key)
+    report = verify_package(package, trusted) if package.is_dir() else verify_tarball(package, trusted)
+    if report.ok:
+        click.echo(f"{package}: OK — {report.files} files match the signed attestation")
+        sys.exit(0)
+    for p in report.problems:
+        click.echo(f"{package}: {p}", err=True)
+    click.echo(f"{package}: FAILED ({len(report.problems)} problems)", err=True)
     sys.exit(1)
 
 

@@ -40,7 +40,13 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 
 def _shorten(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    """A short repr of a user's value. Bounded before formatting (reprlib): a repr of the whole
+    value first was how a 797-byte YAML bomb, expanded to gigabytes, took a minute to reject."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring, r.maxother, r.maxlist, r.maxdict, r.maxlevel = limit, limit, 4, 4, 2
+    text = r.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

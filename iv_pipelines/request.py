@@ -27,6 +27,24 @@ DOMAIN_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 register_pattern(DOMAIN_PATTERN, "a lowercase slug of letters, digits and '-'")
 
 
+# characters a UI must never render from a client's text: C0/C1 controls (tab and newline
+# aside) and the bidirectional overrides/isolates that make text read differently than it is
+_UNSAFE_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _displayable(v: str | None) -> str | None:
+    """Refuse (never silently strip) text a UI would display misleadingly or not at all."""
+    if v is None:
+        return v
+    m = _UNSAFE_CHARS.search(v)
+    if m:
+        raise ValueError(
+            f"contains U+{ord(m.group()):04X} at position {m.start()} (control and bidirectional "
+            "override characters are not accepted in text a UI displays)"
+        )
+    return v
+
+
 def slugify(text: str, max_len: int = 63) -> str:
     slug = _SLUG_RE.sub("-", text.lower()).strip("-")
     return slug[:max_len].rstrip("-")
@@ -48,6 +66,8 @@ class EnvironmentSpec(BaseModel):
     description: str = Field(min_length=3, max_length=2000)
     room: RoomSpec | None = None
 
+    _safe = field_validator("description")(classmethod(lambda cls, v: _displayable(v)))
+
 
 class Constraints(BaseModel):
     """Limits the delivered capsule must respect; every field optional, units in the name."""
@@ -60,6 +80,8 @@ class Constraints(BaseModel):
     min_accuracy: float | None = Field(default=None, ge=0, le=1)
     max_false_alarm_rate: float | None = Field(default=None, ge=0, le=1)
     data_residency: str | None = Field(default=None, min_length=2, max_length=32)
+
+    _safe = field_validator("data_residency")(classmethod(lambda cls, v: _displayable(v)))
 
 
 class CalibrationCapture(BaseModel):
@@ -79,6 +101,8 @@ class CalibrationCapture(BaseModel):
     sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$", description="set by the request store"
     )
+
+    _safe = field_validator("path", "device")(classmethod(lambda cls, v: _displayable(v)))
 
     @field_validator("activity")
     @classmethod
@@ -119,6 +143,7 @@ class DacRequest(BaseModel):
     @field_validator("text")
     @classmethod
     def _text_has_words(cls, v: str) -> str:
+        _displayable(v)
         if len(re.findall(r"[A-Za-z]{2,}", v)) < 3:
             raise ValueError("must contain at least three words describing the request")
         return v
@@ -158,10 +183,41 @@ def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+MAX_REQUEST_NODES = 20_000  # a request has a few dozen values; aliases may not multiply them
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """YAML's safe loader with aliases bounded: the document's size *after* alias expansion is
+    counted on the composed graph (shared nodes counted once per reference) before anything is
+    constructed, and a document over MAX_REQUEST_NODES is refused. A 797-byte "billion laughs"
+    request otherwise expands to gigabytes."""
+
+    def construct_document(self, node):
+        sizes: dict[int, int] = {}
+
+        def size(n) -> int:
+            key = id(n)
+            if key not in sizes:
+                sizes[key] = 1  # a cycle (recursive alias) counts once instead of forever
+                if isinstance(n, yaml.SequenceNode):
+                    sizes[key] = 1 + sum(size(c) for c in n.value)
+                elif isinstance(n, yaml.MappingNode):
+                    sizes[key] = 1 + sum(size(k) + size(v) for k, v in n.value)
+                if sizes[key] > MAX_REQUEST_NODES:
+                    raise yaml.YAMLError(
+                        f"the document expands to more than {MAX_REQUEST_NODES} values through its aliases "
+                        "(a request needs a few dozen)"
+                    )
+            return sizes[key]
+
+        size(node)
+        return super().construct_document(node)
+
+
 def parse_request_text(text: str, source: str = "request") -> DacRequest:
     """Parse JSON or YAML text into a DacRequest, raising InputError naming each fault."""
     try:
-        data = yaml.safe_load(text)  # YAML is a superset of JSON
+        data = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

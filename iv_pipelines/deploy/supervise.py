@@ -47,12 +47,15 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # the capsule runs the package's own code (src/), not the factory's: -P keeps the working
+    # directory off sys.path, PYTHONPATH puts the package's sources first
     cmd = [
         sys.executable,
+        "-P",
         "-m",
         "iv_pipelines.runtime",
         "--package",
-        a.package,
+        os.path.abspath(a.package),
         "--host",
         "127.0.0.1",
         "--port",
@@ -60,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         "--threads",
         str(a.threads),
     ]
-    env = os.environ | {"OMP_NUM_THREADS": str(a.threads)}
+    pkg = os.path.abspath(a.package)
+    env = os.environ | {
+        "OMP_NUM_THREADS": str(a.threads),
+        "PYTHONPATH": os.path.join(pkg, "src"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     state = {
         "supervisor_pid": os.getpid(),
         "capsule_pid": None,
@@ -75,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     backoff = 0.5
     with open(a.log, "ab", buffering=0) as log:
         while not stopping:
-            child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=pkg)
             state |= {"capsule_pid": child.pid, "status": "running"}
             _write(a.state, state)
             t_start = time.monotonic()

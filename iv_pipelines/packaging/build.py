@@ -58,15 +58,23 @@ RUNTIME_SOURCES = (
     "iv_pipelines/runtime/__init__.py",
     "iv_pipelines/runtime/__main__.py",
     "iv_pipelines/runtime/app.py",
+    "iv_pipelines/runtime/attest.py",
     "iv_pipelines/runtime/contracts.py",
+    "iv_pipelines/runtime/limits.py",
     "iv_pipelines/runtime/predictor.py",
+    "iv_pipelines/proof/__init__.py",
+    "iv_pipelines/proof/dsse.py",
     "iv_pipelines/sensing/__init__.py",
+    "iv_pipelines/sensing/context.py",
+    "iv_pipelines/sensing/device.py",
+    "iv_pipelines/sensing/evaluate.py",
     "iv_pipelines/sensing/features.py",
     "iv_pipelines/sensing/formats.py",
     "iv_pipelines/sensing/model.py",
     "iv_pipelines/sensing/twin.py",
-)
+)  # everything the capsule imports: tests/test_packaging.py runs it from src/ alone
 RUNTIME_REQUIREMENTS = (
+    "cryptography",
     "torch",
     "numpy",
     "safetensors",
@@ -167,31 +175,48 @@ def write_contracts(dest: Path) -> None:
 
 
 def probe(package_dir: Path, n_windows: int = 16, timeout_s: float = 120) -> dict:
-    """Load the staged package in a fresh process, as the capsule would, and measure it:
-    peak RSS, load time, CPU seconds per window (single thread)."""
+    """Load the staged package in a fresh process, as the capsule would (its own src/ only:
+    `-P`, cwd = the package, PYTHONPATH = src), and measure it: peak RSS, load time, CPU
+    seconds per window of the model alone (single thread), and what a request costs per parsed
+    frame (`frame_seconds`: esp-csi text to CSI) and per window (`window_seconds`: resampling,
+    features and model), from which the capsule's per-request limits follow (runtime/limits.py)."""
     code = (
-        "import json,resource,sys,time\n"
+        "import json,sys,time\n"
         "t0=time.perf_counter()\n"
         "import torch; torch.set_num_threads(1)\n"
         "import numpy as np\n"
-        "from iv_pipelines.runtime.predictor import Predictor\n"
+        "from iv_pipelines.runtime.predictor import Predictor, windows\n"
         "from iv_pipelines.sensing.features import T, N_FEATURES\n"
-        "p=Predictor(sys.argv[1]); load=time.perf_counter()-t0\n"
+        "from iv_pipelines.sensing.formats import parse_lines, write_esp_csi_lines\n"
+        "p=Predictor(sys.argv[1], verify=False); load=time.perf_counter()-t0\n"
         f"x=np.random.default_rng(0).normal(size=({n_windows},T,N_FEATURES)).astype('float32')\n"
         "p.proba(x[:1]); c0=time.process_time(); w0=time.perf_counter(); p.proba(x)\n"
         f"cpu=(time.process_time()-c0)/{n_windows}; wall=(time.perf_counter()-w0)/{n_windows}\n"
+        # a 12 s capture of noisy CSI as ESP32 text: parse it, then window it every 0.5 s
+        "rng=np.random.default_rng(1); n=1200; t=np.arange(n)/100.0\n"
+        "csi=(rng.normal(20,5,(n,64))+1j*rng.normal(20,5,(n,64))).astype(np.complex64)\n"
+        "lines=write_esp_csi_lines(csi,t)\n"
+        "c0=time.process_time(); cap,_=parse_lines(lines); frame=(time.process_time()-c0)/n\n"
+        "c0=time.process_time(); xs,_,_=windows(cap,0.5,False); pr=p.proba(xs)\n"
+        "window=(time.process_time()-c0)/len(xs)\n"
         # VmHWM (peak RSS of this address space): getrusage's ru_maxrss survives exec and
         # would report the parent's peak when a big parent process spawned this probe
         "rss=[int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0]/1024\n"
-        "print(json.dumps({'peak_rss_mib':rss,'load_seconds':load,'cpu_seconds_per_window':cpu,'wall_seconds_per_window':wall}))\n"
+        "print(json.dumps({'peak_rss_mib':rss,'load_seconds':load,'cpu_seconds_per_window':cpu,"
+        "'wall_seconds_per_window':wall,'frame_seconds':frame,'window_seconds':window}))\n"
     )
-    env = os.environ | {"PYTHONPATH": str(package_dir / "src"), "OMP_NUM_THREADS": "1"}
+    env = os.environ | {
+        "PYTHONPATH": str(package_dir / "src"),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",  # the staged package stays as built
+    }
     r = subprocess.run(
-        [sys.executable, "-c", code, str(package_dir)],
+        [sys.executable, "-P", "-c", code, str(package_dir)],
         capture_output=True,
         text=True,
         timeout=timeout_s,
         env=env,
+        cwd=package_dir,
     )
     if r.returncode != 0:
         raise PackageError(f"the staged package does not load in a fresh process:\n{r.stderr[-2000:]}")
@@ -203,7 +228,8 @@ def deterministic_tar(src: Path, dest: Path, arcroot: str) -> str:
     buf = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=6) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for p in sorted(src.rglob("*"), key=lambda q: q.relative_to(src).as_posix()):
+            members = [p for p in src.rglob("*") if "__pycache__" not in p.relative_to(src).parts]
+            for p in sorted(members, key=lambda q: q.relative_to(src).as_posix()):
                 rel = p.relative_to(src).as_posix()
                 info = tarfile.TarInfo(f"{arcroot}/{rel}")
                 info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
@@ -220,10 +246,12 @@ def deterministic_tar(src: Path, dest: Path, arcroot: str) -> str:
 
 
 def file_digests(directory: Path) -> dict[str, str]:
+    """sha256 of every file under `directory` by relative path; bytecode caches (`__pycache__`,
+    written when the capsule runs from the package's src/) are derived, not content."""
     return {
         p.relative_to(directory).as_posix(): sha256_file(p)
         for p in sorted(directory.rglob("*"))
-        if p.is_file()
+        if p.is_file() and "__pycache__" not in p.relative_to(directory).parts
     }
 
 
@@ -291,16 +319,8 @@ def verify_package(pkg_dir: Path, trusted_key) -> PackageReport:
     att = root / f"{dac_id}-{version}.intoto.jsonl"
     tarball = root / f"{dac_id}-{version}.tar.gz"
     rep = PackageReport([])
-    if not att.is_file():
-        rep.problems.append(f"{att.name}: attestation missing")
-        return rep
-    try:
-        env = json.loads(att.read_text().splitlines()[0])
-        statement = json.loads(verify_envelope(env, trusted_key))
-        if env.get("payloadType") != INTOTO_PAYLOAD_TYPE:
-            rep.problems.append(f"{att.name}: payloadType {env.get('payloadType')!r} is not in-toto")
-    except Exception as e:
-        rep.problems.append(f"{att.name}: signature does not verify ({e})")
+    statement = _statement(att, trusted_key, rep)
+    if statement is None:
         return rep
     subjects = {s["name"]: s["digest"]["sha256"] for s in statement.get("subject", [])}
     if tarball.name not in subjects:
@@ -318,6 +338,89 @@ def verify_package(pkg_dir: Path, trusted_key) -> PackageReport:
             rep.problems.append(f"{rel}: sha256 differs from the attestation (tampered?)")
     for rel in sorted(set(actual) - set(listed)):
         rep.problems.append(f"{rel}: not in the attestation (added after packaging?)")
+    rep.files = len(listed)
+    return rep
+
+
+MAX_TARBALL_BYTES = 4 << 30  # decompressed: a package is tens of MB; refuse a tar bomb
+
+
+def _statement(att: Path, trusted_key, rep: PackageReport) -> dict | None:
+    if not att.is_file():
+        rep.problems.append(f"{att.name}: attestation missing (expected beside the package)")
+        return None
+    try:
+        env = json.loads(att.read_text().splitlines()[0])
+        statement = json.loads(verify_envelope(env, trusted_key))
+    except Exception as e:  # noqa: BLE001 - any malformed or unsigned attestation
+        rep.problems.append(f"{att.name}: signature does not verify ({str(e)[:200]})")
+        return None
+    if env.get("payloadType") != INTOTO_PAYLOAD_TYPE:
+        rep.problems.append(f"{att.name}: payloadType {env.get('payloadType')!r} is not in-toto")
+    return statement
+
+
+def verify_tarball(tarball: Path, trusted_key) -> PackageReport:
+    """Check a package tarball against the attestation beside it
+    (`<dac>-<version>.tar.gz` -> `<dac>-<version>.intoto.jsonl`): signature, the tarball's digest,
+    and every member's digest, so a tampered tarball names the file inside it that changed.
+    Members are hashed as a stream, never extracted; links, absolute or `..` paths and more than
+    MAX_TARBALL_BYTES of content are reported, not followed."""
+    tarball = Path(tarball)
+    rep = PackageReport([])
+    stem = tarball.name[: -len(".tar.gz")] if tarball.name.endswith(".tar.gz") else tarball.stem
+    statement = _statement(tarball.with_name(f"{stem}.intoto.jsonl"), trusted_key, rep)
+    if statement is None:
+        return rep
+    subjects = {s["name"]: s["digest"]["sha256"] for s in statement.get("subject", [])}
+    version = (
+        statement.get("predicate", {})
+        .get("buildDefinition", {})
+        .get("externalParameters", {})
+        .get("version", "")
+    )
+    if subjects.get(tarball.name) != sha256_file(tarball):
+        rep.problems.append(f"{tarball.name}: sha256 differs from the attestation (tampered?)")
+    listed = {k.split("/", 1)[1]: v for k, v in subjects.items() if k.startswith(f"{version}/")}
+    seen: set[str] = set()
+    total = 0
+    try:
+        with tarfile.open(tarball, mode="r:gz") as tar:
+            for m in tar:
+                parts = Path(m.name).parts
+                rel = "/".join(parts[1:])
+                if m.name.startswith("/") or ".." in parts:
+                    rep.problems.append(f"{m.name}: unsafe path in the tarball")
+                    continue
+                if m.issym() or m.islnk() or m.isdev():
+                    rep.problems.append(f"{m.name}: a link or device in the tarball")
+                    continue
+                if not m.isfile():
+                    continue
+                total += m.size
+                if total > MAX_TARBALL_BYTES:
+                    rep.problems.append(
+                        f"{tarball.name}: more than {MAX_TARBALL_BYTES >> 30} GiB inside; not read further"
+                    )
+                    break
+                h = hashlib.sha256()
+                fh = tar.extractfile(m)
+                while block := fh.read(1 << 20):
+                    h.update(block)
+                seen.add(rel)
+                if rel not in listed:
+                    rep.problems.append(
+                        f"{rel} (in {tarball.name}): not in the attestation (added after packaging?)"
+                    )
+                elif h.hexdigest() != listed[rel]:
+                    rep.problems.append(
+                        f"{rel} (in {tarball.name}): sha256 differs from the attestation (tampered?)"
+                    )
+    except (tarfile.TarError, OSError, EOFError) as e:
+        rep.problems.append(f"{tarball.name}: not a readable gzip'd tar ({e})")
+        return rep
+    for rel in sorted(set(listed) - seen):
+        rep.problems.append(f"{rel}: listed in the attestation but missing from {tarball.name}")
     rep.files = len(listed)
     return rep
 

@@ -35,6 +35,7 @@ from iv_pipelines.proof.dsse import SigningKey
 from iv_pipelines.proof.lineage import BUNDLE_DIR, ENVELOPE_FILE, ZK_FILE, sha256_file, verify_bundle
 from iv_pipelines.request import DacRequest
 from iv_pipelines.runtime.contracts import endpoints
+from iv_pipelines.runtime.limits import limits_for
 from iv_pipelines.sensing.twin import ACTIVITIES
 from iv_pipelines.shield.decision import Decision, Evidence, decide
 from iv_pipelines.shield.policies import LICENCE_FILE, PolicyReport, run_policies
@@ -66,8 +67,11 @@ def _mib(x: float) -> int:
     return int(-(-x // 16) * 16)  # up to a multiple of 16 MiB
 
 
-def runtime_json(dac_id: str, version: str, adapter_eval: dict, dac_dir: Path) -> str:
-    """The capsule's runtime config: model, the DAC's decision rule and the device context."""
+def runtime_json(
+    dac_id: str, version: str, adapter_eval: dict, dac_dir: Path, limits: dict | None = None
+) -> str:
+    """The capsule's runtime config: model, the DAC's decision rule, the device context and
+    the per-request limits that follow from the package's measured costs."""
     cal_path = dac_dir / "twin" / "calibration.json"
     cal = json.loads(cal_path.read_text()) if cal_path.exists() else {}
     ctx_path = dac_dir / "twin" / "context.json"
@@ -82,6 +86,8 @@ def runtime_json(dac_id: str, version: str, adapter_eval: dict, dac_dir: Path) -
         "amplitude_only": bool(cal.get("amplitude_only", False)),
         "context": json.loads(ctx_path.read_text())["context"] if ctx_path.exists() else None,
     }
+    if limits is not None:
+        doc["limits"] = limits
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -322,7 +328,7 @@ def build_dac_package(
         cache_path = root / "probes.json"
         cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
         meas = cache.get(content_key)
-        if meas is None:
+        if meas is None or "window_seconds" not in meas:  # (older probes measured less)
             log("probing the staged package in a fresh process (load time, memory, CPU per window)")
             meas = {k: round(v, 6) for k, v in probe(staged).items()}
             atomic_write_bytes(
@@ -338,9 +344,12 @@ def build_dac_package(
             + json.dumps(energy, sort_keys=True).encode()
         ).hexdigest()
         version = assign_version(root, key_digest)
-        (staged / "runtime.json").write_text(runtime_json(dac_id, version, adapter_eval, dac_dir))
         mem_req = _mib(meas["peak_rss_mib"] * opts.memory_headroom)
         mem_limit = max(mem_req, req.constraints.max_memory_mb or 0)
+        limits = limits_for(meas["frame_seconds"], meas["window_seconds"], meas["peak_rss_mib"], mem_limit)
+        (staged / "runtime.json").write_text(
+            runtime_json(dac_id, version, adapter_eval, dac_dir, limits.to_dict())
+        )
         cpu_req = max(10, int(-(-meas["cpu_seconds_per_window"] * 1000 // 1)))  # one window per second
         params = RenderParams(
             dac_id=dac_id,

@@ -84,6 +84,19 @@ class SigningKey:
         return self.key.public_key()
 
 
+def existing_public_key(keys_dir: Path) -> tuple[Ed25519PublicKey, str] | None:
+    """The public half of the signing key that is already configured (IV_SIGNING_KEY,
+    IV_SIGNING_KEY_FILE, or a key under `keys_dir`) with where it came from; None when there
+    is none. Verification uses this: it never creates a key (a new key trusts nothing)."""
+    if os.environ.get("IV_SIGNING_KEY") or os.environ.get("IV_SIGNING_KEY_FILE"):
+        k = load_or_create_signing_key(keys_dir)
+        return k.public, k.source
+    path = Path(keys_dir) / DEFAULT_KEY_NAME
+    if path.is_file():
+        return _load_private_pem(path.read_bytes(), str(path)).public_key(), f"file:{path}"
+    return None
+
+
 def load_or_create_signing_key(keys_dir: Path) -> SigningKey:
     if os.environ.get("IV_SIGNING_KEY"):
         return SigningKey(

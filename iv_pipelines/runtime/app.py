@@ -2,11 +2,23 @@
 
 Routes: `POST /v1/predict`, `WS /v1/stream`, `GET /healthz` (process alive), `GET /readyz`
 (model loaded: 503 while loading or after a load failure), `GET /metrics` (Prometheus text).
-The model loads in a background thread, so liveness answers during a slow start.
+The model loads in a background thread, so liveness answers during a slow start; before it
+loads, the package is checked against its signed attestation (`attest.py`) and a mismatch
+keeps the capsule unready, with the reason in `/readyz`.
+
+Hostile input gets a 4xx naming the problem, never a 500 and never unbounded work: the
+contract bounds line lengths and int8 values and refuses non-finite numbers (422); the
+package's measured costs bound frames and windows per request (413, `limits.py`); at most
+`concurrency` inferences run at once, off the event loop, with `queue_depth` waiting (429
+beyond). Every response is counted in `/metrics` by route and status; an unexpected error is
+a logged 500 that keeps the connection usable.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -27,12 +39,15 @@ from iv_pipelines.runtime.contracts import (
     StreamChunk,
     WindowPrediction,
 )
+from iv_pipelines.runtime.limits import InferenceGate, LimitExceeded, Overloaded, expected_windows
 from iv_pipelines.runtime.predictor import (
+    MAX_GAP_S,
     PayloadError,
     Predictor,
     capture_from_amplitude_csv,
     capture_from_frames,
     capture_from_lines,
+    check_limits,
     windows,
 )
 from iv_pipelines.sensing.features import WINDOW_S
@@ -40,6 +55,8 @@ from iv_pipelines.sensing.formats import parse_lines
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 STREAM_BUFFER_S = 2 * WINDOW_S
+log = logging.getLogger("iv.capsule")
+INTERNAL_ERROR = "internal error (logged by the capsule)"
 
 
 class _Metrics:
@@ -74,6 +91,60 @@ class _State:
             self.predictor = Predictor(self.package_dir)
         except Exception as e:  # reported by /readyz; the process stays alive for diagnosis
             self.error = f"{type(e).__name__}: {e}"
+            log.error("capsule not ready: %s", self.error)
+
+    def attestation(self) -> str:
+        if self.predictor is None:
+            return ""
+        a = getattr(self.predictor, "attestation", None) or {}
+        if a.get("verified"):
+            return f"verified: {a['files']} files match the signed attestation (key from the {a['key']})"
+        return f"unverified: {a.get('reason', 'not checked')}"
+
+
+class _Guard:
+    """Outermost ASGI layer: counts every HTTP response in /metrics by route and status, and
+    turns an unexpected exception into a logged JSON 500 (sent normally, so the client's
+    keep-alive connection stays usable) instead of a dropped connection."""
+
+    def __init__(self, app, metrics: _Metrics):
+        self.app, self.metrics = app, metrics
+
+    def __getattr__(self, name):  # openapi(), state, routes ...: the FastAPI app's
+        return getattr(self.app, name)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        status = {"code": 500, "started": False}
+
+        async def _send(message):
+            if message["type"] == "http.response.start":
+                status["code"], status["started"] = message["status"], True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, _send)
+        except Exception:  # noqa: BLE001 - the last line of defence: log, answer, keep serving
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            if not status["started"]:
+                body = json.dumps({"detail": [INTERNAL_ERROR]}).encode()
+                await _send(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+        route = scope.get("route")
+        path = getattr(route, "path", None) or (
+            "/v1/predict" if scope.get("path") == "/v1/predict" else "other"
+        )
+        self.metrics.requests.labels(path, str(status["code"])).inc()
 
 
 FAULT_ENV = "IV_CAPSULE_FAULT"  # chaos hook for the fault-injection tests; never set in packages
@@ -93,9 +164,10 @@ def _inject_faults() -> str | None:
     return fault
 
 
-def create_app(package_dir: Path | None = None, predictor: Predictor | None = None) -> FastAPI:
+def create_app(package_dir: Path | None = None, predictor: Predictor | None = None, wrap: bool = True):
     """`package_dir`: load that package in the background; `predictor`: serve it directly;
-    neither: an app without a model (used to generate the OpenAPI contract)."""
+    neither: an app without a model (used to generate the OpenAPI contract). With `wrap`, the
+    FastAPI app inside the `_Guard` layer (metrics of every response, logged 500s)."""
     state = _State(Path(package_dir) if package_dir else None, predictor)
     fault = _inject_faults()
 
@@ -113,6 +185,14 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
     )
     app.state.capsule = state
     m = state.metrics
+    gate: InferenceGate | None = None
+
+    def the_gate() -> InferenceGate:
+        nonlocal gate
+        if gate is None:
+            lim = state.predictor.config.limits
+            gate = InferenceGate(lim.concurrency, lim.queue_depth)
+        return gate
 
     def ident() -> tuple[str, str]:
         if state.predictor is None:
@@ -122,17 +202,29 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request, exc: RequestValidationError):
         problems = [
-            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or '(body)'}: {e['msg']}"
-            for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or '(body)'}: {str(e['msg'])[:300]}"
+            for e in exc.errors()[:20]
         ]
-        m.requests.labels("/v1/predict", "422").inc()
         return JSONResponse(status_code=422, content={"detail": problems})
+
+    @app.exception_handler(Exception)
+    async def _crash(_request, _exc: Exception):
+        # the answer to an unexpected error (logged by _Guard, which also keeps the server
+        # from dropping the connection when Starlette re-raises the exception after it)
+        return JSONResponse(status_code=500, content={"detail": [INTERNAL_ERROR]})
 
     @app.get("/healthz", response_model=HealthStatus, tags=["ops"])
     def healthz():
         ready = state.predictor is not None
         status = "ok" if ready else ("failed" if state.error else "loading")
-        return HealthStatus(status=status, ready=ready, dac_id=ident()[0], model_version=ident()[1])
+        return HealthStatus(
+            status=status,
+            ready=ready,
+            dac_id=ident()[0],
+            model_version=ident()[1],
+            attestation=state.attestation(),
+            error=state.error or "",
+        )
 
     @app.get("/readyz", response_model=HealthStatus, tags=["ops"], responses={503: {"model": HealthStatus}})
     def readyz():
@@ -140,7 +232,7 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
             return JSONResponse(status_code=500, content={"error": "injected fault"})
         body = healthz()
         if not body.ready:
-            return JSONResponse(status_code=503, content=body.model_dump() | {"error": state.error})
+            return JSONResponse(status_code=503, content=body.model_dump())
         return body
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
@@ -166,6 +258,7 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
         else:
             cap = capture_from_frames([f.t_s for f in req.frames], [f.iq for f in req.frames], req.layout)
         cfg = state.predictor.config
+        check_limits(cap, req.hop_s, cfg.limits)
         x, starts, lengths = windows(cap, req.hop_s, req.amplitude_only or cfg.amplitude_only)
         p = state.predictor.proba(x)
         labels = state.predictor.decide(p)
@@ -197,112 +290,165 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
         "/v1/predict",
         response_model=PredictResponse,
         tags=["inference"],
-        responses={422: {"description": "malformed payload; `detail` names the problem"}, 503: {}},
+        responses={
+            413: {
+                "description": "more frames or windows than this capsule takes per request; `detail` names the limit"
+            },
+            422: {"description": "malformed payload; `detail` names the problem"},
+            429: {"description": "too many requests waiting for the model; retry after `Retry-After` s"},
+            503: {"description": "model not loaded (see /readyz)"},
+        },
     )
     async def predict(req: PredictRequest):
         t0 = time.perf_counter()
         if fault == "http500":
-            m.requests.labels("/v1/predict", "500").inc()
             return JSONResponse(status_code=500, content={"detail": "injected fault"})
         if state.predictor is None:
-            m.requests.labels("/v1/predict", "503").inc()
             return JSONResponse(status_code=503, content={"detail": "model not loaded yet; see /readyz"})
         try:
-            resp = await run_in_threadpool(classify, req)
+            async with the_gate().slot():
+                resp = await run_in_threadpool(classify, req)
+        except Overloaded as e:
+            return JSONResponse(status_code=429, content={"detail": [str(e)]}, headers={"Retry-After": "1"})
+        except LimitExceeded as e:
+            return JSONResponse(status_code=413, content={"detail": [str(e)]})
         except PayloadError as e:
-            m.requests.labels("/v1/predict", "422").inc()
             return JSONResponse(status_code=422, content={"detail": [str(e)]})
-        m.requests.labels("/v1/predict", "200").inc()
         m.latency.labels("/v1/predict").observe(time.perf_counter() - t0)
         return resp
 
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket):
         """Send text messages holding CSI lines (newline-separated) or a JSON StreamChunk; a
-        Detection is sent for every full window, one per second of stream; a bad chunk gets a
-        Detection with `error` set, is dropped, and the stream goes on."""
-        from iv_pipelines.sensing.features import windows_from_capture
-
+        Detection is sent for every full window, one per second of stream; a bad chunk (or a
+        binary message) gets a Detection with `error` set, is dropped, and the stream goes on.
+        Parsing and features run off the event loop; a chunk or a buffer beyond the package's
+        limits is refused like a bad chunk; an unexpected error closes the stream with 1011."""
         await ws.accept()
         if state.predictor is None:
             await ws.send_json({"error": "model not loaded yet; see /readyz"})
             await ws.close(code=1013)
             return
         cfg = state.predictor.config
-        classes = cfg.classes
-        buf_csi, buf_t = np.zeros((0, 64), np.complex64), np.zeros(0)
-        origin = next_start = last_t = None
-        amp_stream = False
+        lim = cfg.limits
+        st = {"csi": np.zeros((0, 64), np.complex64), "t": np.zeros(0), "origin": None, "next": None}
+        st |= {"last_t": None, "amp": False}
+
+        async def refuse(why: str, status: str = "422") -> None:
+            m.requests.labels("/v1/stream", status).inc()
+            await ws.send_json(
+                Detection(start_s=0, label="", confidence=0, probabilities=[], error=why[:2000]).model_dump()
+            )
+
         try:
             while True:
-                text = await ws.receive_text()
+                msg = await ws.receive()
+                if msg["type"] == "websocket.disconnect":
+                    return
+                text = msg.get("text")
+                if text is None:
+                    await refuse("binary messages are not CSI: send text (CSI lines or a JSON StreamChunk)")
+                    continue
                 t0 = time.perf_counter()
                 try:
-                    if text.lstrip().startswith("{"):
-                        chunk = StreamChunk.model_validate_json(text)
-                    else:
-                        chunk = StreamChunk(lines=text.splitlines())
-                    if (chunk.lines is None) == (chunk.amplitude_csv is None):
-                        raise PayloadError("a chunk holds exactly one of `lines` or `amplitude_csv`")
-                    if chunk.amplitude_csv is not None:
-                        cap, _ = capture_from_amplitude_csv(chunk.amplitude_csv, chunk.rate_hz)
-                        amp_stream = True
-                        # rows carry no times: they continue one packet period after the last
-                        if len(buf_t) or last_t is not None:
-                            base = (buf_t[-1] if len(buf_t) else last_t) + 1.0 / chunk.rate_hz
-                            cap.t_s = cap.t_s + base
-                    else:
-                        cap, rep = parse_lines(chunk.lines, source="stream")
-                        if rep.rejected:
-                            n, why = rep.rejected[0]
-                            raise PayloadError(
-                                f"{len(rep.rejected)} malformed line(s) in this chunk; line {n}: {why}"
-                            )
-                    if len(cap.t_s) and not np.all(np.isfinite(cap.t_s)):
-                        raise PayloadError("frame times must be finite numbers")
-                    if len(cap.t_s) and len(buf_t) and cap.t_s[0] <= buf_t[-1]:
-                        raise PayloadError("frame times must increase across chunks")
-                    if len(cap.t_s) > 1 and np.any(np.diff(cap.t_s) <= 0):
-                        raise PayloadError("frame times must increase within a chunk")
-                except ValueError as e:  # PayloadError and pydantic's ValidationError
-                    m.requests.labels("/v1/stream", "422").inc()
-                    await ws.send_json(
-                        Detection(
-                            start_s=0, label="", confidence=0, probabilities=[], error=str(e)[:2000]
-                        ).model_dump()
-                    )
+                    cap, amp = await run_in_threadpool(_parse_chunk, text, st, lim)
+                except LimitExceeded as e:
+                    await refuse(str(e), "413")
                     continue
+                except ValueError as e:  # PayloadError and pydantic's ValidationError
+                    await refuse(str(e))
+                    continue
+                st["amp"] = st["amp"] or amp
                 if len(cap.t_s):
-                    last_t = float(cap.t_s[-1])
-                buf_csi, buf_t = np.concatenate([buf_csi, cap.csi]), np.concatenate([buf_t, cap.t_s])
-                if origin is None and len(buf_t):
-                    origin = next_start = float(buf_t[0])
-                while next_start is not None:
-                    sel = buf_t >= next_start
-                    if not sel.any() or buf_t[-1] < buf_t[sel][0] + WINDOW_S:
-                        break
-                    first = float(buf_t[sel][0])
-                    x = windows_from_capture(
-                        buf_csi[sel], buf_t[sel], hop_s=1e9, amplitude_only=amp_stream or cfg.amplitude_only
-                    )[:1]
-                    row = (await run_in_threadpool(state.predictor.proba, x))[0]
-                    k = int(state.predictor.decide(row[None])[0])
-                    m.predictions.labels(classes[k]).inc()
-                    await ws.send_json(
-                        Detection(
-                            start_s=round(first - origin, 3),
-                            label=classes[k],
-                            confidence=float(row[k]),
-                            probabilities=[round(float(v), 6) for v in row],
-                            length_s=WINDOW_S,
-                        ).model_dump()
-                    )
-                    next_start = first + 1.0
-                    keep = buf_t >= next_start - 0.5  # what later windows can still need
-                    buf_csi, buf_t = buf_csi[keep], buf_t[keep]
+                    st["last_t"] = float(cap.t_s[-1])
+                st["csi"] = np.concatenate([st["csi"], cap.csi])
+                st["t"] = np.concatenate([st["t"], cap.t_s])
+                if st["origin"] is None and len(st["t"]):
+                    st["origin"] = st["next"] = float(st["t"][0])
+                for det in await run_in_threadpool(_stream_windows, st, cfg):
+                    m.predictions.labels(det.label).inc()
+                    await ws.send_json(det.model_dump())
                 m.requests.labels("/v1/stream", "200").inc()
                 m.latency.labels("/v1/stream").observe(time.perf_counter() - t0)
         except WebSocketDisconnect:
             return
+        except Exception:  # noqa: BLE001 - close with a reason instead of dropping the socket
+            log.exception("stream failed")
+            m.requests.labels("/v1/stream", "500").inc()
+            with contextlib.suppress(Exception):
+                await ws.close(code=1011, reason=INTERNAL_ERROR)
 
-    return app
+    def _parse_chunk(text: str, st: dict, lim) -> tuple:
+        """One stream message -> (capture, amplitude-only?), checked against the stream so far."""
+        if text.lstrip().startswith("{"):
+            chunk = StreamChunk.model_validate_json(text)
+        else:
+            chunk = StreamChunk(lines=text.splitlines())
+        if (chunk.lines is None) == (chunk.amplitude_csv is None):
+            raise PayloadError("a chunk holds exactly one of `lines` or `amplitude_csv`")
+        n_rows = len(chunk.lines if chunk.lines is not None else chunk.amplitude_csv)
+        if n_rows > lim.max_frames:
+            raise LimitExceeded(f"{n_rows} rows in one chunk: this capsule takes at most {lim.max_frames}")
+        amp = False
+        buf_t = st["t"]
+        if chunk.amplitude_csv is not None:
+            cap, _ = capture_from_amplitude_csv(chunk.amplitude_csv, chunk.rate_hz)
+            amp = True
+            # rows carry no times: they continue one packet period after the last
+            if len(buf_t) or st["last_t"] is not None:
+                base = (buf_t[-1] if len(buf_t) else st["last_t"]) + 1.0 / chunk.rate_hz
+                cap.t_s = cap.t_s + base
+        else:
+            cap, rep = parse_lines(chunk.lines, source="stream")
+            if rep.rejected:
+                n, why = rep.rejected[0]
+                raise PayloadError(f"{len(rep.rejected)} malformed line(s) in this chunk; line {n}: {why}")
+        if len(cap.t_s) and not np.all(np.isfinite(cap.t_s)):
+            raise PayloadError("frame times must be finite numbers")
+        if len(cap.t_s) and len(buf_t) and cap.t_s[0] <= buf_t[-1]:
+            raise PayloadError("frame times must increase across chunks")
+        if len(cap.t_s) > 1 and np.any(np.diff(cap.t_s) <= 0):
+            raise PayloadError("frame times must increase within a chunk")
+        if len(buf_t) + len(cap.t_s) > lim.max_stream_buffer_frames:
+            raise LimitExceeded(
+                f"the stream would hold {len(buf_t) + len(cap.t_s)} frames without completing a window: "
+                f"this capsule keeps at most {lim.max_stream_buffer_frames} (are the times right?)"
+            )
+        both = np.concatenate([buf_t, cap.t_s])
+        if expected_windows(both, 1.0, MAX_GAP_S) > lim.max_windows:
+            raise LimitExceeded(
+                f"this chunk would make more than {lim.max_windows} windows at once: send less per chunk"
+            )
+        return cap, amp
+
+    def _stream_windows(st: dict, cfg) -> list[Detection]:
+        """Every full window the buffer now holds (one per second of stream), classified."""
+        from iv_pipelines.sensing.features import windows_from_capture
+
+        out = []
+        while st["next"] is not None:
+            buf_t = st["t"]
+            sel = buf_t >= st["next"]
+            if not sel.any() or buf_t[-1] < buf_t[sel][0] + WINDOW_S:
+                break
+            first = float(buf_t[sel][0])
+            x = windows_from_capture(
+                st["csi"][sel], buf_t[sel], hop_s=1e9, amplitude_only=st["amp"] or cfg.amplitude_only
+            )[:1]
+            row = state.predictor.proba(x)[0]
+            k = int(state.predictor.decide(row[None])[0])
+            out.append(
+                Detection(
+                    start_s=round(first - st["origin"], 3),
+                    label=cfg.classes[k],
+                    confidence=float(row[k]),
+                    probabilities=[round(float(v), 6) for v in row],
+                    length_s=WINDOW_S,
+                )
+            )
+            st["next"] = first + 1.0
+            keep = buf_t >= st["next"] - 0.5  # what later windows can still need
+            st["csi"], st["t"] = st["csi"][keep], buf_t[keep]
+        return out
+
+    return _Guard(app, m) if wrap else app

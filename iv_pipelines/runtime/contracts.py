@@ -16,12 +16,19 @@ import re
 import types
 import typing
 from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 API_VERSION = "v1"
+# hard ceilings of the contract; each package's runtime.json sets tighter per-request limits
+# from its measured cost (`runtime/limits.py`), and the capsule enforces those (413)
 MAX_LINES = 60_000  # ten minutes of 100 Hz CSI in one request
 MAX_FRAMES = 60_000
+MAX_LINE_CHARS = 16_384  # an ESP32 CSI line (384 int8 values at most) is under 4 KB
+
+CsiLine = Annotated[str, StringConstraints(max_length=MAX_LINE_CHARS)]
+Int8 = Annotated[int, Field(ge=-128, le=127)]
 
 
 class _Model(BaseModel):
@@ -32,20 +39,33 @@ class CsiFrame(_Model):
     """One CSI packet as arrays: receive time and the raw int8 buffer of 64 subcarrier entries
     as (imaginary, real) pairs, in the ESP32's FFT order unless `layout` says `centred`."""
 
-    t_s: float = Field(description="receive time, seconds (any origin, increasing)")
-    iq: list[int] = Field(min_length=128, max_length=128, description="128 int8 values: imag, real per entry")
+    t_s: float = Field(allow_inf_nan=False, description="receive time, seconds (any origin, increasing)")
+    iq: list[Int8] = Field(
+        min_length=128, max_length=128, description="128 int8 values: imag, real per entry"
+    )
+
+
+# exactly one source of CSI per request or chunk, in the schema itself (a client, or a fuzzer
+# such as schemathesis, learns it from the contract instead of from a 422)
+def _exactly_one(*names: str) -> dict:
+    return {"oneOf": [{"required": [n]} for n in names]}
 
 
 class PredictRequest(_Model):
     """CSI to classify: ESP32 text lines (esp-csi or ESP32-CSI-Tool), frames as arrays, or
-    amplitude-only CSV rows (64 amplitudes in FFT order, optional label column) at `rate_hz`."""
+    amplitude-only CSV rows (64 amplitudes in FFT order, optional label column) at `rate_hz`.
+    Exactly one of `lines`, `frames`, `amplitude_csv`."""
 
-    lines: list[str] | None = Field(default=None, max_length=MAX_LINES, description="ESP32 CSI lines")
-    frames: list[CsiFrame] | None = Field(default=None, max_length=MAX_FRAMES, description="CSI as arrays")
-    amplitude_csv: list[str] | None = Field(
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=_exactly_one("lines", "frames", "amplitude_csv")
+    )
+
+    lines: list[CsiLine] = Field(default=None, max_length=MAX_LINES, description="ESP32 CSI lines")
+    frames: list[CsiFrame] = Field(default=None, max_length=MAX_FRAMES, description="CSI as arrays")
+    amplitude_csv: list[CsiLine] = Field(
         default=None, max_length=MAX_LINES, description="amplitude-only CSV rows (no timestamps)"
     )
-    rate_hz: float | None = Field(default=None, gt=0, le=1000, description="packet rate of `amplitude_csv`")
+    rate_hz: float = Field(default=None, gt=0, le=1000, description="packet rate of `amplitude_csv`")
     layout: str = Field(default="fft", pattern=r"^(fft|centred)$", description="entry order of `frames`")
     hop_s: float = Field(default=1.0, ge=0.1, le=10.0, description="seconds between window starts")
     amplitude_only: bool = Field(default=False, description="ignore phase (amplitude-only firmwares)")
@@ -74,15 +94,14 @@ class PredictResponse(_Model):
 
 class StreamChunk(_Model):
     """A chunk of a CSI stream (WebSocket text message or gRPC stream element): ESP32 CSI lines,
-    or amplitude-only CSV rows at `rate_hz` (their times continue from the previous chunk)."""
+    or amplitude-only CSV rows at `rate_hz` (their times continue from the previous chunk).
+    Exactly one of `lines`, `amplitude_csv`."""
 
-    lines: list[str] | None = Field(
-        default=None, max_length=MAX_LINES, description="ESP32 CSI lines, in order"
-    )
-    amplitude_csv: list[str] | None = Field(
-        default=None, max_length=MAX_LINES, description="amplitude CSV rows"
-    )
-    rate_hz: float | None = Field(default=None, gt=0, le=1000, description="packet rate of `amplitude_csv`")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one("lines", "amplitude_csv"))
+
+    lines: list[CsiLine] = Field(default=None, max_length=MAX_LINES, description="ESP32 CSI lines, in order")
+    amplitude_csv: list[CsiLine] = Field(default=None, max_length=MAX_LINES, description="amplitude CSV rows")
+    rate_hz: float = Field(default=None, gt=0, le=1000, description="packet rate of `amplitude_csv`")
 
 
 class Detection(_Model):
@@ -105,6 +124,10 @@ class HealthStatus(_Model):
     ready: bool
     dac_id: str
     model_version: str
+    attestation: str = Field(
+        default="", description="whether the served package matched its signed attestation at load"
+    )
+    error: str = Field(default="", description="why the capsule is not ready (failed)")
 
 
 @dataclass(frozen=True)
@@ -153,13 +176,18 @@ def _leaf_types(t) -> list:
 def _unwrap(t) -> tuple[object, bool, bool]:
     """annotation -> (scalar or model type, optional, list)"""
     optional = False
+    if typing.get_origin(t) is typing.Annotated:
+        t = typing.get_args(t)[0]
     origin = typing.get_origin(t)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(t) if a is not type(None)]
         optional, t = True, args[0]
         origin = typing.get_origin(t)
     if origin is list:
-        return typing.get_args(t)[0], optional, True
+        item = typing.get_args(t)[0]
+        if typing.get_origin(item) is typing.Annotated:
+            item = typing.get_args(item)[0]
+        return item, optional, True
     return t, optional, False
 
 
@@ -215,6 +243,7 @@ def graphql_sdl() -> str:
             lines = []
             for fname, f in fields.items():
                 t, opt, lst = _unwrap(f.annotation)
+                opt = opt or (not f.is_required() and f.default is None)  # absent = not given
                 lines.append(
                     f"  {_camel(fname)}: {_gql_type(t, side, opt or f.default is not None and not f.is_required(), lst)}"
                 )
@@ -252,6 +281,7 @@ def grpc_proto(package: str = "industriverse.capsule.v1") -> str:
         lines = []
         for i, (fname, f) in enumerate(m.model_fields.items(), start=1):
             t, opt, lst = _unwrap(f.annotation)
+            opt = opt or (not f.is_required() and f.default is None)  # absent = not given
             ptype = t.__name__ if isinstance(t, type) and issubclass(t, BaseModel) else _PROTO_SCALAR[t]
             label = "repeated " if lst else ("optional " if opt else "")
             lines.append(f"  {label}{ptype} {fname} = {i};")

@@ -7,12 +7,14 @@ The package holds the base model with its LoRA adapter already merged (peft
 from __future__ import annotations
 
 import json
+import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from iv_pipelines.runtime.limits import LimitExceeded, RequestLimits, expected_windows
 from iv_pipelines.sensing.features import (
     MIN_WINDOW_S,
     WINDOW_S,
@@ -46,6 +48,7 @@ class RuntimeConfig:
     validated_on: str = "simulation_only"
     amplitude_only: bool = False  # the client's firmware logs amplitudes only
     context: tuple[float, ...] | None = None  # the calibrated device's context
+    limits: RequestLimits = field(default_factory=RequestLimits)  # per request (runtime/limits.py)
 
     @classmethod
     def load(cls, package_dir: Path) -> RuntimeConfig:
@@ -64,17 +67,38 @@ class RuntimeConfig:
             str(doc.get("validated_on", "simulation_only")),
             bool(doc.get("amplitude_only", False)),
             tuple(float(v) for v in ctx) if ctx else None,
+            RequestLimits.from_dict(doc.get("limits")),
         )
+
+
+ALLOW_UNATTESTED_ENV = "IV_CAPSULE_ALLOW_UNATTESTED"  # "1": serve without an attestation to check
 
 
 class Predictor:
     """Thread-safe wrapper around the packaged model (torch inference is serialised), with the
-    DAC's device context and decision rule."""
+    DAC's device context and decision rule. With `verify` (the default) the package must match
+    its attestation (`attest.py`) before the model is loaded: a mismatch raises AttestationError
+    naming the files; a missing attestation too, unless IV_CAPSULE_ALLOW_UNATTESTED=1."""
 
-    def __init__(self, package_dir: Path):
+    def __init__(self, package_dir: Path, verify: bool = True):
+        from iv_pipelines.runtime.attest import AttestationError, verify_package_files
         from iv_pipelines.sensing.model import load_model
 
         self.config = RuntimeConfig.load(package_dir)
+        self.attestation: dict = {"verified": False, "reason": "not checked"}
+        if verify:
+            try:
+                rep = verify_package_files(Path(package_dir), self.config.dac_id, self.config.version)
+            except AttestationError as e:
+                if os.environ.get(ALLOW_UNATTESTED_ENV) != "1" or "no attestation" not in str(e):
+                    raise
+                self.attestation = {"verified": False, "reason": f"{e} (served: {ALLOW_UNATTESTED_ENV}=1)"}
+            else:
+                if rep.problems:
+                    shown = "; ".join(rep.problems[:5])
+                    more = f" (and {len(rep.problems) - 5} more)" if len(rep.problems) > 5 else ""
+                    raise AttestationError(f"the package does not match its attestation: {shown}{more}")
+                self.attestation = {"verified": True, "files": rep.files, "key": rep.key}
         self.model, _ = load_model(self.config.weights_dir)
         self._ctx = np.asarray(self.config.context, np.float32) if self.config.context else None
         self._lock = threading.Lock()
@@ -127,6 +151,25 @@ def capture_from_amplitude_csv(rows: list[str], rate_hz: float | None) -> tuple[
         more = f" (and {len(report.rejected) - 5} more)" if len(report.rejected) > 5 else ""
         raise PayloadError(f"{len(report.rejected)} malformed amplitude CSV row(s): {shown}{more}")
     return cap, report.skipped
+
+
+def check_limits(cap: CsiCapture, hop_s: float, limits: RequestLimits) -> None:
+    """LimitExceeded (HTTP 413) when the capture is larger than one request may be: too many
+    frames, or times that would make too many windows at `hop_s` (counted before any work)."""
+    n = len(cap.t_s)
+    if n > limits.max_frames:
+        raise LimitExceeded(
+            f"{n} frames: this capsule takes at most {limits.max_frames} per request "
+            "(split the capture, or stream it over /v1/stream)"
+        )
+    t = cap.t_s
+    if n > 1 and np.all(np.isfinite(t)) and np.all(np.diff(t) > 0):
+        w = expected_windows(t, hop_s, MAX_GAP_S)
+        if w > limits.max_windows:
+            raise LimitExceeded(
+                f"{w} windows at hop_s {hop_s:g}: this capsule makes at most {limits.max_windows} per "
+                "request (raise hop_s, or send less CSI)"
+            )
 
 
 def windows(cap: CsiCapture, hop_s: float, amplitude_only: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 N_SUB = 64
+MAX_LINE_CHARS = 16_384  # an ESP32 CSI line (384 int8 values at most) is under 4 KB
 ESP_CSI_HEADER = (
     "type,id,mac,rssi,rate,sig_mode,mcs,bandwidth,smoothing,not_sounding,aggregation,stbc,fec_coding,"
     "sgi,noise_floor,ampdu_cnt,channel,secondary_channel,local_timestamp,ant,sig_len,rx_state,len,"
@@ -139,6 +140,10 @@ def parse_lines(lines: list[str] | io.TextIOBase, source: str = "csi") -> tuple[
             report.skipped += 1
             continue
         try:
+            if len(line) > MAX_LINE_CHARS:  # the csv module raises past 131,072 characters
+                raise CsiFormatError(
+                    f"{len(line)} characters; an ESP32 CSI line has at most {MAX_LINE_CHARS}"
+                )
             fields = next(csv.reader([line]))
             if len(fields) == len(_ESP_CSI_FIELDS):  # espressif esp-csi
                 vals = _values(fields[-1])
@@ -159,8 +164,8 @@ def parse_lines(lines: list[str] | io.TextIOBase, source: str = "csi") -> tuple[
             ts.append(t)
             rssi.append(rs)
             report.parsed += 1
-        except (CsiFormatError, ValueError, IndexError) as exc:
-            report.rejected.append((n, str(exc)))
+        except (CsiFormatError, ValueError, IndexError, csv.Error) as exc:
+            report.rejected.append((n, str(exc)[:300]))
     csi = np.stack(frames) if frames else np.zeros((0, N_SUB), np.complex64)
     t = np.asarray(ts, dtype=np.float64)
     if len(t) > 1 and np.any(np.diff(t) < 0):  # the ESP32 us counter wraps at 2^32 us
@@ -218,6 +223,11 @@ def parse_amplitude_csv(
         text = line.strip()
         if not text:
             report.skipped += 1
+            continue
+        if len(text) > MAX_LINE_CHARS:
+            report.rejected.append(
+                (n, f"{len(text)} characters; an amplitude row has at most {MAX_LINE_CHARS}")
+            )
             continue
         fields = [f.strip() for f in text.split(",")]
         if n == report.skipped + 1 and not rows and not report.rejected and _is_header(fields):
