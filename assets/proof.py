@@ -149,7 +149,6 @@ def utid(
     from iv_pipelines.proof.lineage import BUNDLE_DIR
 
     dac_id = context.partition_key
-    digest = dac_digest(dac_id, lineage_proof["merkle_root"])
     chain = ledger.get()
     zk_path = storage.dac_dir(dac_id) / BUNDLE_DIR / "zk_proof.json"
     zk_proof = json.loads(zk_path.read_text()) if ledger.anchor_zk_proof and zk_path.exists() else None
@@ -157,7 +156,11 @@ def utid(
         raise dg.Failure(
             description=f"anchor_zk_proof is set but {zk_path} is missing (ProofResource.zk off?)"
         )
-    reg = chain.register(dac_id, digest, zk_proof=zk_proof)
+    # anchored with its proof, the digest also commits to the proof's public Poseidon root,
+    # which the registry recomputes: the proof cannot be replayed for another DAC
+    poseidon = int(zk_proof["public"][0]) if zk_proof else None
+    digest = dac_digest(dac_id, lineage_proof["merkle_root"], poseidon)
+    reg = chain.register(dac_id, digest, zk_proof=zk_proof, merkle_root=lineage_proof["merkle_root"])
     path = storage.dac_dir(dac_id) / BUNDLE_DIR / REGISTRATION_FILE
     record = reg.to_json() | {"backend": chain.backend}
     if not reg.created and path.exists():  # keep the original transaction of this digest

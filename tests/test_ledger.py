@@ -230,3 +230,90 @@ def test_utid_asset_can_anchor_the_zk_proof_on_chain(storage, tmp_path, proof_en
     )
     md = r.asset_materializations_for_node("utid")[0].metadata
     assert md["zk_proof_checked_on_chain"].value is True and md["gas_used"].value > 250_000
+
+
+# anvil's second well-known development account: the attacker (or a second factory)
+ANVIL_KEY_2 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+
+
+def test_l1_a_second_key_cannot_squat_a_dacs_digest(anvil, tmp_path):
+    """Issue #14 L1, on a shared chain with two keys: an unauthorised key cannot bind the DAC's
+    digest to a UTID of its own (the registry refuses), and when a binding by another registrar
+    exists, the factory refuses to adopt it and says whose it is."""
+    from web3 import Web3
+
+    from iv_pipelines.ledger.compile import load_artifact
+
+    factory = RpcLedger(anvil, ANVIL_KEY, address_file=tmp_path / "registry.txt")
+    factory.register("warmup", d(0))  # deploys the registry
+    registry = factory.address
+    w3 = Web3(Web3.HTTPProvider(anvil))
+    attacker = w3.eth.account.from_key(ANVIL_KEY_2)
+    c = w3.eth.contract(address=registry, abi=load_artifact("UtidRegistry")["abi"])
+    squat = c.functions.register(b"\xee" * 32, d(7), "acme")
+    with pytest.raises(Exception, match="not an authorised registrar"):
+        squat.call({"from": attacker.address, "gas": 300_000})
+    # the attacker as a client of the same registry: refused before any transaction
+    as_attacker = RpcLedger(anvil, ANVIL_KEY_2, contract_address=registry)
+    with pytest.raises(LedgerError, match="not an authorised registrar"):
+        as_attacker.register("acme", d(7))
+    # the owner authorises a second registrar, which binds the digest first: the factory
+    # refuses to adopt a binding that is not its own
+    factory.set_registrar(attacker.address, True)
+    as_attacker.register("acme", d(7))
+    with pytest.raises(LedgerError, match=f"registered by {attacker.address}, not by this factory"):
+        factory.register("acme", d(7))
+    assert factory.register("acme", d(8)).created  # its own registrations go on
+
+
+def test_l1_ledger_in_sync_names_a_registrant_that_is_not_ours(tmp_path):
+    from iv_pipelines.ledger.chain import Record
+    from iv_pipelines.ledger.sync import verify_dac
+    from iv_pipelines.proof.dsse import load_or_create_signing_key
+
+    reg_dir = tmp_path / "dacs" / "acme" / "lineage"
+    reg_dir.mkdir(parents=True)
+    utid = utid_for("acme", d(1))
+    (reg_dir / "registration.json").write_text(
+        json.dumps({"utid": "utid:" + utid.hex(), "digest": d(1).hex(), "contract": "0xAA", "backend": "rpc"})
+    )
+
+    class Chain:
+        def registry(self):
+            return "0xAA", "0xFACTORY"
+
+        def lookup(self, u):
+            return Record(u, d(1), "0xATTACKER", 1, "acme")
+
+        def receipt_events(self, *_):
+            return []
+
+    out = verify_dac(
+        reg_dir / "registration.json", Chain(), load_or_create_signing_key(tmp_path / "k").public
+    )
+    assert any(
+        "registered by 0xATTACKER, not by this factory's registrar 0xFACTORY" in p for p in out.problems
+    )
+
+
+def test_l3_a_registration_on_another_registry_is_named_and_re_registered(tmp_path):
+    """After the registry changed (a new contract, another chain), a DAC's registration names
+    the registry it belongs to instead of "transaction unreadable", and registering again lands
+    on the current registry."""
+    from iv_pipelines.ledger.sync import verify_dac
+    from iv_pipelines.proof.dsse import load_or_create_signing_key
+
+    led = EmbeddedLedger(tmp_path / "chain")
+    first = led.register("acme", d(1))
+    reg_dir = tmp_path / "dacs" / "acme" / "lineage"
+    reg_dir.mkdir(parents=True)
+    (reg_dir / "registration.json").write_text(json.dumps(first.to_json() | {"backend": "embedded"}))
+    meta = tmp_path / "chain" / "chain.json"
+    m = json.loads(meta.read_text())
+    meta.write_text(json.dumps(m | {"registry_source": "an older contract"}))
+    again = led.register("acme", d(1))  # a new registry is deployed for the new contract
+    assert again.created and again.contract != first.contract
+    assert first.contract in json.loads(meta.read_text())["previous_registries"]
+    out = verify_dac(reg_dir / "registration.json", led, load_or_create_signing_key(tmp_path / "k").public)
+    assert out.problems and f"registered on the registry at {first.contract}" in out.problems[0]
+    assert "re-materialize utid" in out.problems[0] and "unreadable" not in " ".join(out.problems)

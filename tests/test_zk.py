@@ -205,15 +205,52 @@ def test_persistent_snarkjs_verifier_agrees(proved):
 
 
 def test_register_with_proof_registers_only_when_the_proof_verifies(proved, tmp_path):
-    from iv_pipelines.ledger.chain import EmbeddedLedger, LedgerError, utid_for
+    from iv_pipelines.ledger.chain import EmbeddedLedger, LedgerError, dac_digest, utid_for
 
     led = EmbeddedLedger(tmp_path)
-    digest = hashlib.sha256(b"anchored").digest()
+    merkle = "ab" * 32
+    digest = dac_digest("acme", merkle, int(proved.public[0]))  # v2: bound to the proof's root
     _, proof, public = next(_mutations(proved.proof, proved.public))  # a wrong public root
     with pytest.raises(LedgerError, match="reverted"):
-        led.register("acme", digest, zk_proof={"proof": proof, "public": public})
+        led.register("acme", digest, zk_proof={"proof": proof, "public": public}, merkle_root=merkle)
     assert led.lookup(utid_for("acme", digest)) is None  # nothing registered
-    reg = led.register("acme", digest, zk_proof={"proof": proved.proof, "public": proved.public})
+    reg = led.register(
+        "acme", digest, zk_proof={"proof": proved.proof, "public": proved.public}, merkle_root=merkle
+    )
     assert reg.created and reg.gas_used > 250_000  # the pairing check ran on-chain
     (ev,) = led.receipt_events(reg.tx_hash, "ProofAnchored")
     assert str(ev["poseidon_root"]) == proved.public[0] and ev["utid"] == reg.utid
+
+
+def test_l2_a_valid_proof_cannot_anchor_another_digest(proved, tmp_path):
+    """Issue #14 L2: the demo's proof once anchored an unrelated digest. The registry recomputes
+    the digest from the proof's public Poseidon root: replaying a valid proof for another DAC's
+    digest (or any digest not built from that root) reverts, on the contract itself."""
+    from iv_pipelines.ledger.chain import EmbeddedLedger, LedgerError, dac_digest, proof_args, utid_for
+    from iv_pipelines.ledger.compile import load_artifact
+
+    led = EmbeddedLedger(tmp_path)
+    merkle = "cd" * 32
+    genuine = dac_digest("acme", merkle, int(proved.public[0]))
+    victim = dac_digest("victim", "ef" * 32, int(proved.public[0]) ^ 1)  # another DAC's root
+    for dac, digest in (("victim", victim), ("acme", hashlib.sha256(b"unrelated").digest())):
+        with pytest.raises(LedgerError, match="reverted"):
+            led.register(
+                dac, digest, zk_proof={"proof": proved.proof, "public": proved.public}, merkle_root=merkle
+            )
+        assert led.lookup(utid_for(dac, digest)) is None
+    # straight at the contract, skipping the client: the same revert, with its reason
+    with led._session(write=True) as (w3, address):
+        c = w3.eth.contract(address=address, abi=load_artifact("UtidRegistry")["abi"])
+        fn = c.functions.register_with_proof(
+            utid_for("victim", victim),
+            victim,
+            "victim",
+            bytes.fromhex(merkle),
+            *proof_args(proved.proof, proved.public),
+        )
+        with pytest.raises(Exception, match="the proof does not commit to this digest"):
+            fn.call({"gas": 700_000})
+    assert led.register(
+        "acme", genuine, zk_proof={"proof": proved.proof, "public": proved.public}, merkle_root=merkle
+    ).created

@@ -292,6 +292,13 @@ class DockerDeployer:
             ports={"8080/tcp": ("127.0.0.1", port)},
             read_only=True,
             tmpfs={"/tmp": "size=64m"},
+            # the package's signed attestation, checked by the capsule before it becomes ready
+            volumes={
+                str(attestation_file(package_dir, dac_id, version)): {
+                    "bind": ATTESTATION_IN_IMAGE,
+                    "mode": "ro",
+                }
+            },
             user="10001:10001",
             security_opt=["no-new-privileges"],
             mem_limit=memory_limit.replace("Mi", "m").replace("Gi", "g"),
@@ -327,6 +334,7 @@ _K8S_METHODS = {
         "patch_namespaced_horizontal_pod_autoscaler",
         True,
     ),
+    "ConfigMap": ("CoreV1Api", "create_namespaced_config_map", "patch_namespaced_config_map", True),
     "NetworkPolicy": (
         "NetworkingV1Api",
         "create_namespaced_network_policy",
@@ -334,6 +342,33 @@ _K8S_METHODS = {
         True,
     ),
 }
+
+
+ATTESTATION_IN_IMAGE = "/attestation/attestation.intoto.jsonl"  # Dockerfile's IV_CAPSULE_ATTESTATION
+
+
+def attestation_file(package_dir: Path, dac_id: str, version: str) -> Path:
+    path = Path(package_dir).parent / f"{dac_id}-{version}.intoto.jsonl"
+    if not path.is_file():
+        raise DeployError(f"{path}: the package's attestation is missing; the capsule would refuse to start")
+    return path
+
+
+def attestation_config_map(package_dir: Path, dac_id: str, version: str, docs: list[dict]) -> dict:
+    dep = next((d for d in docs if d["kind"] == "Deployment"), None)
+    if dep is None:
+        raise DeployError(f"kubernetes: no Deployment among the manifests of {package_dir}")
+    meta = dep["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"{meta['name']}-attestation",
+            "namespace": meta["namespace"],
+            "labels": meta.get("labels", {}),
+        },
+        "data": {"attestation.intoto.jsonl": attestation_file(package_dir, dac_id, version).read_text()},
+    }
 
 
 class KubernetesDeployer:
@@ -376,7 +411,12 @@ class KubernetesDeployer:
 
         api = self.api_client()
         applied = []
-        for doc in self.documents(package_dir):
+        docs = self.documents(package_dir)
+        # the attestation the capsule checks at start, as a ConfigMap the Deployment mounts
+        # (created here: it attests the manifests, so it cannot be one of them)
+        at = next((i for i, d in enumerate(docs) if d["kind"] == "Namespace"), -1) + 1
+        docs.insert(at, attestation_config_map(package_dir, dac_id, version, docs))
+        for doc in docs:
             kind, meta = doc["kind"], doc["metadata"]
             ns = meta.get("namespace")
             if kind == "InferenceService":

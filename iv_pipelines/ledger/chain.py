@@ -55,11 +55,21 @@ def utid_for(dac_id: str, digest: bytes) -> bytes:
     return hashlib.sha256(b"iv-utid-v1\x00" + dac_id.encode() + b"\x00" + digest).digest()
 
 
-def dac_digest(dac_id: str, merkle_root_hex: str) -> bytes:
+def dac_digest(dac_id: str, merkle_root_hex: str, poseidon_root: int | None = None) -> bytes:
     """What the registry records for a DAC: its lineage Merkle root bound to its id (two DACs
-    with byte-identical files still get different digests)."""
+    with byte-identical files still get different digests). With the Poseidon root of its zk
+    proof (v2), the digest also commits to the proof's public root, which the registry
+    recomputes on chain: a proof registered with a digest is the proof about that digest."""
+    if poseidon_root is None:
+        return hashlib.sha256(
+            b"iv-dac-digest-v1\x00" + dac_id.encode() + b"\x00" + bytes.fromhex(merkle_root_hex)
+        ).digest()
     return hashlib.sha256(
-        b"iv-dac-digest-v1\x00" + dac_id.encode() + b"\x00" + bytes.fromhex(merkle_root_hex)
+        b"iv-dac-digest-v2\x00"
+        + dac_id.encode()
+        + b"\x00"
+        + bytes.fromhex(merkle_root_hex)
+        + int(poseidon_root).to_bytes(32, "big")
     ).digest()
 
 
@@ -133,6 +143,26 @@ class _RegistryOps:
         art = load_artifact("UtidRegistry")
         return w3.eth.contract(address=address, abi=art["abi"])
 
+    def _me(self, w3) -> str:
+        """The address this factory registers from (the registry's registrar)."""
+        raise NotImplementedError
+
+    def _check_registrar(self, w3, address: str) -> None:
+        """Fail early, and say why, when this factory's key may not register on the registry
+        at `address` (or the registry predates registrar access control)."""
+        try:
+            allowed = self._contract(w3, address).functions.registrars(self._me(w3)).call()
+        except Exception as e:  # noqa: BLE001 - an older registry has no `registrars`
+            raise LedgerError(
+                f"the registry at {address} predates registrar access control ({type(e).__name__}): "
+                "deploy a new one (embedded: it is redeployed automatically; rpc: clear the address file)"
+            ) from None
+        if not allowed:
+            raise LedgerError(
+                f"{self._me(w3)} is not an authorised registrar of the registry at {address}: "
+                "its owner must call set_registrar for this factory's key"
+            )
+
     def _deploy(self, w3) -> str:
         """Deploy the registry, with a Groth16 verifier for the committed zk keys when they are
         there (otherwise `register_with_proof` reverts with "no verifier configured")."""
@@ -172,13 +202,25 @@ class _RegistryOps:
         return ok, self._send(w3, fn, GAS_VERIFY)["gasUsed"]
 
     def _register(
-        self, w3, address: str, dac_id: str, digest: bytes, zk_proof: dict | None = None
+        self,
+        w3,
+        address: str,
+        dac_id: str,
+        digest: bytes,
+        zk_proof: dict | None = None,
+        merkle_root: str | None = None,
     ) -> Registration:
         t0 = time.perf_counter()
         c = self._contract(w3, address)
         existing = bytes(c.functions.utid_of_digest(digest).call())
         if any(existing):  # registered before: no transaction, no second record
             rec = self._lookup(w3, address, existing)
+            if rec is None or rec.registrant.lower() != self._me(w3).lower():
+                who = rec.registrant if rec else "nobody"
+                raise LedgerError(
+                    f"digest {digest.hex()[:16]}... of {dac_id} is bound to {utid_text(existing)} registered by "
+                    f"{who}, not by this factory's registrar {self._me(w3)}: refusing to adopt that binding"
+                )
             return Registration(
                 existing,
                 digest,
@@ -190,12 +232,17 @@ class _RegistryOps:
                 address,
                 time.perf_counter() - t0,
             )
+        self._check_registrar(w3, address)
         if zk_proof is None:
             fn, gas = c.functions.register(utid_for(dac_id, digest), digest, dac_id), GAS_REGISTER
-        else:  # the contract verifies the Groth16 proof before registering
+        else:  # the contract checks the proof is about this digest, then verifies it
+            if merkle_root is None:
+                raise LedgerError("a registration with a zk proof needs the lineage Merkle root")
             args = proof_args(zk_proof["proof"], zk_proof["public"])
             fn, gas = (
-                c.functions.register_with_proof(utid_for(dac_id, digest), digest, dac_id, *args),
+                c.functions.register_with_proof(
+                    utid_for(dac_id, digest), digest, dac_id, bytes.fromhex(merkle_root), *args
+                ),
                 GAS_REGISTER_ZK,
             )
         receipt = self._send(w3, fn, gas)
@@ -272,11 +319,20 @@ class EmbeddedLedger(_RegistryOps):
                     backend.chain = type(backend.chain)(AtomicDB(MemoryDB(kv)))
                 w3 = Web3(EthereumTesterProvider(EthereumTester(backend)))
                 w3.eth.default_account = w3.eth.accounts[0]
+                current = load_artifact("UtidRegistry")["source_sha256"]
+                if meta.get("registry") and meta.get("registry_source") != current:
+                    # a registry of an older contract: records stay readable at their old
+                    # address (`previous_registries`); new registrations go to a new one
+                    if not write:
+                        yield w3, None
+                        return
+                    meta.setdefault("previous_registries", []).append(meta.pop("registry"))
                 if not meta.get("registry"):
                     if not write:
                         yield w3, None
                         return
                     meta["registry"] = self._deploy(w3)
+                    meta["registry_source"] = current
                 yield w3, meta["registry"]
                 if write:
                     db = backend.chain.chaindb.db
@@ -290,11 +346,21 @@ class EmbeddedLedger(_RegistryOps):
         tx_hash = fn.transact({"gas": gas})
         return self._check(w3.eth.get_transaction_receipt(tx_hash), "embedded ledger")
 
-    def register(self, dac_id: str, digest: bytes, zk_proof: dict | None = None) -> Registration:
-        """Register `digest` for `dac_id`; with `zk_proof` ({"proof", "public"}) the contract
-        registers only if the proof verifies on-chain."""
+    def _me(self, w3) -> str:
+        return w3.eth.default_account
+
+    def registry(self) -> tuple[str | None, str]:
+        """(the registry's address or None, this factory's registrar address)."""
+        with self._session(write=False) as (w3, address):
+            return address, self._me(w3)
+
+    def register(
+        self, dac_id: str, digest: bytes, zk_proof: dict | None = None, merkle_root: str | None = None
+    ) -> Registration:
+        """Register `digest` for `dac_id`; with `zk_proof` ({"proof", "public"}) and the lineage
+        `merkle_root`, the contract registers only if the proof is about this digest and verifies."""
         with self._session(write=True) as (w3, address):
-            return self._register(w3, address, dac_id, digest, zk_proof)
+            return self._register(w3, address, dac_id, digest, zk_proof, merkle_root)
 
     def verify_proof(self, proof: dict, public: list, measure_gas: bool = False) -> tuple[bool, int]:
         """Verify a Groth16 proof with the registry's on-chain verifier (committed zk keys)."""
@@ -368,8 +434,23 @@ class RpcLedger(_RegistryOps):
                 atomic_write_text(self.address_file, self.address + "\n")
         return self.address
 
-    def register(self, dac_id: str, digest: bytes, zk_proof: dict | None = None) -> Registration:
-        return self._register(self.w3, self._registry(), dac_id, digest, zk_proof)
+    def _me(self, w3) -> str:
+        return self.account.address
+
+    def registry(self) -> tuple[str | None, str]:
+        return self.address, self.account.address
+
+    def register(
+        self, dac_id: str, digest: bytes, zk_proof: dict | None = None, merkle_root: str | None = None
+    ) -> Registration:
+        return self._register(self.w3, self._registry(), dac_id, digest, zk_proof, merkle_root)
+
+    def set_registrar(self, registrar: str, allowed: bool = True) -> str:
+        """As the registry's owner, authorise (or revoke) another registrar; the tx hash."""
+        c = self._contract(self.w3, self._registry())
+        return self._send(self.w3, c.functions.set_registrar(registrar, allowed), 100_000)[
+            "transactionHash"
+        ].hex()
 
     def verify_proof(self, proof: dict, public: list, measure_gas: bool = False) -> tuple[bool, int]:
         return self._verify_proof(self.w3, self._registry(), proof, public, measure_gas)

@@ -37,10 +37,22 @@ def verify_dac(reg_path: Path, ledger, trusted_key, zk_verify=None) -> DacSync:
     except (ValueError, KeyError, TypeError) as e:
         return DacSync(dac_id, None, [f"{reg_path}: unreadable registration ({e!r})"])
     out = DacSync(dac_id, reg["utid"])
+    registry, me = ledger.registry()
+    if reg.get("contract") and registry and reg["contract"].lower() != registry.lower():
+        # another chain or an older registry: its transaction is not readable here
+        out.problems.append(
+            f"registered on the registry at {reg['contract']} ({reg.get('backend', '?')} ledger), not on "
+            f"the one this ledger uses ({registry}): re-materialize utid for {dac_id} to register it there"
+        )
+        return out
     rec = ledger.lookup(utid)
     if rec is None:
         out.problems.append(f"{reg['utid']} is not on the chain")
     else:
+        if rec.registrant.lower() != me.lower():
+            out.problems.append(
+                f"{reg['utid']} was registered by {rec.registrant}, not by this factory's registrar {me}"
+            )
         if rec.digest.hex() != digest:
             out.problems.append(
                 f"on-chain digest {rec.digest.hex()[:16]}... differs from the recorded {digest[:16]}..."
@@ -59,8 +71,17 @@ def verify_dac(reg_path: Path, ledger, trusted_key, zk_verify=None) -> DacSync:
                 out.problems.append("the registration transaction's receipt has no matching Registered event")
     report = verify_bundle(reg_path.parent, trusted_key, zk_verify=zk_verify)
     out.problems += [f"bundle: {p}" for p in report.problems]
-    if report.merkle_root is not None and dac_digest(dac_id, report.merkle_root).hex() != digest:
-        out.problems.append("the registered digest is not derived from the bundle's signed Merkle root")
+    if report.merkle_root is not None:
+        derived = {dac_digest(dac_id, report.merkle_root).hex()}
+        zk_file = reg_path.parent / "zk_proof.json"
+        if zk_file.is_file():  # anchored with its proof: v2 digest, bound to the Poseidon root
+            try:
+                poseidon = int(json.loads(zk_file.read_text())["public"][0])
+                derived.add(dac_digest(dac_id, report.merkle_root, poseidon).hex())
+            except (ValueError, KeyError, IndexError, TypeError):
+                pass  # verify_bundle names an unreadable proof
+        if digest not in derived:
+            out.problems.append("the registered digest is not derived from the bundle's signed Merkle root")
     return out
 
 

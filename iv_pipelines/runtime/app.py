@@ -29,10 +29,12 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from iv_pipelines.runtime.contracts import (
     API_VERSION,
     Detection,
+    ErrorResponse,
     HealthStatus,
     PredictRequest,
     PredictResponse,
@@ -207,6 +209,13 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
         ]
         return JSONResponse(status_code=422, content={"detail": problems})
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request, exc: StarletteHTTPException):
+        # e.g. a body that is not JSON at all: the same {"detail": [...]} shape as every refusal
+        return JSONResponse(
+            status_code=exc.status_code, content={"detail": [str(exc.detail)[:300]]}, headers=exc.headers
+        )
+
     @app.exception_handler(Exception)
     async def _crash(_request, _exc: Exception):
         # the answer to an unexpected error (logged by _Guard, which also keeps the server
@@ -247,6 +256,13 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
             raise PayloadError(
                 "give exactly one of `lines` (ESP32 CSI text), `frames` (arrays) or `amplitude_csv` "
                 f"(amplitude-only rows with rate_hz); got {', '.join(given) or 'none'}"
+            )
+        rows = getattr(req, given[0])
+        lim = state.predictor.config.limits
+        if len(rows) > lim.max_frames:  # refused before any parsing: refusing stays cheap
+            raise LimitExceeded(
+                f"{len(rows)} {given[0]} rows: this capsule takes at most {lim.max_frames} frames per request "
+                "(split the capture, or stream it over /v1/stream)"
             )
         skipped = 0
         if req.lines is not None:
@@ -291,20 +307,26 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
         response_model=PredictResponse,
         tags=["inference"],
         responses={
+            400: {"model": ErrorResponse, "description": "the body is not JSON"},
             413: {
-                "description": "more frames or windows than this capsule takes per request; `detail` names the limit"
+                "model": ErrorResponse,
+                "description": "more frames or windows than this capsule takes per request; `detail` names the limit",
             },
-            422: {"description": "malformed payload; `detail` names the problem"},
-            429: {"description": "too many requests waiting for the model; retry after `Retry-After` s"},
-            503: {"description": "model not loaded (see /readyz)"},
+            422: {"model": ErrorResponse, "description": "malformed payload; `detail` names the problem"},
+            429: {
+                "model": ErrorResponse,
+                "description": "too many requests waiting for the model; retry after `Retry-After` s",
+            },
+            500: {"model": ErrorResponse, "description": "an unexpected error, logged by the capsule"},
+            503: {"model": ErrorResponse, "description": "model not loaded (see /readyz)"},
         },
     )
     async def predict(req: PredictRequest):
         t0 = time.perf_counter()
         if fault == "http500":
-            return JSONResponse(status_code=500, content={"detail": "injected fault"})
+            return JSONResponse(status_code=500, content={"detail": ["injected fault"]})
         if state.predictor is None:
-            return JSONResponse(status_code=503, content={"detail": "model not loaded yet; see /readyz"})
+            return JSONResponse(status_code=503, content={"detail": ["model not loaded yet; see /readyz"]})
         try:
             async with the_gate().slot():
                 resp = await run_in_threadpool(classify, req)

@@ -115,6 +115,12 @@ class Detection(_Model):
     length_s: float = 0.0
 
 
+class ErrorResponse(_Model):
+    """Why a request was refused: one line per problem, naming the field or the limit."""
+
+    detail: list[str]
+
+
 class HealthRequest(_Model):
     pass
 

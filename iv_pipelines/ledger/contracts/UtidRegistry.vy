@@ -2,6 +2,11 @@
 # @title UTID registry of the Industriverse DAC factory
 # @notice Maps a DAC's content digest to its UTID (and back). Registration is idempotent by
 #         digest: registering a digest again returns the UTID it already has and emits nothing.
+#         Only registrars the owner authorised may register (on a shared chain anyone could
+#         otherwise bind a DAC's digest to a UTID of their own first). A registration with a
+#         proof checks that the proof is about the digest registered: the digest must be
+#         sha256("iv-dac-digest-v2" 0x00 dac_id 0x00 merkle_root poseidon_root) with the
+#         proof's public Poseidon root, so a valid proof for one DAC cannot anchor another.
 #         Revenue attributions are recorded as events only (readers rebuild them from receipts).
 # @license Apache-2.0
 
@@ -16,6 +21,10 @@ event ProofAnchored:
     poseidon_root: uint256
     threshold: uint256
     commitment: uint256
+
+event RegistrarSet:
+    registrar: indexed(address)
+    allowed: bool
 
 event RevenueAttributed:
     period: indexed(bytes32)
@@ -34,6 +43,7 @@ interface Groth16Verifier:
 
 owner: public(immutable(address))
 verifier: public(immutable(address))
+registrars: public(HashMap[address, bool])
 utid_of_digest: public(HashMap[bytes32, bytes32])
 records: HashMap[bytes32, Record]
 count: public(uint256)
@@ -43,6 +53,14 @@ count: public(uint256)
 def __init__(groth16_verifier: address):
     owner = msg.sender
     verifier = groth16_verifier
+    self.registrars[msg.sender] = True
+
+
+@external
+def set_registrar(registrar: address, allowed: bool):
+    assert msg.sender == owner, "only the owner manages registrars"
+    self.registrars[registrar] = allowed
+    log RegistrarSet(registrar=registrar, allowed=allowed)
 
 
 @external
@@ -55,13 +73,25 @@ def register_with_proof(
     utid: bytes32,
     digest: bytes32,
     dac_id: String[128],
+    merkle_root: bytes32,
     a: uint256[2],
     b: uint256[4],
     c: uint256[2],
     pub: uint256[3],
 ) -> bytes32:
-    """Registers only if the Groth16 lineage/score proof verifies on-chain (reverts otherwise)."""
+    """Registers only if the Groth16 lineage/score proof verifies on-chain and is about this
+    digest (its public Poseidon root is part of the digest); reverts otherwise."""
     assert verifier != empty(address), "no verifier configured"
+    bound: bytes32 = sha256(
+        concat(
+            b"iv-dac-digest-v2\x00",
+            convert(dac_id, Bytes[128]),
+            b"\x00",
+            merkle_root,
+            convert(pub[0], bytes32),
+        )
+    )
+    assert digest == bound, "the proof does not commit to this digest"
     assert staticcall Groth16Verifier(verifier).verify(a, b, c, pub), "zk proof does not verify"
     out: bytes32 = self._register(utid, digest, dac_id)
     log ProofAnchored(utid=out, poseidon_root=pub[0], threshold=pub[1], commitment=pub[2])
@@ -70,6 +100,7 @@ def register_with_proof(
 
 @internal
 def _register(utid: bytes32, digest: bytes32, dac_id: String[128]) -> bytes32:
+    assert self.registrars[msg.sender], "not an authorised registrar"
     assert utid != empty(bytes32), "empty utid"
     assert digest != empty(bytes32), "empty digest"
     existing: bytes32 = self.utid_of_digest[digest]
