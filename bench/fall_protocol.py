@@ -118,8 +118,8 @@ def main() -> int:
     from iv_pipelines.sensing.twin import RESIDENTS, Room, simulate_episode
 
     if not (args.base_model / "config.json").is_file():
-        print(f"no base model at {args.base_model}: run `make demo` first (or pass --base-model)")
-        return 1
+        print(f"SKIPPED: no base model at {args.base_model}: run `make demo` first (or pass --base-model)")
+        return 0
     base, _ = load_model(args.base_model)
     t0 = time.perf_counter()
     resident = RESIDENTS["adult"]
