@@ -73,23 +73,9 @@ def main() -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        env = os.environ | {
-            "PYTHONPATH": str(pkg.directory / "src"),
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "OMP_NUM_THREADS": "1",
-        }
-        cmd = [
-            sys.executable,
-            "-P",
-            "-m",
-            "iv_pipelines.runtime",
-            "--package",
-            str(pkg.directory),
-            "--port",
-            str(port),
-            "--threads",
-            "1",
-        ]
+        from iv_pipelines.deploy.supervise import capsule_command
+
+        cmd, env = capsule_command(str(pkg.directory), port, threads=1)
         proc = subprocess.Popen(
             cmd, env=env, cwd=pkg.directory, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )

@@ -100,7 +100,7 @@ def test_r4_a_full_queue_is_a_429_with_retry_after():
         await asyncio.sleep(0.01)
         with pytest.raises(Overloaded, match="at most 1 \\+ 1 queued"):
             async with gate.slot():
-                pass
+                entered.append("a third, over the queue")  # never reached
         release.set()
         await asyncio.gather(a, b)
         async with gate.slot():  # room again

@@ -27,6 +27,21 @@ def _write(path: Path, doc: dict) -> None:
     os.replace(tmp, path)
 
 
+def capsule_command(package: str, port: int, threads: int, host: str = "127.0.0.1") -> tuple[list[str], dict]:
+    """(argv, environment) that serve `package` the way a capsule runs in its container: the
+    package's own code (src/), not the factory's — `-P` keeps the working directory off
+    sys.path and PYTHONPATH puts the package's sources first; no bytecode is written into it."""
+    pkg = os.path.abspath(package)
+    argv = [sys.executable, "-P", "-m", "iv_pipelines.runtime", "--package", pkg]
+    argv += ["--host", host, "--port", str(port), "--threads", str(threads)]
+    env = os.environ | {
+        "OMP_NUM_THREADS": str(threads),
+        "PYTHONPATH": os.path.join(pkg, "src"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    return argv, env
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--package", required=True)
@@ -47,28 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    # the capsule runs the package's own code (src/), not the factory's: -P keeps the working
-    # directory off sys.path, PYTHONPATH puts the package's sources first
-    cmd = [
-        sys.executable,
-        "-P",
-        "-m",
-        "iv_pipelines.runtime",
-        "--package",
-        os.path.abspath(a.package),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(a.port),
-        "--threads",
-        str(a.threads),
-    ]
+    cmd, env = capsule_command(a.package, a.port, a.threads)
     pkg = os.path.abspath(a.package)
-    env = os.environ | {
-        "OMP_NUM_THREADS": str(a.threads),
-        "PYTHONPATH": os.path.join(pkg, "src"),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
     state = {
         "supervisor_pid": os.getpid(),
         "capsule_pid": None,

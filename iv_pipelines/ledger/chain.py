@@ -143,10 +143,6 @@ class _RegistryOps:
         art = load_artifact("UtidRegistry")
         return w3.eth.contract(address=address, abi=art["abi"])
 
-    def _me(self, w3) -> str:
-        """The address this factory registers from (the registry's registrar)."""
-        raise NotImplementedError
-
     def _check_registrar(self, w3, address: str) -> None:
         """Fail early, and say why, when this factory's key may not register on the registry
         at `address` (or the registry predates registrar access control)."""
