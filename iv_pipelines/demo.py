@@ -280,6 +280,16 @@ def _print_deployment(result, defs, storage, keep_running: bool) -> None:
         )
     if dep["target"] != "local":
         return
+    try:  # what the running capsule says about the package it serves
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(dep["url"] + "/readyz", timeout=5) as r:
+            print(
+                f"[demo] capsule package {json.loads(r.read()).get('attestation') or 'attestation not reported'}"
+            )
+    except (OSError, ValueError) as e:
+        print(f"[demo] capsule /readyz unreachable ({e})")
     deployer = defs.resources["deployer"].local(storage.root)
     if keep_running:
         print(

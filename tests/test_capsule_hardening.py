@@ -76,7 +76,9 @@ def test_r4_a_request_beyond_the_packages_limits_is_a_413_naming_the_limit(serve
     too_many = client.post(
         "/v1/predict", json={"amplitude_csv": [ROW] * (limits["max_frames"] + 1), "rate_hz": 100}
     )
-    assert too_many.status_code == 413 and f"at most {limits['max_frames']} per request" in too_many.text
+    assert (
+        too_many.status_code == 413 and f"at most {limits['max_frames']} frames per request" in too_many.text
+    )
     ok = client.post("/v1/predict", json={"amplitude_csv": [ROW] * 300, "rate_hz": 100})
     assert ok.status_code == 200
 

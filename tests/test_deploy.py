@@ -123,6 +123,7 @@ def test_kubernetes_deployer_sends_exactly_the_validated_manifests(small_package
     ns = "acme-healthcare"
     assert [(m, p) for m, p, _ in rec.calls] == [
         ("POST", "/api/v1/namespaces"),
+        ("POST", f"/api/v1/namespaces/{ns}/configmaps"),  # the attestation the capsule checks
         ("POST", f"/apis/apps/v1/namespaces/{ns}/deployments"),
         ("POST", f"/api/v1/namespaces/{ns}/services"),
         ("POST", f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers"),
@@ -130,6 +131,12 @@ def test_kubernetes_deployer_sends_exactly_the_validated_manifests(small_package
         ("POST", f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"),
     ]
     sent = [body for _, _, body in rec.calls]
+    cm = sent.pop(1)
+    assert cm["kind"] == "ConfigMap" and cm["metadata"]["namespace"] == ns
+    assert cm["data"]["attestation.intoto.jsonl"] == pkg.attestation.read_text()
+    dep = next(d for d in sent if d["kind"] == "Deployment")
+    vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+    assert vols["attestation"]["configMap"]["name"] == cm["metadata"]["name"]
     files = ["namespace", "deployment", "service", "hpa", "networkpolicy"]
     expected = [
         d for f in files for d in yaml.safe_load_all((pkg.directory / "k8s" / f"{f}.yaml").read_text()) if d
