@@ -280,3 +280,28 @@ def test_r6_after_a_500_the_same_keep_alive_connection_still_answers(served, mon
     finally:
         server.should_exit = True
         th.join(timeout=10)
+
+
+def test_a_package_without_its_attestation_loads_as_a_library_but_a_deployed_capsule_refuses(
+    small_package, tmp_path, monkeypatch
+):
+    """An evaluation script that unpacks a package elsewhere can still load it (unverified, with
+    a warning); a deployed capsule (IV_CAPSULE_REQUIRE_ATTESTATION=1, set by the deployers,
+    the Dockerfile and the Kubernetes Deployment) refuses to serve it."""
+    from iv_pipelines.runtime.attest import AttestationError
+    from iv_pipelines.runtime.predictor import Predictor
+
+    _root, _key, pkg, _ = small_package
+    copy = tmp_path / "unpacked" / pkg.version
+    shutil.copytree(pkg.directory, copy)
+    monkeypatch.delenv("IV_CAPSULE_REQUIRE_ATTESTATION", raising=False)
+    with pytest.warns(UserWarning, match="unverified package"):
+        p = Predictor(copy)
+    assert p.attestation["verified"] is False and "no attestation" in p.attestation["reason"]
+    monkeypatch.setenv("IV_CAPSULE_REQUIRE_ATTESTATION", "1")
+    with pytest.raises(AttestationError, match="no attestation to verify the package against"):
+        Predictor(copy)
+    from iv_pipelines.deploy.supervise import capsule_command
+
+    monkeypatch.delenv("IV_CAPSULE_REQUIRE_ATTESTATION")
+    assert capsule_command(str(copy), 8080, 1)[1]["IV_CAPSULE_REQUIRE_ATTESTATION"] == "1"

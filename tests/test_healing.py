@@ -91,7 +91,7 @@ def test_capsule_answering_500_is_replaced(env):
 def test_regression_in_a_new_version_is_rolled_back(env, tmp_path, monkeypatch):
     dep, healer, pkg, _ = env
     # the two versions are copies made here, without attestations: served only on opt-out
-    monkeypatch.setenv("IV_CAPSULE_ALLOW_UNATTESTED", "1")
+    monkeypatch.setenv("IV_CAPSULE_REQUIRE_ATTESTATION", "0")
     root = tmp_path / "packages" / pkg.dac_id
     shutil.copytree(pkg.directory, root / "1.0.0")
     shutil.copytree(pkg.directory, root / "1.1.0")

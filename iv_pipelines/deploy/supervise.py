@@ -38,6 +38,8 @@ def capsule_command(package: str, port: int, threads: int, host: str = "127.0.0.
         "OMP_NUM_THREADS": str(threads),
         "PYTHONPATH": os.path.join(pkg, "src"),
         "PYTHONDONTWRITEBYTECODE": "1",
+        # a deployed capsule serves only an attested package (an operator may say "0")
+        "IV_CAPSULE_REQUIRE_ATTESTATION": os.environ.get("IV_CAPSULE_REQUIRE_ATTESTATION", "1"),
     }
     return argv, env
 

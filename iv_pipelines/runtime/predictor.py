@@ -71,18 +71,20 @@ class RuntimeConfig:
         )
 
 
-ALLOW_UNATTESTED_ENV = "IV_CAPSULE_ALLOW_UNATTESTED"  # "1": serve without an attestation to check
+REQUIRE_ATTESTATION_ENV = "IV_CAPSULE_REQUIRE_ATTESTATION"  # "1" in every deployed capsule
 
 
 class Predictor:
     """Thread-safe wrapper around the packaged model (torch inference is serialised), with the
-    DAC's device context and decision rule. With `verify` (the default) the package must match
-    its attestation (`attest.py`) before the model is loaded: a mismatch raises AttestationError
-    naming the files; a missing attestation too, unless IV_CAPSULE_ALLOW_UNATTESTED=1."""
+    DAC's device context and decision rule. With `verify` (the default) the package is checked
+    against its attestation (`attest.py`) before the model is loaded: a mismatch always raises
+    AttestationError naming the files. A *missing* attestation raises only where one is
+    required (IV_CAPSULE_REQUIRE_ATTESTATION=1: the local deployer, the Docker image and the
+    Kubernetes Deployment set it); a package opened as a library elsewhere (an evaluation
+    script on an unpacked tarball) loads, marked unverified, with a warning."""
 
     def __init__(self, package_dir: Path, verify: bool = True):
         from iv_pipelines.runtime.attest import AttestationError, verify_package_files
-        from iv_pipelines.sensing.model import load_model
 
         self.config = RuntimeConfig.load(package_dir)
         self.attestation: dict = {"verified": False, "reason": "not checked"}
@@ -90,15 +92,20 @@ class Predictor:
             try:
                 rep = verify_package_files(Path(package_dir), self.config.dac_id, self.config.version)
             except AttestationError as e:
-                if os.environ.get(ALLOW_UNATTESTED_ENV) != "1" or "no attestation" not in str(e):
+                if os.environ.get(REQUIRE_ATTESTATION_ENV) == "1" or "no attestation" not in str(e):
                     raise
-                self.attestation = {"verified": False, "reason": f"{e} (served: {ALLOW_UNATTESTED_ENV}=1)"}
+                import warnings
+
+                warnings.warn(f"serving an unverified package: {e}", stacklevel=2)
+                self.attestation = {"verified": False, "reason": str(e)}
             else:
                 if rep.problems:
                     shown = "; ".join(rep.problems[:5])
                     more = f" (and {len(rep.problems) - 5} more)" if len(rep.problems) > 5 else ""
                     raise AttestationError(f"the package does not match its attestation: {shown}{more}")
                 self.attestation = {"verified": True, "files": rep.files, "key": rep.key}
+        from iv_pipelines.sensing.model import load_model
+
         self.model, _ = load_model(self.config.weights_dir)
         self._ctx = np.asarray(self.config.context, np.float32) if self.config.context else None
         self._lock = threading.Lock()
