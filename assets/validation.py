@@ -153,7 +153,7 @@ def validated_hypothesis(
     storage: FactoryStorage,
 ):
     from iv_pipelines.discovery.generator import resolve_domain
-    from iv_pipelines.discovery.validate import EvolutionConfig, playbook_deltas, validate_hypotheses
+    from iv_pipelines.scoring.validate import EvolutionConfig, playbook_deltas, validate_hypotheses
 
     domain = resolve_domain(dac_request).name
     scorer = scoring.scorer(embedder.get())

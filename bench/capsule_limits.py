@@ -52,8 +52,8 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
 def main() -> int:
     import numpy as np
 
+    from iv_app.sample import make_small_dac
     from iv_pipelines.packaging.dac import build_dac_package
-    from iv_pipelines.packaging.sample import make_small_dac
     from iv_pipelines.proof.dsse import load_or_create_signing_key
     from iv_pipelines.sensing.formats import write_esp_csi_lines
 

@@ -35,6 +35,7 @@ def main() -> int:
     from iv_kernels.novelty import novelty_triton
     from iv_kernels.qero_mi import qero_triton
     from iv_pipelines.scoring import obmi
+    from iv_pipelines.scoring.reference import QERO_DUSTBIN, QERO_TAU
 
     dev = "cuda"
     print(f"device: {torch.cuda.get_device_name(0)}")
@@ -53,8 +54,8 @@ def main() -> int:
         cs = torch.nn.functional.normalize(torch.randn(b, 96, 384, device=dev), dim=2)
         hb = obmi.TokenBatch(hs, torch.ones(b, 48, dtype=torch.bool, device=dev))
         cb = obmi.TokenBatch(cs, torch.ones(b, 96, dtype=torch.bool, device=dev))
-        err = (qero_triton(hb, cb) - obmi.qero(hb, cb)).abs().max().item()
-        t_tri = _time(lambda hb=hb, cb=cb: qero_triton(hb, cb))
+        err = (qero_triton(hb, cb, QERO_TAU, QERO_DUSTBIN) - obmi.qero(hb, cb)).abs().max().item()
+        t_tri = _time(lambda hb=hb, cb=cb: qero_triton(hb, cb, QERO_TAU, QERO_DUSTBIN))
         t_ref = _time(lambda hb=hb, cb=cb: obmi.qero(hb, cb))
         print(
             f"qero B={b} n=48 k=96: triton {t_tri * 1e3:.2f} ms, torch {t_ref * 1e3:.2f} ms, "

@@ -19,7 +19,7 @@ def main() -> int:
     env.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
     base = median(time_cmd([PY, "-c", "import dagster"], env=env))
     load = median(
-        time_cmd([PY, "-c", "from iv_pipelines.definitions import defs; defs.get_repository_def()"], env=env)
+        time_cmd([PY, "-c", "from iv_app.definitions import defs; defs.get_repository_def()"], env=env)
     )
     report("code location load", load, "s", "import dagster", base, "< 5 s")
     ok = load < 5.0

@@ -42,9 +42,9 @@ class Outcome:
 def run(paths: list[Path], base_model: Path | None, log=print) -> list[Outcome]:
     import dagster as dg
 
-    from iv_pipelines.cli import register_request
-    from iv_pipelines.definitions import defs
-    from iv_pipelines.demo import QUIET, SHARED, _stale_reason
+    from iv_app.cli import register_request
+    from iv_app.definitions import defs
+    from iv_app.demo import QUIET, SHARED, _stale_reason
 
     instance = dg.DagsterInstance.get()
     storage = defs.resources["storage"]

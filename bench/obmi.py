@@ -101,14 +101,14 @@ def main() -> int:
 
     import yaml
 
-    from iv_pipelines.discovery.validate import EvolutionConfig, validate_hypotheses
     from iv_pipelines.memory.ace import AceMemory
     from iv_pipelines.scoring.calibration import build_calibration
     from iv_pipelines.scoring.scorer import ObmiScorer
+    from iv_pipelines.scoring.validate import EvolutionConfig, validate_hypotheses
 
     scorer = ObmiScorer(emb)
     positives = yaml.safe_load(
-        (Path(__file__).resolve().parent.parent / "tests/data/positive_hypotheses.yaml").read_text()
+        (Path(__file__).resolve().parent.parent / "iv_pipelines/data/positive_hypotheses.yaml").read_text()
     )
     t0 = time.perf_counter()
     cal, report = build_calibration(scorer, positives, log=lambda _m: None)

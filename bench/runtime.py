@@ -31,8 +31,8 @@ def find_package(arg: Path | None, tmp: Path) -> Path:
         return arg
     for cur in sorted((REPO / ".dagster_home" / "iv" / "packages").glob("*/current.json")):
         return Path(json.loads(cur.read_text())["directory"])
+    from iv_app.sample import make_small_dac
     from iv_pipelines.packaging.dac import build_dac_package
-    from iv_pipelines.packaging.sample import make_small_dac
     from iv_pipelines.proof.dsse import load_or_create_signing_key
 
     print("no demo package found: building a small one (run `make demo` for the real one)")

@@ -76,7 +76,7 @@ def setup(n: int, root: Path):
 def tick_times(n: int) -> dict[str, float]:
     import dagster as dg
 
-    from iv_pipelines.definitions import defs
+    from iv_app.definitions import defs
     from sensors.operations import (
         cost_anomaly_sensor,
         dac_deployed_sensor,

@@ -82,14 +82,12 @@ def _qero_kernel(
     tl.store(out_ptr + b, res)
 
 
-def qero_triton(h, c, tau: float | None = None, dustbin: float | None = None):
-    """h, c: `obmi.TokenBatch` (padded tokens + masks) -> (B,) QERO."""
+def qero_triton(h, c, tau: float, dustbin: float):
+    """h, c: `obmi.TokenBatch` (padded tokens + masks) -> (B,) QERO at softmax temperature `tau`
+    with a dustbin column at cosine `dustbin` (the scorer passes the reference's constants:
+    the kernel does not import the domain that imports it)."""
     import torch
 
-    from iv_pipelines.scoring.reference import QERO_DUSTBIN, QERO_TAU
-
-    tau = QERO_TAU if tau is None else tau
-    dustbin = QERO_DUSTBIN if dustbin is None else dustbin
     ht, ct = h.tok.float().contiguous(), c.tok.float().contiguous()
     hn = h.mask.sum(1).to(torch.int32).contiguous()
     ck = c.mask.sum(1).to(torch.int32).contiguous()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,10 @@ def _embedder(device: str, batch_size: int):
     from iv_pipelines.embedding import MiniLMEmbedder
 
     return MiniLMEmbedder(device=device, batch_size=batch_size)
+
+
+# hand-written positive controls of the score calibration: product data, shipped with the package
+POSITIVE_CONTROLS = Path(str(importlib.resources.files("iv_pipelines") / "data" / "positive_hypotheses.yaml"))
 
 
 class EmbedderResource(dg.ConfigurableResource):
@@ -81,7 +86,7 @@ class ScoringResource(dg.ConfigurableResource):
     requests_per_domain: int = Field(default=4, ge=1)
     nulls_per_kind: int = Field(default=6, ge=2)
     positives_path: str | None = Field(
-        default=None, description="YAML of hand-written positive controls (default: tests/data in the repo)"
+        default=None, description="YAML of hand-written positive controls (default: the shipped set)"
     )
 
     def scorer(self, embedder):
@@ -92,11 +97,7 @@ class ScoringResource(dg.ConfigurableResource):
     def positives(self) -> dict[str, list[str]]:
         import yaml
 
-        path = (
-            Path(self.positives_path)
-            if self.positives_path
-            else (Path(__file__).resolve().parent.parent / "tests" / "data" / "positive_hypotheses.yaml")
-        )
+        path = Path(self.positives_path) if self.positives_path else POSITIVE_CONTROLS
         if not path.exists():
             return {}
         return yaml.safe_load(path.read_text())

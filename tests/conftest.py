@@ -67,7 +67,7 @@ def calibrated(embedder):
     from iv_pipelines.scoring.calibration import build_calibration
     from iv_pipelines.scoring.scorer import ObmiScorer
 
-    positives = yaml.safe_load((REPO / "tests" / "data" / "positive_hypotheses.yaml").read_text())
+    positives = yaml.safe_load((REPO / "iv_pipelines" / "data" / "positive_hypotheses.yaml").read_text())
     return build_calibration(ObmiScorer(embedder), positives, seed=0)
 
 
@@ -149,8 +149,8 @@ def proof_env(storage, tmp_path):
 @pytest.fixture(scope="session")
 def small_package(tmp_path_factory):
     """(storage root, signing key, Package, Decision) for a small real DAC, built once."""
+    from iv_app.sample import make_small_dac
     from iv_pipelines.packaging.dac import build_dac_package
-    from iv_pipelines.packaging.sample import make_small_dac
     from iv_pipelines.proof.dsse import load_or_create_signing_key
 
     root = tmp_path_factory.mktemp("pkg") / "iv"

@@ -21,7 +21,7 @@ def _partitions(pd) -> str | None:
 
 
 def graph_snapshot() -> dict:
-    from iv_pipelines.definitions import defs
+    from iv_app.definitions import defs
 
     graph = defs.resolve_asset_graph()
     assets = {}

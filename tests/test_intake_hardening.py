@@ -95,7 +95,7 @@ def test_ordinary_unicode_text_is_welcome():
 
 
 def test_iv_verify_never_creates_a_key(tmp_path, monkeypatch):
-    from iv_pipelines.cli import main
+    from iv_app.cli import main
 
     for var in ("DAGSTER_HOME", "IV_SIGNING_KEY", "IV_SIGNING_KEY_FILE"):
         monkeypatch.delenv(var, raising=False)
@@ -122,7 +122,7 @@ def package_copy(small_package, tmp_path):
 
 
 def test_verify_package_passes_an_untouched_package_dir_and_tarball(package_copy):
-    from iv_pipelines.cli import main
+    from iv_app.cli import main
 
     pkg_dir, tarball, pub = package_copy
     for target in (pkg_dir, tarball):
@@ -132,7 +132,7 @@ def test_verify_package_passes_an_untouched_package_dir_and_tarball(package_copy
 
 
 def test_verify_package_names_the_tampered_file_inside_a_tarball(package_copy):
-    from iv_pipelines.cli import main
+    from iv_app.cli import main
 
     _pkg_dir, tarball, pub = package_copy
     # rebuild the tarball with one member changed
@@ -156,7 +156,7 @@ def test_verify_package_names_the_tampered_file_inside_a_tarball(package_copy):
 
 
 def test_verify_package_names_a_tampered_file_in_a_directory(package_copy):
-    from iv_pipelines.cli import main
+    from iv_app.cli import main
 
     pkg_dir, _tarball, pub = package_copy
     (pkg_dir / "weights" / "model.safetensors").write_bytes(b"not the model")

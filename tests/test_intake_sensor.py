@@ -94,7 +94,7 @@ def test_sensor_evaluate_tick_with_instance(storage, sample_request_text):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("dac", ["fall-detection-acme"])
     _drop(storage, "acme.yaml", sample_request_text)
-    from iv_pipelines.definitions import defs
+    from iv_app.definitions import defs
 
     ctx = dg.build_sensor_context(
         instance=instance, resources={"storage": storage}, cursor=None, definitions=defs
@@ -139,7 +139,7 @@ def test_dac_request_unknown_partition_fails_clearly(storage):
 def test_cli_request_add(tmp_path, sample_request_text, monkeypatch):
     from click.testing import CliRunner
 
-    from iv_pipelines.cli import main
+    from iv_app.cli import main
 
     home = tmp_path / "home"
     home.mkdir()

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from iv_pipelines.scoring import obmi
+from iv_pipelines.scoring.reference import QERO_DUSTBIN, QERO_TAU
 
 triton = pytest.importorskip("triton")
 
@@ -61,7 +62,7 @@ def test_qero_kernel_matches_torch(lens_h, lens_c, d):
         cs.append(c)
     h = obmi.TokenBatch.from_list(hs, _device())
     c = obmi.TokenBatch.from_list(cs, _device())
-    got = qero_triton(h, c).cpu().numpy()
+    got = qero_triton(h, c, QERO_TAU, QERO_DUSTBIN).cpu().numpy()
     want = obmi.qero(h, c).cpu().numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert len(set(np.round(got, 4))) == len(got)  # not a constant

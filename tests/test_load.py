@@ -8,7 +8,7 @@ HEAVY = ("torch", "triton", "transformers", "peft", "web3", "sentence_transforme
 
 def test_definitions_import_pulls_no_heavy_library():
     code = (
-        "import sys; from iv_pipelines.definitions import defs; defs.get_repository_def();"
+        "import sys; from iv_app.definitions import defs; defs.get_repository_def();"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

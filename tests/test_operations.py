@@ -81,7 +81,7 @@ def _tick(sensor, ctx, instance):
 
 
 def test_score_below_threshold_sensor():
-    from iv_pipelines.definitions import defs
+    from iv_app.definitions import defs
     from sensors.operations import score_below_threshold_sensor
 
     repo = defs.get_repository_def()
@@ -184,7 +184,7 @@ def test_security_audit_reviews_packages_and_dependencies(small_package, tmp_pat
 
 
 def test_dac_deployed_sensor_requests_routes_once_per_deployment():
-    from iv_pipelines.definitions import defs
+    from iv_app.definitions import defs
     from sensors.operations import dac_deployed_sensor
 
     repo = defs.get_repository_def()
@@ -320,7 +320,7 @@ def test_base_model_update_promotes_only_a_better_candidate(storage):
 
 
 def test_base_model_promoted_sensor_reruns_listed_dacs():
-    from iv_pipelines.definitions import defs
+    from iv_app.definitions import defs
     from sensors.operations import base_model_promoted_sensor
 
     repo = defs.get_repository_def()

@@ -10,12 +10,12 @@ from tests.conftest import materialized
 
 
 def test_daily_and_monthly_jobs_over_a_deployed_dac(tmp_path):
+    from iv_app.sample import make_small_dac
     from iv_pipelines import definitions as code
     from iv_pipelines.deploy.targets import LocalDeployer
     from iv_pipelines.ledger.chain import dac_digest
     from iv_pipelines.mesh.snapshot import register_capsule
     from iv_pipelines.packaging.dac import build_dac_package
-    from iv_pipelines.packaging.sample import make_small_dac
     from iv_pipelines.proof.dsse import load_or_create_signing_key
     from resources.deploy import DeployerResource, EnergyAtlasResource
     from resources.ledger import LedgerResource

@@ -218,7 +218,7 @@ def test_two_processes_generating_the_key_at_once_agree(tmp_path):
 def test_iv_verify_cli(bundle, tmp_path):
     from click.testing import CliRunner
 
-    from iv_pipelines.cli import main
+    from iv_app.cli import main
     from iv_pipelines.proof.dsse import public_pem
 
     root, b, key = bundle

@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 from dagster._utils.schedules import cron_string_iterator
 
-from iv_pipelines.definitions import defs
+from iv_app.definitions import defs
 
 
 @pytest.mark.parametrize(

@@ -54,8 +54,9 @@ class ObmiScorer:
     def _qero(self, h, c):
         if self.use_triton:
             from iv_kernels.qero_mi import qero_triton
+            from iv_pipelines.scoring.reference import QERO_DUSTBIN, QERO_TAU
 
-            return qero_triton(h, c)
+            return qero_triton(h, c, QERO_TAU, QERO_DUSTBIN)
         return obmi.qero(h, c)
 
     def _aieo(self, h_sent, mem):

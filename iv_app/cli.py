@@ -185,7 +185,7 @@ def verify_package_cmd(package: Path, public_key: Path | None) -> None:
 @click.option("--keep-running", is_flag=True, help="leave the deployed local capsule running")
 def demo(request_file: Path | None, keep_running: bool) -> None:
     """Register the sample request and materialize every lifecycle asset for it."""
-    from iv_pipelines.demo import run_demo
+    from iv_app.demo import run_demo
 
     sys.exit(run_demo(request_file, keep_running=keep_running))
 

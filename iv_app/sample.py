@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _sample_request_text() -> str:
-    from iv_pipelines.demo import sample_request_path
+    from iv_app.demo import sample_request_path
 
     return sample_request_path().read_text()
 

@@ -34,8 +34,8 @@ def sample_request_path() -> Path:
 def run_demo(request_file: Path | None = None, keep_running: bool = False) -> int:
     import dagster as dg
 
-    from iv_pipelines.cli import _instance, register_request
-    from iv_pipelines.definitions import defs
+    from iv_app.cli import _instance, register_request
+    from iv_app.definitions import defs
 
     t0 = time.perf_counter()
     instance = _instance()
