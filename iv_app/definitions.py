@@ -24,10 +24,10 @@ from schedules import schedules
 from sensors.operations import sensors as operations_sensors
 from sensors.request_drop import dac_request_drop_sensor
 
-lifecycle_assets = dg.load_assets_from_modules(
-    [discovery, validation, training, proof, packaging, deployment, energy, mesh, operations]
-)
-lifecycle_checks = dg.load_asset_checks_from_modules([proof, packaging])
+ASSET_MODULES = [discovery, validation, training, proof, packaging, deployment, energy, mesh, operations]
+lifecycle_assets = dg.load_assets_from_modules(ASSET_MODULES)
+# checks from every asset module: a check added to any of them is never silently dropped
+lifecycle_checks = dg.load_asset_checks_from_modules(ASSET_MODULES)
 
 defs = dg.Definitions(
     assets=lifecycle_assets,
