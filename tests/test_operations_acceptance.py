@@ -11,7 +11,7 @@ from tests.conftest import materialized
 
 def test_daily_and_monthly_jobs_over_a_deployed_dac(tmp_path):
     from iv_app.sample import make_small_dac
-    from iv_pipelines import definitions as code
+    from iv_app import definitions as code
     from iv_pipelines.deploy.targets import LocalDeployer
     from iv_pipelines.ledger.chain import dac_digest
     from iv_pipelines.mesh.snapshot import register_capsule
