@@ -39,7 +39,9 @@ ui: install $(DAGSTER_HOME_DIR)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: install
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in $$(ls bench/*.py | xargs -n1 basename | sed 's/\.py$$//' | grep -v '^_\|^record$$'); do \
+		echo "== bench/$$b.py"; $(PY) bench/record.py $$b || exit 1; done
+	$(VENV)/bin/iv docs
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -13,10 +13,10 @@ knows where the furniture and devices stand), then fall clips and 10 s walking a
 captures, windowed as `/v1/predict` does (hop 1 s), decided at the DAC's fall threshold.
 
 Baseline measured in the same run: the base model with no calibration at the default
-threshold 0.5. It proves nothing about real falls: real and twin falls differ (README, "What
+threshold 0.5. It proves nothing about real falls: real and twin falls differ (docs/sensing.md, "What
 the twin still gets wrong"); use it to compare recipes, never to quote a real accuracy.
 
-    .venv/bin/python bench/fall_protocol.py [--labs 4] [--base-model .dagster_home/iv/models/wifi-sensing-base]
+    .venv/bin/python bench/fall_protocol.py [--labs 4] [--base-model DIR]   # default: make demo's base model
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-DEFAULT_BASE = (
-    Path(__file__).resolve().parent.parent / ".dagster_home" / "iv" / "models" / "wifi-sensing-base"
-)
+from iv_pipelines.storage import StorageLayout  # noqa: E402
+
+DEFAULT_BASE = StorageLayout(Path(__file__).resolve().parent.parent / ".dagster_home" / "iv").base_model_dir()
 
 
 def as_amplitude_csv(ep, rate_hz: float = 100.0):

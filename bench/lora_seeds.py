@@ -12,15 +12,14 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> int:
-    from assets.training import BASE_MODEL_DIR
-    from iv_pipelines.paths import default_storage_root
     from iv_pipelines.request import load_request_file
     from iv_pipelines.sensing.calibration import Calibration
     from iv_pipelines.sensing.client import train_client_adapter
     from iv_pipelines.sensing.formats import read_capture
     from iv_pipelines.sensing.pipeline import twin_context
+    from iv_pipelines.storage import StorageLayout, default_storage_root
 
-    base = default_storage_root() / BASE_MODEL_DIR
+    base = StorageLayout(default_storage_root()).base_model_dir()
     if not (base / "model.safetensors").exists():
         print(f"SKIPPED: no base model at {base}; run `make demo` first")
         return 0

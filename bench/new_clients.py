@@ -49,14 +49,14 @@ def run(paths: list[Path], base_model: Path | None, log=print) -> list[Outcome]:
     instance = dg.DagsterInstance.get()
     storage = defs.resources["storage"]
     if base_model is not None:
-        target = storage.root / "models" / "wifi-sensing-base"
+        target = storage.layout.base_model_dir()
         if not (target / "model.safetensors").exists():
             shutil.copytree(base_model, target, dirs_exist_ok=True)
             log(f"[clients] base model copied from {base_model}")
     for asset, job_name, what in SHARED:
         if (
             asset == "wifi_sensing_base_model"
-            and (storage.root / "models" / "wifi-sensing-base" / "model.safetensors").exists()
+            and (storage.layout.base_model_dir() / "model.safetensors").exists()
         ):
             if base_model is not None or not _stale_reason(instance, defs, asset):
                 continue

@@ -6,7 +6,7 @@ calibration, twin snapshot, JSON records) is built in a temporary storage root; 
 - lineage: hash + RFC 9162 Merkle tree + Ed25519-signed SLSA statement, no zk;
 - zk prove: `snarkjs groth16 fullprove` subprocess incl. node start (goal < 4 s);
 - verify: our Python Groth16 verifier (py_ecc), a one-shot `snarkjs groth16 verify`, and the
-  warm snarkjs verifier process blockchain_sync uses (goal < 100 ms off-chain); on-chain
+  warm snarkjs verifier process ledger_in_sync_job uses (goal < 100 ms off-chain); on-chain
   verify gas on the embedded EVM (a real transaction's gasUsed);
 - registration: embedded-chain UTID registration latency, median of 10 after one warm-up
   (goal < 150 ms), and the idempotent re-registration of a known digest.

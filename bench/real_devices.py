@@ -17,7 +17,7 @@ uncalibrated and along the DAC's own path (device fit + adapter + threshold from
 of session D1's walking; sessions D2-D4 scored).
 
     .venv/bin/python bench/real_devices.py [--rooms 192 --episodes 8 --epochs 8] [--chips c3,c6] [--public]
-    .venv/bin/python bench/real_devices.py --public-only --base-model .dagster_home/iv/models/wifi-sensing-base
+    .venv/bin/python bench/real_devices.py --public-only --base-model demo   # make demo's base model
 
 Ratios against a baseline measured in the same run: the uncalibrated model is the baseline of
 the calibrated one (the table prints both). Takes ~5 min per chip on 2 cores.
@@ -94,10 +94,16 @@ def main() -> int:
     ap.add_argument(
         "--base-model",
         type=Path,
-        help="score GeoTecINIT with this trained base model (e.g. make demo's "
-        ".dagster_home/iv/models/wifi-sensing-base) instead of pretraining a reduced one",
+        help="score GeoTecINIT with this trained base model directory ('demo': make demo's, "
+        "under .dagster_home/iv/models/) instead of pretraining a reduced one",
     )
     args = ap.parse_args()
+    if args.base_model is not None and str(args.base_model) == "demo":
+        from iv_pipelines.storage import StorageLayout
+
+        args.base_model = StorageLayout(
+            Path(__file__).resolve().parent.parent / ".dagster_home" / "iv"
+        ).base_model_dir()
     if args.public_only:
         args.public, args.chips = True, ""
 

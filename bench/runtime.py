@@ -13,7 +13,6 @@ concurrent clients. The capsule runs 1 torch thread (as packaged); so does the i
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -29,8 +28,11 @@ sys.path.insert(0, str(REPO))
 def find_package(arg: Path | None, tmp: Path) -> Path:
     if arg:
         return arg
-    for cur in sorted((REPO / ".dagster_home" / "iv" / "packages").glob("*/current.json")):
-        return Path(json.loads(cur.read_text())["directory"])
+    from iv_pipelines.storage import StorageLayout
+
+    demo = StorageLayout(REPO / ".dagster_home" / "iv")
+    for dac in demo.packaged_dacs():
+        return Path(demo.current_package(dac)["directory"])
     from iv_app.sample import make_small_dac
     from iv_pipelines.packaging.dac import build_dac_package
     from iv_pipelines.proof.dsse import load_or_create_signing_key

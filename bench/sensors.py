@@ -54,9 +54,9 @@ def setup(n: int, root: Path):
     states += [EnergyState(f"dac:{d}", 40_000, 90.0, 0.0, 0.5, "lifecycle", "spike") for d in dacs[::10]]
     with atlas.open(storage.root) as g:
         g.record(states)
-    tel = storage.root / "telemetry"
-    tel.mkdir(parents=True, exist_ok=True)
-    with open(tel / "capsules.jsonl", "w") as fh:  # 10 samples per DAC, every tenth DAC jumps at the end
+    tel = storage.layout.telemetry_file()
+    tel.parent.mkdir(parents=True, exist_ok=True)
+    with open(tel, "w") as fh:  # 10 samples per DAC, every tenth DAC jumps at the end
         for t in range(10):
             for i, d in enumerate(dacs):
                 cpu = 40.0 if (t == 9 and i % 10 == 0) else 10.0
@@ -76,14 +76,11 @@ def setup(n: int, root: Path):
 def tick_times(n: int) -> dict[str, float]:
     import dagster as dg
 
+    from defs.deployment import dac_deployed_sensor
+    from defs.discovery import dac_request_drop_sensor
+    from defs.operations.energy import energy_variance_sensor
+    from defs.operations.health import cost_anomaly_sensor, score_below_threshold_sensor
     from iv_app.definitions import defs
-    from sensors.operations import (
-        cost_anomaly_sensor,
-        dac_deployed_sensor,
-        energy_variance_sensor,
-        score_below_threshold_sensor,
-    )
-    from sensors.request_drop import dac_request_drop_sensor
 
     repo = defs.get_repository_def()
     out = {}

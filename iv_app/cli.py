@@ -38,7 +38,7 @@ def _storage():
 
 def register_request(path: Path, instance, storage) -> tuple[str, Path, bool]:
     """Validate `path`, store the request and add its partition. Returns (dac_id, stored, created)."""
-    from assets.partitions import dac_partitions
+    from defs.common import dac_partitions
     from iv_pipelines.request import load_request_file
 
     request = load_request_file(path)
@@ -173,6 +173,23 @@ def verify_package_cmd(package: Path, public_key: Path | None) -> None:
         click.echo(f"{package}: {p}", err=True)
     click.echo(f"{package}: FAILED ({len(report.problems)} problems)", err=True)
     sys.exit(1)
+
+
+@main.command("docs")
+@click.option("--check", is_flag=True, help="fail if a generated page is out of date instead of writing it")
+def docs_cmd(check: bool) -> None:
+    """Regenerate docs/operations.md's tables (from the code location) and
+    docs/measurements.md (from bench/results/, written by bench/record.py)."""
+    from iv_app import docs
+
+    if check:
+        stale = [str(p) for p, text in docs.render().items() if not p.exists() or p.read_text() != text]
+        if stale:
+            raise click.ClickException(f"out of date: {', '.join(stale)}; run `iv docs`")
+        click.echo("docs up to date")
+        return
+    changed = docs.write()
+    click.echo("\n".join(f"wrote {p}" for p in changed) or "docs up to date")
 
 
 @main.command()

@@ -1,53 +1,47 @@
-"""The Dagster code location: assembles assets, jobs, schedules, sensors and resources."""
+"""The Dagster code location: every definition of the Dagster layer (`defs/`, one module per
+UI group, loaded whole so nothing defined there is left out) and the resources of this
+environment (`resources.selection`)."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from assets import deployment, discovery, energy, mesh, operations, packaging, proof, training, validation
-from assets.jobs import (
-    blockchain_sync_job,
-    client_report_job,
-    cost_optimization_job,
-    dac_health_check_job,
-    dac_lifecycle_job,
-    energy_atlas_optimization_job,
-    lora_model_updates_job,
-    rdr_deep_crawl_job,
-    score_calibration_job,
-    security_audit_job,
-    service_mesh_job,
-    wifi_sensing_base_model_job,
-)
+import defs as dagster_layer
 from resources.selection import resources_for
-from schedules import schedules
-from sensors.operations import sensors as operations_sensors
-from sensors.request_drop import dac_request_drop_sensor
 
-ASSET_MODULES = [discovery, validation, training, proof, packaging, deployment, energy, mesh, operations]
-lifecycle_assets = dg.load_assets_from_modules(ASSET_MODULES)
-# checks from every asset module: a check added to any of them is never silently dropped
-lifecycle_checks = dg.load_asset_checks_from_modules(ASSET_MODULES)
+_AUTOMATION = (dg.ScheduleDefinition, dg.SensorDefinition)
+_JOBS = (dg.JobDefinition, UnresolvedAssetJobDefinition)
+
+
+def _layer_objects(package) -> tuple[list, list, list]:
+    """Jobs, schedules and sensors defined at the top level of any module of `package`
+    (each once, however many modules import it)."""
+    seen: dict[int, object] = {}
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if isinstance(value, (*_JOBS, *_AUTOMATION)):
+                seen.setdefault(id(value), value)
+    objs = list(seen.values())
+    return (
+        [o for o in objs if isinstance(o, _JOBS)],
+        [o for o in objs if isinstance(o, dg.ScheduleDefinition)],
+        [o for o in objs if isinstance(o, dg.SensorDefinition)],
+    )
+
+
+jobs, schedules, sensors = _layer_objects(dagster_layer)
 
 defs = dg.Definitions(
-    assets=lifecycle_assets,
-    asset_checks=lifecycle_checks,
-    jobs=[
-        dac_lifecycle_job,
-        score_calibration_job,
-        wifi_sensing_base_model_job,
-        blockchain_sync_job,
-        service_mesh_job,
-        dac_health_check_job,
-        operations.dac_healing_job,
-        security_audit_job,
-        energy_atlas_optimization_job,
-        client_report_job,
-        lora_model_updates_job,
-        rdr_deep_crawl_job,
-        cost_optimization_job,
-    ],
+    assets=dg.load_assets_from_package_module(dagster_layer),
+    # checks from every module: a check added to any of them is never silently dropped
+    asset_checks=dg.load_asset_checks_from_package_module(dagster_layer),
+    jobs=jobs,
     schedules=schedules,
-    sensors=[dac_request_drop_sensor, *operations_sensors],
+    sensors=sensors,
     resources=resources_for(),
 )

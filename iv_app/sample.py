@@ -24,24 +24,27 @@ def make_small_dac(root: Path, key, dac_id: str = "fall-detection-acme") -> None
     from iv_pipelines.sensing.formats import ESP_CSI_HEADER, write_esp_csi_lines
     from iv_pipelines.sensing.model import save_model
     from iv_pipelines.sensing.pipeline import client_resident, client_room, pretrain_base
+    from iv_pipelines.storage import StorageLayout
 
     req = parse_request_text(_sample_request_text())
-    dac = root / "dacs" / dac_id
+    layout = StorageLayout(root)
+    dac = layout.dac_dir(dac_id)
     (dac / "twin").mkdir(parents=True)
-    (dac / "request.json").write_text(req.model_dump_json(indent=2) + "\n")
+    layout.dac_request_file(dac_id).write_text(req.model_dump_json(indent=2) + "\n")
     base = pretrain_base(n_rooms=6, per_activity=3, epochs=3, seed=0, n_eval_rooms=2, eval_per_activity=2)
-    save_model(base.model, base.cfg, root / "models" / "wifi-sensing-base", extra={"metrics": base.metrics})
+    save_model(base.model, base.cfg, layout.base_model_dir(), extra={"metrics": base.metrics})
     room, resident = client_room(req), client_resident(req)
     res = train_client_adapter(
-        root / "models" / "wifi-sensing-base",
+        layout.base_model_dir(),
         room,
         uncalibrated(resident),
         per_activity=6,
         eval_per_activity=4,
         epochs=3,
     )
-    res.model.save_pretrained(str(dac / "adapter"))
-    (dac / "adapter" / "evaluation.json").write_text(
+    adapter = layout.adapter_dir(dac_id)
+    res.model.save_pretrained(str(adapter))
+    (adapter / "evaluation.json").write_text(
         json.dumps(
             {
                 "selected": "adapter",  # a fixture: the lifecycle picks by the paired test
@@ -91,6 +94,6 @@ def make_small_dac(root: Path, key, dac_id: str = "fall-detection-acme") -> None
         )
     )
     build_bundle(root, dac_id, key, "test-run", [])
-    (dac / "lineage" / "registration.json").write_text(
+    (layout.lineage_dir(dac_id) / "registration.json").write_text(
         json.dumps({"utid": "utid:" + "ab" * 32, "digest": "cd" * 32, "dac_id": dac_id, "tx_hash": "ef" * 32})
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 from iv_pipelines.errors import InputError
 from iv_pipelines.paths import atomic_write_bytes, atomic_write_text
 from iv_pipelines.request import DAC_ID_PATTERN, DacRequest, canonical_json, load_request_file
+from iv_pipelines.storage import StorageLayout
 
 MAX_CALIBRATION_S = 1800.0
 
@@ -28,8 +29,9 @@ class RequestStore:
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.dir = self.root / "requests"
-        self.calibration_dir = self.root / "calibration"
+        layout = StorageLayout(self.root)
+        self.dir = layout.requests_dir()
+        self.calibration_dir = layout.calibration_dir()
 
     def calibration_file(self, capture) -> Path:
         """Where the store keeps a request's calibration capture (content-addressed)."""

@@ -1,22 +1,11 @@
-"""Where the factory keeps its files on the embedded default.
-
-Everything lives under one storage root: `IV_STORAGE_ROOT` if set, else
-`$DAGSTER_HOME/iv`, else `.iv_data/` in the current directory.
-"""
+"""Writing files so that readers never see half of one (the layout of the storage root
+is `iv_pipelines.storage`)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
-
-
-def default_storage_root() -> Path:
-    if os.environ.get("IV_STORAGE_ROOT"):
-        return Path(os.environ["IV_STORAGE_ROOT"]).resolve()
-    if os.environ.get("DAGSTER_HOME"):
-        return (Path(os.environ["DAGSTER_HOME"]) / "iv").resolve()
-    return Path(".iv_data").resolve()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -9,6 +9,8 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from iv_pipelines.storage import StorageLayout
+
 
 class PackagingResource(dg.ConfigurableResource):
     """How packages are rendered: image registry, CPU limit, replicas, optional KServe."""
@@ -55,7 +57,8 @@ class DeployerResource(dg.ConfigurableResource):
         from iv_pipelines.deploy.targets import LocalDeployer
 
         return LocalDeployer(
-            Path(self.state_dir) if self.state_dir else storage_root / "deployments", self.ready_timeout_s
+            Path(self.state_dir) if self.state_dir else StorageLayout(storage_root).deployments_dir(),
+            self.ready_timeout_s,
         )
 
     def docker(self):
@@ -88,7 +91,7 @@ class EnergyAtlasResource(dg.ConfigurableResource):
     def open(self, storage_root: Path):
         import time
 
-        root = Path(self.root_dir) if self.root_dir else storage_root / "atlas"
+        root = Path(self.root_dir) if self.root_dir else StorageLayout(storage_root).atlas_dir()
         if self.engine == "file":
             from iv_pipelines.energy.atlas import FileAtlas
 

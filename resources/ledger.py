@@ -10,7 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from iv_pipelines.ledger.chain import EmbeddedLedger, LedgerError, RpcLedger
-from iv_pipelines.paths import default_storage_root
+from iv_pipelines.storage import default_storage_root
 
 
 def default_ledger_dir() -> Path:

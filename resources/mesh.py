@@ -7,6 +7,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from iv_pipelines.storage import StorageLayout
+
 
 class AsiRegistryResource(dg.ConfigurableResource):
     """SQLAlchemy URL of the ASI registry (default: SQLite under the storage root); with
@@ -21,7 +23,7 @@ class AsiRegistryResource(dg.ConfigurableResource):
     def get(self, storage_root: Path):
         from iv_pipelines.mesh.registry import AsiRegistry
 
-        reg = AsiRegistry(self.url or f"sqlite:///{Path(storage_root) / 'asi.sqlite'}")
+        reg = AsiRegistry(self.url or StorageLayout(storage_root).asi_registry_url())
         if self.seed_mesh and reg.count_services() == 0:
             from iv_pipelines.mesh.generator import generate_mesh
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from iv_pipelines.paths import default_storage_root
 from iv_pipelines.proof.dsse import SigningKey, load_or_create_signing_key, load_public_pem
+from iv_pipelines.storage import default_storage_root
 
 
 def default_keys_dir() -> Path:

@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 
 from iv_pipelines.env import Environment, deployment_env
-from iv_pipelines.paths import default_storage_root
+from iv_pipelines.storage import StorageLayout, default_storage_root
 from resources.deploy import DeployerResource, EnergyAtlasResource, PackagingResource
 from resources.discovery import (
     AceMemoryResource,
@@ -54,9 +54,10 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
             ),
         }
     root = default_storage_root()
+    StorageLayout(root).ensure()  # `cp request.yaml <root>/drop/` works before the first sensor tick
     return common | {
         "storage": FactoryStorage(root_dir=str(root)),
-        "ace": AceMemoryResource(url=f"sqlite:///{root / 'ace.sqlite'}"),
+        "ace": AceMemoryResource(url=StorageLayout(root).ace_memory_url()),
         "ledger": LedgerResource(),
         "deployer": DeployerResource(),
         "registry": AsiRegistryResource(),

@@ -47,3 +47,19 @@ class SensingResource(dg.ConfigurableResource):
     def real_dir(self) -> Path | None:
         path = Path(self.real_data_dir) if self.real_data_dir else _DEFAULT_REAL
         return path if path.exists() else None
+
+    def pretrain(self, seed: int | None = None, eval_seed: int | None = None, log=lambda _m: None):
+        """`pretrain_base` with this resource's budgets: the base model asset and the weekly
+        candidate of `base_model_update` (another seed, the same held-out homes)."""
+        from iv_pipelines.sensing.pipeline import pretrain_base
+
+        return pretrain_base(
+            n_rooms=self.pretrain_rooms,
+            per_activity=self.pretrain_episodes_per_activity,
+            epochs=self.pretrain_epochs,
+            workers=self.sim_workers,
+            seed=self.seed if seed is None else seed,
+            n_eval_rooms=self.eval_rooms,
+            eval_seed=eval_seed,
+            log=log,
+        )

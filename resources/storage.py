@@ -1,7 +1,8 @@
-"""FactoryStorage: where DAC requests and per-DAC outputs live.
+"""FactoryStorage: the storage root every asset reads and writes, as a resource.
 
 Embedded default: a directory under DAGSTER_HOME. Production: a path on a shared volume
-(`IV_STORAGE_ROOT`), e.g. a PVC mounted into every run pod.
+(`IV_STORAGE_ROOT`), e.g. a PVC mounted into every run pod. What lives where under the root
+is `iv_pipelines.storage.StorageLayout`'s business; this resource only says where the root is.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from pathlib import Path
 import dagster as dg
 
 from iv_pipelines.intake import RequestStore
+from iv_pipelines.storage import StorageLayout
 
 
 class FactoryStorage(dg.ConfigurableResource):
-    """Root directory of the factory's files: requests, drop folder, per-DAC outputs."""
+    """Root directory of the factory's files: requests, drop folder, per-DAC outputs,
+    packages, deployments, telemetry, models (layout: `iv_pipelines.storage`)."""
 
     root_dir: str
 
@@ -22,13 +25,16 @@ class FactoryStorage(dg.ConfigurableResource):
     def root(self) -> Path:
         return Path(self.root_dir).resolve()
 
+    @property
+    def layout(self) -> StorageLayout:
+        return StorageLayout(self.root)
+
     def requests(self) -> RequestStore:
         return RequestStore(self.root)
 
     def drop_dir(self) -> Path:
-        return self.root / "drop"
+        """The request drop folder, created (with accepted/ and rejected/) if missing."""
+        return self.layout.ensure().drop_dir()
 
     def dac_dir(self, dac_id: str) -> Path:
-        path = self.requests().path_for(dac_id).parent.parent / "dacs" / dac_id
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return self.layout.dac_dir(dac_id)

@@ -124,7 +124,7 @@ def proof_env(storage, tmp_path):
     storage/proof/ledger resources under tmp_path. Returns (stub, instance, resources)."""
     import dagster as dg
 
-    from assets.partitions import dac_partitions
+    from defs.common import dac_partitions
     from resources.ledger import LedgerResource
     from resources.proof import ProofResource
 
@@ -177,7 +177,7 @@ def default_base_model(tmp_path_factory):
     per session with the default budget (the one `make demo` trains; several minutes)."""
     import dagster as dg
 
-    from assets.training import wifi_sensing_base_model
+    from defs.training import wifi_sensing_base_model
     from resources.sensing import SensingResource
     from resources.storage import FactoryStorage
 

@@ -68,7 +68,7 @@ def test_cost_recommendations_asset(small_package, tmp_path):
     import shutil
     import time
 
-    from assets.operations import cost_recommendations
+    from defs.operations.reports import cost_recommendations
     from resources.storage import FactoryStorage
 
     _root, _key, pkg, _ = small_package
@@ -111,7 +111,7 @@ def test_cost_recommendations_asset(small_package, tmp_path):
 
 
 def test_cost_anomaly_sensor(storage):
-    from sensors.operations import cost_anomaly_sensor
+    from defs.operations.health import cost_anomaly_sensor
 
     tel = storage.root / "telemetry"
     tel.mkdir(parents=True)
@@ -128,14 +128,17 @@ def test_cost_anomaly_sensor(storage):
     write([("acme", t, 10.0) for t in range(5)])  # 0.1 cores, steady
     with dg.instance_for_test() as instance:
         tick = cost_anomaly_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=res))
-        assert tick.run_requests == [] and tick.cursor == "5"
+        # the cursor is the byte offset after the 5 lines read (it was their count)
+        five = str(path.stat().st_size)
+        assert tick.run_requests == [] and tick.cursor == five
         write([("acme", 5, 45.0)])  # 0.45 cores: 4.5x the median
         tick = cost_anomaly_sensor.evaluate_tick(
-            dg.build_sensor_context(instance=instance, resources=res, cursor="5")
+            dg.build_sensor_context(instance=instance, resources=res, cursor=five)
         )
         [req] = tick.run_requests
-        assert req.run_config["ops"]["heal_dac"]["config"]["dac_id"] == "acme" and tick.cursor == "6"
+        six = str(path.stat().st_size)
+        assert req.run_config["ops"]["heal_dac"]["config"]["dac_id"] == "acme" and tick.cursor == six
         again = cost_anomaly_sensor.evaluate_tick(
-            dg.build_sensor_context(instance=instance, resources=res, cursor="6")
+            dg.build_sensor_context(instance=instance, resources=res, cursor=six)
         )
         assert again.run_requests == []

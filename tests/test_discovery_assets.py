@@ -5,8 +5,7 @@ import json
 import dagster as dg
 import pytest
 
-from assets.discovery import dac_request, hypotheses, shadow_twin_context
-from assets.validation import SCORE_CHECK, validated_hypothesis
+from defs.discovery import SCORE_CHECK, dac_request, hypotheses, shadow_twin_context, validated_hypothesis
 from iv_pipelines.request import parse_request_text
 from resources.discovery import (
     AceMemoryResource,
@@ -62,10 +61,22 @@ def test_validated_hypothesis_passes_gate_and_records_ace(resources, calibrated,
     assert set(outcome.percentiles) == {"AROE", "AESP", "QERO", "AIEO"}
     assert 0.0 <= outcome.ods <= 1.0
     md = result.asset_materializations_for_node("validated_hypothesis")[0].metadata
-    assert md["validation_score"].value == pytest.approx(outcome.validation_score)
+    assert md["validation_score"].value == pytest.approx(
+        outcome.validation_score, abs=5e-5
+    )  # shown to 4 decimals
     assert "| operator | raw | percentile |" in md["operators"].value
     checks = result.get_asset_check_evaluations()
     assert [(c.check_name, c.passed) for c in checks] == [(SCORE_CHECK, True)]
+    # what the UI shows (issue #15): the result first, floats rounded, tables not raw JSON,
+    # the check naming its DAC, the metering observation logged before the materialization
+    assert list(md)[:3] == ["validated_hypothesis_path", "hypothesis", "validation_score"]
+    assert not {"cpu_seconds", "wall_seconds", "energy_j"} & set(md)
+    assert all(len(repr(v.value).split(".")[-1]) <= 4 for v in md.values() if isinstance(v.value, float))
+    assert md["ods_metrics"].value.startswith("| ASAL metric | raw | percentile vs the null set |")
+    assert checks[0].metadata["dac_id"].value == "fall-detection-acme"
+    assert checks[0].description.startswith("DAC fall-detection-acme: validation score")
+    events = [e.event_type_value for e in result.all_events if e.step_key == "validated_hypothesis"]
+    assert events.index("ASSET_OBSERVATION") < events.index("ASSET_MATERIALIZATION")
     stored = json.loads(
         (resources["storage"].root / "dacs" / "fall-detection-acme" / "validated_hypothesis.json").read_text()
     )

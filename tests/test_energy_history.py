@@ -6,8 +6,8 @@ import json
 import dagster as dg
 import pytest
 
-from assets.energy import energy_history
-from assets.metering import ENERGY_TAG
+from defs.common import ENERGY_TAG
+from defs.operations.energy import energy_history
 from iv_pipelines.energy.history import DAY_MS, SOURCE
 from resources.deploy import EnergyAtlasResource
 from tests.conftest import materialized

@@ -89,9 +89,8 @@ def test_decision_weights_and_gates():
 
 
 def _metered_stubs(storage):
-    from assets.metering import metered
-    from assets.packaging import METERED_STEPS
-    from assets.partitions import dac_partitions
+    from defs.common import dac_partitions, metered
+    from defs.packaging import METERED_STEPS
 
     def make(name):
         @dg.asset(name=name, partitions_def=dac_partitions)
@@ -105,8 +104,8 @@ def _metered_stubs(storage):
 
 
 def test_energy_signature_reads_metered_steps_and_writes_the_atlas(storage, tmp_path):
-    from assets.packaging import METERED_STEPS, energy_signature
-    from assets.partitions import dac_partitions
+    from defs.common import dac_partitions
+    from defs.packaging import METERED_STEPS, energy_signature
     from resources.deploy import EnergyAtlasResource
 
     instance = dg.DagsterInstance.ephemeral()
@@ -155,9 +154,9 @@ def test_rejected_package_blocks_deployment_and_tamper_fails_the_provenance_chec
     package's provenance_verifies check run on its own."""
     import shutil
 
-    from assets.deployment import dac_deployment
-    from assets.packaging import dac_package, package_provenance_verifies, shield_review
-    from assets.partitions import dac_partitions
+    from defs.common import dac_partitions
+    from defs.deployment import dac_deployment
+    from defs.packaging import dac_package, package_provenance_verifies, shield_review
     from iv_pipelines.request import parse_request_text
     from resources.deploy import DeployerResource, PackagingResource
     from resources.mesh import AsiRegistryResource

@@ -7,10 +7,9 @@ import dagster as dg
 import pytest
 import yaml
 
-from assets.discovery import dac_request
-from assets.partitions import dac_partitions
+from defs.common import dac_partitions
+from defs.discovery import dac_request, dac_request_drop_sensor
 from iv_pipelines.intake import process_drop_folder
-from sensors.request_drop import dac_request_drop_sensor
 
 
 def _drop(storage, name, text, age_s=0):

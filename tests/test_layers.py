@@ -1,7 +1,7 @@
 """The layers, enforced on the source (every import statement, including the lazy ones inside
 functions): the domain core `iv_pipelines` never imports Dagster or the layers above it;
 no two parts of the domain import each other in a cycle; the Triton kernels import nothing of
-the domain; resources never import assets, schedules, sensors or the app. A deliberate
+the domain; resources never import the Dagster layer (`defs/`) or the app. A deliberate
 violation is caught (last test)."""
 
 import ast
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ABOVE_THE_DOMAIN = {"dagster", "dagster_k8s", "dagster_postgres", "dagster_docker", "resources", "assets"}
-ABOVE_THE_DOMAIN |= {"schedules", "sensors", "iv_app"}
-ABOVE_RESOURCES = {"assets", "schedules", "sensors", "iv_app"}
+ABOVE_THE_DOMAIN = {"dagster", "dagster_k8s", "dagster_postgres", "dagster_docker", "resources", "defs"}
+ABOVE_THE_DOMAIN |= {"iv_app"}
+ABOVE_RESOURCES = {"defs", "iv_app"}
 
 
 def unit(module: str) -> str:
@@ -44,7 +44,9 @@ def check(root: Path) -> list[str]:
     for f in sorted((root / "resources").rglob("*.py")) if (root / "resources").is_dir() else []:
         for name in _imports_at(f, root):
             if name.split(".")[0] in ABOVE_RESOURCES:
-                problems.append(f"{f.relative_to(root)} imports {name}: resources sit below the assets")
+                problems.append(
+                    f"{f.relative_to(root)} imports {name}: resources sit below the Dagster layer"
+                )
     return problems
 
 
@@ -107,10 +109,10 @@ def test_the_repository_keeps_its_layers():
     "where, code, expect",
     [
         ("iv_pipelines/sensing/bad.py", "import dagster as dg\n", "imports dagster"),
-        ("iv_pipelines/ops/bad.py", "def f():\n    from assets.jobs import x\n", "imports assets.jobs"),
+        ("iv_pipelines/ops/bad.py", "def f():\n    from defs.lifecycle import x\n", "imports defs.lifecycle"),
         ("iv_pipelines/sensing/loop.py", "from iv_pipelines.ledger.chain import utid_for\n", "cycle between"),
         ("iv_kernels/bad.py", "from iv_pipelines.scoring.reference import QERO_TAU\n", "kernels sit below"),
-        ("resources/bad.py", "from assets.proof import utid\n", "resources sit below"),
+        ("resources/bad.py", "from defs.proof import utid\n", "resources sit below"),
     ],
 )
 def test_a_deliberate_violation_is_caught(tmp_path, where, code, expect):

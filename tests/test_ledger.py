@@ -148,7 +148,7 @@ def test_ledger_resource_rpc_needs_url_and_key(monkeypatch):
 def test_utid_asset_registers_once_across_rematerializations(storage, tmp_path, proof_env):
     import dagster as dg
 
-    from assets.proof import lineage_proof, utid
+    from defs.proof import lineage_proof, utid
 
     validated_stub, instance, resources = proof_env()
     runs = [
@@ -172,8 +172,7 @@ def test_utid_asset_registers_once_across_rematerializations(storage, tmp_path, 
 def test_blockchain_sync_names_every_out_of_sync_dac(storage, tmp_path, proof_env):
     import dagster as dg
 
-    from assets.jobs import blockchain_sync_job
-    from assets.proof import ledger_in_sync, lineage_proof, utid
+    from defs.proof import ledger_in_sync, ledger_in_sync_job, lineage_proof, utid
     from iv_pipelines.ledger.compile import load_artifact
     from resources.ledger import LedgerResource
 
@@ -182,11 +181,11 @@ def test_blockchain_sync_names_every_out_of_sync_dac(storage, tmp_path, proof_en
     for pk in ("acme", "beta"):
         assert dg.materialize(assets, partition_key=pk, instance=instance, resources=resources).success
     defs = dg.Definitions(
-        assets=assets, asset_checks=[ledger_in_sync], jobs=[blockchain_sync_job], resources=resources
+        assets=assets, asset_checks=[ledger_in_sync], jobs=[ledger_in_sync_job], resources=resources
     )
 
     def sync():
-        r = defs.resolve_job_def("blockchain_sync").execute_in_process(instance=instance)
+        r = defs.resolve_job_def("ledger_in_sync_job").execute_in_process(instance=instance)
         (ev,) = r.get_asset_check_evaluations()
         return ev
 
@@ -211,7 +210,7 @@ def test_blockchain_sync_names_every_out_of_sync_dac(storage, tmp_path, proof_en
         c.functions.register(bytes.fromhex(reg["utid"][5:]), bytes(forged), "acme").transact({"gas": 300_000})
     resources["ledger"] = LedgerResource(state_dir=str(tmp_path / "other-chain"))
     defs = dg.Definitions(
-        assets=assets, asset_checks=[ledger_in_sync], jobs=[blockchain_sync_job], resources=resources
+        assets=assets, asset_checks=[ledger_in_sync], jobs=[ledger_in_sync_job], resources=resources
     )
     ev = sync()
     problems = ev.metadata["out_of_sync"].value
@@ -222,7 +221,7 @@ def test_blockchain_sync_names_every_out_of_sync_dac(storage, tmp_path, proof_en
 def test_utid_asset_can_anchor_the_zk_proof_on_chain(storage, tmp_path, proof_env):
     import dagster as dg
 
-    from assets.proof import lineage_proof, utid
+    from defs.proof import lineage_proof, utid
 
     validated_stub, instance, resources = proof_env(anchor_zk_proof=True)
     r = dg.materialize(

@@ -105,7 +105,7 @@ def test_service_mesh_routes_capsules_keeps_routes_by_hysteresis_and_reroutes_ar
 ):
     import dagster as dg
 
-    from assets.mesh import service_mesh
+    from defs.deployment import service_mesh
     from iv_pipelines.mesh.snapshot import capsule_capabilities, register_capsule
     from resources.deploy import EnergyAtlasResource
     from resources.mesh import AsiRegistryResource, TtfRouterResource

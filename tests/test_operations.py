@@ -37,7 +37,7 @@ def deployed(small_package, tmp_path):
 
 
 def test_health_check_rescores_flags_and_writes_telemetry(deployed):
-    from assets.operations import dac_health
+    from defs.operations.health import dac_health
 
     work, _dep, pkg, res = deployed
     out = dg.materialize([dac_health], resources=res)
@@ -57,7 +57,7 @@ def test_healing_job_leaves_a_healthy_capsule_alone_and_restarts_a_dead_one(depl
     import signal
     import time
 
-    from assets.operations import dac_healing_job
+    from defs.operations.health import dac_healing_job
 
     _work, dep, pkg, res = deployed
     defs = dg.Definitions(jobs=[dac_healing_job], resources=res)
@@ -81,8 +81,8 @@ def _tick(sensor, ctx, instance):
 
 
 def test_score_below_threshold_sensor():
+    from defs.operations.health import score_below_threshold_sensor
     from iv_app.definitions import defs
-    from sensors.operations import score_below_threshold_sensor
 
     repo = defs.get_repository_def()
     with dg.instance_for_test() as instance:
@@ -115,8 +115,8 @@ def test_score_below_threshold_sensor():
 
 
 def test_energy_variance_sensor_fires_once_per_anomaly(storage, tmp_path):
+    from defs.operations.energy import energy_variance_sensor
     from resources.deploy import EnergyAtlasResource
-    from sensors.operations import energy_variance_sensor
 
     atlas = EnergyAtlasResource(root_dir=str(tmp_path / "atlas"))
     states = [
@@ -143,7 +143,7 @@ def test_energy_variance_sensor_fires_once_per_anomaly(storage, tmp_path):
 def test_security_audit_reviews_packages_and_dependencies(small_package, tmp_path):
     import shutil
 
-    from assets.operations import security_audit_report as security_audit
+    from defs.operations.reports import security_audit_report as security_audit
     from iv_pipelines.ops.audit import requirement_problems
     from resources.proof import ProofResource
     from resources.storage import FactoryStorage
@@ -184,8 +184,8 @@ def test_security_audit_reviews_packages_and_dependencies(small_package, tmp_pat
 
 
 def test_dac_deployed_sensor_requests_routes_once_per_deployment():
+    from defs.deployment import dac_deployed_sensor
     from iv_app.definitions import defs
-    from sensors.operations import dac_deployed_sensor
 
     repo = defs.get_repository_def()
     with dg.instance_for_test() as instance:
@@ -207,7 +207,7 @@ def test_dac_deployed_sensor_requests_routes_once_per_deployment():
 def test_energy_trends_reports_rising_dacs(storage, tmp_path):
     import time
 
-    from assets.mesh import energy_trends
+    from defs.operations.energy import energy_trends
     from resources.deploy import EnergyAtlasResource
 
     atlas = EnergyAtlasResource(root_dir=str(tmp_path / "atlas"))
@@ -231,7 +231,7 @@ def test_monthly_client_report_with_revenue_on_the_ledger(storage, tmp_path):
     import datetime as dt
     import hashlib
 
-    from assets.operations import client_report
+    from defs.operations.reports import client_report
     from iv_pipelines.ledger.revenue import read_attribution
     from iv_pipelines.ops.healing import HealingAction
     from resources.deploy import EnergyAtlasResource
@@ -280,20 +280,22 @@ def test_monthly_client_report_with_revenue_on_the_ledger(storage, tmp_path):
 
 
 def test_base_model_update_promotes_only_a_better_candidate(storage):
-    from assets.training import base_model_update
+    from defs.operations.base_model import base_model_update
     from iv_pipelines.sensing.model import save_model
     from iv_pipelines.sensing.pipeline import pretrain_base
     from resources.sensing import SensingResource
 
     small = dict(n_rooms=8, per_activity=3, n_eval_rooms=3, eval_per_activity=3)
     weak = pretrain_base(epochs=1, seed=0, **small)  # the current model: one epoch
-    cur = storage.root / "models" / "wifi-sensing-base"
+    cur = storage.layout.base_model_dir()
     save_model(weak.model, weak.cfg, cur)
     (cur / "evaluation.json").write_text(json.dumps({"heldout": weak.metrics}))
-    (storage.root / "dacs" / "acme" / "adapter").mkdir(parents=True)
-    (storage.root / "dacs" / "acme" / "adapter" / "adapter_model.safetensors").write_bytes(b"x")
+    storage.layout.adapter_dir("acme").mkdir(parents=True)
+    (storage.layout.adapter_dir("acme") / "adapter_model.safetensors").write_bytes(b"x")
+    # the candidate must be significantly better on the same held-out windows (paired test):
+    # three times the homes, eight epochs, four held-out homes
     sensing = SensingResource(
-        pretrain_rooms=8, pretrain_episodes_per_activity=3, pretrain_epochs=8, eval_rooms=3, sim_workers=1
+        pretrain_rooms=24, pretrain_episodes_per_activity=4, pretrain_epochs=8, eval_rooms=4, sim_workers=1
     )
     cfg = {"ops": {"base_model_update": {"config": {"candidate_seed": 1}}}}
     out = dg.materialize(
@@ -309,7 +311,7 @@ def test_base_model_update_promotes_only_a_better_candidate(storage):
     assert len(list((storage.root / "models" / "history").iterdir())) == 1
     # a one-epoch candidate against the promoted eight-epoch model: kept out
     sensing1 = SensingResource(
-        pretrain_rooms=8, pretrain_episodes_per_activity=3, pretrain_epochs=1, eval_rooms=3, sim_workers=1
+        pretrain_rooms=8, pretrain_episodes_per_activity=3, pretrain_epochs=1, eval_rooms=4, sim_workers=1
     )
     out = dg.materialize(
         [base_model_update], resources={"sensing": sensing1, "storage": storage}, run_config=cfg | {}
@@ -317,11 +319,34 @@ def test_base_model_update_promotes_only_a_better_candidate(storage):
     md2 = materialized(out)
     assert not md2["promoted"] and md2["dacs_to_retrain"] == []
     assert json.loads((cur / "evaluation.json").read_text())["seed"] == 1  # unchanged
+    assert md["verdict"] == "better" and md2["verdict"] != "better" and "McNemar" in md2["why"]
+
+
+def test_a_candidate_no_better_than_the_current_model_is_not_promoted(tmp_path):
+    """The domain rule without Dagster: the same model on both sides is never 'better', and
+    nothing under the storage root changes; with no current model there is nothing to judge."""
+    import pytest
+
+    from iv_pipelines.sensing.model import save_model
+    from iv_pipelines.sensing.pipeline import pretrain_base
+    from iv_pipelines.sensing.promotion import NoCurrentModel, judge, promote_base_model
+    from iv_pipelines.storage import StorageLayout
+
+    res = pretrain_base(n_rooms=4, per_activity=2, epochs=1, seed=0, n_eval_rooms=2, eval_per_activity=2)
+    same = judge(res.model, res.model, res.heldout, seed=0)
+    assert not same.promoted and same.accuracy.verdict == "non-inferior" and same.accuracy.diff == 0
+    layout = StorageLayout(tmp_path)
+    with pytest.raises(NoCurrentModel, match="materialize wifi_sensing_base_model"):
+        promote_base_model(layout, res, seed=0)
+    save_model(res.model, res.cfg, layout.base_model_dir())
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert not promote_base_model(layout, res, seed=0).promoted
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
 def test_base_model_promoted_sensor_reruns_listed_dacs():
+    from defs.operations.base_model import base_model_promoted_sensor
     from iv_app.definitions import defs
-    from sensors.operations import base_model_promoted_sensor
 
     repo = defs.get_repository_def()
     with dg.instance_for_test() as instance:
@@ -354,7 +379,7 @@ def test_rdr_deep_crawl_over_the_fixture_and_an_http_source(storage, tmp_path):
     import http.server
     import threading
 
-    from assets.operations import rdr_findings
+    from defs.operations.research import rdr_findings
     from iv_pipelines.ops.rdr import default_corpus
     from resources.discovery import EmbedderResource
 

@@ -10,8 +10,8 @@ from tests.conftest import materialized
 
 
 def test_daily_and_monthly_jobs_over_a_deployed_dac(tmp_path):
-    from iv_app.sample import make_small_dac
     from iv_app import definitions as code
+    from iv_app.sample import make_small_dac
     from iv_pipelines.deploy.targets import LocalDeployer
     from iv_pipelines.ledger.chain import dac_digest
     from iv_pipelines.mesh.snapshot import register_capsule
@@ -58,7 +58,7 @@ def test_daily_and_monthly_jobs_over_a_deployed_dac(tmp_path):
         "registry": registry,
     }
     defs = dg.Definitions(
-        assets=code.lifecycle_assets, asset_checks=code.lifecycle_checks, jobs=code.defs.jobs, resources=res
+        assets=code.defs.assets, asset_checks=code.defs.asset_checks, jobs=code.defs.jobs, resources=res
     )
     instance = dg.DagsterInstance.ephemeral()
 
@@ -69,10 +69,10 @@ def test_daily_and_monthly_jobs_over_a_deployed_dac(tmp_path):
 
     try:
         # daily
-        sync = run("blockchain_sync")
+        sync = run("ledger_in_sync_job")
         [check] = sync.get_asset_check_evaluations()
         assert check.passed and check.metadata["verified"].value == 1
-        opt = run("energy_atlas_optimization")
+        opt = run("energy_trends_job")
         routes = json.loads((root / "mesh" / "routes.json").read_text())
         assert {f"{dac} -> ledger", f"{dac} -> storage", f"{dac} -> energy"} <= set(routes)
         assert materialized(opt, "service_mesh")["rerouted"] == 3
@@ -82,22 +82,22 @@ def test_daily_and_monthly_jobs_over_a_deployed_dac(tmp_path):
 
         pin = CapsulePin.model_validate_json((root / "pins" / f"{dac}.json").read_text())
         assert pin.endpoint == rec.url and pin.utid and pin.energy.E_state == 20.0
-        health = materialized(run("dac_health_check"), "dac_health")
+        health = materialized(run("dac_health_job"), "dac_health")
         assert health["dacs"] == 1 and health["issues"] == {dac: None} and 0 <= health["scores"][dac] <= 1
         assert dac in health["health"]
         # monthly
-        run("client_report_generation", partition_key="2026-10-01")
+        run("client_report_job", partition_key="2026-10-01")
         page = (root / "reports" / "2026-10" / "acme-healthcare.html").read_text()
         ev = json.loads((root / "dacs" / dac / "adapter" / "evaluation.json").read_text())
         assert dac in page and "0.970" in page and f"{ev['evidence']['simulation']['accuracy']:.3f}" in page
         assert "SIMULATED room only" in page  # the report says what the accuracy rests on
         assert f"{health['scores'][dac]:.3f}" in page
         cost = run(
-            "cost_optimization",
+            "cost_recommendations_job",
             run_config={"ops": {"cost_recommendations": {"config": {"default_cloud": "aws"}}}},
         )
         assert materialized(cost, "cost_recommendations")["prices_accessed"] == "2026-11-26"
-        audit = materialized(run("security_audit"), "security_audit_report")
+        audit = materialized(run("security_audit_report_job"), "security_audit_report")
         assert audit["packages_reviewed"] == 1 and audit["unpinned_requirements"] == []
     finally:
         deployer.stop(dac)

@@ -13,7 +13,7 @@ from conftest import PG, REPO, pg_connect
 def test_materialize_dac_request_with_postgres_storage(
     pg_database, tmp_path, monkeypatch, storage, sample_request_text
 ):
-    from assets.discovery import dac_request
+    from defs.discovery import dac_request
     from iv_pipelines.request import parse_request_text
 
     for k, v in PG.items():

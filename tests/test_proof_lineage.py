@@ -234,7 +234,7 @@ def test_iv_verify_cli(bundle, tmp_path):
 def test_lineage_proof_asset_signs_verifies_and_records_upstream_versions(storage, tmp_path, proof_env):
     import dagster as dg
 
-    from assets.proof import PROVENANCE_CHECK, lineage_proof
+    from defs.proof import PROVENANCE_CHECK, lineage_proof
     from resources.proof import ProofResource
 
     validated_stub, instance, resources = proof_env()

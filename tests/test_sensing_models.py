@@ -2,7 +2,7 @@
 
 The default pretraining budget runs once per session (about 2-3 minutes on 2 cores); its
 floors below are what this code measures today minus a margin, not the issue's goals (the
-goals and the measured values are reported in the asset metadata and the README)."""
+goals and the measured values are reported in the asset metadata and docs/sensing.md)."""
 
 import json
 
@@ -10,8 +10,8 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from assets.discovery import dac_request, shadow_twin_context
-from assets.training import ADAPTER_CHECK, lora_adapter, wifi_sensing_base_model
+from defs.discovery import dac_request, shadow_twin_context
+from defs.training import ADAPTER_CHECK, lora_adapter, wifi_sensing_base_model
 from iv_pipelines.request import parse_request_text
 from iv_pipelines.sensing.model import LORA_TARGETS, ModelConfig, add_lora, build_model, count_params
 from resources.sensing import SensingResource
@@ -85,7 +85,7 @@ def trained(default_base_model):
 
 
 def test_base_model_on_held_out_homes_and_real_captures(trained):
-    """Floors below what this code measures today (README), not the goals."""
+    """Floors below what this code measures today (docs/sensing.md), not the goals."""
     base, _, root = trained
     md = base.asset_materializations_for_node("wifi_sensing_base_model")[0].metadata
     assert (root / "models" / "wifi-sensing-base" / "model.safetensors").exists()

@@ -62,7 +62,7 @@ def test_device_prior_covers_the_real_bands_from_their_middle_up():
     noisy end (and beyond: the amplitude-only lab of issue #13 is noisier still), but NOT the
     quietest real devices: its 5th percentiles are ~0.06 (empty) and ~0.24 (walking) where the
     quietest real chips show 0.031 and 0.130. A prior reaching down there made the uncalibrated model call real empty
-    rooms occupied (README, Real devices); quiet devices are covered by calibration, whose
+    rooms occupied (docs/sensing.md, Real devices); quiet devices are covered by calibration, whose
     fitted twin holds each chip's real bands (tests/test_device_calibration.py)."""
     rng = np.random.default_rng(7)
     cv = {a: [] for a in ACTIVITIES}
@@ -74,7 +74,7 @@ def test_device_prior_covers_the_real_bands_from_their_middle_up():
     for act, (_lo, hi) in {"empty": (0.031, 0.197), "walk": (0.130, 0.305)}.items():
         p5, p95 = np.percentile(cv[act], [5, 95])
         assert p5 <= hi <= p95, (act, p5, p95)  # overlaps the band and covers its noisy end
-    # the known gaps, stated (if they close, say so in the README): the prior's quietest
+    # the known gaps, stated (if they close, say so in docs/sensing.md): the prior's quietest
     # empty rooms and weakest walking are louder than the quietest real chips' captures
     assert np.percentile(cv["empty"], 5) > 0.031 and np.percentile(cv["walk"], 5) > 0.130
     assert np.median(cv["walk"]) > 1.5 * np.median(cv["empty"])

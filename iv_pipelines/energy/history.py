@@ -11,7 +11,6 @@ per service (from telemetry files), for the `energy_history` asset.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from iv_pipelines.energy.atlas import EnergyState
 from iv_pipelines.energy.meter import CPU_W_PER_CORE
 from iv_pipelines.energy.signature import normalised_entropy
+from iv_pipelines.telemetry import daily_totals
 
 SOURCE = "energy_history"
 DAY_MS = 86_400_000
@@ -60,34 +60,18 @@ def dac_states(steps: list[StepRecord], day_start_ms: int, day: str) -> list[Ene
 
 def service_states(telemetry_dir: Path, day_start_ms: int, day: str) -> tuple[list[EnergyState], list[str]]:
     """States per service for the day, and problems (bad lines, named by file:line)."""
-    by = defaultdict(lambda: [0.0, 0.0])
-    problems = []
-    for f in sorted(Path(telemetry_dir).glob("*.jsonl")) if Path(telemetry_dir).is_dir() else []:
-        for n, line in enumerate(f.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-                ts, svc = int(r["ts_ms"]), str(r["service"])
-                cpu, wall = float(r["cpu_seconds"]), float(r["wall_seconds"])
-                if cpu < 0 or wall < 0:
-                    raise ValueError("negative seconds")
-            except (ValueError, KeyError, TypeError) as e:
-                problems.append(f"{f.name}:{n}: {type(e).__name__}: {e}")
-                continue
-            if day_start_ms <= ts < day_start_ms + DAY_MS:
-                by[svc][0] += cpu
-                by[svc][1] += wall
+    files = sorted(Path(telemetry_dir).glob("*.jsonl")) if Path(telemetry_dir).is_dir() else []
+    totals, problems = daily_totals(files, day_start_ms, DAY_MS)
     out = [
         EnergyState(
             f"service:{svc}",
             day_start_ms,
-            cpu * CPU_W_PER_CORE,
-            cpu * CPU_W_PER_CORE / wall if wall else 0.0,
-            min(1.0, cpu / wall) if wall else 0.0,
+            t["cpu_seconds"] * CPU_W_PER_CORE,
+            t["cpu_seconds"] * CPU_W_PER_CORE / t["wall_seconds"] if t["wall_seconds"] else 0.0,
+            min(1.0, t["cpu_seconds"] / t["wall_seconds"]) if t["wall_seconds"] else 0.0,
             SOURCE,
             day,
         )
-        for svc, (cpu, wall) in sorted(by.items())
+        for svc, t in sorted(totals.items())
     ]
     return out, problems

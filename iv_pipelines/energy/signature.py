@@ -64,3 +64,27 @@ def signature(steps: dict[str, dict], method: str) -> EnergySignature:
         wall_seconds=wall,
         method=method,
     )
+
+
+def lifecycle_states(dac_id: str, steps: dict[str, dict], sig: EnergySignature, run_id: str) -> list:
+    """What the Energy Atlas records for one DAC's lifecycle: its signature as one state of
+    `dac:<id>` (at the newest step's start) and one state per metered step (`step:<id>/<name>`,
+    power = energy / wall time, from the step's own run)."""
+    from iv_pipelines.energy.atlas import EnergyState
+
+    newest = max(s["started_at_ms"] for s in steps.values())
+    out = [EnergyState(f"dac:{dac_id}", newest, sig.E_state, sig.dE_dt, sig.S_state, "lifecycle", run_id)]
+    for name, s in steps.items():
+        power = s["energy_j"] / s["wall_seconds"] if s["wall_seconds"] > 0 else 0.0
+        out.append(
+            EnergyState(
+                f"step:{dac_id}/{name}",
+                s["started_at_ms"],
+                s["energy_j"],
+                power,
+                0.0,
+                "lifecycle",
+                s["run_id"],
+            )
+        )
+    return out

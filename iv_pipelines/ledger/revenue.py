@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 
 class RevenueError(ValueError):
@@ -96,3 +97,21 @@ def read_attribution(ledger, tx_hash: str) -> dict:
         "total_cents": int(events[0]["total_cents"]),
         "shares_cents": {"utid:" + bytes(e["utid"]).hex(): int(e["amount_cents"]) for e in events},
     }
+
+
+def attribute_once(chain, record_path: Path, period: str, amount, energy: dict) -> tuple[str, bool]:
+    """Record `amount` for `period` split by `energy` (UTID -> joules) on the ledger, once:
+    when `record_path` says the same amount and energy were already recorded, its tx hash is
+    returned and nothing is sent. Returns (tx_hash, recorded_now)."""
+    import json
+
+    from iv_pipelines.paths import atomic_write_text
+
+    record_path = Path(record_path)
+    as_text = {k: str(v) for k, v in energy.items()}
+    prev = json.loads(record_path.read_text()) if record_path.exists() else None
+    if prev and prev["amount"] == amount and prev["energy"] == as_text:
+        return prev["tx_hash"], False
+    tx = record_attribution(chain, period, amount, energy)["tx_hash"]
+    atomic_write_text(record_path, json.dumps({"amount": amount, "energy": as_text, "tx_hash": tx}) + "\n")
+    return tx, True

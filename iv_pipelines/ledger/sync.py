@@ -9,6 +9,7 @@ from pathlib import Path
 
 from iv_pipelines.ledger.chain import dac_digest
 from iv_pipelines.proof.lineage import BUNDLE_DIR, verify_bundle
+from iv_pipelines.storage import StorageLayout
 
 REGISTRATION_FILE = "registration.json"
 
@@ -25,7 +26,7 @@ class DacSync:
 
 
 def registered_bundles(storage_root: Path) -> list[Path]:
-    return sorted(Path(storage_root).glob(f"dacs/*/{BUNDLE_DIR}/{REGISTRATION_FILE}"))
+    return StorageLayout(storage_root).dac_files(f"{BUNDLE_DIR}/{REGISTRATION_FILE}")
 
 
 def verify_dac(reg_path: Path, ledger, trusted_key, zk_verify=None) -> DacSync:

@@ -18,8 +18,6 @@ Rules:
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from dataclasses import asdict, dataclass
 from importlib import resources as importlib_resources
 from pathlib import Path
@@ -61,23 +59,6 @@ class Recommendation:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def usage(telemetry: Path, since_ms: int) -> dict[str, dict]:
-    """Per DAC: CPU seconds, wall seconds covered and samples since `since_ms`."""
-    out = defaultdict(lambda: {"cpu_seconds": 0.0, "wall_seconds": 0.0, "samples": 0})
-    if Path(telemetry).exists():
-        for line in Path(telemetry).read_text().splitlines():
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if r.get("ts_ms", 0) >= since_ms:
-                u = out[r["service"]]
-                u["cpu_seconds"] += float(r["cpu_seconds"])
-                u["wall_seconds"] += float(r["wall_seconds"])
-                u["samples"] += 1
-    return dict(out)
 
 
 def recommend(

@@ -4,7 +4,7 @@ For each local deployment: `diagnose` (see healing.py); when it serves, a fresh 
 accuracy on newly simulated held-out episodes of the client room (a new seed per check: the
 twin stands in for field feedback, which this project does not have); telemetry = the
 capsule process's CPU seconds since the previous check, appended as one JSON line to
-`<storage>/telemetry/capsules.jsonl` (what `energy_history` turns into service states).
+the telemetry file of `iv_pipelines.storage` (what `energy_history` turns into service states).
 """
 
 from __future__ import annotations

@@ -9,11 +9,12 @@ signature. Built only from stored outputs; invalid records fail with the field n
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from iv_pipelines.storage import StorageLayout
 
 PIN_SCHEMA_VERSION = "1.0.0"
 
@@ -42,16 +43,12 @@ class CapsulePin(BaseModel):
 
 
 def build_pin(storage_root: Path, dac_id: str, deployer) -> CapsulePin:
-    root = Path(storage_root)
-    dep = json.loads((root / "deployments" / dac_id / "deployment.json").read_text())
-    cur = json.loads((root / "packages" / dac_id / "current.json").read_text())
-    man = json.loads((Path(cur["directory"]) / "manifest.json").read_text())
-    req = json.loads((root / "dacs" / dac_id / "request.json").read_text())
-    health = (
-        {r["dac_id"]: r for r in json.loads((root / "operations" / "health.json").read_text())}
-        if (root / "operations" / "health.json").exists()
-        else {}
-    )
+    layout = StorageLayout(storage_root)
+    dep, man, req = layout.deployment(dac_id), layout.current_manifest(dac_id), layout.dac_request(dac_id)
+    for what, found in (("deployment record", dep), ("current package", man), ("saved request", req)):
+        if found is None:
+            raise KeyError(f"{dac_id} has no {what}")
+    health = {r["dac_id"]: r for r in layout.health_rows()}
     st = deployer.status(dac_id) if dep["target"] == "local" else {}
     h = health.get(dac_id, {})
     if dep["target"] != "local":

@@ -174,3 +174,30 @@ def crawl(
                 }
             )
     return CrawlResult(len(docs), len(kept), dict(dropped), k, sil, clusters, trends, queue)
+
+
+def enqueue(path: Path, queue: list[dict], week: str) -> list[dict]:
+    """Append the experiments of `queue` not yet queued for their DAC this `week` to the JSONL
+    queue at `path`; returns the ones appended (a rerun in the same week appends nothing)."""
+    path = Path(path)
+    queued = (
+        {(q["week"], q["dac_id"]) for q in map(json.loads, path.read_text().splitlines()) if q}
+        if path.exists()
+        else set()
+    )
+    new = [q | {"week": week, "status": "queued"} for q in queue if (week, q["dac_id"]) not in queued]
+    if new:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as fh:
+            fh.write("".join(json.dumps(q) + "\n" for q in new))
+    return new
+
+
+def trends_table(trends: dict[str, dict]) -> str:
+    """Markdown: documents per domain and month, and the growth factor."""
+    months = sorted({m for t in trends.values() for m in t["per_month"]})
+    head = "| domain | " + " | ".join(months) + " | growth |\n|---|" + "---|" * (len(months) + 1) + "\n"
+    return head + "\n".join(
+        f"| {d} | " + " | ".join(str(t["per_month"].get(m, 0)) for m in months) + f" | x{t['growth']:.1f} |"
+        for d, t in sorted(trends.items())
+    )

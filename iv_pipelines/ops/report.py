@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from iv_pipelines.storage import StorageLayout
+
 
 @dataclass
 class DacMonth:
@@ -55,11 +57,12 @@ def _json(path: Path) -> dict | None:
 def gather(storage_root: Path, period: str, atlas) -> dict[str, list[DacMonth]]:
     """client_id -> its DACs' month."""
     t0, t1 = month_window(period)
-    health = {r["dac_id"]: r.get("score") for r in (_json(storage_root / "operations" / "health.json") or [])}
+    layout = StorageLayout(storage_root)
+    health = {r["dac_id"]: r.get("score") for r in layout.health_rows()}
     clients: dict[str, list[DacMonth]] = {}
-    for req_path in sorted((storage_root / "dacs").glob("*/request.json")):
-        d = req_path.parent
-        req = json.loads(req_path.read_text())
+    for dac_id in layout.requested_dacs():
+        d = layout.dac_dir(dac_id, create=False)
+        req = layout.dac_request(dac_id)
         vh = _json(d / "validated_hypothesis.json") or {}
         ev = _json(d / "adapter" / "evaluation.json") or {}
         reg = _json(d / "lineage" / "registration.json") or {}

@@ -49,10 +49,10 @@ from iv_pipelines.proof.dsse import (
     verify_envelope,
 )
 from iv_pipelines.proof.lineage import sha256_file
+from iv_pipelines.storage import StorageLayout
 
 PACKAGE_FORMAT = "iv-dac-package-1"
 BUILD_TYPE = "https://github.com/industriverse/dac-factory/package/v1"
-PACKAGES_DIR = "packages"
 RUNTIME_SOURCES = (
     "iv_pipelines/__init__.py",
     "iv_pipelines/runtime/__init__.py",
@@ -122,7 +122,7 @@ class Package:
 
 
 def package_root(storage_root: Path, dac_id: str) -> Path:
-    return Path(storage_root) / PACKAGES_DIR / dac_id
+    return StorageLayout(storage_root).package_root(dac_id)
 
 
 def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:

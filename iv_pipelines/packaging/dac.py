@@ -22,7 +22,6 @@ from iv_pipelines.packaging.build import (
     file_digests,
     install,
     merge_adapter,
-    package_root,
     probe,
     requirements_text,
     stage_dir,
@@ -32,15 +31,15 @@ from iv_pipelines.packaging.build import (
 from iv_pipelines.packaging.k8s import RenderParams, render_dockerfile, render_manifests, validate_manifests
 from iv_pipelines.paths import atomic_write_bytes
 from iv_pipelines.proof.dsse import SigningKey
-from iv_pipelines.proof.lineage import BUNDLE_DIR, ENVELOPE_FILE, ZK_FILE, sha256_file, verify_bundle
+from iv_pipelines.proof.lineage import ENVELOPE_FILE, ZK_FILE, sha256_file, verify_bundle
 from iv_pipelines.request import DacRequest
 from iv_pipelines.runtime.contracts import endpoints
 from iv_pipelines.runtime.limits import limits_for
 from iv_pipelines.sensing.twin import ACTIVITIES
 from iv_pipelines.shield.decision import Decision, Evidence, decide
 from iv_pipelines.shield.policies import LICENCE_FILE, PolicyReport, run_policies
+from iv_pipelines.storage import BASE_MODEL, StorageLayout
 
-BASE_MODEL_DIR = "models/wifi-sensing-base"
 MEASUREMENTS = "measurements.json"
 REVIEW_SUFFIX = ".review.json"
 DOCKERIGNORE = "*.pyc\n__pycache__/\n.staging-*\n"
@@ -226,7 +225,7 @@ def build_manifest(
         },
         "energy_signature": energy,
         "intelligence": {
-            "base_model": f"wifi-sensing-base@{base_version}",
+            "base_model": f"{BASE_MODEL}@{base_version}",
             "adapter": "adapter/adapter_model.safetensors"
             if adapter_eval.get("selected") != "base"
             else None,
@@ -280,13 +279,14 @@ def build_dac_package(
     """Stage, measure, render, pre-review, seal and attest one DAC's package."""
     opts = options or PackageOptions()
     storage_root = Path(storage_root).resolve()
-    dac_dir = storage_root / "dacs" / dac_id
+    layout = StorageLayout(storage_root)
+    dac_dir = layout.dac_dir(dac_id, create=False)
     req = DacRequest.model_validate(_json(dac_dir / "request.json"))
     vh = _json(dac_dir / "validated_hypothesis.json")
-    adapter_dir = dac_dir / "adapter"
+    adapter_dir = layout.adapter_dir(dac_id)
     adapter_eval = _json(adapter_dir / "evaluation.json")
-    base_dir = storage_root / BASE_MODEL_DIR
-    lineage_dir = dac_dir / BUNDLE_DIR
+    base_dir = layout.base_model_dir()
+    lineage_dir = layout.lineage_dir(dac_id)
     registration = _json(lineage_dir / "registration.json")
     lin = verify_bundle(lineage_dir, trusted_key)
     if not lin.ok:
@@ -294,7 +294,7 @@ def build_dac_package(
     envelope = _json(lineage_dir / ENVELOPE_FILE)
     statement = json.loads(base64.b64decode(envelope["payload"]))
     created_at = statement["predicate"]["runDetails"]["metadata"]["finishedOn"]
-    root = package_root(storage_root, dac_id)
+    root = layout.package_root(dac_id)
     staged = stage_dir(root)
     try:
         if adapter_eval.get("selected", "adapter") == "adapter":

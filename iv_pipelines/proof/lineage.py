@@ -42,9 +42,10 @@ from iv_pipelines.proof.merkle import (
     merkle_root,
     verify_inclusion,
 )
+from iv_pipelines.storage import LINEAGE_DIR, StorageLayout
 
 LINEAGE_VERSION = "iv-lineage-1"
-BUNDLE_DIR = "lineage"
+BUNDLE_DIR = LINEAGE_DIR
 LINEAGE_FILE = "lineage.json"
 ENVELOPE_FILE = "provenance.dsse.json"
 PUBKEY_FILE = "public_key.pem"
@@ -54,7 +55,6 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://github.com/industriverse/dac-factory/lineage/v1"
 BUILDER_ID = "dagster://iv_pipelines.definitions"  # this code location
-SHARED_INPUTS = ("calibration", "models/wifi-sensing-base")  # under the storage root
 EXCLUDED_DIRS = {BUNDLE_DIR}
 
 
@@ -106,12 +106,12 @@ def collect_leaves(root: Path, dac_id: str) -> list[Leaf]:
     sorted by name."""
     root = Path(root)
     leaves = []
-    dac_dir = root / "dacs" / dac_id
+    layout = StorageLayout(root)
+    dac_dir = layout.dac_dir(dac_id, create=False)
     for p in _files(dac_dir, EXCLUDED_DIRS):
         rel = p.relative_to(dac_dir).as_posix()
         leaves.append(Leaf(f"dac/{rel}", p.relative_to(root).as_posix(), p.stat().st_size, sha256_file(p)))
-    for shared in SHARED_INPUTS:
-        base = root / shared
+    for base in layout.shared_lineage_inputs():
         if not base.exists():
             continue
         for p in _files(base):
@@ -230,7 +230,7 @@ def build_bundle(
     t1 = time.perf_counter()
     envelope = sign_envelope(canonical_json(statement), key)
     t_sign = time.perf_counter() - t1
-    out = storage_root / "dacs" / dac_id / BUNDLE_DIR
+    out = StorageLayout(storage_root).lineage_dir(dac_id)
     env_bytes = json.dumps(envelope, indent=2).encode() + b"\n"
     # lineage.json last-but-one, envelope last: a reader never sees a signature over a
     # lineage file that is not yet there

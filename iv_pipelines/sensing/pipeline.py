@@ -71,6 +71,7 @@ class BaseModelResult:
     sim_seconds: float
     n_train: int
     confusion: np.ndarray
+    heldout: tuple | None = None  # (windows, labels, contexts) of the held-out homes
 
 
 def pretrain_base(
@@ -142,6 +143,7 @@ def pretrain_base(
         sim_s,
         len(x),
         confusion(ye, decide(p, DEFAULT_FALL_THRESHOLD)),
+        (xe, ye, ce),
     )
 
 

@@ -1,19 +1,23 @@
-"""Energy, packaging and review (seed steps 11-14, 20-24): the measured energy signature,
-the DAC package, and the AI Shield gates before deployment."""
+"""UI group `packaging` (lifecycle steps 11-14, 20-24): the measured energy signature, the
+sealed DAC package, and the AI Shield review before deployment."""
 
 import json
 
 import dagster as dg
 
-from assets.metering import ENERGY_TAG, metered
-from assets.partitions import dac_partitions
-from assets.proof import upstream_versions
+from defs.common import (
+    OWNERS,
+    dac_partitions,
+    metered,
+    step_observations,
+    tidy,
+)
+from defs.proof import upstream_versions
 from iv_pipelines.paths import atomic_write_text
 from resources.deploy import EnergyAtlasResource, PackagingResource
 from resources.proof import ProofResource
 from resources.storage import FactoryStorage
 
-OWNERS = ["team:dac-factory"]
 # the lifecycle steps that produce a DAC (shared assets are amortised over DACs, not counted)
 METERED_STEPS = (
     "dac_request",
@@ -24,38 +28,34 @@ METERED_STEPS = (
     "lineage_proof",
     "utid",
 )
+
 PACKAGE_PROVENANCE_CHECK = "provenance_verifies"  # the lineage_proof check of the same name: phase 2
+
 POLICY_CHECK = "shield_policies_pass"
+
 DECISION_CHECK = "shield_approves"
 
 
 def _current_package(storage: FactoryStorage, dac_id: str) -> dict:
-    from iv_pipelines.packaging.build import package_root
-
-    path = package_root(storage.root, dac_id) / "current.json"
-    if not path.exists():
+    cur = storage.layout.current_package(dac_id)
+    if cur is None:
         raise dg.Failure(
-            description=f"no package for {dac_id}: materialize dac_package first ({path} missing)"
+            description=f"no package for {dac_id}: materialize dac_package first "
+            f"({storage.layout.current_pointer(dac_id)} missing)"
         )
-    return json.loads(path.read_text())
+    return cur
 
 
 def latest_step_energy(instance: dg.DagsterInstance, asset: str, partition: str) -> dict | None:
     """The newest metered observation of `asset` for `partition` (None: never metered)."""
-    records = instance.fetch_observations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=5
-    ).records
-    for r in records:
-        obs = r.event_log_entry.asset_observation
-        if obs is not None and (obs.tags or {}).get(ENERGY_TAG) == "step":
-            md = {k: v.value for k, v in obs.metadata.items()}
-            return md | {"run_id": r.event_log_entry.run_id}
+    for _, md, run_id in step_observations(instance, asset, partition, limit=1):
+        return md | {"run_id": run_id}
     return None
 
 
 @dg.asset(
     partitions_def=dac_partitions,
-    group_name="proof",
+    group_name="packaging",
     owners=OWNERS,
     kinds={"python"},
     deps=list(METERED_STEPS),
@@ -69,8 +69,7 @@ def latest_step_energy(instance: dg.DagsterInstance, asset: str, partition: str)
 def energy_signature(
     context: dg.AssetExecutionContext, storage: FactoryStorage, atlas: EnergyAtlasResource
 ) -> dg.Output[dict]:
-    from iv_pipelines.energy.atlas import EnergyState
-    from iv_pipelines.energy.signature import signature
+    from iv_pipelines.energy.signature import lifecycle_states, signature
 
     dac_id = context.partition_key
     steps, missing = {}, []
@@ -83,28 +82,7 @@ def energy_signature(
         )
     methods = sorted({s["method"] for s in steps.values()})
     sig = signature(steps, "; ".join(methods))
-    states = [
-        EnergyState(
-            f"dac:{dac_id}",
-            max(s["started_at_ms"] for s in steps.values()),
-            sig.E_state,
-            sig.dE_dt,
-            sig.S_state,
-            "lifecycle",
-            context.run_id,
-        )
-    ] + [
-        EnergyState(
-            f"step:{dac_id}/{name}",
-            s["started_at_ms"],
-            s["energy_j"],
-            s["energy_j"] / s["wall_seconds"] if s["wall_seconds"] > 0 else 0.0,
-            0.0,
-            "lifecycle",
-            s["run_id"],
-        )
-        for name, s in steps.items()
-    ]
+    states = lifecycle_states(dac_id, steps, sig, context.run_id)
     with atlas.open(storage.root) as graph:
         new = graph.record(states)
     out = {
@@ -112,7 +90,7 @@ def energy_signature(
         **sig.manifest_fields(),
         "steps_j": {k: round(v, 3) for k, v in sig.steps.items()},
     }
-    path = storage.root / "energy" / dac_id / "signature.json"
+    path = storage.layout.energy_signature_file(dac_id)
     atomic_write_text(
         path,
         json.dumps(out | {"cpu_seconds": sig.cpu_seconds, "wall_seconds": sig.wall_seconds}, indent=2) + "\n",
@@ -128,23 +106,25 @@ def energy_signature(
     )
     return dg.Output(
         out,
-        metadata={
-            "E_state_J": round(sig.E_state, 3),
-            "dE_dt_W": round(sig.dE_dt, 4),
-            "S_state": round(sig.S_state, 4),
-            "cpu_seconds": round(sig.cpu_seconds, 3),
-            "wall_seconds": round(sig.wall_seconds, 3),
-            "steps": dg.MetadataValue.md(table),
-            "method": "; ".join(methods),
-            "atlas_states_written": new,
-            "signature_path": dg.MetadataValue.path(str(path)),
-        },
+        metadata=tidy(
+            {
+                "E_state_J": round(sig.E_state, 3),
+                "dE_dt_W": round(sig.dE_dt, 4),
+                "S_state": round(sig.S_state, 4),
+                "cpu_seconds": round(sig.cpu_seconds, 3),
+                "wall_seconds": round(sig.wall_seconds, 3),
+                "steps": dg.MetadataValue.md(table),
+                "method": "; ".join(methods),
+                "atlas_states_written": new,
+                "signature_path": dg.MetadataValue.path(str(path)),
+            }
+        ),
     )
 
 
 @dg.asset(
     partitions_def=dac_partitions,
-    group_name="training",
+    group_name="packaging",
     owners=OWNERS,
     kinds={"docker", "kubernetes", "safetensors"},
     deps=["utid", "lora_adapter", "lineage_proof", "wifi_sensing_base_model"],
@@ -163,7 +143,7 @@ def dac_package(
     proof: ProofResource,
     packaging: PackagingResource,
 ) -> dg.Output[dict]:
-    from iv_pipelines.packaging.build import PackageError, package_root
+    from iv_pipelines.packaging.build import PackageError
     from iv_pipelines.packaging.dac import build_dac_package
 
     dac_id = context.partition_key
@@ -189,29 +169,29 @@ def dac_package(
         "tarball": str(pkg.tarball),
         "attestation": str(pkg.attestation),
     }
-    atomic_write_text(
-        package_root(storage.root, dac_id) / "current.json", json.dumps(pointer, indent=2) + "\n"
-    )
+    storage.layout.write_current_package(dac_id, pointer)
     context.log.info(f"{dac_id} {pkg.version}: {len(pkg.files)} files, tarball sha256 {pkg.digest[:16]}...")
     res = pkg.manifest["deployment"]["resources"]
     return dg.Output(
         pointer | {"image": pkg.manifest["deployment"]["image"], "probe": pkg.probe},
-        metadata={
-            "version": pkg.version,
-            "package_digest": pkg.digest,
-            "files": len(pkg.files),
-            "package_dir": dg.MetadataValue.path(str(pkg.directory)),
-            "tarball": dg.MetadataValue.path(str(pkg.tarball)),
-            "attestation": dg.MetadataValue.path(str(pkg.attestation)),
-            "tarball_bytes": pkg.tarball.stat().st_size,
-            "image": pkg.manifest["deployment"]["image"],
-            "cpu_request": res["cpu"],
-            "memory_limit": res["memory"],
-            "probe_peak_rss_mib": pkg.probe["peak_rss_mib"],
-            "probe_load_seconds": pkg.probe["load_seconds"],
-            "pre_seal_review": decision.reasons[0],
-            "manifest": dg.MetadataValue.json(pkg.manifest),
-        },
+        metadata=tidy(
+            {
+                "version": pkg.version,
+                "package_digest": pkg.digest,
+                "files": len(pkg.files),
+                "package_dir": dg.MetadataValue.path(str(pkg.directory)),
+                "tarball": dg.MetadataValue.path(str(pkg.tarball)),
+                "attestation": dg.MetadataValue.path(str(pkg.attestation)),
+                "tarball_bytes": pkg.tarball.stat().st_size,
+                "image": pkg.manifest["deployment"]["image"],
+                "cpu_request": res["cpu"],
+                "memory_limit": res["memory"],
+                "probe_peak_rss_mib": pkg.probe["peak_rss_mib"],
+                "probe_load_seconds": pkg.probe["load_seconds"],
+                "pre_seal_review": decision.reasons[0],
+                "manifest": dg.MetadataValue.json(pkg.manifest),
+            }
+        ),
     )
 
 
@@ -236,7 +216,7 @@ def package_provenance_verifies(
     if ctx.has_partition_key:
         dac_ids = [ctx.partition_key]
     else:  # run on its own (no partition): every DAC's current package
-        dac_ids = sorted(p.parent.name for p in (storage.root / "packages").glob("*/current.json"))
+        dac_ids = storage.layout.packaged_dacs()
     problems = {}
     files = 0
     for dac_id in dac_ids:
@@ -249,13 +229,19 @@ def package_provenance_verifies(
         passed=not problems,
         description=f"{len(dac_ids)} package(s), {files} files re-verified"
         + (f"; failing: {', '.join(problems)}" if problems else ""),
-        metadata={"problems": dg.MetadataValue.json(problems), "packages": len(dac_ids)},
+        metadata=tidy(
+            {
+                "dac_ids": dg.MetadataValue.json(dac_ids),
+                "problems": dg.MetadataValue.json(problems),
+                "packages": len(dac_ids),
+            }
+        ),
     )
 
 
 @dg.asset(
     partitions_def=dac_partitions,
-    group_name="proof",
+    group_name="packaging",
     owners=OWNERS,
     kinds={"python"},
     description=(
@@ -295,29 +281,43 @@ def shield_review(
         (context.log.info if decision.approved else context.log.warning)(r)
     yield dg.Output(
         record,
-        metadata={
-            "approved": decision.approved,
-            "score": decision.score,
-            "reasons": dg.MetadataValue.md("\n".join(f"- {r.strip()}" for r in decision.reasons)),
-            "components": dg.MetadataValue.json(decision.components),
-            "findings": len(policies.findings),
-            "review_path": dg.MetadataValue.path(str(path)),
-        },
+        metadata=tidy(
+            {
+                "approved": decision.approved,
+                "score": decision.score,
+                "reasons": dg.MetadataValue.md("\n".join(f"- {r.strip()}" for r in decision.reasons)),
+                "components": dg.MetadataValue.json(decision.components),
+                "findings": len(policies.findings),
+                "review_path": dg.MetadataValue.path(str(path)),
+            }
+        ),
     )
     yield dg.AssetCheckResult(
         check_name=POLICY_CHECK,
         passed=policies.ok,
-        metadata={
-            "findings": dg.MetadataValue.json([str(f) for f in policies.findings]),
-            "passed": dg.MetadataValue.json(policies.passed),
-        },
+        description=f"DAC {context.partition_key}: "
+        + (
+            f"{len(policies.passed)} shield policies pass"
+            if policies.ok
+            else f"{len(policies.findings)} finding(s)"
+        ),
+        metadata=tidy(
+            {
+                "dac_id": context.partition_key,
+                "findings": dg.MetadataValue.json([str(f) for f in policies.findings]),
+                "passed": dg.MetadataValue.json(policies.passed),
+            }
+        ),
     )
     yield dg.AssetCheckResult(
         check_name=DECISION_CHECK,
         passed=decision.approved,
-        description=decision.reasons[0],
-        metadata={
-            "reasons": dg.MetadataValue.json(decision.reasons),
-            "provenance_problems": dg.MetadataValue.json(prov),
-        },
+        description=f"DAC {context.partition_key}: {decision.reasons[0]}",
+        metadata=tidy(
+            {
+                "dac_id": context.partition_key,
+                "reasons": dg.MetadataValue.json(decision.reasons),
+                "provenance_problems": dg.MetadataValue.json(prov),
+            }
+        ),
     )

@@ -1,16 +1,21 @@
-"""Proof phase (seed steps 20-23): the DAC's signed lineage bundle."""
+"""UI group `proof` (lifecycle steps 15-16, 25-26): the signed lineage proof, the UTID on the
+ledger, and the daily re-verification of every registered DAC (`ledger_in_sync_job`)."""
 
 import time
 
 import dagster as dg
 
-from assets.metering import metered
-from assets.partitions import dac_partitions
+from defs.common import (
+    OWNERS,
+    dac_partitions,
+    metered,
+    schedule,
+    tidy,
+)
 from resources.ledger import LedgerResource
 from resources.proof import ProofResource
 from resources.storage import FactoryStorage
 
-OWNERS = ["team:dac-factory"]
 PROVENANCE_CHECK = "provenance_verifies"
 
 
@@ -103,26 +108,33 @@ def lineage_proof(context: dg.AssetExecutionContext, storage: FactoryStorage, pr
     )
     yield dg.Output(
         {"bundle": str(bundle.directory), "merkle_root": bundle.root_hex, "keyid": bundle.keyid},
-        metadata={
-            "bundle": dg.MetadataValue.path(str(bundle.directory)),
-            "merkle_root": bundle.root_hex,
-            "leaves": bundle.n_leaves,
-            "signer_keyid": bundle.keyid,
-            "envelope_sha256": bundle.envelope_sha256,
-            "hash_seconds": round(bundle.seconds["hash_s"], 4),
-            "sign_seconds": round(bundle.seconds["sign_s"], 5),
-            "verify_seconds": round(verify_s, 3),
-            **zk_md,
-            "resolved_dependencies": dg.MetadataValue.json(deps),
-        },
+        metadata=tidy(
+            {
+                "bundle": dg.MetadataValue.path(str(bundle.directory)),
+                "merkle_root": bundle.root_hex,
+                "leaves": bundle.n_leaves,
+                "signer_keyid": bundle.keyid,
+                "envelope_sha256": bundle.envelope_sha256,
+                "hash_seconds": round(bundle.seconds["hash_s"], 4),
+                "sign_seconds": round(bundle.seconds["sign_s"], 5),
+                "verify_seconds": round(verify_s, 3),
+                **zk_md,
+                "resolved_dependencies": dg.MetadataValue.json(deps),
+            }
+        ),
     )
     yield dg.AssetCheckResult(
         check_name=PROVENANCE_CHECK,
         passed=report.ok,
-        metadata={
-            "problems": dg.MetadataValue.json(report.problems),
-            "verified_leaves": report.n_leaves,
-        },
+        description=f"DAC {context.partition_key}: "
+        + ("the lineage bundle verifies" if report.ok else "; ".join(report.problems[:3])),
+        metadata=tidy(
+            {
+                "dac_id": context.partition_key,
+                "problems": dg.MetadataValue.json(report.problems),
+                "verified_leaves": report.n_leaves,
+            }
+        ),
     )
 
 
@@ -174,18 +186,20 @@ def utid(
     )
     return dg.Output(
         record,
-        metadata={
-            "utid": record["utid"],
-            "tx_hash": record["tx_hash"] or "(none: digest registered before)",
-            "block_number": reg.block_number,
-            "gas_used": record["gas_used"],
-            "newly_registered": reg.created,
-            "contract": reg.contract,
-            "ledger_backend": chain.backend,
-            "zk_proof_checked_on_chain": zk_proof is not None and reg.created,
-            "registration_ms": round(reg.seconds * 1000, 1),
-            "registration_path": dg.MetadataValue.path(str(path)),
-        },
+        metadata=tidy(
+            {
+                "utid": record["utid"],
+                "tx_hash": record["tx_hash"] or "(none: digest registered before)",
+                "block_number": reg.block_number,
+                "gas_used": record["gas_used"],
+                "newly_registered": reg.created,
+                "contract": reg.contract,
+                "ledger_backend": chain.backend,
+                "zk_proof_checked_on_chain": zk_proof is not None and reg.created,
+                "registration_ms": round(reg.seconds * 1000, 1),
+                "registration_path": dg.MetadataValue.path(str(path)),
+            }
+        ),
     )
 
 
@@ -219,8 +233,29 @@ def ledger_in_sync(
             f"{len(results)} registered DACs re-verified"
             + (f"; out of sync: {', '.join(r.dac_id for r in bad)}" if bad else "; all in sync")
         ),
-        metadata={
-            "verified": len(results),
-            "out_of_sync": dg.MetadataValue.json({r.dac_id: r.problems for r in bad}),
-        },
+        metadata=tidy(
+            {
+                "verified": len(results),
+                "out_of_sync": dg.MetadataValue.json({r.dac_id: r.problems for r in bad}),
+            }
+        ),
     )
+
+
+SYNC_CHECK = dg.AssetCheckKey(dg.AssetKey("utid"), "ledger_in_sync")
+
+ledger_in_sync_job = dg.define_asset_job(
+    name="ledger_in_sync_job",
+    selection=dg.AssetSelection.checks(SYNC_CHECK),
+    description=(
+        "Re-verifies every registered DAC (on-chain record, receipt event, signature, Merkle "
+        "tree, zk proof). Seed name: blockchain_sync."
+    ),
+)
+
+ledger_in_sync_schedule = schedule(
+    "ledger_in_sync_schedule",
+    ledger_in_sync_job,
+    "0 0 * * *",
+    "Daily 00:00: re-verify every registered DAC against the ledger and its proofs.",
+)

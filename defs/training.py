@@ -1,11 +1,17 @@
-"""Training phase (seed steps 17-19): the wifi-sensing base model and per-DAC LoRA adapters."""
+"""UI group `training` (lifecycle steps 17-19): the wifi-sensing base model and the per-DAC
+LoRA adapter, and the base model's job."""
 
 import json
 
 import dagster as dg
 
-from assets.metering import metered
-from assets.partitions import dac_partitions
+from defs.common import (
+    OWNERS,
+    dac_partitions,
+    image,
+    metered,
+    tidy,
+)
 from iv_pipelines.paths import atomic_write_text
 from iv_pipelines.request import DacRequest
 from iv_pipelines.sensing.model import StaleModelError, base_model_version
@@ -13,9 +19,7 @@ from iv_pipelines.sensing.pipeline_defaults import PRETRAIN_RECIPE
 from resources.sensing import SensingResource
 from resources.storage import FactoryStorage
 
-OWNERS = ["team:dac-factory"]
 ADAPTER_CHECK = "adapter_beats_base"
-BASE_MODEL_DIR = "models/wifi-sensing-base"  # under the storage root
 
 
 def _md_metrics(rows: dict[str, dict]) -> str:
@@ -46,18 +50,10 @@ def wifi_sensing_base_model(
 ):
     from iv_pipelines.sensing.evaluate import confusion_png
     from iv_pipelines.sensing.model import save_model
-    from iv_pipelines.sensing.pipeline import pretrain_base, training_curve_png
+    from iv_pipelines.sensing.pipeline import training_curve_png
     from iv_pipelines.sensing.realeval import context_scores, espectre_captures, table_md, uncalibrated_scores
 
-    res = pretrain_base(
-        n_rooms=sensing.pretrain_rooms,
-        per_activity=sensing.pretrain_episodes_per_activity,
-        epochs=sensing.pretrain_epochs,
-        workers=sensing.sim_workers,
-        seed=sensing.seed,
-        n_eval_rooms=sensing.eval_rooms,
-        log=context.log.info,
-    )
+    res = sensing.pretrain(log=context.log.info)
     rows = []
     if sensing.real_dir():
         caps = espectre_captures(sensing.real_dir())
@@ -66,7 +62,7 @@ def wifi_sensing_base_model(
         context.log.info(f"real espectre captures, {len(caps)} chips: worst per-chip share {worst:.2f}")
     else:
         context.log.warning("real ESP32 captures not found: real-device decisions not measured")
-    out = storage.root / BASE_MODEL_DIR
+    out = storage.layout.base_model_dir()
     real = [r.to_dict() for r in rows]
     weights = save_model(res.model, res.cfg, out, extra={"metrics": res.metrics})
     cm_png = confusion_png(res.confusion, out / "confusion.png", "held-out simulated homes (decisions)")
@@ -76,29 +72,31 @@ def wifi_sensing_base_model(
     )
     m = res.metrics
     return dg.MaterializeResult(
-        metadata={
-            "model_dir": dg.MetadataValue.path(str(out)),
-            "weights": dg.MetadataValue.path(str(weights)),
-            "train_windows": res.n_train,
-            "simulation_seconds": round(res.sim_seconds, 1),
-            "train_seconds": round(res.train_seconds, 1),
-            "heldout_rooms_accuracy": m["heldout_rooms_accuracy"],
-            "heldout_rooms_fall_recall_at_2pct_fa": m["heldout_rooms_fall_recall_at_2pct_fa"],
-            "heldout_rooms_uncalibrated_accuracy": m["heldout_rooms_uncalibrated_accuracy"],
-            "heldout_rooms_amp_only_accuracy": m["heldout_rooms_amp_only_accuracy"],
-            "metrics": dg.MetadataValue.md(_md_metrics({"held-out simulated homes": m})),
-            "real_devices": dg.MetadataValue.md(
-                "Real espectre captures (public_real, evaluation only), the model's default decision. "
-                "The device prior was set with every chip's fit in view, so this is not "
-                "leave-one-chip-out: `bench/real_devices.py` is.\n\n" + table_md(rows)
-            )
-            if rows
-            else "not measured: real ESP32 captures not found",
-            "confusion_matrix": dg.MetadataValue.path(str(cm_png)),
-            "training_curve": dg.MetadataValue.path(str(curve)),
-            "evaluated_on": f"simulation: {sensing.eval_rooms} simulated homes never used in training "
-            f"({m['heldout_rooms_n']} windows); public_real: espectre captures (evaluation only)",
-        }
+        metadata=tidy(
+            {
+                "model_dir": dg.MetadataValue.path(str(out)),
+                "weights": dg.MetadataValue.path(str(weights)),
+                "train_windows": res.n_train,
+                "simulation_seconds": round(res.sim_seconds, 1),
+                "train_seconds": round(res.train_seconds, 1),
+                "heldout_rooms_accuracy": m["heldout_rooms_accuracy"],
+                "heldout_rooms_fall_recall_at_2pct_fa": m["heldout_rooms_fall_recall_at_2pct_fa"],
+                "heldout_rooms_uncalibrated_accuracy": m["heldout_rooms_uncalibrated_accuracy"],
+                "heldout_rooms_amp_only_accuracy": m["heldout_rooms_amp_only_accuracy"],
+                "metrics": dg.MetadataValue.md(_md_metrics({"held-out simulated homes": m})),
+                "real_devices": dg.MetadataValue.md(
+                    "Real espectre captures (public_real, evaluation only), the model's default decision. "
+                    "The device prior was set with every chip's fit in view, so this is not "
+                    "leave-one-chip-out: `bench/real_devices.py` is.\n\n" + table_md(rows)
+                )
+                if rows
+                else "not measured: real ESP32 captures not found",
+                "confusion_matrix": image(cm_png),
+                "training_curve": image(curve),
+                "evaluated_on": f"simulation: {sensing.eval_rooms} simulated homes never used in training "
+                f"({m['heldout_rooms_n']} windows); public_real: espectre captures (evaluation only)",
+            }
+        )
     )
 
 
@@ -162,7 +160,7 @@ def lora_adapter(
             description=f"domain {shadow_twin_context.domain!r} has no trainable base model yet; "
             "only wifi-sensing adapters are trained here"
         )
-    base_dir = storage.root / BASE_MODEL_DIR
+    base_dir = storage.layout.base_model_dir()
     if not (base_dir / "model.safetensors").exists():
         raise dg.Failure(
             description=f"no base model at {base_dir}; materialize wifi_sensing_base_model first"
@@ -185,7 +183,7 @@ def lora_adapter(
         )
     except StaleModelError as e:
         raise dg.Failure(description=str(e)) from e
-    out = storage.dac_dir(dac_request.dac_id) / "adapter"
+    out = storage.layout.adapter_dir(dac_request.dac_id)
     res.model.save_pretrained(str(out))
     _canonical_adapter_config(out / "adapter_config.json")
     cm_png = confusion_png(
@@ -226,40 +224,52 @@ def lora_adapter(
     context.log.info(f"validated_on {ev['validated_on']}; ships the {res.selected}: {res.why}")
     yield dg.Output(
         report | {"train_seconds": res.train_seconds},
-        metadata={
-            "adapter_dir": dg.MetadataValue.path(str(out)),
-            "selected_model": res.selected,
-            "validated_on": ev["validated_on"],
-            "fall_threshold": ev["decision"]["fall_threshold"],
-            "simulated_accuracy": sim.get("accuracy", float("nan")),
-            "simulated_fall_recall": sim.get("recall_fall", float("nan")),
-            "simulated_fall_false_alarm_rate": sim.get("fall_false_alarm_rate", float("nan")),
-            **(
-                {
-                    "client_device_accuracy": real.get("accuracy", float("nan")),
-                    "client_device_fall_false_alarm_rate": real.get("fall_false_alarm_rate", float("nan")),
-                    "client_device_windows": real.get("n", 0),
-                }
-                if real
-                else {"client_device": "no held-out real captures: simulation only"}
-            ),
-            "gate": res.why,
-            "trainable_params": res.trainable_params,
-            "trainable_ratio": round(res.trainable_params / res.total_params, 4),
-            "train_seconds": round(res.train_seconds, 2),
-            "metrics": dg.MetadataValue.md(
-                _md_metrics({"base (sim)": res.base_metrics, "adapter (sim)": res.adapter_metrics})
-            ),
-            "confusion_matrix": dg.MetadataValue.path(str(cm_png)),
-            "training_curve": dg.MetadataValue.path(str(curve)),
-            "evaluated_on": f"simulation: {sim['data']}"
-            + (f"; client_device: {real['data']}" if real else "; client_device: none"),
-        },
+        metadata=tidy(
+            {
+                "adapter_dir": dg.MetadataValue.path(str(out)),
+                "selected_model": res.selected,
+                "validated_on": ev["validated_on"],
+                "fall_threshold": ev["decision"]["fall_threshold"],
+                "simulated_accuracy": sim.get("accuracy", float("nan")),
+                "simulated_fall_recall": sim.get("recall_fall", float("nan")),
+                "simulated_fall_false_alarm_rate": sim.get("fall_false_alarm_rate", float("nan")),
+                **(
+                    {
+                        "client_device_accuracy": real.get("accuracy", float("nan")),
+                        "client_device_fall_false_alarm_rate": real.get(
+                            "fall_false_alarm_rate", float("nan")
+                        ),
+                        "client_device_windows": real.get("n", 0),
+                    }
+                    if real
+                    else {"client_device": "no held-out real captures: simulation only"}
+                ),
+                "gate": res.why,
+                "trainable_params": res.trainable_params,
+                "trainable_ratio": round(res.trainable_params / res.total_params, 4),
+                "train_seconds": round(res.train_seconds, 2),
+                "metrics": dg.MetadataValue.md(
+                    _md_metrics({"base (sim)": res.base_metrics, "adapter (sim)": res.adapter_metrics})
+                ),
+                "confusion_matrix": image(cm_png),
+                "training_curve": image(curve),
+                "evaluated_on": f"simulation: {sim['data']}"
+                + (f"; client_device: {real['data']}" if real else "; client_device: none"),
+            }
+        ),
     )
     yield dg.AssetCheckResult(
         check_name=ADAPTER_CHECK,
         passed=bool(ok),
-        metadata={"why": why, "verdict": res.gate["verdict"], "selected": res.selected},
+        description=f"DAC {dac_request.dac_id}: {why}",
+        metadata=tidy(
+            {
+                "dac_id": dac_request.dac_id,
+                "why": why,
+                "verdict": res.gate["verdict"],
+                "selected": res.selected,
+            }
+        ),
     )
 
 
@@ -294,96 +304,8 @@ def constraint_violations(request: DacRequest, evidence: dict) -> list[str]:
     return out
 
 
-class BaseUpdateConfig(dg.Config):
-    candidate_seed: int | None = None  # default: the resource seed + the ISO week number
-
-
-@dg.asset(
-    group_name="operations",
-    owners=OWNERS,
-    kinds={"pytorch"},
-    pool="gpu",
-    deps=["wifi_sensing_base_model"],
-    description=(
-        "lora_model_updates: pretrains a candidate wifi-sensing base model (new seed), evaluates "
-        "it on the same held-out simulated rooms as the current one, and promotes it only if its "
-        "accuracy is higher and its fall recall at 2% false alarms is not lower; the replaced "
-        "model is kept under models/history/. Lists the DACs whose adapters must be retrained."
-    ),
+wifi_sensing_base_model_job = dg.define_asset_job(
+    name="wifi_sensing_base_model_job",
+    selection=dg.AssetSelection.assets("wifi_sensing_base_model"),
+    description="Pretrains the wifi-sensing base model on Shadow Twin data from random rooms.",
 )
-def base_model_update(
-    context: dg.AssetExecutionContext,
-    config: BaseUpdateConfig,
-    sensing: SensingResource,
-    storage: FactoryStorage,
-) -> dg.MaterializeResult:
-    import datetime as dt
-    import os
-    import shutil
-
-    from iv_pipelines.sensing.model import save_model
-    from iv_pipelines.sensing.pipeline import pretrain_base
-
-    current = storage.root / BASE_MODEL_DIR
-    if not (current / "evaluation.json").exists():
-        raise dg.Failure(
-            description=f"no current base model at {current}: materialize wifi_sensing_base_model first"
-        )
-    cur = json.loads((current / "evaluation.json").read_text())["heldout"]
-    seed = (
-        config.candidate_seed
-        if config.candidate_seed is not None
-        else sensing.seed + dt.date.today().isocalendar()[1]
-    )
-    res = pretrain_base(
-        n_rooms=sensing.pretrain_rooms,
-        per_activity=sensing.pretrain_episodes_per_activity,
-        epochs=sensing.pretrain_epochs,
-        workers=sensing.sim_workers,
-        seed=seed,
-        n_eval_rooms=sensing.eval_rooms,
-        eval_seed=sensing.seed,  # the current model's held-out rooms
-        log=context.log.info,
-    )
-    new = res.metrics
-    acc_k, fall_k = "heldout_rooms_accuracy", "heldout_rooms_fall_recall_at_2pct_fa"
-    better = new[acc_k] > cur[acc_k] and new[fall_k] >= cur[fall_k]
-    why = (
-        f"candidate (seed {seed}) accuracy {new[acc_k]:.4f} vs current {cur[acc_k]:.4f}; "
-        f"fall recall@2%FA {new[fall_k]:.4f} vs {cur[fall_k]:.4f}"
-    )
-    dacs = sorted(
-        p.parent.parent.name for p in (storage.root / "dacs").glob("*/adapter/adapter_model.safetensors")
-    )
-    if better:
-        staged = current.with_name(current.name + ".candidate")
-        shutil.rmtree(staged, ignore_errors=True)
-        save_model(res.model, res.cfg, staged, extra={"metrics": new, "seed": seed})
-        atomic_write_text(
-            staged / "evaluation.json",
-            json.dumps({"heldout": new, "real": {}, "seed": seed}, indent=2) + "\n",
-        )
-        history = (
-            storage.root
-            / "models"
-            / "history"
-            / f"wifi-sensing-base-{int(dt.datetime.now(dt.UTC).timestamp())}"
-        )
-        history.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(current, history)
-        os.replace(staged, current)
-        context.log.info(f"promoted: {why}; previous model kept at {history}")
-    else:
-        context.log.info(f"kept the current model: {why}")
-    return dg.MaterializeResult(
-        metadata={
-            "promoted": better,
-            "why": why,
-            "candidate_seed": seed,
-            "candidate_accuracy": new[acc_k],
-            "current_accuracy": cur[acc_k],
-            "candidate_fall_recall_at_2pct_fa": new[fall_k],
-            "current_fall_recall_at_2pct_fa": cur[fall_k],
-            "dacs_to_retrain": dg.MetadataValue.json(dacs if better else []),
-        }
-    )

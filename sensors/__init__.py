@@ -1,1 +1,0 @@
-"""Sensors: threshold and event sensors, each doing bounded, cursor-based work."""

@@ -1,0 +1,87 @@
+"""The documentation stands on its own and cannot drift: the README is short and links to
+pages that exist; the generated pages (operations tables, measurements) are what `iv docs`
+generates from the code location and the bench records; a malformed bench record is refused
+with its file named."""
+
+import json
+import re
+
+import pytest
+
+from iv_app import docs
+from tests.conftest import REPO
+
+PAGES = ("glossary", "architecture", "lifecycle", "sensing", "operations", "production", "measurements")
+
+
+def test_readme_is_short_and_its_links_resolve():
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) < 150
+    for page in PAGES:
+        assert f"docs/{page}.md" in text and (REPO / "docs" / f"{page}.md").is_file()
+    for target in re.findall(r"\]\(([^)#]+)", text):
+        if not target.startswith("http"):
+            assert (REPO / target).exists(), target
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)#]+\.md)", (REPO / "docs" / f"{page}.md").read_text()):
+            assert (REPO / "docs" / target).exists(), (page, target)
+
+
+def test_the_glossary_defines_every_seed_name():
+    text = (REPO / "docs" / "glossary.md").read_text()
+    for name in (
+        "OBMI",
+        "AROE",
+        "AESP",
+        "QERO",
+        "AIEO",
+        "PRIN",
+        "ODS",
+        "DGM",
+        "ACE",
+        "RDR",
+        "TTF",
+        "UTID",
+        "ASI",
+        "T2L",
+        "M2N2",
+        "Shadow Twin",
+    ):
+        assert name in text, name
+
+
+def test_generated_pages_are_up_to_date():
+    stale = [str(p) for p, text in docs.render().items() if not p.exists() or p.read_text() != text]
+    assert stale == [], f"run `.venv/bin/iv docs`: {stale}"
+
+
+def test_the_operations_table_lists_every_schedule_and_sensor():
+    from iv_app.definitions import defs
+
+    table = docs.operations_tables(defs)
+    repo = defs.get_repository_def()
+    for d in [*repo.schedule_defs, *repo.sensor_defs]:
+        assert f"`{d.name}`" in table
+
+
+def test_measurements_come_only_from_records_with_a_command(tmp_path):
+    rec = {
+        "bench": "ttf",
+        "command": ".venv/bin/python bench/ttf.py",
+        "recorded_at": "2026-12-06 05:00 UTC",
+        "machine": "2 cores",
+        "output": ["all-pairs 0.131 s vs networkx 2.09 s: 16.0x"],
+    }
+    (tmp_path / "ttf.json").write_text(json.dumps(rec))
+    page = docs.measurements_page(docs.load_records(tmp_path), ["ttf", "atlas"])
+    assert "`.venv/bin/python bench/ttf.py` — recorded 2026-12-06 05:00 UTC on 2 cores" in page
+    assert "16.0x" in page and "bench/record.py atlas" in page
+    (tmp_path / "bad.json").write_text(json.dumps({"bench": "bad", "output": ["1.0"]}))
+    with pytest.raises(ValueError, match="bad.json: not a bench record: no 'command'"):
+        docs.load_records(tmp_path)
+
+
+def test_every_committed_record_names_a_bench_that_exists():
+    for rec in docs.load_records():
+        assert (REPO / "bench" / f"{rec['bench']}.py").is_file()
+        assert rec["command"].startswith(f".venv/bin/python bench/{rec['bench']}.py")
