@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,25 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_LINES = 80  # the summary a bench prints last; progress lines before it are dropped
+
+
+_LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} - ")  # a Dagster / logging line
+_WARNING = re.compile(r"^\S+:\d+: \w*Warning: ")  # a Python warning (its source line follows, indented)
+
+
+def summary_lines(lines: list[str]) -> list[str]:
+    """What the bench printed, less log records, warnings and their continuation lines."""
+    out, skipping = [], False
+    for ln in lines:
+        if _LOG.match(ln) or _WARNING.match(ln):
+            skipping = True
+            continue
+        if skipping and (ln.startswith(" ") or not ln.strip()):
+            continue
+        skipping = False
+        if ln.strip():
+            out.append(ln)
+    return out
 
 
 def machine() -> str:
@@ -65,6 +85,7 @@ def main(argv: list[str]) -> int:
     if proc.wait() != 0:
         print(f"[record] {command} exited {proc.returncode}: no record written", file=sys.stderr)
         return proc.returncode
+    kept = summary_lines(lines)
     out = REPO / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     rec = {
@@ -72,7 +93,7 @@ def main(argv: list[str]) -> int:
         "command": command,
         "recorded_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
-        "output": [ln for ln in lines if ln.strip()][-MAX_LINES:],
+        "output": kept[-MAX_LINES:],
     }
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(rec, indent=2) + "\n")

@@ -85,3 +85,24 @@ def test_every_committed_record_names_a_bench_that_exists():
     for rec in docs.load_records():
         assert (REPO / "bench" / f"{rec['bench']}.py").is_file()
         assert rec["command"].startswith(f".venv/bin/python bench/{rec['bench']}.py")
+
+
+def test_a_record_keeps_what_the_bench_printed_without_logs_or_warnings():
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from record import summary_lines
+
+    lines = [
+        "2026-12-06 04:56:30 +0000 - dagster - WARNING - rejected req-048.yaml: invalid:",
+        "  - calibration[0].path: no such capture file",
+        "/x/sensor_definition.py:809: BetaWarning: Parameter `owners` is in beta",
+        "  return SensorDefinition(",
+        "",
+        "cost_anomaly_sensor: 38 ms with 1,000 DACs | goal < 2 s: met",
+        "  indented result line kept",
+    ]
+    assert summary_lines(lines) == [
+        "cost_anomaly_sensor: 38 ms with 1,000 DACs | goal < 2 s: met",
+        "  indented result line kept",
+    ]
