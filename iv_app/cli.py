@@ -175,6 +175,141 @@ def verify_package_cmd(package: Path, public_key: Path | None) -> None:
     sys.exit(1)
 
 
+@main.group()
+def ingest() -> None:
+    """The edge ingest service: ESP32 CSI frames (protos/csi_data.proto) over UDP and HTTP."""
+
+
+@ingest.command("device")
+@click.argument("device_id")
+@click.option("--dac", "dac_id", default=None, help="the DAC whose capsule gets this device's CSI")
+@click.option(
+    "--key-hex", default=None, help="the device's HMAC key (hex); default: a new random 32-byte key"
+)
+def ingest_device(device_id: str, dac_id: str | None, key_hex: str | None) -> None:
+    """Register DEVICE_ID (its key goes into the firmware's menuconfig)."""
+    import secrets
+
+    from iv_pipelines.edge.ingest import DeviceKeys
+
+    try:
+        key = bytes.fromhex(key_hex) if key_hex else secrets.token_bytes(32)
+        DeviceKeys(_storage().layout.edge_devices_file()).add(device_id, key, dac_id)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"registered {device_id} -> {dac_id or '(no DAC yet)'}; key {key.hex()}")
+
+
+@ingest.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--udp-port", default=5566, show_default=True, type=int)
+@click.option("--http-port", default=8090, show_default=True, type=int)
+def ingest_serve(host: str, udp_port: int, http_port: int) -> None:
+    """UDP + HTTP ingest: verify frames, store captures, forward windows to each device's capsule."""
+    import asyncio
+    import json
+    import time
+
+    import uvicorn
+
+    from iv_pipelines.edge.forward import CapsuleForwarder, DetectionStream
+    from iv_pipelines.edge.http import create_ingest_app
+    from iv_pipelines.edge.ingest import CaptureStore, DeviceKeys, IngestService, serve_udp
+
+    layout = _storage().layout
+    keys = DeviceKeys(layout.edge_devices_file())
+    if not len(keys):
+        raise click.ClickException("no registered device: `iv ingest device DEVICE_ID --dac DAC_ID` first")
+
+    def endpoint_for(device_id: str):
+        dac = keys.dac_for(device_id)
+        dep = layout.deployment(dac) if dac else None
+        return (dep["url"], dac) if dep and dep.get("url") else None
+
+    stream = DetectionStream()
+    sub = stream.subscribe()
+    fwd = CapsuleForwarder(endpoint_for, stream)
+    svc = IngestService(keys, store=CaptureStore(layout.edge_captures_dir()), forward=fwd)
+
+    async def run():
+        transport, drain = await serve_udp(svc, host, udp_port)
+        server = uvicorn.Server(
+            uvicorn.Config(create_ingest_app(svc), host=host, port=http_port, log_level="warning")
+        )
+        click.echo(f"ingest: UDP {host}:{udp_port}, HTTP http://{host}:{http_port} ({len(keys)} devices)")
+
+        async def record():
+            out = layout.edge_detections_file()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            while True:
+                await asyncio.sleep(0.5)
+                with open(out, "a") as fh:
+                    while not sub.empty():
+                        fh.write(json.dumps(sub.get_nowait().to_dict() | {"received_at": time.time()}) + "\n")
+
+        rec = asyncio.create_task(record())
+        try:
+            await server.serve()
+        finally:
+            transport.close()
+            drain.cancel()
+            rec.cancel()
+            fwd.close()
+            svc.store.close()
+
+    asyncio.run(run())
+
+
+@ingest.command("export")
+@click.argument("device_id")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seconds", default=20.0, show_default=True, type=float)
+@click.option(
+    "--start-us", default=None, type=int, help="device time to start at (default: the newest SECONDS)"
+)
+def ingest_export(device_id: str, out: Path, seconds: float, start_us: int | None) -> None:
+    """Write SECONDS of a device's stored frames as an esp-csi capture file, to attach to a
+    DAC request as a calibration capture (`calibration: [{activity, path: OUT, format: esp-csi}]`)."""
+    from iv_pipelines.edge.captures import export_capture
+
+    try:
+        n = export_capture(_storage().layout.edge_captures_dir(), device_id, out, start_us, seconds)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"wrote {n} frames of {device_id} to {out}")
+
+
+@ingest.command("simulate")
+@click.option("--devices", default=1, show_default=True, type=int)
+@click.option("--seconds", default=10.0, show_default=True, type=float)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5566, show_default=True, type=int)
+@click.option(
+    "--activity", default="walk", show_default=True, type=click.Choice(["empty", "walk", "sit", "fall"])
+)
+def ingest_simulate(devices: int, seconds: float, host: str, port: int, activity: str) -> None:
+    """Stream SIMULATED (Shadow Twin) CSI from registered devices at 100 Hz each (loopback only)."""
+    import asyncio
+    import ipaddress
+
+    from iv_pipelines.edge.ingest import DeviceKeys
+    from iv_pipelines.edge.simulate import send_udp, twin_stream
+
+    if not ipaddress.ip_address(host).is_loopback:
+        raise click.ClickException("simulated devices send to loopback only")
+    keys = DeviceKeys(_storage().layout.edge_devices_file())
+    ids = keys.ids()[:devices]
+    if len(ids) < devices:
+        raise click.ClickException(
+            f"{len(ids)} registered device(s); register {devices} with `iv ingest device`"
+        )
+    streams = {
+        d: twin_stream(d, keys.key_for(d), seconds, seed=i, activity=activity) for i, d in enumerate(ids)
+    }
+    sent = asyncio.run(send_udp(streams, host, port))
+    click.echo(f"sent {sent} simulated frames from {len(ids)} device(s) to {host}:{port}")
+
+
 @main.command("docs")
 @click.option("--check", is_flag=True, help="fail if a generated page is out of date instead of writing it")
 def docs_cmd(check: bool) -> None:

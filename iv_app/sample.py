@@ -13,9 +13,13 @@ def _sample_request_text() -> str:
     return sample_request_path().read_text()
 
 
-def make_small_dac(root: Path, key, dac_id: str = "fall-detection-acme") -> None:
+def make_small_dac(
+    root: Path, key, dac_id: str = "fall-detection-acme", base_model: Path | None = None
+) -> None:
     """A real but small DAC under `root`: tiny base model, LoRA adapter, twin snapshot,
-    validation record, signed lineage bundle and a ledger registration record."""
+    validation record, signed lineage bundle and a ledger registration record. With
+    `base_model` (a trained base model directory) that model is copied in instead of the tiny
+    one, so the capsule makes useful decisions (the tiny model calls almost everything walk)."""
     import json
 
     from iv_pipelines.proof.lineage import build_bundle
@@ -31,8 +35,13 @@ def make_small_dac(root: Path, key, dac_id: str = "fall-detection-acme") -> None
     dac = layout.dac_dir(dac_id)
     (dac / "twin").mkdir(parents=True)
     layout.dac_request_file(dac_id).write_text(req.model_dump_json(indent=2) + "\n")
-    base = pretrain_base(n_rooms=6, per_activity=3, epochs=3, seed=0, n_eval_rooms=2, eval_per_activity=2)
-    save_model(base.model, base.cfg, layout.base_model_dir(), extra={"metrics": base.metrics})
+    if base_model is not None:
+        import shutil
+
+        shutil.copytree(base_model, layout.base_model_dir(), dirs_exist_ok=True)
+    else:
+        base = pretrain_base(n_rooms=6, per_activity=3, epochs=3, seed=0, n_eval_rooms=2, eval_per_activity=2)
+        save_model(base.model, base.cfg, layout.base_model_dir(), extra={"metrics": base.metrics})
     room, resident = client_room(req), client_resident(req)
     res = train_client_adapter(
         layout.base_model_dir(),

@@ -25,6 +25,9 @@ acceptance finds the file names below nowhere else outside this module and the t
       mesh/routes.json pins/<dac>.json reports/<YYYY-MM>/
                                      TTF routes, Capsule Pins, monthly client reports
       atlas/ asi.sqlite ace.sqlite   embedded Energy Atlas, ASI registry, ACE memory
+      edge/devices.json              registered devices: HMAC key, the DAC each feeds (`iv ingest`)
+      edge/captures/<device>/        rolling per-device capture files (esp-csi lines, hourly)
+      edge/detections.jsonl          detections the ingest service received from capsules
 
 `StorageLayout(root).ensure()` creates the folders a user is told to use (the drop folder
 and its outcome folders), so `cp my-request.yaml <root>/drop/` works on a fresh home.
@@ -227,6 +230,16 @@ class StorageLayout:
 
     def ace_memory_url(self) -> str:
         return f"sqlite:///{self.root / 'ace.sqlite'}"
+
+    # --- the edge ----------------------------------------------------------------------
+    def edge_devices_file(self) -> Path:
+        return self.root / "edge" / "devices.json"
+
+    def edge_captures_dir(self) -> Path:
+        return self.root / "edge" / "captures"
+
+    def edge_detections_file(self) -> Path:
+        return self.root / "edge" / "detections.jsonl"
 
     def rdr_file(self, name: str) -> Path:
         """`rdr/<name>`: queue.jsonl, trends.md."""

@@ -11,7 +11,16 @@ import pytest
 from iv_app import docs
 from tests.conftest import REPO
 
-PAGES = ("glossary", "architecture", "lifecycle", "sensing", "operations", "production", "measurements")
+PAGES = (
+    "glossary",
+    "architecture",
+    "lifecycle",
+    "sensing",
+    "operations",
+    "edge",
+    "production",
+    "measurements",
+)
 
 
 def test_readme_is_short_and_its_links_resolve():

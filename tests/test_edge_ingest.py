@@ -151,3 +151,92 @@ def test_udp_end_to_end_with_a_simulated_device(tmp_path):
     assert sent == 200 and svc.counters.accepted == 200  # loopback: nothing lost
     assert {d: s["frames"] for d, s in svc.stats()["devices"].items()} == {"sim-1": 100, "sim-2": 100}
     assert sum(1 for _ in (tmp_path / "sim-1").glob("*.csv")) == 1
+
+
+def test_http_ingest_takes_length_delimited_frames_and_refuses_bad_bodies():
+    from starlette.testclient import TestClient
+
+    from iv_pipelines.edge.http import MAX_BODY_BYTES, create_ingest_app, delimited, split_delimited
+
+    svc = IngestService({"dev-1": KEY}.get)
+    c = TestClient(create_ingest_app(svc))
+    good = [frame(s) for s in range(5)]
+    r = c.post("/v1/ingest", content=delimited(good + [good[2], b"junk", frame(9, key=b"z" * 32)]))
+    assert r.status_code == 200
+    assert r.json() == {"items": 8, "outcomes": {"accepted": 5, "late": 1, "malformed": 1, "bad_hmac": 1}}
+    assert c.get("/v1/devices").json()["devices"]["dev-1"]["frames"] == 5
+    assert split_delimited(delimited([b"", b"x" * 300])) == [b"", b"x" * 300]
+    for body, status, words in (
+        (b"\x80\x80\x80\x80\x80\x01", 400, "longer than 5 bytes"),
+        (b"\x05ab", 400, "runs past the end"),
+        (b"\xff\x0f" + b"x" * 10, 400, "a frame is at most"),
+        (b"\x00" * (MAX_BODY_BYTES + 1), 413, "body over"),
+    ):
+        r = c.post("/v1/ingest", content=body)
+        assert r.status_code == status and words in r.json()["detail"][0], r.text
+    assert svc.counters.received == 8  # refused bodies reach no counter but the HTTP status
+
+
+def test_cli_registers_devices_and_refuses_what_it_cannot_do(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from iv_app.cli import main
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.delenv("IV_STORAGE_ROOT", raising=False)
+    r = CliRunner().invoke(main, ["ingest", "serve"])
+    assert r.exit_code != 0 and "no registered device" in r.output
+    r = CliRunner().invoke(main, ["ingest", "device", "esp-a1", "--dac", "fall-detection-acme"])
+    assert r.exit_code == 0 and "registered esp-a1 -> fall-detection-acme" in r.output
+    keys = DeviceKeys(tmp_path / "iv" / "edge" / "devices.json")
+    assert len(keys.key_for("esp-a1")) == 32
+    r = CliRunner().invoke(main, ["ingest", "device", "x" * 40])
+    assert r.exit_code != 0 and "printable characters" in r.output
+    r = CliRunner().invoke(main, ["ingest", "simulate", "--host", "10.0.0.1"])
+    assert r.exit_code != 0 and "loopback only" in r.output
+    r = CliRunner().invoke(main, ["ingest", "simulate", "--devices", "3"])
+    assert r.exit_code != 0 and "1 registered device" in r.output
+
+
+def test_device_day_summary_asset_and_export_for_calibration(tmp_path):
+    import datetime as dt
+    import json
+
+    import dagster as dg
+
+    from defs.edge import device_captures
+    from iv_pipelines.edge.captures import export_capture, summarise_day
+    from iv_pipelines.sensing.formats import read_capture
+    from iv_pipelines.storage import StorageLayout
+    from resources.storage import FactoryStorage
+    from tests.conftest import materialized
+
+    layout = StorageLayout(tmp_path / "iv")
+    yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)  # a daily partition exists once its day ended
+    store = CaptureStore(layout.edge_captures_dir(), clock=yesterday.timestamp)
+    svc = IngestService({"dev-1": KEY}.get, store=store)
+    for seq in [*range(0, 30), *range(35, 60)]:  # 5 frames lost in the air
+        svc.handle(frame(seq))
+    svc.drain()
+    svc.store.close()
+    layout.edge_detections_file().write_text(
+        json.dumps({"device_id": "dev-1", "label": "fall", "received_at": yesterday.timestamp()}) + "\n"
+    )
+    today = yesterday.date()
+    [row] = summarise_day(layout.edge_captures_dir(), layout.edge_detections_file(), today)
+    assert (row["frames"], row["gaps"], row["mean_rssi"], row["detections"]) == (55, 5, -50.0, {"fall": 1})
+    assert row["rate_hz"] == round(54 / 0.59, 1)  # 55 frames over 0.59 s of device time (with the gap)
+    assert summarise_day(layout.edge_captures_dir(), None, today - dt.timedelta(days=1)) == []
+    out = materialized(
+        dg.materialize(
+            [device_captures],
+            partition_key=str(today),
+            resources={"storage": FactoryStorage(root_dir=str(layout.root))},
+        )
+    )
+    assert out["devices"] == 1 and out["frames"] == 55 and "| dev-1 | 55 |" in out["by_device"]
+    n = export_capture(layout.edge_captures_dir(), "dev-1", tmp_path / "walk.csv", seconds=0.2)
+    cap, report, has_ts = read_capture(tmp_path / "walk.csv", "esp-csi")
+    assert n == 21 and cap.csi.shape == (21, 64) and has_ts and report.rejected == []
+    with pytest.raises(FileNotFoundError, match="no stored frames"):
+        export_capture(layout.edge_captures_dir(), "nobody", tmp_path / "x.csv")

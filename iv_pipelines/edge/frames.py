@@ -10,7 +10,6 @@ neither inject frames nor learn which device ids exist.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass
 
@@ -47,12 +46,19 @@ class Csi:
     seq: int
     timestamp_us: int
     layout: int
-    iq: np.ndarray  # complex64, one value per subcarrier entry (real + j imag)
+    raw: bytes  # the ESP32 buffer: int8 (imaginary, real) pairs, in `layout` order
     rssi: int
     noise_floor: int
     channel: int
     rate_hz: int
     event: tuple[str, float] | None  # (type, confidence) of a decision made on the device
+
+    @property
+    def iq(self) -> np.ndarray:
+        """complex64, one value per subcarrier entry (real + j imag), decoded on demand (the
+        ingest path itself never needs it: it stores and forwards the raw buffer)."""
+        pairs = np.frombuffer(self.raw, np.int8).reshape(-1, 2).astype(np.float32)
+        return (pairs[:, 1] + 1j * pairs[:, 0]).astype(np.complex64)
 
 
 def csi_bytes(iq: np.ndarray) -> bytes:
@@ -68,7 +74,7 @@ def encode(msg: pb.CSIData, key: bytes) -> bytes:
     if len(msg.csi) > MAX_CSI_BYTES or len(msg.device_id) > MAX_DEVICE_ID:
         raise FrameError("invalid", f"CSIData over the firmware's limits ({len(msg.csi)} CSI bytes)")
     data = msg.SerializeToString()
-    return pb.Frame(data=data, hmac=hmac.new(key, data, hashlib.sha256).digest()).SerializeToString()
+    return pb.Frame(data=data, hmac=hmac.digest(key, data, "sha256")).SerializeToString()
 
 
 def decode(datagram: bytes, key_for) -> Csi:
@@ -86,11 +92,10 @@ def decode(datagram: bytes, key_for) -> Csi:
     if len(frame.hmac) != HMAC_LEN or not frame.data:
         raise FrameError("malformed", "a Frame needs data and a 32-byte hmac")
     key = key_for(msg.device_id) if msg.device_id else None
-    if key is None or not hmac.compare_digest(hmac.new(key, frame.data, hashlib.sha256).digest(), frame.hmac):
+    if key is None or not hmac.compare_digest(hmac.digest(key, frame.data, "sha256"), frame.hmac):
         raise FrameError("bad_hmac", "the HMAC does not match a known device key")
     if len(msg.csi) > MAX_CSI_BYTES or len(msg.csi) % 2 or len(msg.device_id) > MAX_DEVICE_ID:
         raise FrameError("invalid", f"CSIData over the firmware's limits ({len(msg.csi)} CSI bytes)")
-    raw = np.frombuffer(msg.csi, np.int8).reshape(-1, 2).astype(np.float32)
     event = None
     if msg.HasField("event"):
         event = (pb.SensingEvent.Type.Name(msg.event.type), float(msg.event.confidence))
@@ -99,10 +104,26 @@ def decode(datagram: bytes, key_for) -> Csi:
         msg.seq,
         msg.timestamp_us,
         msg.layout,
-        (raw[:, 1] + 1j * raw[:, 0]).astype(np.complex64),
+        msg.csi,
         msg.rssi,
         msg.noise_floor,
         msg.channel,
         msg.rate_hz,
         event,
     )
+
+
+def fft_entries(c: Csi) -> np.ndarray:
+    """The frame's first 64 subcarrier entries as the ESP32 buffer in FFT order: int8 (128,)
+    (imag, real) pairs; a centred layout is reordered, longer layouts keep their L-LTF part."""
+    pairs = np.frombuffer(c.raw, np.int8).reshape(-1, 2)
+    if c.layout == pb.HT20_LLTF_CENTRED:
+        pairs = np.concatenate([pairs[32:64], pairs[:32]])
+    return pairs[:64].ravel()
+
+
+def fft_entry_bytes(c: Csi) -> bytes:
+    """`fft_entries` as bytes, without numpy for the common FFT layout (the ingest hot path)."""
+    if c.layout in (pb.HT20_LLTF_FFT, pb.HT20_LLTF_HTLTF_FFT, pb.HT40_LLTF_HTLTF_FFT):
+        return c.raw[:128]
+    return fft_entries(c).tobytes()

@@ -21,13 +21,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from iv_pipelines.edge import csi_data_pb2 as pb
-from iv_pipelines.edge.frames import Csi, FrameError, decode
+from iv_pipelines.edge.frames import Csi, FrameError, decode, fft_entry_bytes
 
 OUTCOMES = ("accepted", "oversized", "malformed", "bad_hmac", "invalid", "duplicate", "late", "queue_full")
-SEQ_WINDOW = 1 << 31  # sequence numbers wrap at 2^32; a distance is signed 32-bit
+SEQ_WINDOW = 1 << 31
+RECV_BUFFER_BYTES = 8 << 20  # sequence numbers wrap at 2^32; a distance is signed 32-bit
 
 
 def seq_delta(prev: int, cur: int) -> int:
@@ -110,22 +108,23 @@ class DeviceKeys:
         d = self._devices.get(device_id)
         return d.get("dac_id") if d else None
 
+    def ids(self) -> list[str]:
+        return sorted(self._devices)
+
     def __len__(self) -> int:
         return len(self._devices)
 
 
+_INT8 = [str(v - 256 if v > 127 else v) for v in range(256)]  # byte -> its int8 value as text
+
+
 def esp_csi_line(c: Csi) -> str:
     """One verified frame as an esp-csi `CSI_DATA` line (64 subcarriers, FFT order)."""
-    raw = np.empty(2 * len(c.iq), np.int8)
-    raw[0::2], raw[1::2] = c.iq.imag, c.iq.real
-    if c.layout == pb.HT20_LLTF_CENTRED:  # centred -> FFT order, as the esp-csi reader expects
-        pairs = raw.reshape(-1, 2)
-        raw = np.concatenate([pairs[32:64], pairs[:32]]).ravel()
-    raw = raw[:128]  # L-LTF part of longer layouts
-    data = "[" + ",".join(str(int(v)) for v in raw) + "]"
+    raw = fft_entry_bytes(c)
+    data = ",".join([_INT8[b] for b in raw])
     return (
         f"CSI_DATA,{c.seq},{c.device_id},{c.rssi},11,1,0,0,1,0,0,0,0,0,{c.noise_floor},0,{c.channel},0,"
-        f'{c.timestamp_us},0,0,0,{len(raw)},{int(raw[0]) & 0xFF},"{data}"'
+        f'{c.timestamp_us},0,0,0,{len(raw)},{raw[0] if raw else 0},"[{data}]"'
     )
 
 
@@ -133,14 +132,15 @@ class CaptureStore:
     """Rolling per-device capture files: `<root>/<device>/<YYYYMMDD-HH>.csv` (UTC hour of
     arrival), esp-csi lines with a header, appended as frames arrive."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, clock: Callable[[], float] = time.time):
         self.root = Path(root)
+        self.clock = clock  # arrival time (UTC epoch seconds): which hourly file a frame goes to
         self._open: dict[str, tuple[str, object]] = {}
 
-    def append(self, c: Csi, now: float | None = None) -> Path:
+    def append(self, c: Csi) -> Path:
         from iv_pipelines.sensing.formats import ESP_CSI_HEADER
 
-        hour = time.strftime("%Y%m%d-%H", time.gmtime(now if now is not None else time.time()))
+        hour = time.strftime("%Y%m%d-%H", time.gmtime(self.clock()))
         path = self.root / c.device_id / f"{hour}.csv"
         cur = self._open.get(c.device_id)
         if cur is None or cur[0] != str(path):
@@ -251,8 +251,14 @@ class UdpIngest(asyncio.DatagramProtocol):
 
 async def serve_udp(service: IngestService, host: str = "127.0.0.1", port: int = 5566):
     """Start the UDP endpoint and the drain loop; returns (transport, drain task)."""
+    import socket
+
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: UdpIngest(service), local_addr=(host, port))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    # a large receive buffer rides out pauses of the loop (the kernel caps it at rmem_max)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER_BYTES)
+    sock.bind((host, port))
+    transport, _ = await loop.create_datagram_endpoint(lambda: UdpIngest(service), sock=sock)
 
     async def drain_forever():
         while True:

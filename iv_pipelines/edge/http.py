@@ -1,0 +1,105 @@
+"""The ingest service over HTTP (a Starlette app, served by uvicorn in `iv ingest serve`):
+
+POST /v1/ingest    body: Frames, each prefixed by its length as a protobuf varint (the
+                   standard length-delimited stream); every item goes through the same
+                   `IngestService.handle` as a UDP datagram. 413 over MAX_BODY_BYTES,
+                   400 when the framing itself is broken (naming the byte offset).
+GET  /v1/devices   counters and per-device state (rate, gaps, duplicates, RSSI)
+GET  /healthz      liveness
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from iv_pipelines.edge.frames import MAX_FRAME_BYTES
+from iv_pipelines.edge.ingest import IngestService
+
+MAX_BODY_BYTES = 1 << 20
+MAX_ITEMS = 4096
+
+
+class FramingError(ValueError):
+    pass
+
+
+def split_delimited(body: bytes) -> list[bytes]:
+    """Length-delimited items; a varint over 5 bytes, a length over a frame's maximum or one
+    that runs past the end is a FramingError naming the offset."""
+    items, i = [], 0
+    while i < len(body):
+        start, length, shift = i, 0, 0
+        while True:
+            if i >= len(body):
+                raise FramingError(f"byte {start}: the length prefix runs past the end of the body")
+            b = body[i]
+            i += 1
+            length |= (b & 0x7F) << shift
+            if not b & 0x80:
+                break
+            shift += 7
+            if shift >= 35:
+                raise FramingError(f"byte {start}: a length prefix longer than 5 bytes")
+        if length > MAX_FRAME_BYTES:
+            raise FramingError(
+                f"byte {start}: an item of {length} bytes (a frame is at most {MAX_FRAME_BYTES})"
+            )
+        if i + length > len(body):
+            raise FramingError(f"byte {start}: an item of {length} bytes runs past the end of the body")
+        items.append(body[i : i + length])
+        i += length
+        if len(items) > MAX_ITEMS:
+            raise FramingError(f"more than {MAX_ITEMS} items in one body")
+    return items
+
+
+def delimited(frames: list[bytes]) -> bytes:
+    """The inverse of `split_delimited` (what a gateway or a test sends)."""
+    out = bytearray()
+    for f in frames:
+        n = len(f)
+        while True:
+            b, n = n & 0x7F, n >> 7
+            out.append(b | (0x80 if n else 0))
+            if not n:
+                break
+        out += f
+    return bytes(out)
+
+
+def create_ingest_app(service: IngestService) -> Starlette:
+    async def ingest(request: Request) -> JSONResponse:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            return JSONResponse({"detail": [f"body over {MAX_BODY_BYTES} bytes"]}, status_code=413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return JSONResponse({"detail": [f"body over {MAX_BODY_BYTES} bytes"]}, status_code=413)
+        try:
+            items = split_delimited(bytes(body))
+        except FramingError as e:
+            return JSONResponse({"detail": [str(e)]}, status_code=400)
+        outcomes: dict[str, int] = {}
+        for item in items:
+            kind = service.handle(item)
+            outcomes[kind] = outcomes.get(kind, 0) + 1
+        return JSONResponse({"items": len(items), "outcomes": outcomes})
+
+    async def devices(_request: Request) -> JSONResponse:
+        return JSONResponse(service.stats())
+
+    async def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[
+            Route("/v1/ingest", ingest, methods=["POST"]),
+            Route("/v1/devices", devices, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
