@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	# torch first, pinned: a bare `torch` would pull gigabytes of CUDA wheels
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[ml,ledger,serve,atlas,dev]'
+	$(PY) -m pip install -q -e '.[ml,ledger,serve,atlas,edge,dev]'
 	@touch $@
 
 # node tools run as separate processes (anvil for the RPC ledger tests; see NOTICE)

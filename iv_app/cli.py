@@ -310,6 +310,95 @@ def ingest_simulate(devices: int, seconds: float, host: str, port: int, activity
     click.echo(f"sent {sent} simulated frames from {len(ids)} device(s) to {host}:{port}")
 
 
+@main.group()
+def firmware() -> None:
+    """Flashable ESP32 images (esptool): build, check, merge, flash."""
+
+
+def _parts(parts: tuple[str, ...]) -> list[tuple[int, Path]]:
+    out = []
+    for p in parts:
+        addr, _, path = p.partition("=")
+        try:
+            out.append((int(addr, 0), Path(path)))
+        except ValueError:
+            raise click.BadParameter(f"{p!r}: use OFFSET=FILE, e.g. 0x10000=app.bin") from None
+    return out
+
+
+def _show(rep) -> None:
+    click.echo(f"{rep.path}: {rep.chip} image, chip id {rep.chip_id}, entry {rep.entrypoint:#010x}")
+    for s in rep.segments:
+        click.echo(
+            f"  segment {s['addr']:#010x} {s['length']:>7} bytes  {', '.join(s['regions']) or 'NO REGION'}"
+        )
+    click.echo(
+        f"  checksum {'valid' if rep.checksum_ok else 'INVALID'}; sha256 {rep.sha256 or '(none)'} "
+        f"{'valid' if rep.sha256_ok else 'INVALID' if rep.sha256_ok is False else ''}"
+    )
+    for p in rep.problems:
+        click.echo(f"  problem: {p}")
+
+
+@firmware.command("image")
+@click.argument("elf", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--chip", required=True)
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def firmware_image(elf: Path, chip: str, out: Path) -> None:
+    """ELF -> a flashable app image for CHIP, then checked."""
+    from iv_pipelines.edge.firmware import FirmwareError, build_image
+
+    try:
+        _show(build_image(elf, chip, out))
+    except FirmwareError as e:
+        raise click.ClickException(str(e)) from e
+
+
+@firmware.command("check")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--chip", required=True)
+def firmware_check(image: Path, chip: str) -> None:
+    """Chip id, segments and their memory regions, checksum, SHA-256; exit 1 on a problem."""
+    from iv_pipelines.edge.firmware import FirmwareError, check_image
+
+    try:
+        rep = check_image(image, chip)
+    except FirmwareError as e:
+        raise click.ClickException(str(e)) from e
+    _show(rep)
+    if not rep.ok:
+        raise SystemExit(1)
+
+
+@firmware.command("merge")
+@click.option("--chip", required=True)
+@click.option("--part", "parts", multiple=True, required=True, help="OFFSET=FILE, e.g. 0x0=bootloader.bin")
+@click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def firmware_merge(chip: str, parts: tuple[str, ...], out: Path) -> None:
+    """Bootloader + partition table + app -> one binary to flash at 0."""
+    from iv_pipelines.edge.firmware import FirmwareError, merge
+
+    try:
+        merge(_parts(parts), chip, out)
+    except FirmwareError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"wrote {out} ({out.stat().st_size} bytes)")
+
+
+@firmware.command("flash")
+@click.option("--port", required=True)
+@click.option("--chip", required=True)
+@click.option("--part", "parts", multiple=True, required=True, help="OFFSET=FILE")
+def firmware_flash(port: str, chip: str, parts: tuple[str, ...]) -> None:
+    """`esptool write-flash` on a real device; refuses an app image that does not check out."""
+    from iv_pipelines.edge.firmware import FirmwareError, flash
+
+    try:
+        flash(port, chip, _parts(parts))
+    except FirmwareError as e:
+        raise click.ClickException(str(e)) from e
+
+
 @main.command("docs")
 @click.option("--check", is_flag=True, help="fail if a generated page is out of date instead of writing it")
 def docs_cmd(check: bool) -> None:
