@@ -16,7 +16,13 @@ from pathlib import Path
 
 from iv_pipelines.errors import InputError
 from iv_pipelines.paths import atomic_write_bytes, atomic_write_text
-from iv_pipelines.request import DAC_ID_PATTERN, DacRequest, canonical_json, load_request_file
+from iv_pipelines.request import (
+    DAC_ID_PATTERN,
+    CalibrationCapture,
+    DacRequest,
+    canonical_json,
+    load_request_file,
+)
 from iv_pipelines.storage import StorageLayout
 
 MAX_CALIBRATION_S = 1800.0
@@ -44,11 +50,13 @@ class RequestStore:
         enough) and copy it into the store under its sha256; returns the request pointing at
         the stored copies. Nothing is written unless every capture is good."""
         import hashlib
+        import tempfile
 
         from iv_pipelines.sensing.calibration import MIN_CALIBRATION_S
         from iv_pipelines.sensing.formats import CsiFormatError, read_capture
 
         faults, staged, caps = [], [], []
+        tmp = tempfile.TemporaryDirectory()  # exports of device captures, read then stored by digest
         for i, c in enumerate(request.calibration):
             where = f"calibration[{i}]"
             if c.sha256:
@@ -57,9 +65,26 @@ class RequestStore:
                     faults.append(f"{where}.sha256: no stored capture {c.path!r} with this digest")
                 caps.append(c)
                 continue
-            src = Path(c.path)
-            if not src.is_absolute():
-                src = (Path(base_dir) if base_dir else Path.cwd()) / src
+            if c.from_device is not None:  # frames the edge ingest service stored for that device
+                from iv_pipelines.edge.captures import export_capture
+
+                src = Path(tmp.name) / f"{c.from_device}-{i}.csv"
+                try:
+                    export_capture(
+                        StorageLayout(self.root).edge_captures_dir(),
+                        c.from_device,
+                        src,
+                        c.start_us,
+                        c.seconds or 20.0,
+                    )
+                except (FileNotFoundError, ValueError) as e:
+                    faults.append(f"{where}.from_device: {e}")
+                    continue
+                c = c.model_copy(update={"format": "esp-csi"})
+            else:
+                src = Path(c.path)
+                if not src.is_absolute():
+                    src = (Path(base_dir) if base_dir else Path.cwd()) / src
             try:
                 cap, rep, _ = read_capture(src, c.format, c.rate_hz)
             except CsiFormatError as e:
@@ -82,7 +107,27 @@ class RequestStore:
             digest = hashlib.sha256(data).hexdigest()
             name = digest + src.suffix.lower()
             staged.append((name, data))
-            caps.append(c.model_copy(update={"path": name, "sha256": digest}))
+            caps.append(
+                c.model_copy(
+                    update={
+                        "path": name,
+                        "sha256": digest,
+                        "from_device": None,
+                        "seconds": None,
+                        "start_us": None,
+                    }
+                )
+                if c.from_device is None
+                else CalibrationCapture(
+                    activity=c.activity,
+                    path=name,
+                    format="esp-csi",
+                    origin=c.origin,
+                    device=c.device or c.from_device,
+                    sha256=digest,
+                )
+            )
+        tmp.cleanup()
         if faults:
             raise InputError(f"request for {request.dac_id}", faults)
         for name, data in staged:

@@ -93,7 +93,17 @@ class CalibrationCapture(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     activity: str = Field(description="empty | walk | sit")
-    path: str = Field(min_length=1, max_length=500)
+    path: str | None = Field(default=None, min_length=1, max_length=500)
+    from_device: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=31,
+        description="instead of `path`: a device registered with the edge ingest service; the "
+        "request store takes `seconds` of its stored frames (from `start_us`, device time, or "
+        "the newest) as this capture",
+    )
+    seconds: float | None = Field(default=None, ge=8, le=600, description="with from_device (default 20)")
+    start_us: int | None = Field(default=None, ge=0, description="with from_device: device time to start at")
     format: Literal["auto", "esp-csi", "esp32-csi-tool", "espectre-npz", "amplitude-csv"] = "auto"
     rate_hz: float | None = Field(default=None, gt=0, le=1000, description="packet rate (amplitude CSV)")
     origin: Literal["real", "simulated"] = "real"
@@ -102,7 +112,9 @@ class CalibrationCapture(BaseModel):
         default=None, pattern=r"^[0-9a-f]{64}$", description="set by the request store"
     )
 
-    _safe = field_validator("path", "device")(classmethod(lambda cls, v: _displayable(v)))
+    _safe = field_validator("path", "device", "from_device")(
+        classmethod(lambda cls, v: v if v is None else _displayable(v))
+    )
 
     @field_validator("activity")
     @classmethod
@@ -114,6 +126,14 @@ class CalibrationCapture(BaseModel):
         if v not in ("empty", "walk", "sit"):
             raise ValueError(f"{v!r} is not a calibration activity; use empty, walk or sit")
         return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CalibrationCapture:
+        if (self.path is None) == (self.from_device is None):
+            raise ValueError("a calibration capture needs exactly one of path or from_device")
+        if self.from_device is None and (self.seconds is not None or self.start_us is not None):
+            raise ValueError("seconds and start_us go with from_device")
+        return self
 
     @model_validator(mode="after")
     def _rate_for_amplitude_csv(self) -> CalibrationCapture:

@@ -240,3 +240,46 @@ def test_device_day_summary_asset_and_export_for_calibration(tmp_path):
     assert n == 21 and cap.csi.shape == (21, 64) and has_ts and report.rejected == []
     with pytest.raises(FileNotFoundError, match="no stored frames"):
         export_capture(layout.edge_captures_dir(), "nobody", tmp_path / "x.csv")
+
+
+def test_a_request_takes_its_calibration_from_a_registered_device(tmp_path):
+    """`calibration: [{activity: walk, from_device: ID, seconds: 10}]`: the request store reads
+    the device's stored frames (what `iv ingest serve` kept), checks and stores them like a file."""
+    from iv_pipelines.errors import InputError
+    from iv_pipelines.intake import RequestStore
+    from iv_pipelines.request import parse_request_text
+    from iv_pipelines.sensing.pipeline import random_rooms
+    from iv_pipelines.sensing.twin import simulate_dataset
+    from iv_pipelines.storage import StorageLayout
+
+    layout = StorageLayout(tmp_path / "iv")
+    store = CaptureStore(layout.edge_captures_dir())
+    svc = IngestService({"esp-lr": KEY}.get, store=store)
+    seq, t0 = 0, 0.0
+    for ep in simulate_dataset(random_rooms(1, 5), 3, 5, duration_s=4.0):  # 12 s of a simulated device
+        for d in episode_frames("esp-lr", KEY, ep.csi, ep.t_s - ep.t_s[0] + t0, first_seq=seq):
+            svc.handle(d)
+        seq += len(ep.csi)
+        t0 += float(ep.t_s[-1] - ep.t_s[0]) + 0.01
+    svc.drain()
+    store.close()
+    text = """
+client_id: acme-healthcare
+domain: wifi-sensing
+text: Autonomous WiFi sensing for elderly fall detection in a living room with an ESP32 device
+environment: {description: living room, room: {width_m: 5, depth_m: 4, height_m: 2.6}}
+calibration:
+  - {activity: walk, from_device: esp-lr, seconds: 10, origin: simulated}
+"""
+    req = parse_request_text(text)
+    stored = RequestStore(layout.root).ingest_calibration(req, None)
+    [cap] = stored.calibration
+    assert cap.path.endswith(".csv") and cap.sha256 and cap.from_device is None and cap.device == "esp-lr"
+    assert (layout.calibration_dir() / cap.path).is_file()
+    bad = parse_request_text(text.replace("from_device: esp-lr", "from_device: nobody"))
+    with pytest.raises(
+        InputError, match="calibration\\[0\\].from_device: no stored frames of device 'nobody'"
+    ):
+        RequestStore(layout.root).ingest_calibration(bad, None)
+    with pytest.raises(ValueError, match="exactly one of path or from_device"):
+        parse_request_text(text.replace("from_device: esp-lr", "from_device: esp-lr, path: x.csv"))
