@@ -167,6 +167,14 @@ class Whitelabel(_Strict):
     brand_color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$")
     logo: str | None = None
     domain: str | None = None
+    theme: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{1,62}$",
+        description="id of the client's theme (iv_pipelines.whitelabel.theme; examples/themes/)",
+    )
+    pin_config: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", description="id of the client's Capsule Pin configuration"
+    )
 
 
 class DacManifest(_Strict):

@@ -1,0 +1,1 @@
+"""White-label presentation of DACs: client themes (sacred and flexible tokens)."""
