@@ -173,7 +173,9 @@ class Whitelabel(_Strict):
         description="id of the client's theme (iv_pipelines.whitelabel.theme; examples/themes/)",
     )
     pin_config: str | None = Field(
-        default=None, pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", description="id of the client's Capsule Pin configuration"
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{1,62}$",
+        description="id of the client's Capsule Pin configuration",
     )
 
 
