@@ -399,6 +399,61 @@ def firmware_flash(port: str, chip: str, parts: tuple[str, ...]) -> None:
         raise click.ClickException(str(e)) from e
 
 
+@main.group()
+def gateway() -> None:
+    """The white-label gateway: per-client API keys, REST and WebSocket streams for pins."""
+
+
+@gateway.group("key")
+def gateway_key() -> None:
+    """Per-client API keys (only their hashes are stored)."""
+
+
+@gateway_key.command("create")
+@click.argument("client_id")
+def gateway_key_create(client_id: str) -> None:
+    from iv_pipelines.gateway.keys import ApiKeys
+
+    try:
+        key_id, key = ApiKeys(_storage().root / "gateway").create(client_id)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"key {key_id} for {client_id} (shown once, store it now):\n{key}")
+
+
+@gateway_key.command("revoke")
+@click.argument("key_id")
+def gateway_key_revoke(key_id: str) -> None:
+    from iv_pipelines.gateway.keys import ApiKeys
+
+    try:
+        ApiKeys(_storage().root / "gateway").revoke(key_id)
+    except KeyError as e:
+        raise click.ClickException(str(e.args[0])) from e
+    click.echo(f"revoked {key_id}")
+
+
+@gateway_key.command("list")
+def gateway_key_list() -> None:
+    from iv_pipelines.gateway.keys import ApiKeys
+
+    for k in ApiKeys(_storage().root / "gateway").list():
+        click.echo(f"{k['key_id']}  {k['client_id']}  {'revoked' if k['revoked'] else 'active'}")
+
+
+@gateway.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8088, show_default=True, type=int)
+def gateway_serve(host: str, port: int) -> None:
+    """REST + WebSocket on HOST:PORT (themes from <storage>/themes and examples/themes)."""
+    import uvicorn
+
+    from iv_pipelines.gateway.app import create_gateway_app
+
+    themes = [Path(__file__).resolve().parent.parent / "examples" / "themes"]
+    uvicorn.run(create_gateway_app(_storage().root, themes), host=host, port=port, log_level="info")
+
+
 @main.command("docs")
 @click.option("--check", is_flag=True, help="fail if a generated page is out of date instead of writing it")
 def docs_cmd(check: bool) -> None:

@@ -1,0 +1,2 @@
+"""The white-label gateway: per-client API keys, REST and WebSocket streams for the Capsule Pin
+web components, with strict client isolation."""

@@ -1,0 +1,215 @@
+"""The gateway (FastAPI): what one client's staff may see of their DACs, and nothing else.
+
+REST (API key in `Authorization: Bearer ivk_...` or `X-API-Key`):
+    GET  /v1/dacs                 the client's DACs: version, evidence, status, UTID
+    GET  /v1/dacs/{dac}/proof     its lineage registration (UTID, digest, Merkle root)
+    GET  /v1/pins                 the client's Capsule Pin records;  GET /v1/pins/{dac}
+    GET  /v1/theme                the client's theme (flexible tokens, CSS variables, sacred tokens)
+    POST /v1/stream-token         a token for the WebSocket streams (valid TOKEN_TTL_S seconds)
+WebSocket (`?token=` from /v1/stream-token; a browser cannot set headers on a WebSocket):
+    /v1/streams/pins              pin status of the client's DACs, every `pin_interval_s`
+    /v1/streams/detections        detections of the client's DACs (the edge ingest stream)
+
+Isolation: a DAC, pin or theme of another client is a 404, exactly like one that does not
+exist; an unknown, malformed or revoked key is a 401 with no detail, an invalid token closes
+the socket with 1008 and no reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request, WebSocket
+from fastapi.responses import JSONResponse
+
+from iv_pipelines.gateway.keys import ApiKeys
+from iv_pipelines.storage import StorageLayout
+
+UNAUTHORIZED = JSONResponse({"detail": "unauthorized"}, status_code=401)
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+class ClientView:
+    """Everything the gateway reads, always through one client's eyes."""
+
+    def __init__(self, layout: StorageLayout, theme_dirs: list[Path]):
+        self.layout = layout
+        self.theme_dirs = theme_dirs
+
+    def dacs(self, client: str) -> list[str]:
+        return [
+            d
+            for d in self.layout.requested_dacs()
+            if (self.layout.dac_request(d) or {}).get("client_id") == client
+        ]
+
+    def owns(self, client: str, dac: str) -> bool:
+        return dac in self.dacs(client)
+
+    def dac_summary(self, dac: str) -> dict:
+        cur = self.layout.current_package(dac) or {}
+        ev = _read(self.layout.adapter_dir(dac) / "evaluation.json") or {}
+        reg = _read(self.layout.lineage_dir(dac) / "registration.json") or {}
+        pin = _read(self.layout.pin_file(dac)) or {}
+        return {
+            "dac_id": dac,
+            "version": cur.get("version"),
+            "validated_on": (ev.get("evidence") or {}).get("validated_on"),
+            "status": pin.get("status", "not deployed" if self.layout.deployment(dac) is None else "unknown"),
+            "utid": reg.get("utid"),
+        }
+
+    def proof(self, dac: str) -> dict:
+        reg = _read(self.layout.lineage_dir(dac) / "registration.json") or {}
+        lin = _read(self.layout.lineage_dir(dac) / "lineage.json") or {}
+        return {
+            "dac_id": dac,
+            "utid": reg.get("utid"),
+            "digest": reg.get("digest"),
+            "tx_hash": reg.get("tx_hash"),
+            "merkle_root": (lin.get("merkle") or {}).get("root"),
+            "registered": bool(reg),
+        }
+
+    def pins(self, client: str) -> list[dict]:
+        return [p for d in self.dacs(client) if (p := _read(self.layout.pin_file(d))) is not None]
+
+    def theme(self, client: str) -> dict | None:
+        from iv_pipelines.errors import InputError
+        from iv_pipelines.whitelabel.theme import load_theme
+
+        for d in self.theme_dirs:
+            for f in sorted(Path(d).glob("*.yaml")) if Path(d).is_dir() else []:
+                try:
+                    t = load_theme(f)
+                except InputError:
+                    continue
+                if t.client_id == client:
+                    return t.to_public()
+        return None
+
+
+def create_gateway_app(
+    storage_root: Path,
+    theme_dirs: list[Path] | None = None,
+    detections=None,
+    pin_interval_s: float = 1.0,
+) -> FastAPI:
+    """`detections`: an `iv_pipelines.edge.forward.DetectionStream` to relay (optional)."""
+    layout = StorageLayout(storage_root)
+    keys = ApiKeys(layout.root / "gateway")
+    view = ClientView(layout, list(theme_dirs or []) + [layout.root / "themes"])
+    app = FastAPI(title="Industriverse DAC gateway", docs_url=None, redoc_url=None)
+
+    def client_of(request: Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        key = auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
+        return keys.client_for(key)
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next):
+        if request.url.path.startswith("/v1/"):
+            client = client_of(request)
+            if client is None:
+                return UNAUTHORIZED
+            request.state.client = client
+        return await call_next(request)
+
+    def own(request: Request, dac: str) -> str:
+        if not view.owns(request.state.client, dac):
+            raise HTTPException(404, "not found")
+        return dac
+
+    @app.get("/healthz")
+    def healthz():
+        return {"ok": True}
+
+    @app.get("/v1/dacs")
+    def dacs(request: Request):
+        return [view.dac_summary(d) for d in view.dacs(request.state.client)]
+
+    @app.get("/v1/dacs/{dac}/proof")
+    def proof(request: Request, dac: str):
+        return view.proof(own(request, dac))
+
+    @app.get("/v1/pins")
+    def pins(request: Request):
+        return view.pins(request.state.client)
+
+    @app.get("/v1/pins/{dac}")
+    def pin(request: Request, dac: str):
+        p = _read(layout.pin_file(own(request, dac)))
+        if p is None:
+            raise HTTPException(404, "not found")
+        return p
+
+    @app.get("/v1/theme")
+    def theme(request: Request):
+        t = view.theme(request.state.client)
+        if t is None:
+            raise HTTPException(404, "not found")
+        return t
+
+    @app.post("/v1/stream-token")
+    def stream_token(request: Request):
+        from iv_pipelines.gateway.keys import TOKEN_TTL_S
+
+        return {"token": keys.stream_token(request.state.client), "expires_in_s": TOKEN_TTL_S}
+
+    async def _accept(ws: WebSocket) -> str | None:
+        client = keys.client_for_token(ws.query_params.get("token"))
+        if client is None:
+            await ws.close(code=1008)
+            return None
+        await ws.accept()
+        return client
+
+    @app.websocket("/v1/streams/pins")
+    async def pin_stream(ws: WebSocket):
+        client = await _accept(ws)
+        if client is None:
+            return
+        try:
+            while True:
+                await ws.send_json({"type": "pins", "pins": [view.dac_summary(d) for d in view.dacs(client)]})
+                await asyncio.sleep(pin_interval_s)
+        except Exception:  # noqa: BLE001 (the client went away)
+            return
+
+    @app.websocket("/v1/streams/detections")
+    async def detection_stream(ws: WebSocket):
+        client = await _accept(ws)
+        if client is None:
+            return
+        if detections is None:
+            await ws.close(code=1011)
+            return
+        sub = detections.subscribe(maxsize=1000)
+        loop = asyncio.get_running_loop()
+        owned, checked = set(view.dacs(client)), loop.time()
+        try:
+            while True:
+                try:
+                    det = sub.get_nowait()
+                except queue.Empty:
+                    await asyncio.sleep(0.02)
+                    continue
+                if loop.time() - checked > 5:  # DACs added or moved meanwhile
+                    owned, checked = set(view.dacs(client)), loop.time()
+                if det.dac_id in owned:
+                    await ws.send_json({"type": "detection"} | det.to_dict())
+        except Exception:  # noqa: BLE001 (the client went away)
+            return
+        finally:
+            detections.unsubscribe(sub)
+
+    return app

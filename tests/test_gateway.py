@@ -1,0 +1,142 @@
+"""The gateway's isolation, route by route: a client sees its own DACs, pins, proofs, theme and
+streams; another client's are 404s (indistinguishable from nothing), unknown/revoked/malformed
+keys are 401s with no detail, stream tokens expire, invalid tokens close with 1008."""
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from iv_pipelines.gateway.app import create_gateway_app
+from iv_pipelines.gateway.keys import ApiKeys
+from iv_pipelines.storage import StorageLayout
+from tests.conftest import REPO
+
+DACS = {"acme-healthcare": ["fall-a1", "fall-a2"], "globex": ["fall-g1"]}
+
+
+@pytest.fixture
+def gw(tmp_path):
+    from iv_pipelines.edge.forward import DetectionStream
+
+    layout = StorageLayout(tmp_path / "iv")
+    for client, dacs in DACS.items():
+        for d in dacs:
+            layout.dac_dir(d)
+            layout.dac_request_file(d).write_text(
+                json.dumps({"dac_id": d, "client_id": client, "domain": "wifi-sensing"})
+            )
+            layout.pin_file(d).parent.mkdir(parents=True, exist_ok=True)
+            layout.pin_file(d).write_text(json.dumps({"dac_id": d, "status": "serving", "client": client}))
+            layout.lineage_dir(d).mkdir(parents=True)
+            (layout.lineage_dir(d) / "registration.json").write_text(
+                json.dumps({"utid": f"utid:{d}", "digest": "ab"})
+            )
+            (layout.lineage_dir(d) / "lineage.json").write_text(json.dumps({"merkle": {"root": f"root-{d}"}}))
+    keys = ApiKeys(layout.root / "gateway")
+    a = keys.create("acme-healthcare")[1]
+    b = keys.create("globex")[1]
+    rid, revoked = keys.create("acme-healthcare")
+    keys.revoke(rid)
+    themes = tmp_path / "themes"
+    themes.mkdir()
+    for name in ("healthcare", "manufacturing"):
+        (themes / f"{name}.yaml").write_text((REPO / "examples" / "themes" / f"{name}.yaml").read_text())
+    stream = DetectionStream()
+    app = create_gateway_app(layout.root, [themes], detections=stream, pin_interval_s=0.05)
+    return TestClient(app), a, b, revoked, stream
+
+
+def h(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+ROUTES = ["/v1/dacs", "/v1/pins", "/v1/theme", "/v1/dacs/fall-a1/proof", "/v1/pins/fall-a1"]
+
+
+def test_each_client_sees_only_its_own(gw):
+    c, a, b, _, _ = gw
+    assert [d["dac_id"] for d in c.get("/v1/dacs", headers=h(a)).json()] == ["fall-a1", "fall-a2"]
+    assert [d["dac_id"] for d in c.get("/v1/dacs", headers={"X-API-Key": b}).json()] == ["fall-g1"]
+    assert {p["dac_id"] for p in c.get("/v1/pins", headers=h(a)).json()} == {"fall-a1", "fall-a2"}
+    assert c.get("/v1/dacs/fall-a1/proof", headers=h(a)).json()["merkle_root"] == "root-fall-a1"
+    assert c.get("/v1/theme", headers=h(a)).json()["client_id"] == "acme-healthcare"
+    assert c.get("/v1/theme", headers=h(b)).json()["client_id"] == "globex"
+    for route in ("/v1/dacs/fall-a1/proof", "/v1/pins/fall-a1"):  # A's things, asked by B
+        r = c.get(route, headers=h(b))
+        assert (
+            r.status_code == 404 and r.json() == c.get(route.replace("fall-a1", "nope"), headers=h(b)).json()
+        )
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("who", ["none", "unknown", "malformed", "revoked", "wrong-secret"])
+def test_every_route_refuses_bad_keys_without_detail(gw, route, who):
+    c, a, _, revoked, _ = gw
+    key = {
+        "none": None,
+        "unknown": "ivk_000000000000_x",
+        "malformed": "hello",
+        "revoked": revoked,
+        "wrong-secret": a[:-2] + "zz",
+    }[who]
+    r = c.get(route, headers=h(key) if key else {})
+    assert r.status_code == 401 and r.json() == {"detail": "unauthorized"}
+    assert c.post("/v1/stream-token", headers=h(key) if key else {}).status_code == 401
+
+
+def test_streams_need_a_fresh_token_and_carry_only_the_clients_dacs(gw):
+    from iv_pipelines.edge.forward import DeviceDetection
+
+    c, a, b, _, stream = gw
+    tok_a = c.post("/v1/stream-token", headers=h(a)).json()["token"]
+    tok_b = c.post("/v1/stream-token", headers=h(b)).json()["token"]
+    with c.websocket_connect(f"/v1/streams/pins?token={tok_b}") as ws:
+        assert [p["dac_id"] for p in ws.receive_json()["pins"]] == ["fall-g1"]
+    for bad in ("", "garbage", tok_a[:-3] + "AAA", a):  # not a token, tampered, a key in the URL
+        with (
+            pytest.raises(WebSocketDisconnect) as e,
+            c.websocket_connect(f"/v1/streams/pins?token={bad}") as ws,
+        ):
+            ws.receive_json()
+        assert e.value.code == 1008
+    with c.websocket_connect(f"/v1/streams/detections?token={tok_a}") as ws:
+        for dac in ("fall-g1", "fall-a2", "fall-g1", "fall-a1"):
+            stream.publish(
+                DeviceDetection("esp", dac, 1, 2, "fall", 0.9, {"fall": 0.9}, "1.0.0", "simulation_only")
+            )
+        got = [ws.receive_json()["dac_id"] for _ in range(2)]
+    assert got == ["fall-a2", "fall-a1"]
+
+
+def test_tokens_expire_and_keys_are_stored_hashed(tmp_path):
+    keys = ApiKeys(tmp_path / "gateway")
+    key_id, key = keys.create("acme-healthcare")
+    assert key.split("_", 2)[2] not in (tmp_path / "gateway" / "keys.json").read_text()
+    assert (tmp_path / "gateway" / "keys.json").stat().st_mode & 0o777 == 0o600
+    tok = keys.stream_token("acme-healthcare", now=1000)
+    assert keys.client_for_token(tok, now=1030) == "acme-healthcare"
+    assert keys.client_for_token(tok, now=1061) is None  # 60 s later
+    assert [k["key_id"] for k in keys.list()] == [key_id]
+    with pytest.raises(ValueError):
+        keys.create("")
+
+
+def test_cli_keys(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from iv_app.cli import main
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.delenv("IV_STORAGE_ROOT", raising=False)
+    r = CliRunner().invoke(main, ["gateway", "key", "create", "acme-healthcare"])
+    assert r.exit_code == 0 and "shown once" in r.output
+    key_id, key = r.output.split()[1], r.output.strip().splitlines()[-1]
+    keys = ApiKeys(tmp_path / "iv" / "gateway")
+    assert keys.client_for(key) == "acme-healthcare"
+    assert CliRunner().invoke(main, ["gateway", "key", "revoke", key_id]).exit_code == 0
+    assert ApiKeys(tmp_path / "iv" / "gateway").client_for(key) is None
+    assert "revoked" in CliRunner().invoke(main, ["gateway", "key", "list"]).output
+    r = CliRunner().invoke(main, ["gateway", "key", "revoke", "nope"])
+    assert r.exit_code != 0 and "no key 'nope'" in r.output
