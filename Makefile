@@ -22,7 +22,11 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
 
-install: $(VENV)/.installed tools/node_modules/.installed
+# the Capsule Pin web components, bundled with esbuild (served by the gateway from web/dist/)
+web/dist/iv-components.js: web/package.json web/package-lock.json $(wildcard web/src/*.js)
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent
+
+install: $(VENV)/.installed tools/node_modules/.installed web/dist/iv-components.js
 
 $(DAGSTER_HOME_DIR)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME_DIR)

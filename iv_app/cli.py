@@ -444,14 +444,36 @@ def gateway_key_list() -> None:
 @gateway.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8088, show_default=True, type=int)
-def gateway_serve(host: str, port: int) -> None:
-    """REST + WebSocket on HOST:PORT (themes from <storage>/themes and examples/themes)."""
+@click.option(
+    "--demo", is_flag=True, help="also serve /demo for the sample client (a key made for it is in the page)"
+)
+def gateway_serve(host: str, port: int, demo: bool) -> None:
+    """REST + WebSocket on HOST:PORT (themes from <storage>/themes and examples/themes); the
+    web components from web/dist at /static; proofs verified against the configured ledger."""
     import uvicorn
 
     from iv_pipelines.gateway.app import create_gateway_app
+    from iv_pipelines.gateway.keys import ApiKeys
+    from resources.ledger import LedgerResource
+    from resources.proof import ProofResource
 
-    themes = [Path(__file__).resolve().parent.parent / "examples" / "themes"]
-    uvicorn.run(create_gateway_app(_storage().root, themes), host=host, port=port, log_level="info")
+    repo = Path(__file__).resolve().parent.parent
+    storage = _storage()
+    demo_key = None
+    if demo:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise click.ClickException("--demo puts an API key in a web page: loopback only")
+        _, demo_key = ApiKeys(storage.root / "gateway").create("acme-healthcare")
+        click.echo(f"demo: http://{host}:{port}/demo (a key for acme-healthcare was created for it)")
+    app = create_gateway_app(
+        storage.root,
+        [repo / "examples" / "themes"],
+        static_dir=repo / "web" / "dist" if (repo / "web" / "dist").is_dir() else None,
+        demo_key=demo_key,
+        ledger=LedgerResource().get(),
+        trusted_key=ProofResource().trusted_key(),
+    )
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 @main.command("docs")

@@ -98,13 +98,31 @@ class ClientView:
         return None
 
 
+DEMO_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Capsule Pins: demo</title><link rel="icon" href="data:,">
+<meta name="iv-gateway" content=""><meta name="iv-key" content="{key}">
+<script type="module" src="/static/iv-components.js"></script></head>
+<body><main><h1>Capsule Pins for {client}</h1>
+{cards}
+<iv-capsule-pin client-id="{client}" position="bottom-right"></iv-capsule-pin></main></body></html>
+"""
+
+
 def create_gateway_app(
     storage_root: Path,
     theme_dirs: list[Path] | None = None,
     detections=None,
     pin_interval_s: float = 1.0,
+    static_dir: Path | None = None,
+    demo_key: str | None = None,
+    ledger=None,
+    trusted_key=None,
 ) -> FastAPI:
-    """`detections`: an `iv_pipelines.edge.forward.DetectionStream` to relay (optional)."""
+    """`detections`: an `iv_pipelines.edge.forward.DetectionStream` to relay (optional);
+    `static_dir`: the built web components (web/dist), served at /static; `demo_key`: serve
+    /demo, a page embedding the components with this key (the local demo only: the key is in
+    the page); `ledger` + `trusted_key`: proofs are verified against the ledger (else their
+    `verified` is null, "unknown")."""
     layout = StorageLayout(storage_root)
     keys = ApiKeys(layout.root / "gateway")
     view = ClientView(layout, list(theme_dirs or []) + [layout.root / "themes"])
@@ -139,7 +157,14 @@ def create_gateway_app(
 
     @app.get("/v1/dacs/{dac}/proof")
     def proof(request: Request, dac: str):
-        return view.proof(own(request, dac))
+        out = view.proof(own(request, dac)) | {"verified": None, "problems": []}
+        reg = layout.lineage_dir(dac) / "registration.json"
+        if ledger is not None and trusted_key is not None and reg.is_file():
+            from iv_pipelines.ledger.sync import verify_dac
+
+            res = verify_dac(reg, ledger, trusted_key)
+            out |= {"verified": not res.problems, "problems": res.problems}
+        return out
 
     @app.get("/v1/pins")
     def pins(request: Request):
@@ -211,5 +236,26 @@ def create_gateway_app(
             return
         finally:
             detections.unsubscribe(sub)
+
+    if static_dir is not None:
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
+    if demo_key is not None:
+        from fastapi.responses import HTMLResponse
+
+        demo_client = keys.client_for(demo_key)
+
+        @app.get("/demo", response_class=HTMLResponse)
+        def demo():
+            import html
+
+            cards = "".join(
+                f'<iv-pin-card pin-id="{html.escape(d)}" show-thermodynamic-gauge show-blockchain-badge></iv-pin-card>'
+                for d in view.dacs(demo_client or "")
+            )
+            return DEMO_PAGE.format(
+                key=html.escape(demo_key), client=html.escape(demo_client or "?"), cards=cards
+            )
 
     return app

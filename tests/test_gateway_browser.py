@@ -1,0 +1,160 @@
+"""The Capsule Pin components in a real browser (Debian's chromium driven by playwright):
+the demo page loads with no console errors, the pin widget lists the client's DACs, the
+card's gauge says the measured E_state, the badge says "verified" for a DAC registered on the
+ledger and "not verified" once its record is tampered with, and a flexible theme colour
+changes the computed style."""
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.conftest import REPO
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not shutil.which(CHROMIUM) or not (REPO / "web" / "dist" / "iv-components.js").is_file(),
+    reason="needs Debian's chromium and the built components (make install: apt chromium, npm run build in web/)",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    import uvicorn
+
+    from iv_app.sample import make_small_dac
+    from iv_pipelines.gateway.app import create_gateway_app
+    from iv_pipelines.gateway.keys import ApiKeys
+    from iv_pipelines.ledger.chain import dac_digest
+    from iv_pipelines.proof.dsse import load_or_create_signing_key
+    from iv_pipelines.storage import StorageLayout
+    from resources.ledger import LedgerResource
+
+    tmp = tmp_path_factory.mktemp("gw")
+    layout = StorageLayout(tmp / "iv")
+    layout.root.mkdir()
+    key = load_or_create_signing_key(tmp / "keys")
+    dac = "fall-detection-acme"
+    make_small_dac(layout.root, key, dac)
+    ledger = LedgerResource(state_dir=str(tmp / "ledger")).get()
+    lineage = json.loads((layout.lineage_dir(dac) / "lineage.json").read_text())
+    reg = ledger.register(dac, dac_digest(dac, lineage["merkle"]["root"]))
+    (layout.lineage_dir(dac) / "registration.json").write_text(
+        json.dumps(reg.to_json() | {"backend": "embedded"})
+    )
+    pin = {
+        "dac_id": dac,
+        "client_id": "acme-healthcare",
+        "title": "Living room fall detection",
+        "status": "serving",
+        "energy": {"E_state": 20.5, "dE_dt": 2.25, "S_state": 0.5},
+    }
+    layout.pin_file(dac).parent.mkdir(parents=True, exist_ok=True)
+    layout.pin_file(dac).write_text(json.dumps(pin))
+    themes = tmp / "themes"
+    themes.mkdir()
+    shutil.copyfile(REPO / "examples" / "themes" / "healthcare.yaml", themes / "healthcare.yaml")
+    _, api_key = ApiKeys(layout.root / "gateway").create("acme-healthcare")
+    app = create_gateway_app(
+        layout.root,
+        [themes],
+        static_dir=REPO / "web" / "dist",
+        demo_key=api_key,
+        ledger=ledger,
+        trusted_key=key.public,
+    )
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", layout, themes, dac
+    server.should_exit = True
+    t.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    pw = pytest.importorskip("playwright.sync_api")
+    with pw.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def _open(browser, url):
+    page = browser.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    return page, errors
+
+
+def test_demo_page_pins_gauge_and_badge(served, browser, tmp_path):
+    base, layout, _, dac = served
+    page, errors = _open(browser, base + "/demo")
+    item = page.locator(f'iv-capsule-pin li[data-dac="{dac}"]')
+    item.wait_for(timeout=15_000)
+    assert item.get_attribute("data-status") == "serving"
+    gauge = page.locator("iv-pin-card [role=meter]")
+    gauge.wait_for(timeout=15_000)
+    assert float(gauge.get_attribute("aria-valuenow")) == 20.5  # the pin's measured E_state
+    badge = page.locator("iv-pin-card [role=status]")
+    badge.wait_for(timeout=30_000)
+    assert badge.get_attribute("data-state") == "verified", badge.get_attribute("title")
+    assert (
+        "Signed lineage" in page.locator("iv-capsule-pin .sacred").inner_text()
+    )  # the sacred token, unchanged
+    page.screenshot(path=str(tmp_path / "demo.png"))
+    if os.environ.get("IV_UPDATE_SCREENSHOTS"):  # the picture in docs/gateway.md
+        (REPO / "docs" / "img").mkdir(exist_ok=True)
+        page.screenshot(path=str(REPO / "docs" / "img" / "capsule-pins-demo.png"))
+    assert errors == []
+    # tamper with the registration record: the badge must stop saying verified
+    reg = layout.lineage_dir(dac) / "registration.json"
+    rec = json.loads(reg.read_text())
+    reg.write_text(json.dumps(rec | {"digest": "00" * 32}))
+    try:
+        page.reload()
+        badge = page.locator("iv-pin-card [role=status]")
+        badge.wait_for(timeout=30_000)
+        assert badge.get_attribute("data-state") == "not verified"
+    finally:
+        reg.write_text(json.dumps(rec))
+    page.close()
+
+
+def test_a_flexible_colour_changes_the_computed_style(served, browser):
+    base, _, themes, _ = served
+    page, _ = _open(browser, base + "/demo")
+    pin = page.locator("iv-capsule-pin")
+    page.locator("iv-capsule-pin li").first.wait_for(timeout=15_000)
+    colour = lambda: pin.evaluate("e => getComputedStyle(e).borderTopColor")  # noqa: E731
+    assert colour() == "rgb(11, 110, 79)"  # healthcare primary #0b6e4f
+    theme = themes / "healthcare.yaml"
+    original = theme.read_text()
+    theme.write_text(original.replace('primary_color: "#0b6e4f"', 'primary_color: "#7a1fa2"'))
+    try:
+        page.reload()
+        page.locator("iv-capsule-pin li").first.wait_for(timeout=15_000)
+        page.wait_for_function(
+            "() => getComputedStyle(document.querySelector('iv-capsule-pin')).borderTopColor === 'rgb(122, 31, 162)'",
+            timeout=10_000,
+        )
+    finally:
+        theme.write_text(original)
+    page.close()
