@@ -28,6 +28,7 @@ acceptance finds the file names below nowhere else outside this module and the t
       edge/devices.json              registered devices: HMAC key, the DAC each feeds (`iv ingest`)
       edge/captures/<device>/        rolling per-device capture files (esp-csi lines, hourly)
       edge/detections.jsonl          detections the ingest service received from capsules
+      feedback/<dac>.jsonl <dac>/    caregivers' answers to alerts, with the CSI window each refers to
 
 `StorageLayout(root).ensure()` creates the folders a user is told to use (the drop folder
 and its outcome folders), so `cp my-request.yaml <root>/drop/` works on a fresh home.
@@ -240,6 +241,14 @@ class StorageLayout:
 
     def edge_detections_file(self) -> Path:
         return self.root / "edge" / "detections.jsonl"
+
+    def feedback_file(self, dac_id: str) -> Path:
+        """`feedback/<dac>.jsonl`: caregivers' answers to alerts ("was this a fall?")."""
+        return self.root / "feedback" / f"{dac_id}.jsonl"
+
+    def feedback_windows_dir(self, dac_id: str) -> Path:
+        """`feedback/<dac>/`: the CSI window each answer refers to (esp-csi files)."""
+        return self.root / "feedback" / dac_id
 
     def rdr_file(self, name: str) -> Path:
         """`rdr/<name>`: queue.jsonl, trends.md."""

@@ -140,3 +140,47 @@ def test_cli_keys(tmp_path, monkeypatch):
     assert "revoked" in CliRunner().invoke(main, ["gateway", "key", "list"]).output
     r = CliRunner().invoke(main, ["gateway", "key", "revoke", "nope"])
     assert r.exit_code != 0 and "no key 'nope'" in r.output
+
+
+def test_feedback_is_stored_with_its_csi_window_and_only_for_the_clients_own_device(gw, tmp_path):
+    import numpy as np
+
+    from iv_pipelines.edge import csi_data_pb2 as pb
+    from iv_pipelines.edge.frames import encode
+    from iv_pipelines.edge.ingest import CaptureStore, DeviceKeys, IngestService
+
+    c, a, b, _, _ = gw
+    layout = StorageLayout(tmp_path / "iv")
+    k = b"k" * 32
+    DeviceKeys(layout.edge_devices_file()).add("esp-a", k, dac_id="fall-a1")
+    DeviceKeys(layout.edge_devices_file()).add("esp-g", k, dac_id="fall-g1")
+    svc = IngestService(
+        DeviceKeys(layout.edge_devices_file()), store=CaptureStore(layout.edge_captures_dir())
+    )
+    raw = np.zeros(128, np.int8).tobytes()
+    for seq in range(400):  # 4 s at 100 Hz
+        svc.handle(
+            encode(pb.CSIData(device_id="esp-a", seq=seq, timestamp_us=seq * 10_000, csi=raw, layout=1), k)
+        )
+    svc.drain()
+    svc.store.close()
+    body = {
+        "dac_id": "fall-a1",
+        "device_id": "esp-a",
+        "seq": 300,
+        "timestamp_us": 3_000_000,
+        "label": "fall",
+        "was_fall": False,
+    }
+    r = c.post("/v1/feedback", headers=h(a), json=body)
+    assert r.status_code == 200 and r.json() == {"stored": True, "window_frames": 201}
+    [rec] = [json.loads(x) for x in layout.feedback_file("fall-a1").read_text().splitlines()]
+    assert rec["was_fall"] is False and rec["label"] == "fall" and rec["client_id"] == "acme-healthcare"
+    assert (layout.feedback_windows_dir("fall-a1") / rec["window"]).is_file()
+    # another client's DAC, or a device that does not feed this DAC: 404, nothing stored
+    assert c.post("/v1/feedback", headers=h(b), json=body).status_code == 404
+    assert c.post("/v1/feedback", headers=h(a), json=body | {"device_id": "esp-g"}).status_code == 404
+    assert c.post("/v1/feedback", headers=h(a), json=body | {"label": "dance"}).status_code == 422
+    assert c.post("/v1/feedback", headers=h(a), content=b"x" * 5000).status_code == 413
+    assert c.post("/v1/feedback", json=body).status_code == 401
+    assert len(layout.feedback_file("fall-a1").read_text().splitlines()) == 1

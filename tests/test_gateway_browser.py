@@ -65,9 +65,15 @@ def served(tmp_path_factory):
     themes.mkdir()
     shutil.copyfile(REPO / "examples" / "themes" / "healthcare.yaml", themes / "healthcare.yaml")
     _, api_key = ApiKeys(layout.root / "gateway").create("acme-healthcare")
+    from iv_pipelines.edge.forward import DetectionStream
+    from iv_pipelines.edge.ingest import DeviceKeys
+
+    DeviceKeys(layout.edge_devices_file()).add("esp-demo", b"d" * 32, dac_id=dac)
+    stream = DetectionStream()
     app = create_gateway_app(
         layout.root,
         [themes],
+        detections=stream,
         static_dir=REPO / "web" / "dist",
         demo_key=api_key,
         ledger=ledger,
@@ -81,7 +87,7 @@ def served(tmp_path_factory):
         if server.started:
             break
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", layout, themes, dac
+    yield f"http://127.0.0.1:{port}", layout, themes, dac, stream
     server.should_exit = True
     t.join(timeout=10)
 
@@ -105,7 +111,7 @@ def _open(browser, url):
 
 
 def test_demo_page_pins_gauge_and_badge(served, browser, tmp_path):
-    base, layout, _, dac = served
+    base, layout, _, dac, _ = served
     page, errors = _open(browser, base + "/demo")
     item = page.locator(f'iv-capsule-pin li[data-dac="{dac}"]')
     item.wait_for(timeout=15_000)
@@ -139,7 +145,7 @@ def test_demo_page_pins_gauge_and_badge(served, browser, tmp_path):
 
 
 def test_a_flexible_colour_changes_the_computed_style(served, browser):
-    base, _, themes, _ = served
+    base, _, themes, _, _ = served
     page, _ = _open(browser, base + "/demo")
     pin = page.locator("iv-capsule-pin")
     page.locator("iv-capsule-pin li").first.wait_for(timeout=15_000)
@@ -157,4 +163,27 @@ def test_a_flexible_colour_changes_the_computed_style(served, browser):
         )
     finally:
         theme.write_text(original)
+    page.close()
+
+
+def test_a_fall_alert_asks_the_caregiver_and_stores_the_answer(served, browser):
+    from iv_pipelines.edge.forward import DeviceDetection
+
+    base, layout, _, dac, stream = served
+    page, errors = _open(browser, base + "/demo")
+    page.locator(f'iv-capsule-pin li[data-dac="{dac}"]').wait_for(timeout=15_000)
+    page.wait_for_timeout(500)  # the detection stream subscribes after the first render
+    stream.publish(
+        DeviceDetection(
+            "esp-demo", dac, 1234, 5_000_000, "fall", 0.91, {"fall": 0.91}, "1.0.0", "simulation_only"
+        )
+    )
+    alert = page.locator('iv-capsule-pin [data-alert="fall"]')
+    alert.wait_for(timeout=10_000)
+    assert "Was this a fall?" in alert.inner_text()
+    page.get_by_role("button", name="No, it was not a fall").click()
+    alert.wait_for(state="detached", timeout=10_000)
+    [rec] = [json.loads(x) for x in layout.feedback_file(dac).read_text().splitlines()]
+    assert (rec["was_fall"], rec["label"], rec["device_id"], rec["seq"]) == (False, "fall", "esp-demo", 1234)
+    assert errors == []
     page.close()

@@ -184,6 +184,59 @@ def create_gateway_app(
             raise HTTPException(404, "not found")
         return t
 
+    @app.post("/v1/feedback")
+    async def feedback(request: Request):
+        """A caregiver's answer to an alert: {dac_id, device_id, seq, timestamp_us, label,
+        was_fall}. Stored with the 2 s CSI window it refers to (from the edge capture store)
+        for the DAC's owner to retrain on; 404 for another client's DAC, 422 for a bad body."""
+        import time as _time
+
+        from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+        class Feedback(BaseModel):
+            model_config = ConfigDict(extra="forbid")
+            dac_id: str = Field(min_length=1, max_length=80)
+            device_id: str = Field(min_length=1, max_length=31, pattern=r"^[\x21-\x7e]+$")
+            seq: int = Field(ge=0, lt=2**32)
+            timestamp_us: int = Field(ge=0)
+            label: str = Field(pattern=r"^(empty|walk|sit|fall)$")
+            was_fall: bool
+
+        raw = await request.body()
+        if len(raw) > 4096:
+            raise HTTPException(413, "feedback body over 4096 bytes")
+        try:
+            fb = Feedback.model_validate_json(raw)
+        except ValidationError as e:
+            raise HTTPException(
+                422, [f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()]
+            ) from None
+        own(request, fb.dac_id)
+        from iv_pipelines.edge.captures import export_capture
+        from iv_pipelines.edge.ingest import DeviceKeys
+
+        if DeviceKeys(layout.edge_devices_file()).dac_for(fb.device_id) != fb.dac_id:
+            raise HTTPException(404, "not found")  # only a device that feeds this DAC (no one else's CSI)
+
+        window = layout.feedback_windows_dir(fb.dac_id) / f"{fb.device_id}-{fb.seq}.csv"
+        try:
+            n = export_capture(
+                layout.edge_captures_dir(), fb.device_id, window, fb.timestamp_us - 2_000_000, 2.0
+            )
+        except (FileNotFoundError, ValueError):
+            n, window = 0, None  # the answer is kept even when the window is not (yet) stored
+        rec = fb.model_dump() | {
+            "client_id": request.state.client,
+            "answered_at": int(_time.time()),
+            "window": window.name if window else None,
+            "window_frames": n,
+        }
+        out = layout.feedback_file(fb.dac_id)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        return {"stored": True, "window_frames": n}
+
     @app.post("/v1/stream-token")
     def stream_token(request: Request):
         from iv_pipelines.gateway.keys import TOKEN_TTL_S
