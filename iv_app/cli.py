@@ -454,6 +454,7 @@ def gateway_serve(host: str, port: int, demo: bool) -> None:
 
     from iv_pipelines.gateway.app import create_gateway_app
     from iv_pipelines.gateway.keys import ApiKeys
+    from resources.deploy import EnergyAtlasResource
     from resources.ledger import LedgerResource
     from resources.proof import ProofResource
 
@@ -472,6 +473,7 @@ def gateway_serve(host: str, port: int, demo: bool) -> None:
         demo_key=demo_key,
         ledger=LedgerResource().get(),
         trusted_key=ProofResource().trusted_key(),
+        atlas=lambda: EnergyAtlasResource().open(storage.root),
     )
     uvicorn.run(app, host=host, port=port, log_level="info")
 

@@ -70,10 +70,24 @@ def served(tmp_path_factory):
 
     DeviceKeys(layout.edge_devices_file()).add("esp-demo", b"d" * 32, dac_id=dac)
     stream = DetectionStream()
+    import contextlib
+
+    from iv_pipelines.energy.atlas import EnergyState, FileAtlas
+
+    atlas = FileAtlas(tmp / "atlas")
+    now_ms = int(time.time() * 1000)
+    atlas.record(
+        [EnergyState(f"dac:{dac}", now_ms - 86_400_000, 31.25, 2.5, 0.6, "lifecycle", "run-1")]
+        + [
+            EnergyState(f"dac:{dac}", now_ms - d * 86_400_000, 5.0 + d, 0.1, 0.5, "energy_history", f"d{d}")
+            for d in range(5)
+        ]
+    )
     app = create_gateway_app(
         layout.root,
         [themes],
         detections=stream,
+        atlas=lambda: contextlib.nullcontext(atlas),
         static_dir=REPO / "web" / "dist",
         demo_key=api_key,
         ledger=ledger,
@@ -118,7 +132,7 @@ def test_demo_page_pins_gauge_and_badge(served, browser, tmp_path):
     assert item.get_attribute("data-status") == "serving"
     gauge = page.locator("iv-pin-card [role=meter]")
     gauge.wait_for(timeout=15_000)
-    assert float(gauge.get_attribute("aria-valuenow")) == 20.5  # the pin's measured E_state
+    assert float(gauge.get_attribute("aria-valuenow")) == 31.25  # the Atlas's E_state (the pin says 20.5)
     badge = page.locator("iv-pin-card [role=status]")
     badge.wait_for(timeout=30_000)
     assert badge.get_attribute("data-state") == "verified", badge.get_attribute("title")
@@ -185,5 +199,35 @@ def test_a_fall_alert_asks_the_caregiver_and_stores_the_answer(served, browser):
     alert.wait_for(state="detached", timeout=10_000)
     [rec] = [json.loads(x) for x in layout.feedback_file(dac).read_text().splitlines()]
     assert (rec["was_fall"], rec["label"], rec["device_id"], rec["seq"]) == (False, "fall", "esp-demo", 1234)
+    assert errors == []
+    page.close()
+
+
+def test_the_dashboard_shows_the_stream_and_the_energy_history(served, browser):
+    from iv_pipelines.edge.forward import DeviceDetection
+
+    base, _, _, dac, stream = served
+    page, errors = _open(browser, base + "/demo")
+    page.wait_for_function(
+        "() => document.querySelector('iv-sensing-dashboard')?.dataset.ready === 'true'", timeout=15_000
+    )
+    probs = {"empty": 0.05, "walk": 0.8, "sit": 0.1, "fall": 0.05}
+    for i in range(25):
+        stream.publish(
+            DeviceDetection("esp-demo", dac, i, i * 1_000_000, "walk", 0.8, probs, "1.0.0", "simulation_only")
+        )
+    items = page.locator(f'iv-sensing-dashboard article[data-dac="{dac}"] [role=log] li')
+    page.wait_for_function(
+        "() => document.querySelector('iv-sensing-dashboard').shadowRoot.querySelectorAll('[role=log] li').length >= 25",
+        timeout=15_000,
+    )
+    assert items.count() == 25 and "walk (80%) seq 24" in items.first.inner_text()  # newest first
+    assert (
+        float(page.locator('iv-sensing-dashboard [aria-label="P(walk)"]').get_attribute("aria-valuenow"))
+        == 0.8
+    )
+    graph = page.locator("iv-sensing-dashboard svg[role=img]")
+    graph.wait_for(timeout=10_000)
+    assert "newest 5 J" in graph.get_attribute("aria-label")  # the Atlas history, oldest to newest
     assert errors == []
     page.close()

@@ -104,6 +104,7 @@ DEMO_PAGE = """<!doctype html>
 <script type="module" src="/static/iv-components.js"></script></head>
 <body><main><h1>Capsule Pins for {client}</h1>
 {cards}
+<iv-sensing-dashboard data-source="detections" show-realtime show-energy-graph></iv-sensing-dashboard>
 <iv-capsule-pin client-id="{client}" position="bottom-right"></iv-capsule-pin></main></body></html>
 """
 
@@ -117,14 +118,17 @@ def create_gateway_app(
     demo_key: str | None = None,
     ledger=None,
     trusted_key=None,
+    atlas=None,
 ) -> FastAPI:
     """`detections`: an `iv_pipelines.edge.forward.DetectionStream` to relay (optional);
     `static_dir`: the built web components (web/dist), served at /static; `demo_key`: serve
     /demo, a page embedding the components with this key (the local demo only: the key is in
     the page); `ledger` + `trusted_key`: proofs are verified against the ledger (else their
-    `verified` is null, "unknown")."""
+    `verified` is null, "unknown"); `atlas`: a callable returning a context manager that
+    yields the Energy Atlas (its `trajectory` serves /v1/dacs/{dac}/energy)."""
     layout = StorageLayout(storage_root)
     keys = ApiKeys(layout.root / "gateway")
+    keys._server_secret()  # created before the first request: concurrent token requests agree
     view = ClientView(layout, list(theme_dirs or []) + [layout.root / "themes"])
     app = FastAPI(title="Industriverse DAC gateway", docs_url=None, redoc_url=None)
 
@@ -165,6 +169,35 @@ def create_gateway_app(
             res = verify_dac(reg, ledger, trusted_key)
             out |= {"verified": not res.problems, "problems": res.problems}
         return out
+
+    @app.get("/v1/dacs/{dac}/energy")
+    def energy(request: Request, dac: str, days: int = 30):
+        """The DAC's energy states from the Energy Atlas: its lifecycle signature (the newest
+        `lifecycle` state) and the daily history, newest last (at most 500)."""
+        import time as _time
+
+        own(request, dac)
+        if atlas is None:
+            raise HTTPException(404, "not found")
+        since = int((_time.time() - max(1, min(days, 366)) * 86400) * 1000)
+        with atlas() as graph:
+            states = graph.trajectory(f"dac:{dac}", 0)
+        rows = [
+            {
+                "ts_ms": st.ts_ms,
+                "E_state": st.E_state,
+                "dE_dt": st.dE_dt,
+                "S_state": st.S_state,
+                "source": st.source,
+            }
+            for st in sorted(states, key=lambda st: st.ts_ms)
+        ]
+        lifecycle = [r for r in rows if r["source"] == "lifecycle"]
+        return {
+            "dac_id": dac,
+            "lifecycle": lifecycle[-1] if lifecycle else None,
+            "history": [r for r in rows if r["ts_ms"] >= since and r["source"] != "lifecycle"][-500:],
+        }
 
     @app.get("/v1/pins")
     def pins(request: Request):
@@ -243,11 +276,13 @@ def create_gateway_app(
 
         return {"token": keys.stream_token(request.state.client), "expires_in_s": TOKEN_TTL_S}
 
-    async def _accept(ws: WebSocket) -> str | None:
+    async def _accept(ws: WebSocket, before_accept=None) -> str | None:
         client = keys.client_for_token(ws.query_params.get("token"))
         if client is None:
             await ws.close(code=1008)
             return None
+        if before_accept is not None:  # e.g. subscribe first: nothing published after the open is missed
+            before_accept()
         await ws.accept()
         return client
 
@@ -265,13 +300,14 @@ def create_gateway_app(
 
     @app.websocket("/v1/streams/detections")
     async def detection_stream(ws: WebSocket):
-        client = await _accept(ws)
-        if client is None:
-            return
         if detections is None:
             await ws.close(code=1011)
             return
-        sub = detections.subscribe(maxsize=1000)
+        subs = []
+        client = await _accept(ws, lambda: subs.append(detections.subscribe(maxsize=1000)))
+        if client is None:
+            return
+        sub = subs[0]
         loop = asyncio.get_running_loop()
         owned, checked = set(view.dacs(client)), loop.time()
         try:

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import time
 from pathlib import Path
@@ -73,12 +74,26 @@ class ApiKeys:
 
     # --- stream tokens ------------------------------------------------------------------
     def _server_secret(self) -> bytes:
-        p = self.dir / "token-secret"
-        if not p.is_file():
+        """The token-signing secret: created once (O_EXCL, so concurrent first uses agree on
+        one), then read and cached."""
+        if getattr(self, "_secret", None) is None:
+            p = self.dir / "token-secret"
             p.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(p, secrets.token_hex(32))
-            p.chmod(0o600)
-        return bytes.fromhex(p.read_text().strip())
+            try:
+                fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                for _ in range(100):  # another process is writing it
+                    text = p.read_text().strip()
+                    if len(text) == 64:
+                        break
+                    time.sleep(0.01)
+                self._secret = bytes.fromhex(p.read_text().strip())
+            else:
+                secret = secrets.token_bytes(32)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secret.hex())
+                self._secret = secret
+        return self._secret
 
     def stream_token(self, client_id: str, now: float | None = None) -> str:
         body = f"{client_id}.{int((now or time.time()) + TOKEN_TTL_S)}".encode()

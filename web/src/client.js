@@ -21,6 +21,10 @@ export async function stream(el, path, onMessage) {
   const base = (url || location.origin).replace(/^http/, "ws");
   const ws = new WebSocket(`${base}${path}?token=${encodeURIComponent(token)}`);
   ws.onmessage = (e) => onMessage(JSON.parse(e.data));
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = () => reject(new Error(`${path}: the stream did not open`));
+  });
   return ws;
 }
 

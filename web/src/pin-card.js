@@ -20,7 +20,9 @@ export class IvPinCard extends HTMLElement {
     if (theme) applyTheme(this, theme);
     const pin = await api(this, `/v1/pins/${encodeURIComponent(id)}`);
     this.shadowRoot.querySelector("h3").textContent = `${pin.title || id}`;
-    const e = pin.energy || {};
+    // the measured signature from the Energy Atlas (the pin's copy only when the Atlas has none)
+    const atlas = await api(this, `/v1/dacs/${encodeURIComponent(id)}/energy`).catch(() => null);
+    const e = atlas?.lifecycle || pin.energy || {};
     if (this.hasAttribute("show-thermodynamic-gauge")) {
       const max = Math.max(1, Number(e.E_state || 0) * 2);
       this.shadowRoot.querySelector(".gauge").innerHTML = `
