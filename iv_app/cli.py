@@ -234,7 +234,7 @@ def ingest_serve(host: str, udp_port: int, http_port: int) -> None:
     async def run():
         transport, drain = await serve_udp(svc, host, udp_port)
         server = uvicorn.Server(
-            uvicorn.Config(create_ingest_app(svc), host=host, port=http_port, log_level="warning")
+            uvicorn.Config(create_ingest_app(svc, stream), host=host, port=http_port, log_level="warning")
         )
         click.echo(f"ingest: UDP {host}:{udp_port}, HTTP http://{host}:{http_port} ({len(keys)} devices)")
 
@@ -447,7 +447,13 @@ def gateway_key_list() -> None:
 @click.option(
     "--demo", is_flag=True, help="also serve /demo for the sample client (a key made for it is in the page)"
 )
-def gateway_serve(host: str, port: int, demo: bool) -> None:
+@click.option(
+    "--detections",
+    default="ws://127.0.0.1:8090/v1/detections",
+    show_default=True,
+    help="the edge ingest service's detection feed ('' for none)",
+)
+def gateway_serve(host: str, port: int, demo: bool, detections: str) -> None:
     """REST + WebSocket on HOST:PORT (themes from <storage>/themes and examples/themes); the
     web components from web/dist at /static; proofs verified against the configured ledger."""
     import uvicorn
@@ -466,15 +472,33 @@ def gateway_serve(host: str, port: int, demo: bool) -> None:
             raise click.ClickException("--demo puts an API key in a web page: loopback only")
         _, demo_key = ApiKeys(storage.root / "gateway").create("acme-healthcare")
         click.echo(f"demo: http://{host}:{port}/demo (a key for acme-healthcare was created for it)")
+    from contextlib import asynccontextmanager
+
+    from iv_pipelines.edge.forward import DetectionStream
+    from iv_pipelines.edge.http import relay_detections
+
+    stream = DetectionStream() if detections else None
     app = create_gateway_app(
         storage.root,
         [repo / "examples" / "themes"],
+        detections=stream,
         static_dir=repo / "web" / "dist" if (repo / "web" / "dist").is_dir() else None,
         demo_key=demo_key,
         ledger=LedgerResource().get(),
         trusted_key=ProofResource().trusted_key(),
         atlas=lambda: EnergyAtlasResource().open(storage.root),
     )
+    if stream is not None:
+
+        @asynccontextmanager
+        async def lifespan(_app):
+            import asyncio
+
+            task = asyncio.create_task(relay_detections(detections, stream))
+            yield
+            task.cancel()
+
+        app.router.lifespan_context = lifespan
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

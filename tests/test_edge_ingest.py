@@ -283,3 +283,55 @@ calibration:
         RequestStore(layout.root).ingest_calibration(bad, None)
     with pytest.raises(ValueError, match="exactly one of path or from_device"):
         parse_request_text(text.replace("from_device: esp-lr", "from_device: esp-lr, path: x.csv"))
+
+
+def test_detections_reach_another_process_through_the_ingest_feed():
+    """`iv gateway serve` subscribes to `iv ingest serve`'s /v1/detections: a detection the
+    ingest side publishes arrives on the gateway side's stream (real sockets on loopback)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from iv_pipelines.edge.forward import DetectionStream, DeviceDetection
+    from iv_pipelines.edge.http import create_ingest_app, relay_detections
+
+    ingest_side, gateway_side = DetectionStream(), DetectionStream()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_ingest_app(IngestService({}.get), ingest_side)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    sub = gateway_side.subscribe()
+
+    async def run():
+        stop = asyncio.Event()
+        relay = asyncio.create_task(
+            relay_detections(f"ws://127.0.0.1:{port}/v1/detections", gateway_side, stop)
+        )
+        for _ in range(100):  # until the relay is subscribed on the ingest side
+            await asyncio.sleep(0.05)
+            if ingest_side._subs:
+                break
+        ingest_side.publish(
+            DeviceDetection(
+                "esp-1", "fall-a1", 7, 70_000, "fall", 0.9, {"fall": 0.9}, "1.0.0", "simulation_only"
+            )
+        )
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if not sub.empty():
+                break
+        stop.set()
+        relay.cancel()
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.should_exit = True
+    det = sub.get_nowait()
+    assert (det.device_id, det.dac_id, det.seq, det.label) == ("esp-1", "fall-a1", 7, "fall")

@@ -13,7 +13,8 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from iv_pipelines.edge.frames import MAX_FRAME_BYTES
 from iv_pipelines.edge.ingest import IngestService
@@ -70,7 +71,7 @@ def delimited(frames: list[bytes]) -> bytes:
     return bytes(out)
 
 
-def create_ingest_app(service: IngestService) -> Starlette:
+def create_ingest_app(service: IngestService, detections=None) -> Starlette:
     async def ingest(request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
@@ -96,10 +97,53 @@ def create_ingest_app(service: IngestService) -> Starlette:
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
+    async def detection_feed(ws: WebSocket) -> None:
+        import asyncio
+        import queue
+
+        host = ws.client.host if ws.client else ""
+        if detections is None or host not in ("127.0.0.1", "::1"):
+            await ws.close(code=1008)
+            return
+        sub = detections.subscribe(maxsize=10_000)  # before the socket opens: nothing missed
+        await ws.accept()
+        try:
+            while True:
+                try:
+                    det = sub.get_nowait()
+                except queue.Empty:
+                    await asyncio.sleep(0.02)
+                    continue
+                await ws.send_json(det.to_dict())
+        except Exception:  # noqa: BLE001 (the subscriber went away)
+            return
+        finally:
+            detections.unsubscribe(sub)
+
     return Starlette(
         routes=[
             Route("/v1/ingest", ingest, methods=["POST"]),
             Route("/v1/devices", devices, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            WebSocketRoute("/v1/detections", detection_feed),
         ]
     )
+
+
+async def relay_detections(url: str, stream, stop=None) -> None:
+    """Subscribe to another process's `/v1/detections` feed and republish every detection on
+    `stream` (the gateway's), reconnecting after a second when the feed goes away."""
+    import asyncio
+    import json
+
+    import websockets
+
+    from iv_pipelines.edge.forward import DeviceDetection
+
+    while stop is None or not stop.is_set():
+        try:
+            async with websockets.connect(url) as ws:
+                async for text in ws:
+                    stream.publish(DeviceDetection(**json.loads(text)))
+        except (OSError, websockets.WebSocketException, TypeError, ValueError):
+            await asyncio.sleep(1.0)
