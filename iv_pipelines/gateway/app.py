@@ -167,7 +167,11 @@ def create_gateway_app(
             from iv_pipelines.ledger.sync import verify_dac
 
             res = verify_dac(reg, ledger, trusted_key)
-            out |= {"verified": not res.problems, "problems": res.problems}
+            root = str(layout.root)  # a client learns what is wrong, not where the server keeps files
+            out |= {
+                "verified": not res.problems,
+                "problems": [p.replace(root, "<storage>") for p in res.problems],
+            }
         return out
 
     @app.get("/v1/dacs/{dac}/energy")
