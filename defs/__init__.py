@@ -9,5 +9,6 @@ schedules and sensors, and `iv_app.definitions` loads them all
     proof.py         group proof:      lineage_proof, utid (+ the daily ledger re-verification)
     packaging.py     group packaging:  energy_signature, dac_package, shield_review
     deployment.py    group deployment: dac_deployment, service_mesh, capsule_pins
+    edge.py          group edge:       device_captures (what each ESP32 sent, daily)
     operations/      group operations: health, energy, reports, research, base_model
 """
