@@ -186,12 +186,17 @@ class DacRequest(BaseModel):
 
     def canonical_dict(self) -> dict:
         """The request as stored and hashed. Fields added after requests were first stored
-        (`calibration`, `accept_simulation_evidence`) are left out while at their defaults, so
-        a request that does not use them keeps its digest (and its DAC its identity)."""
+        (`calibration`, `accept_simulation_evidence`, a capture's `from_device`, `seconds`,
+        `start_us`) are left out while at their defaults, so a request that does not use them
+        keeps its digest (and its DAC its identity)."""
         doc = self.model_dump(mode="json")
         for name, default in (("calibration", []), ("accept_simulation_evidence", False)):
             if doc.get(name) == default:
                 doc.pop(name)
+        for cap in doc.get("calibration", []):  # added with the edge (`from_device`): same rule
+            for name in ("from_device", "seconds", "start_us"):
+                if cap.get(name) is None:
+                    cap.pop(name, None)
         return doc
 
     def digest(self) -> str:
