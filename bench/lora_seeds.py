@@ -12,6 +12,8 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> int:
+    import os
+
     from iv_pipelines.request import load_request_file
     from iv_pipelines.sensing.calibration import Calibration
     from iv_pipelines.sensing.client import train_client_adapter
@@ -19,7 +21,11 @@ def main() -> int:
     from iv_pipelines.sensing.pipeline import twin_context
     from iv_pipelines.storage import StorageLayout, default_storage_root
 
-    base = StorageLayout(default_storage_root()).base_model_dir()
+    # make demo's home unless the environment names another storage root
+    configured = os.environ.get("IV_STORAGE_ROOT") or os.environ.get("DAGSTER_HOME")
+    base = StorageLayout(
+        default_storage_root() if configured else REPO / ".dagster_home" / "iv"
+    ).base_model_dir()
     if not (base / "model.safetensors").exists():
         print(f"SKIPPED: no base model at {base}; run `make demo` first")
         return 0

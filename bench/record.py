@@ -85,6 +85,9 @@ def main(argv: list[str]) -> int:
     if proc.wait() != 0:
         print(f"[record] {command} exited {proc.returncode}: no record written", file=sys.stderr)
         return proc.returncode
+    if any(ln.startswith("SKIPPED") for ln in lines):  # measured nothing: not a record
+        print(f"[record] {command} skipped (see above): no record written", file=sys.stderr)
+        return 0
     kept = summary_lines(lines)
     out = REPO / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
