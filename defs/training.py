@@ -191,7 +191,9 @@ def lora_adapter(
     )
     curve = training_curve_png(res.losses, out / "training_curve.png", "LoRA adaptation")
     ev = res.evidence
-    unmet = constraint_violations(dac_request, ev)
+    from iv_pipelines.sensing.gate import constraint_violations
+
+    unmet = constraint_violations(dac_request.constraints, ev)
     gate_ok = res.gate["verdict"] != "worse"
     ok = gate_ok and not unmet
     why = (
@@ -271,37 +273,6 @@ def lora_adapter(
             }
         ),
     )
-
-
-def constraint_violations(request: DacRequest, evidence: dict) -> list[str]:
-    """Client constraints the shipped model's decisions significantly miss (the whole 95 %
-    Wilson interval on the wrong side), on the evidence that decides (`validated_on`); an
-    estimate that misses by less than its noise is not a violation (the metadata says so),
-    and simulated evidence the request does not accept is `unverified` (the Shield blocks)."""
-    from iv_pipelines.sensing.gate import constraint_status
-
-    src = evidence["client_device"] if evidence["validated_on"] == "client_device" else evidence["simulation"]
-    c = request.constraints
-    out = []
-    n_all = int(src.get("n", 0))
-    for name, key, limit, sense, n in (
-        ("min_accuracy", "accuracy", c.min_accuracy, "min", n_all),
-        (
-            "max_false_alarm_rate",
-            "fall_false_alarm_rate",
-            c.max_false_alarm_rate,
-            "max",
-            n_all - int(src.get("n_fall", 0)),
-        ),
-    ):
-        if limit is None or key not in src:
-            continue
-        status, (lo, hi) = constraint_status(src[key], n, limit, sense)
-        if status == "missed":
-            out.append(
-                f"{name} {limit}: measured {src[key]:.3f} (95% CI {lo:.3f}-{hi:.3f}, {n} windows, {evidence['validated_on']})"
-            )
-    return out
 
 
 wifi_sensing_base_model_job = dg.define_asset_job(

@@ -140,3 +140,22 @@ def test_simulation_only_dac_reports_min_accuracy_unverified_and_the_shield_bloc
     c4, _ = measured_constraints(req, _evidence(True, n_real=40), meas)
     d4 = shield(c4, [], "client_device")
     assert d4.approved and sum(r.startswith("uncertain") for r in d4.reasons) == 2
+
+
+def test_constraint_violations_judge_the_decisive_evidence_with_its_noise():
+    """The lora_adapter check's rule, without Dagster: a miss counts only when the whole 95 %
+    interval is on the wrong side, on the evidence the DAC is validated on."""
+    from types import SimpleNamespace
+
+    from iv_pipelines.sensing.gate import accuracy_constraints, constraint_violations
+
+    strict = SimpleNamespace(min_accuracy=0.99, max_false_alarm_rate=0.001)
+    close = SimpleNamespace(min_accuracy=0.975, max_false_alarm_rate=None)
+    # real captures decide: accuracy 0.91 of 400 misses 0.99 beyond noise; 0.05 FA of 400 misses 0.001
+    missed = constraint_violations(strict, _evidence(True))
+    assert [m.split(" ")[0] for m in missed] == ["min_accuracy", "max_false_alarm_rate"]
+    assert "client_device" in missed[0]
+    # simulation decides: 0.97 of 600 against 0.975 is within its noise -> not a violation
+    assert constraint_violations(close, _evidence(False)) == []
+    assert [r[0] for r in accuracy_constraints(close, _evidence(False))] == ["min_accuracy"]
+    assert accuracy_constraints(strict, _evidence(False))[1][4] == 450  # false alarms over non-fall windows

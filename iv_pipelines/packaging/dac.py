@@ -96,8 +96,10 @@ def measured_constraints(req: DacRequest, ev: dict, meas: dict) -> tuple[list, l
     Accuracy-type constraints are judged on the client's own held-out captures when the DAC has
     them; on simulated evidence only if the request accepts it (`accept_simulation_evidence`),
     otherwise they are `unverified` and block approval (DESIGN §2)."""
+    from iv_pipelines.sensing.gate import accuracy_constraints, decisive_evidence
+
     c = req.constraints
-    decisive = ev["client_device"] if ev["validated_on"] == "client_device" else ev["simulation"]
+    decisive = decisive_evidence(ev)
     usable = ev["validated_on"] == "client_device" or req.accept_simulation_evidence
     label = (
         "client device, held-out captures"
@@ -105,19 +107,7 @@ def measured_constraints(req: DacRequest, ev: dict, meas: dict) -> tuple[list, l
         else "simulated client room"
     )
     constraints, unverified = [], []
-    n_all = int(decisive.get("n", 0))
-    for name, key, limit, sense, n in (
-        ("min_accuracy", "accuracy", c.min_accuracy, "min", n_all),
-        (
-            "max_false_alarm_rate",
-            "fall_false_alarm_rate",
-            c.max_false_alarm_rate,
-            "max",
-            n_all - int(decisive.get("n_fall", 0)),
-        ),
-    ):
-        if limit is None:
-            continue
+    for name, key, limit, sense, n in accuracy_constraints(c, ev):
         if usable and key in decisive:
             constraints.append((f"{name} ({label})", decisive[key], limit, sense, n))
         else:

@@ -137,3 +137,47 @@ def constraint_status(measured: float, n: int, limit: float, sense: str) -> tupl
         return "met", (lo, hi)
     worse = hi < limit if sense == "min" else lo > limit
     return ("missed" if worse else "uncertain"), (lo, hi)
+
+
+def decisive_evidence(evidence: dict) -> dict:
+    """The evidence a DAC's accuracy claims rest on: the client's held-out real captures when
+    it has them (`validated_on == client_device`), else the simulated client room."""
+    return (
+        evidence["client_device"] if evidence["validated_on"] == "client_device" else evidence["simulation"]
+    )
+
+
+def accuracy_constraints(constraints, evidence: dict) -> list[tuple[str, str, float, str, int]]:
+    """(name, metric key, limit, sense, windows) of each accuracy-type constraint a request
+    sets, on the decisive evidence: accuracy over every window, the fall false-alarm rate over
+    the non-fall windows."""
+    src = decisive_evidence(evidence)
+    n_all = int(src.get("n", 0))
+    rows = (
+        ("min_accuracy", "accuracy", constraints.min_accuracy, "min", n_all),
+        (
+            "max_false_alarm_rate",
+            "fall_false_alarm_rate",
+            constraints.max_false_alarm_rate,
+            "max",
+            n_all - int(src.get("n_fall", 0)),
+        ),
+    )
+    return [r for r in rows if r[2] is not None]
+
+
+def constraint_violations(constraints, evidence: dict) -> list[str]:
+    """Client constraints the shipped model's decisions significantly miss (the whole 95 %
+    Wilson interval on the wrong side), on the evidence that decides (`validated_on`); an
+    estimate that misses by less than its noise is not a violation."""
+    src = decisive_evidence(evidence)
+    out = []
+    for name, key, limit, sense, n in accuracy_constraints(constraints, evidence):
+        if key not in src:
+            continue
+        status, (lo, hi) = constraint_status(src[key], n, limit, sense)
+        if status == "missed":
+            out.append(
+                f"{name} {limit}: measured {src[key]:.3f} (95% CI {lo:.3f}-{hi:.3f}, {n} windows, {evidence['validated_on']})"
+            )
+    return out
