@@ -61,6 +61,17 @@ class DetectionStream:
             if q in self._subs:
                 self._subs.remove(q)
 
+    @staticmethod
+    async def iterate(sub: queue.Queue, poll_s: float = 0.02):
+        """A subscription as an async iterator (for WebSocket handlers on an event loop)."""
+        import asyncio
+
+        while True:
+            try:
+                yield sub.get_nowait()
+            except queue.Empty:
+                await asyncio.sleep(poll_s)
+
     def publish(self, det: DeviceDetection) -> None:
         with self._lock:
             self.published += 1

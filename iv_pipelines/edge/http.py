@@ -98,9 +98,6 @@ def create_ingest_app(service: IngestService, detections=None) -> Starlette:
         return JSONResponse({"ok": True})
 
     async def detection_feed(ws: WebSocket) -> None:
-        import asyncio
-        import queue
-
         host = ws.client.host if ws.client else ""
         if detections is None or host not in ("127.0.0.1", "::1"):
             await ws.close(code=1008)
@@ -108,12 +105,7 @@ def create_ingest_app(service: IngestService, detections=None) -> Starlette:
         sub = detections.subscribe(maxsize=10_000)  # before the socket opens: nothing missed
         await ws.accept()
         try:
-            while True:
-                try:
-                    det = sub.get_nowait()
-                except queue.Empty:
-                    await asyncio.sleep(0.02)
-                    continue
+            async for det in detections.iterate(sub):
                 await ws.send_json(det.to_dict())
         except Exception:  # noqa: BLE001 (the subscriber went away)
             return

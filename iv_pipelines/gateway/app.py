@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request, WebSocket
@@ -315,12 +314,7 @@ def create_gateway_app(
         loop = asyncio.get_running_loop()
         owned, checked = set(view.dacs(client)), loop.time()
         try:
-            while True:
-                try:
-                    det = sub.get_nowait()
-                except queue.Empty:
-                    await asyncio.sleep(0.02)
-                    continue
+            async for det in detections.iterate(sub):
                 if loop.time() - checked > 5:  # DACs added or moved meanwhile
                     owned, checked = set(view.dacs(client)), loop.time()
                 if det.dac_id in owned:
