@@ -185,8 +185,9 @@ class StorageLayout:
         """The shared files every DAC's lineage commits to (calibration captures, base model)."""
         return [self.calibration_dir(), self.base_model_dir()]
 
-    def cas_dir(self) -> Path:
-        return self.root / "cas"
+    def cas_file(self, sha256: str) -> Path:
+        """`cas/sha256/<2>/<digest>`: a content-addressed copy of a shared lineage input."""
+        return self.root / "cas" / "sha256" / sha256[:2] / sha256
 
     # --- operations -----------------------------------------------------------------------
     def telemetry_dir(self) -> Path:

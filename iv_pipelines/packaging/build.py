@@ -49,7 +49,6 @@ from iv_pipelines.proof.dsse import (
     verify_envelope,
 )
 from iv_pipelines.proof.lineage import sha256_file
-from iv_pipelines.storage import StorageLayout
 
 PACKAGE_FORMAT = "iv-dac-package-1"
 BUILD_TYPE = "https://github.com/industriverse/dac-factory/package/v1"
@@ -119,10 +118,6 @@ class Package:
     files: dict[str, str]  # relative path -> sha256
     manifest: dict
     probe: dict = field(default_factory=dict)
-
-
-def package_root(storage_root: Path, dac_id: str) -> Path:
-    return StorageLayout(storage_root).package_root(dac_id)
 
 
 def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:

@@ -88,8 +88,8 @@ def _files(directory: Path, exclude: set[str] = frozenset()) -> list[Path]:
 
 
 def _cas_put(root: Path, src: Path, digest: str) -> str:
-    rel = f"cas/sha256/{digest[:2]}/{digest}"
-    dst = root / rel
+    dst = StorageLayout(root).cas_file(digest)
+    rel = dst.relative_to(root).as_posix()
     if not dst.exists():
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name(f".{digest}.tmp")
