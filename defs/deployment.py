@@ -57,7 +57,11 @@ def dac_deployment(
     manifest = json.loads((pkg_dir / "manifest.json").read_text())
     try:
         if target == "local":
-            rec = deployer.local(storage.root).deploy(pkg_dir, dac_id, pointer["version"])
+            # the capsule's inference log stays in the client's storage namespace
+            log_dir = storage.layout.inference_log_dir(dac_id)
+            rec = deployer.local(storage.root).deploy(
+                pkg_dir, dac_id, pointer["version"], env={"IV_INFERENCE_LOG_DIR": str(log_dir)}
+            )
         elif target == "docker":
             rec = deployer.docker().deploy(
                 pkg_dir,

@@ -248,6 +248,7 @@ SCORE_CHECK = "score_above_threshold"
     group_name="discovery",
     owners=OWNERS,
     kinds={"python", "pytorch"},
+    io_manager_key="calibration_io_manager",  # runs read <storage>/calibration, not a pickle
     code_version=calibration_code_version(),
     automation_condition=dg.AutomationCondition.missing() | dg.AutomationCondition.code_version_changed(),
     description=(

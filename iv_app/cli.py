@@ -411,11 +411,16 @@ def gateway_key() -> None:
 
 @gateway_key.command("create")
 @click.argument("client_id")
-def gateway_key_create(client_id: str) -> None:
+@click.option(
+    "--allow-deploy", is_flag=True, help="the key may also launch its DACs' lifecycle runs in Dagster"
+)
+def gateway_key_create(client_id: str, allow_deploy: bool) -> None:
     from iv_pipelines.gateway.keys import ApiKeys
 
     try:
-        key_id, key = ApiKeys(_storage().root / "gateway").create(client_id)
+        key_id, key = ApiKeys(_storage().root / "gateway").create(
+            client_id, scopes=("deploy",) if allow_deploy else ()
+        )
     except ValueError as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"key {key_id} for {client_id} (shown once, store it now):\n{key}")
@@ -438,26 +443,41 @@ def gateway_key_list() -> None:
     from iv_pipelines.gateway.keys import ApiKeys
 
     for k in ApiKeys(_storage().root / "gateway").list():
-        click.echo(f"{k['key_id']}  {k['client_id']}  {'revoked' if k['revoked'] else 'active'}")
+        scopes = ",".join(k["scopes"]) or "read"
+        click.echo(f"{k['key_id']}  {k['client_id']}  {'revoked' if k['revoked'] else 'active'}  {scopes}")
 
 
 @gateway.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8088, show_default=True, type=int)
 @click.option(
-    "--demo", is_flag=True, help="also serve /demo for the sample client (a key made for it is in the page)"
+    "--demo",
+    is_flag=True,
+    help="also serve /demo for the sample DAC, fed live by SIMULATED twin CSI through its capsule "
+    "(loopback only; a key made for it is in the page)",
 )
 @click.option(
     "--detections",
     default="ws://127.0.0.1:8090/v1/detections",
     show_default=True,
-    help="the edge ingest service's detection feed ('' for none)",
+    help="the edge ingest service's detection feed ('' for none; --demo feeds its own)",
 )
-def gateway_serve(host: str, port: int, demo: bool, detections: str) -> None:
+@click.option(
+    "--dagster",
+    "dagster_url",
+    default="",
+    help="the Dagster webserver's GraphQL URL (e.g. http://127.0.0.1:3000/graphql, `make ui`): "
+    "keys with the deploy scope may launch lifecycle runs through it",
+)
+def gateway_serve(host: str, port: int, demo: bool, detections: str, dagster_url: str) -> None:
     """REST + WebSocket on HOST:PORT (themes from <storage>/themes and examples/themes); the
     web components from web/dist at /static; proofs verified against the configured ledger."""
+    import asyncio
+    from contextlib import asynccontextmanager
+
     import uvicorn
 
+    from iv_pipelines.edge.forward import DetectionStream
     from iv_pipelines.gateway.app import create_gateway_app
     from iv_pipelines.gateway.keys import ApiKeys
     from resources.deploy import EnergyAtlasResource
@@ -466,18 +486,43 @@ def gateway_serve(host: str, port: int, demo: bool, detections: str) -> None:
 
     repo = Path(__file__).resolve().parent.parent
     storage = _storage()
-    demo_key = None
+    layout = storage.layout
+    demo_key, demo_dac, started_capsule = None, None, False
     if demo:
+        from iv_app.demo import SAMPLE_DAC
+        from iv_pipelines.gateway.demo import capsule_url
+
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise click.ClickException("--demo puts an API key in a web page: loopback only")
-        _, demo_key = ApiKeys(storage.root / "gateway").create("acme-healthcare")
-        click.echo(f"demo: http://{host}:{port}/demo (a key for acme-healthcare was created for it)")
-    from contextlib import asynccontextmanager
+        cur = layout.current_package(SAMPLE_DAC)
+        if cur is None:
+            raise click.ClickException(f"{SAMPLE_DAC} has no package yet: run `make demo` first")
+        demo_dac = SAMPLE_DAC
+        url = capsule_url(layout, SAMPLE_DAC)
+        if url is None:
+            from iv_pipelines.deploy.targets import LocalDeployer
 
-    from iv_pipelines.edge.forward import DetectionStream
-    from iv_pipelines.edge.http import relay_detections
+            click.echo(f"demo: starting {SAMPLE_DAC} {cur['version']}'s capsule locally...")
+            url = (
+                LocalDeployer(layout.deployments_dir() / "gateway-demo")
+                .deploy(Path(cur["directory"]), SAMPLE_DAC, cur["version"])
+                .url
+            )
+            started_capsule = True
+        client = (layout.dac_request(SAMPLE_DAC) or {}).get("client_id", "acme-healthcare")
+        _, demo_key = ApiKeys(layout.root / "gateway").create(
+            client, scopes=("deploy",) if dagster_url else ()
+        )
+        click.echo(
+            f"demo: http://{host}:{port}/demo (a key for {client} was created for it; capsule {url}; "
+            "SIMULATED twin CSI)"
+        )
+    runs = None
+    if dagster_url:
+        from iv_pipelines.gateway.dagster_runs import DagsterRuns
 
-    stream = DetectionStream() if detections else None
+        runs = DagsterRuns(dagster_url)
+    stream = DetectionStream() if (detections or demo) else None
     app = create_gateway_app(
         storage.root,
         [repo / "examples" / "themes"],
@@ -487,19 +532,91 @@ def gateway_serve(host: str, port: int, demo: bool, detections: str) -> None:
         ledger=LedgerResource().get(),
         trusted_key=ProofResource().trusted_key(),
         atlas=lambda: EnergyAtlasResource().open(storage.root),
+        runs=runs,
+        demo_simulated=demo,
+        capsule_url_for=(lambda d: url if d == demo_dac else None) if demo else None,
     )
-    if stream is not None:
 
-        @asynccontextmanager
-        async def lifespan(_app):
-            import asyncio
+    @asynccontextmanager
+    async def lifespan(_app):
+        tasks = []
+        if demo:
+            from iv_pipelines.gateway.demo import build_scene, play
 
-            task = asyncio.create_task(relay_detections(detections, stream))
-            yield
-            task.cancel()
+            scene = await asyncio.to_thread(build_scene, layout, demo_dac)
+            tasks.append(asyncio.create_task(play(layout, demo_dac, url, stream, scene)))
+        elif stream is not None:
+            from iv_pipelines.edge.http import relay_detections
 
-        app.router.lifespan_context = lifespan
-    uvicorn.run(app, host=host, port=port, log_level="info")
+            tasks.append(asyncio.create_task(relay_detections(detections, stream)))
+        yield
+        for t in tasks:
+            t.cancel()
+
+    app.router.lifespan_context = lifespan
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        if started_capsule:
+            from iv_pipelines.deploy.targets import LocalDeployer
+
+            LocalDeployer(layout.deployments_dir() / "gateway-demo").stop(demo_dac)
+
+
+@main.group()
+def feedback() -> None:
+    """True labels for windows a DAC's capsule logged (its inference log)."""
+
+
+@feedback.command("add")
+@click.argument("dac_id")
+@click.argument("labels", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--source", default="bulk", show_default=True, help="who gave the labels (when a row does not say)"
+)
+def feedback_add(dac_id: str, labels: Path, source: str) -> None:
+    """Add LABELS (CSV with a header `window_id,label[,source]`, or JSON lines with those keys)
+    to DAC_ID's feedback: all rows or none (the first bad row is named)."""
+    import csv
+    import json
+
+    from iv_pipelines.runtime.inference_log import FeedbackError, InferenceLog
+    from iv_pipelines.runtime.predictor import RuntimeConfig
+
+    layout = _storage().layout
+    cur = layout.current_package(dac_id)
+    if cur is None:
+        raise click.ClickException(f"{dac_id} has no package: it has no capsule and no inference log")
+    log_dir = layout.inference_log_dir(dac_id)
+    if not log_dir.is_dir():
+        raise click.ClickException(f"{dac_id} has no inference log at {log_dir}: was it deployed with one?")
+    text = labels.read_text(errors="replace")
+    rows: list[tuple[str, str, str]] = []
+    if labels.suffix in (".jsonl", ".ndjson"):
+        for i, ln in enumerate(text.splitlines(), 1):
+            if not ln.strip():
+                continue
+            try:
+                d = json.loads(ln)
+                rows.append((str(d["window_id"]), str(d["label"]), str(d.get("source", source))))
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise click.ClickException(
+                    f"{labels}:{i}: not a JSON object with window_id and label ({e}); nothing was stored"
+                ) from None
+    else:
+        reader = csv.DictReader(text.splitlines())
+        if not reader.fieldnames or not {"window_id", "label"} <= set(reader.fieldnames):
+            raise click.ClickException(f"{labels}: the CSV needs a header with window_id and label")
+        rows = [(r["window_id"] or "", r["label"] or "", r.get("source") or source) for r in reader]
+    if not rows:
+        raise click.ClickException(f"{labels}: no labels")
+    classes = list(RuntimeConfig.load(Path(cur["directory"])).classes)
+    try:
+        stored = InferenceLog(log_dir, classes).add_feedback_many(rows)
+    except FeedbackError as e:
+        raise click.ClickException(f"{labels}: {e}; nothing was stored") from None
+    wrong = sum(r["label"] != r["predicted"] for r in stored)
+    click.echo(f"stored {len(stored)} labels for {dac_id} ({wrong} disagree with what the capsule decided)")
 
 
 @main.command("docs")

@@ -7,6 +7,7 @@ from importlib import resources as importlib_resources
 from pathlib import Path
 
 SAMPLE_REQUEST = "fall-detection-acme.yaml"
+SAMPLE_DAC = "fall-detection-acme"  # the dac partition of the sample request
 # progress logs (epochs, DGM iterations) at INFO; Dagster's per-event DEBUG lines stay in the UI
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 # shared (unpartitioned) assets the lifecycle needs: built once, refreshed by their own jobs

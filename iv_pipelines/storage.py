@@ -139,6 +139,10 @@ class StorageLayout:
         return _read_json(Path(cur["directory"]) / "manifest.json") if cur else None
 
     # --- deployments ----------------------------------------------------------------------
+    def inference_log_dir(self, dac_id: str) -> Path:
+        """The DAC's inference log and feedback labels (written by its capsule)."""
+        return self.root / "inference" / dac_id
+
     def deployments_dir(self) -> Path:
         return self.root / "deployments"
 

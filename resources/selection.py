@@ -19,7 +19,7 @@ from resources.ledger import LedgerResource
 from resources.mesh import AsiRegistryResource, TtfRouterResource
 from resources.proof import ProofResource
 from resources.sensing import SensingResource
-from resources.storage import FactoryStorage
+from resources.storage import CalibrationIOManager, FactoryStorage
 
 
 def resources_for(env: Environment | None = None) -> dict[str, Any]:
@@ -36,8 +36,10 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
         "router": TtfRouterResource(),
     }
     if env == "prod":
+        storage = FactoryStorage(root_dir=dg.EnvVar("IV_STORAGE_ROOT"))
         return common | {
-            "storage": FactoryStorage(root_dir=dg.EnvVar("IV_STORAGE_ROOT")),
+            "storage": storage,
+            "calibration_io_manager": CalibrationIOManager(storage=storage),
             "ace": AceMemoryResource(url=dg.EnvVar("IV_ACE_DATABASE_URL")),
             "ledger": LedgerResource(
                 backend="rpc",
@@ -55,8 +57,10 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
         }
     root = default_storage_root()
     StorageLayout(root).ensure()  # `cp request.yaml <root>/drop/` works before the first sensor tick
+    storage = FactoryStorage(root_dir=str(root))
     return common | {
-        "storage": FactoryStorage(root_dir=str(root)),
+        "storage": storage,
+        "calibration_io_manager": CalibrationIOManager(storage=storage),
         "ace": AceMemoryResource(url=StorageLayout(root).ace_memory_url()),
         "ledger": LedgerResource(),
         "deployer": DeployerResource(),

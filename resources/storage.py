@@ -38,3 +38,30 @@ class FactoryStorage(dg.ConfigurableResource):
 
     def dac_dir(self, dac_id: str) -> Path:
         return self.layout.dac_dir(dac_id)
+
+
+class CalibrationIOManager(dg.ConfigurableIOManager):
+    """The score calibration lives in one place, `<storage>/calibration/score_calibration.npz`
+    (written by the asset with its report): runs load it from there, so a run launched by the
+    webserver, the daemon or a Kubernetes pod reads the same file `make demo` wrote, whatever
+    the instance's own IO storage holds."""
+
+    storage: FactoryStorage
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        from iv_pipelines.scoring.calibration import Calibration
+
+        path = self.storage.layout.score_calibration_file()
+        if not path.is_file() or Calibration.load(path).digest() != obj.digest():
+            obj.save(path)
+
+    def load_input(self, context: dg.InputContext):
+        from iv_pipelines.scoring.calibration import Calibration
+
+        path = self.storage.layout.score_calibration_file()
+        if not path.is_file():
+            raise dg.Failure(
+                description=f"no score calibration at {path}: materialize score_calibration "
+                "(score_calibration_job; `make demo` does it once)"
+            )
+        return Calibration.load(path)

@@ -173,7 +173,12 @@ def test_feedback_is_stored_with_its_csi_window_and_only_for_the_clients_own_dev
         "was_fall": False,
     }
     r = c.post("/v1/feedback", headers=h(a), json=body)
-    assert r.status_code == 200 and r.json() == {"stored": True, "window_frames": 201}
+    # no window_id (a detection from a capsule that keeps no log): nothing passed on to the capsule
+    assert r.status_code == 200 and r.json() == {
+        "stored": True,
+        "window_frames": 201,
+        "capsule_feedback": False,
+    }
     [rec] = [json.loads(x) for x in layout.feedback_file("fall-a1").read_text().splitlines()]
     assert rec["was_fall"] is False and rec["label"] == "fall" and rec["client_id"] == "acme-healthcare"
     assert (layout.feedback_windows_dir("fall-a1") / rec["window"]).is_file()
@@ -184,3 +189,91 @@ def test_feedback_is_stored_with_its_csi_window_and_only_for_the_clients_own_dev
     assert c.post("/v1/feedback", headers=h(a), content=b"x" * 5000).status_code == 413
     assert c.post("/v1/feedback", json=body).status_code == 401
     assert len(layout.feedback_file("fall-a1").read_text().splitlines()) == 1
+
+
+class FakeDagster:
+    """Stands in for DagsterRuns (the real one is driven against a live webserver in
+    tests/test_gateway_live.py): records launches, one active run per DAC."""
+
+    def __init__(self):
+        self.launched, self.runs = [], {}
+
+    def launch(self, dac, tags):
+        from iv_pipelines.gateway.dagster_runs import RunConflict
+
+        if any(r["tags"]["dagster/partition"] == dac for r in self.runs.values()):
+            raise RunConflict(f"run of {dac} is already queued or running")
+        run_id = f"{len(self.runs):08d}-0000-0000-0000-000000000000"
+        self.launched.append((dac, tags))
+        self.runs[run_id] = {
+            "run_id": run_id,
+            "job": "dac_lifecycle_job",
+            "status": "STARTED",
+            "tags": {"dagster/partition": dac} | tags,
+            "steps_succeeded": 3,
+            "steps_failed": 0,
+            "steps_total": 12,
+        }
+        return {"run_id": run_id, "status": "QUEUED"}
+
+    def run(self, run_id):
+        return self.runs.get(run_id)
+
+
+def test_lifecycle_runs_need_the_deploy_scope_and_stay_within_the_client(tmp_path):
+    layout = StorageLayout(tmp_path / "iv")
+    for client, dacs in DACS.items():
+        for d in dacs:
+            layout.dac_dir(d)
+            layout.dac_request_file(d).write_text(json.dumps({"dac_id": d, "client_id": client}))
+    keys = ApiKeys(layout.root / "gateway")
+    reader = keys.create("acme-healthcare")[1]
+    deployer = keys.create("acme-healthcare", scopes=("deploy",))[1]
+    other = keys.create("globex", scopes=("deploy",))[1]
+    with pytest.raises(ValueError, match="unknown scope"):
+        keys.create("acme-healthcare", scopes=("admin",))
+    assert [k["scopes"] for k in keys.list()].count(["deploy"]) == 2
+
+    no_dagster = TestClient(create_gateway_app(layout.root))
+    r = no_dagster.post("/v1/dacs/fall-a1/runs", headers=h(deployer))
+    assert r.status_code == 503 and "--dagster" in r.json()["detail"]
+
+    fake = FakeDagster()
+    c = TestClient(create_gateway_app(layout.root, runs=fake))
+    r = c.post("/v1/dacs/fall-a1/runs", headers=h(reader))
+    assert r.status_code == 403 and "deploy scope" in r.json()["detail"]
+    assert c.post("/v1/dacs/fall-a1/runs", headers=h(other)).status_code == 404  # globex's key, acme's DAC
+    assert c.post("/v1/dacs/fall-a1/runs").status_code == 401
+    assert fake.launched == []
+
+    r = c.post("/v1/dacs/fall-a1/runs", headers=h(deployer))
+    assert r.status_code == 201, r.text
+    run_id = r.json()["run_id"]
+    assert fake.launched == [("fall-a1", {"iv/launched_by": "gateway", "iv/client": "acme-healthcare"})]
+    assert c.post("/v1/dacs/fall-a1/runs", headers=h(deployer)).status_code == 409  # one at a time
+    got = c.get(f"/v1/dacs/fall-a1/runs/{run_id}", headers=h(reader)).json()
+    assert (got["status"], got["steps_succeeded"], got["steps_total"]) == ("STARTED", 3, 12)
+    assert "tags" not in got
+    # the run is found only under its own DAC, and never by another client
+    for route, key in (
+        (f"/v1/dacs/fall-a2/runs/{run_id}", reader),
+        (f"/v1/dacs/fall-a1/runs/{run_id}", other),
+        ("/v1/dacs/fall-a1/runs/not-a-run-id", reader),
+        ("/v1/dacs/fall-a1/runs/99999999-0000-0000-0000-000000000000", reader),
+    ):
+        assert c.get(route, headers=h(key)).status_code == 404, route
+
+
+def test_dagster_errors_become_a_503_without_internals(tmp_path):
+    from iv_pipelines.gateway.dagster_runs import DagsterRuns
+
+    layout = StorageLayout(tmp_path / "iv")
+    layout.dac_dir("fall-a1")
+    layout.dac_request_file("fall-a1").write_text(json.dumps({"dac_id": "fall-a1", "client_id": "acme"}))
+    key = ApiKeys(layout.root / "gateway").create("acme", scopes=("deploy",))[1]
+    # nothing listens on port 9 (discard): the webserver is down
+    c = TestClient(
+        create_gateway_app(layout.root, runs=DagsterRuns("http://127.0.0.1:9/graphql", timeout_s=2))
+    )
+    r = c.post("/v1/dacs/fall-a1/runs", headers=h(key))
+    assert r.status_code == 503 and "127.0.0.1" not in r.text

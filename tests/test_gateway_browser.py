@@ -144,6 +144,10 @@ def test_demo_page_pins_gauge_and_badge(served, browser, tmp_path):
         (REPO / "docs" / "img").mkdir(exist_ok=True)
         page.screenshot(path=str(REPO / "docs" / "img" / "capsule-pins-demo.png"))
     assert errors == []
+    from tests.test_gateway_live import axe_violations
+
+    violations = axe_violations(page)
+    assert violations == [], violations
     # tamper with the registration record: the badge must stop saying verified
     reg = layout.lineage_dir(dac) / "registration.json"
     rec = json.loads(reg.read_text())

@@ -50,6 +50,11 @@ def test_health_check_rescores_flags_and_writes_telemetry(deployed):
     lines = [json.loads(x) for x in (work / "telemetry" / "capsules.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and lines[0]["service"] == pkg.dac_id
     assert lines[1]["cpu_seconds"] > 0 and lines[1]["wall_seconds"] < lines[0]["wall_seconds"] + 60  # a delta
+    # a stopped capsule is an issue in the health report, never "issue None, score None"
+    _dep.stop(pkg.dac_id)
+    md = materialized(dg.materialize([dac_health], resources=res))
+    assert md["issues"] == {pkg.dac_id: "stopped"} and md["degraded"] == [pkg.dac_id]
+    assert md["scores"] == {pkg.dac_id: None}
 
 
 def test_healing_job_leaves_a_healthy_capsule_alone_and_restarts_a_dead_one(deployed):

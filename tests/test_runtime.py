@@ -234,6 +234,7 @@ def test_graphql_sdl_parses_and_has_every_operation():
         "layout",
         "hopS",
         "amplitudeOnly",
+        "deviceId",
     }
 
 
@@ -252,7 +253,7 @@ def test_proto_compiles_with_protoc_and_round_trips(tmp_path):
     finally:
         sys.path.remove(str(tmp_path))
     svc = mod.DESCRIPTOR.services_by_name["Capsule"]
-    assert {m.name for m in svc.methods} == {"Predict", "Stream", "Health"}
+    assert {m.name for m in svc.methods} == {"Predict", "Stream", "Health", "Feedback"}
     assert svc.methods_by_name["Stream"].client_streaming and svc.methods_by_name["Stream"].server_streaming
     msg = mod.PredictRequest(lines=["a"], hop_s=0.5, frames=[mod.CsiFrame(t_s=1.0, iq=[-128, 127] * 64)])
     assert mod.PredictRequest.FromString(msg.SerializeToString()) == msg
@@ -273,6 +274,8 @@ def test_three_contracts_share_every_field():
         "CsiFrame",
         "Detection",
         "HealthStatus",
+        "FeedbackRequest",
+        "FeedbackResponse",
     ):
         if model in ("Detection",):  # a WebSocket message: not in OpenAPI
             fields = set(
@@ -289,7 +292,7 @@ def test_three_contracts_share_every_field():
         for f in fields:
             assert f in gql, (model, f)
             assert f" {f} = " in proto, (model, f)
-    assert "/v1/predict" in openapi["paths"] and "/readyz" in openapi["paths"]
+    assert {"/v1/predict", "/readyz", "/v1/feedback"} <= set(openapi["paths"])
 
 
 def test_committed_contracts_match_the_code():

@@ -88,3 +88,18 @@ def export_capture(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(ESP_CSI_HEADER + "\n" + "\n".join(keep) + "\n")
     return len(keep)
+
+
+def newest_timestamp_us(captures_dir: Path, device: str) -> int | None:
+    """The device time of the newest stored frame of `device` (from the end of its newest
+    capture file), or None when it has none."""
+    for f in sorted((Path(captures_dir) / device).glob("*.csv"), reverse=True):
+        with open(f, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 65536))
+            tail = fh.read().decode(errors="replace").splitlines()
+        for ln in reversed(tail):
+            got = _line_fields(ln)
+            if got:
+                return got[2]
+    return None

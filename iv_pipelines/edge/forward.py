@@ -35,6 +35,7 @@ class DeviceDetection:
     probabilities: dict[str, float]
     model_version: str
     validated_on: str  # what the capsule's accuracy rests on (simulation_only / client_device / ...)
+    window_id: str | None = None  # in the capsule's inference log: feedback names the window with it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,6 +125,7 @@ class CapsuleForwarder:
         self.skipped_busy = 0
         self.unmapped = 0
         self.errors: collections.deque[str] = collections.deque(maxlen=20)
+        self._without_device_id: set[str] = set()  # capsules packaged before requests carried it
 
     def __call__(self, c: Csi) -> None:
         target = self.endpoint_for(c.device_id)
@@ -151,7 +153,17 @@ class CapsuleForwarder:
             frames = []
             for c in window:
                 frames.append({"t_s": (c.timestamp_us - t0) / 1e6, "iq": fft_entries(c).tolist()})
-            r = self.post(url.rstrip("/") + "/v1/predict", {"frames": frames, "layout": "fft", "hop_s": 1.0})
+            body = {"frames": frames, "layout": "fft", "hop_s": 1.0}
+            if url not in self._without_device_id:
+                body["device_id"] = window[-1].device_id
+            try:
+                r = self.post(url.rstrip("/") + "/v1/predict", body)
+            except RuntimeError as e:
+                if "HTTP 422" not in str(e) or "device_id" not in str(e) or "device_id" not in body:
+                    raise
+                self._without_device_id.add(url)  # an older capsule: its contract has no device_id
+                del body["device_id"]
+                r = self.post(url.rstrip("/") + "/v1/predict", body)
             w = r["windows"][-1]
             last = window[-1]
             self.stream.publish(
@@ -165,6 +177,7 @@ class CapsuleForwarder:
                     dict(zip(r["classes"], map(float, w["probabilities"]), strict=True)),
                     r.get("model_version", ""),
                     r.get("validated_on", ""),
+                    w.get("window_id"),
                 )
             )
             self.sent += 1

@@ -5,6 +5,8 @@ REST (API key in `Authorization: Bearer ivk_...` or `X-API-Key`):
     GET  /v1/dacs/{dac}/proof     its lineage registration (UTID, digest, Merkle root)
     GET  /v1/pins                 the client's Capsule Pin records;  GET /v1/pins/{dac}
     GET  /v1/theme                the client's theme (flexible tokens, CSS variables, sacred tokens)
+    POST /v1/dacs/{dac}/runs      launch the DAC's lifecycle run in Dagster (a key with `deploy`)
+    GET  /v1/dacs/{dac}/runs/{id} that run's status and progress
     POST /v1/stream-token         a token for the WebSocket streams (valid TOKEN_TTL_S seconds)
 WebSocket (`?token=` from /v1/stream-token; a browser cannot set headers on a WebSocket):
     /v1/streams/pins              pin status of the client's DACs, every `pin_interval_s`
@@ -45,11 +47,22 @@ class ClientView:
         self.theme_dirs = theme_dirs
 
     def dacs(self, client: str) -> list[str]:
-        return [
-            d
-            for d in self.layout.requested_dacs()
-            if (self.layout.dac_request(d) or {}).get("client_id") == client
-        ]
+        """The client's DACs: every stored request of theirs (run or not yet) and every DAC
+        whose lifecycle saved a request of theirs."""
+        from iv_pipelines.intake import RequestStore
+
+        store = RequestStore(self.layout.root)
+        out = set()
+        for d in set(self.layout.requested_dacs()) | set(store.list_ids()):
+            rec = self.layout.dac_request(d)
+            if rec is None:
+                try:
+                    rec = _read(store.path_for(d))
+                except KeyError:  # not a DAC id: not a request
+                    rec = None
+            if (rec or {}).get("client_id") == client:
+                out.add(d)
+        return sorted(out)
 
     def owns(self, client: str, dac: str) -> bool:
         return dac in self.dacs(client)
@@ -59,12 +72,37 @@ class ClientView:
         ev = _read(self.layout.adapter_dir(dac) / "evaluation.json") or {}
         reg = _read(self.layout.lineage_dir(dac) / "registration.json") or {}
         pin = _read(self.layout.pin_file(dac)) or {}
+        evidence = ev.get("evidence") or {}
+        scores = []
+        for source, data in (
+            ("simulation", "simulated client room"),
+            ("client_device", "real captures of the client's device"),
+        ):
+            m = evidence.get(source)
+            if isinstance(m, dict) and m.get("n"):
+                scores.append(
+                    {
+                        "data": data,
+                        "n": m.get("n"),
+                        "accuracy": m.get("accuracy"),
+                        "fall_recall": m.get("recall_fall"),
+                        "fall_false_alarm_rate": m.get("fall_false_alarm_rate"),
+                    }
+                )
         return {
             "dac_id": dac,
             "version": cur.get("version"),
-            "validated_on": (ev.get("evidence") or {}).get("validated_on"),
-            "status": pin.get("status", "not deployed" if self.layout.deployment(dac) is None else "unknown"),
+            "validated_on": evidence.get("validated_on"),
+            "status": pin.get("status")
+            or (
+                "requested"
+                if self.layout.dac_request(dac) is None
+                else "not deployed"
+                if self.layout.deployment(dac) is None
+                else "unknown"
+            ),
             "utid": reg.get("utid"),
+            "scores": scores,
         }
 
     def proof(self, dac: str) -> dict:
@@ -100,12 +138,26 @@ class ClientView:
 DEMO_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Capsule Pins: demo</title><link rel="icon" href="data:,">
 <meta name="iv-gateway" content=""><meta name="iv-key" content="{key}">
-<script type="module" src="/static/iv-components.js"></script></head>
-<body><main><h1>Capsule Pins for {client}</h1>
+<script type="module" src="/static/iv-components.js"></script>
+<style>main {{ padding-bottom: 240px; }} main > * {{ margin-bottom: 12px; }}</style></head>
+<body><main><h1>Capsule Pins for {client}</h1>{note}
 {cards}
 <iv-sensing-dashboard data-source="detections" show-realtime show-energy-graph></iv-sensing-dashboard>
+<iv-dac-explorer{allow}></iv-dac-explorer>
 <iv-capsule-pin client-id="{client}" position="bottom-right"></iv-capsule-pin></main></body></html>
 """
+SIMULATED_NOTE = (
+    "<p><strong>Simulated sensor:</strong> the detections below come from the DAC's running capsule, "
+    "fed with Shadow Twin CSI of the client's room through the edge ingest path, not from a real "
+    "radio. The scene repeats: {scene}. The capsule's decisions are shown as it makes them, "
+    "mistakes included.</p>"
+)
+
+
+def _scene_text() -> str:
+    from iv_pipelines.gateway.demo import SCENE
+
+    return ", ".join(f"{a} {s:g} s" for a, s in SCENE)
 
 
 def create_gateway_app(
@@ -118,23 +170,32 @@ def create_gateway_app(
     ledger=None,
     trusted_key=None,
     atlas=None,
+    runs=None,
+    demo_simulated: bool = False,
+    capsule_url_for=None,
 ) -> FastAPI:
     """`detections`: an `iv_pipelines.edge.forward.DetectionStream` to relay (optional);
     `static_dir`: the built web components (web/dist), served at /static; `demo_key`: serve
     /demo, a page embedding the components with this key (the local demo only: the key is in
     the page); `ledger` + `trusted_key`: proofs are verified against the ledger (else their
     `verified` is null, "unknown"); `atlas`: a callable returning a context manager that
-    yields the Energy Atlas (its `trajectory` serves /v1/dacs/{dac}/energy)."""
+    yields the Energy Atlas (its `trajectory` serves /v1/dacs/{dac}/energy); `runs`: a
+    `DagsterRuns` (the webserver's GraphQL API) for keys with the `deploy` scope;
+    `demo_simulated`: /demo says its detections come from a simulated sensor;
+    `capsule_url_for`: dac -> its capsule's URL (default: the deployment record's), where
+    feedback on a logged window is passed on."""
     layout = StorageLayout(storage_root)
     keys = ApiKeys(layout.root / "gateway")
     keys._server_secret()  # created before the first request: concurrent token requests agree
     view = ClientView(layout, list(theme_dirs or []) + [layout.root / "themes"])
     app = FastAPI(title="Industriverse DAC gateway", docs_url=None, redoc_url=None)
 
-    def client_of(request: Request) -> str | None:
+    def _key_of(request: Request) -> str | None:
         auth = request.headers.get("authorization", "")
-        key = auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
-        return keys.client_for(key)
+        return auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
+
+    def client_of(request: Request) -> str | None:
+        return keys.client_for(_key_of(request))
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next):
@@ -143,6 +204,7 @@ def create_gateway_app(
             if client is None:
                 return UNAUTHORIZED
             request.state.client = client
+            request.state.scopes = keys.scopes_for(_key_of(request))
         return await call_next(request)
 
     def own(request: Request, dac: str) -> str:
@@ -202,6 +264,46 @@ def create_gateway_app(
             "history": [r for r in rows if r["ts_ms"] >= since and r["source"] != "lifecycle"][-500:],
         }
 
+    @app.post("/v1/dacs/{dac}/runs", status_code=201)
+    def launch_run(request: Request, dac: str):
+        """Launch the DAC's lifecycle run (`dac_lifecycle_job`, its `dac` partition) through
+        Dagster's GraphQL API. 403 without the `deploy` scope, 409 while one is queued or
+        running, 503 when this gateway has no Dagster or Dagster does not answer."""
+        import logging
+
+        from iv_pipelines.gateway.dagster_runs import DagsterUnavailable, RunConflict
+
+        own(request, dac)
+        if "deploy" not in request.state.scopes:
+            raise HTTPException(403, "this key may not launch runs (a key with the deploy scope may)")
+        if runs is None:
+            raise HTTPException(503, "this gateway launches no runs (serve it with --dagster URL)")
+        try:
+            out = runs.launch(dac, {"iv/launched_by": "gateway", "iv/client": request.state.client})
+        except RunConflict as e:
+            raise HTTPException(409, str(e)) from None
+        except DagsterUnavailable as e:
+            logging.getLogger("iv.gateway").warning("launch of %s refused: %s", dac, e)
+            raise HTTPException(503, "Dagster did not accept the launch; try again later") from None
+        return {"dac_id": dac} | out
+
+    @app.get("/v1/dacs/{dac}/runs/{run_id}")
+    def run_status(request: Request, dac: str, run_id: str):
+        import re
+
+        from iv_pipelines.gateway.dagster_runs import JOB, DagsterUnavailable
+
+        own(request, dac)
+        if runs is None or not re.fullmatch(r"[0-9a-f-]{36}", run_id):
+            raise HTTPException(404, "not found")
+        try:
+            r = runs.run(run_id)
+        except DagsterUnavailable:
+            raise HTTPException(503, "Dagster does not answer; try again later") from None
+        if r is None or r["job"] != JOB or r["tags"].get("dagster/partition") != dac:
+            raise HTTPException(404, "not found")  # another DAC's (or client's) run is not here
+        return {"dac_id": dac} | {k: v for k, v in r.items() if k != "tags"}
+
     @app.get("/v1/pins")
     def pins(request: Request):
         return view.pins(request.state.client)
@@ -237,6 +339,7 @@ def create_gateway_app(
             timestamp_us: int = Field(ge=0)
             label: str = Field(pattern=r"^(empty|walk|sit|fall)$")
             was_fall: bool
+            window_id: str | None = Field(default=None, pattern=r"^w-[0-9a-f]{16}$")
 
         raw = await request.body()
         if len(raw) > 4096:
@@ -261,17 +364,42 @@ def create_gateway_app(
             )
         except (FileNotFoundError, ValueError):
             n, window = 0, None  # the answer is kept even when the window is not (yet) stored
+        # the capsule keeps the window in its inference log: the label goes there too, for
+        # drift, feedback accuracy and retraining (#18); its answer is recorded, not required
+        capsule = None
+        url = (capsule_url_for or (lambda d: (layout.deployment(d) or {}).get("url")))(fb.dac_id)
+        if fb.window_id and url:
+            from iv_pipelines.edge.forward import http_post
+
+            try:
+                http_post(
+                    url.rstrip("/") + "/v1/feedback",
+                    {
+                        "window_id": fb.window_id,
+                        "label": "fall" if fb.was_fall else "not_fall",
+                        "source": "caregiver",
+                    },
+                    timeout_s=3.0,
+                )
+                capsule = "stored"
+            except (OSError, RuntimeError, ValueError) as e:
+                capsule = "not stored: " + str(e).split(": ", 1)[-1][:200]
         rec = fb.model_dump() | {
             "client_id": request.state.client,
             "answered_at": int(_time.time()),
             "window": window.name if window else None,
             "window_frames": n,
+            "capsule_feedback": capsule,
         }
         out = layout.feedback_file(fb.dac_id)
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
-        return {"stored": True, "window_frames": n}
+        return {
+            "stored": True,
+            "window_frames": n,
+            "capsule_feedback": capsule is not None and capsule == "stored",
+        }
 
     @app.post("/v1/stream-token")
     def stream_token(request: Request):
@@ -342,7 +470,11 @@ def create_gateway_app(
                 for d in view.dacs(demo_client or "")
             )
             return DEMO_PAGE.format(
-                key=html.escape(demo_key), client=html.escape(demo_client or "?"), cards=cards
+                key=html.escape(demo_key),
+                client=html.escape(demo_client or "?"),
+                cards=cards,
+                note=SIMULATED_NOTE.format(scene=_scene_text()) if demo_simulated else "",
+                allow=" allow-deploy" if runs is not None else "",
             )
 
     return app

@@ -22,6 +22,7 @@ from iv_pipelines.paths import atomic_write_text
 
 TOKEN_TTL_S = 60
 _PREFIX = "ivk_"
+SCOPES = {"deploy"}
 
 
 class ApiKeys:
@@ -34,10 +35,14 @@ class ApiKeys:
         atomic_write_text(self.path, json.dumps(self._keys, indent=2, sort_keys=True) + "\n")
         self.path.chmod(0o600)
 
-    def create(self, client_id: str) -> tuple[str, str]:
-        """(key id, the key). The key is shown once; only its hash is stored."""
+    def create(self, client_id: str, scopes: tuple[str, ...] = ()) -> tuple[str, str]:
+        """(key id, the key). The key is shown once; only its hash is stored. `scopes`: what
+        the key may do beyond reading (`deploy`: launch its DACs' lifecycle runs)."""
         if not client_id or len(client_id) > 64 or not client_id.isprintable():
             raise ValueError(f"client id {client_id!r}: 1..64 printable characters")
+        unknown = set(scopes) - SCOPES
+        if unknown:
+            raise ValueError(f"unknown scope(s) {sorted(unknown)}; known: {sorted(SCOPES)}")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         self._keys[key_id] = {
@@ -45,6 +50,7 @@ class ApiKeys:
             "sha256": hashlib.sha256(secret.encode()).hexdigest(),
             "created": int(time.time()),
             "revoked": None,
+            "scopes": sorted(set(scopes)),
         }
         self._save()
         return key_id, f"{_PREFIX}{key_id}_{secret}"
@@ -57,12 +63,22 @@ class ApiKeys:
 
     def list(self) -> list[dict]:
         return [
-            {"key_id": k} | {x: v[x] for x in ("client_id", "created", "revoked")}
+            {"key_id": k}
+            | {x: v[x] for x in ("client_id", "created", "revoked")}
+            | {"scopes": v.get("scopes", [])}
             for k, v in sorted(self._keys.items())
         ]
 
     def client_for(self, key: str | None) -> str | None:
         """The client a key belongs to, or None (unknown, malformed or revoked)."""
+        rec = self._record(key)
+        return rec["client_id"] if rec else None
+
+    def scopes_for(self, key: str | None) -> frozenset[str]:
+        rec = self._record(key)
+        return frozenset(rec.get("scopes", [])) if rec else frozenset()
+
+    def _record(self, key: str | None) -> dict | None:
         if not key or not key.startswith(_PREFIX) or len(key) > 128:
             return None
         key_id, _, secret = key[len(_PREFIX) :].partition("_")
@@ -70,7 +86,7 @@ class ApiKeys:
         digest = hashlib.sha256(secret.encode()).hexdigest()
         if rec is None or rec["revoked"] is not None or not hmac.compare_digest(digest, rec["sha256"]):
             return None
-        return rec["client_id"]
+        return rec
 
     # --- stream tokens ------------------------------------------------------------------
     def _server_secret(self) -> bytes:

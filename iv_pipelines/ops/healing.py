@@ -170,14 +170,16 @@ class Healer:
         pkg, version = Path(meta.get("package", "")), meta.get("version", "")
         details: dict = {"before": diag.details}
         run_request = None
+        # a fresh start drops injected settings but keeps where the capsule logs its windows
+        keep = {k: v for k, v in (meta.get("env") or {}).items() if k.startswith("IV_INFERENCE_LOG")}
         if strategy in ("restart", "replace", "migrate"):
             rec = self.deployer.deploy(
-                pkg, diag.dac_id, version, memory_limit_mib=meta.get("memory_limit_mib")
+                pkg, diag.dac_id, version, env=keep, memory_limit_mib=meta.get("memory_limit_mib")
             )
             details["url"] = rec.url
         elif strategy == "rollback":
             prev = previous_version(pkg)
-            rec = self.deployer.deploy(prev, diag.dac_id, prev.name)
+            rec = self.deployer.deploy(prev, diag.dac_id, prev.name, env=keep)
             man = json.loads((prev / "manifest.json").read_text())
             details |= {
                 "url": rec.url,

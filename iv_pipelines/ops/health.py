@@ -79,5 +79,11 @@ def check_dac(
                     + "\n"
                 )
             mark.write_text(json.dumps({"pid": st["capsule_pid"], "cpu": cpu_total, "ts_ms": now_ms}))
-    degraded = diag.issue is not None or (score is not None and score < threshold)
-    return HealthRow(dac_id, diag.issue, score, threshold, degraded, p99, cpu, st.get("url"))
+    issue = diag.issue
+    if issue is None and not st.get("ready"):
+        # deployed, yet not serving: stopped (on purpose or not) or still loading is an issue
+        # for the health report, never "no issue, no score" (healing decides on its own
+        # diagnosis, which leaves a capsule stopped on purpose alone)
+        issue = "stopped" if not st.get("capsule_alive") else "not_ready"
+    degraded = issue is not None or (score is not None and score < threshold)
+    return HealthRow(dac_id, issue, score, threshold, degraded, p99, cpu, st.get("url"))

@@ -1,7 +1,10 @@
 """The capsule runtime: one FastAPI app for every deployment target (local, Docker, Kubernetes).
 
-Routes: `POST /v1/predict`, `WS /v1/stream`, `GET /healthz` (process alive), `GET /readyz`
-(model loaded: 503 while loading or after a load failure), `GET /metrics` (Prometheus text).
+Routes: `POST /v1/predict`, `WS /v1/stream`, `POST /v1/feedback` (the true label of a logged
+window), `GET /healthz` (process alive), `GET /readyz` (model loaded: 503 while loading or
+after a load failure), `GET /metrics` (Prometheus text: requests, latency, decisions by class,
+input statistics per window, feedback). Classified windows go to the inference log
+(`inference_log.py`) when the deployment configured one.
 The model loads in a background thread, so liveness answers during a slow start; before it
 loads, the package is checked against its signed attestation (`attest.py`) and a mismatch
 keeps the capsule unready, with the reason in `/readyz`.
@@ -35,6 +38,8 @@ from iv_pipelines.runtime.contracts import (
     API_VERSION,
     Detection,
     ErrorResponse,
+    FeedbackRequest,
+    FeedbackResponse,
     HealthStatus,
     PredictRequest,
     PredictResponse,
@@ -79,6 +84,28 @@ class _Metrics:
         self.predictions = Counter(
             "capsule_predictions", "Window predictions by class", ["label"], registry=self.registry
         )
+        # what the inputs look like, per window: drift shows here before it shows in accuracy
+        self.amplitude = Histogram(
+            "capsule_window_mean_amplitude",
+            "Mean CSI amplitude per window (int8 units)",
+            buckets=(1, 2, 5, 10, 15, 20, 30, 40, 60, 90, 128),
+            registry=self.registry,
+        )
+        self.amplitude_cv = Histogram(
+            "capsule_window_amplitude_cv",
+            "Mean temporal coefficient of variation of the subcarrier amplitudes per window",
+            buckets=(0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0),
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "capsule_feedback",
+            "Feedback labels by true class and by what the capsule had decided",
+            ["label", "predicted"],
+            registry=self.registry,
+        )
+        self.logged = Counter(
+            "capsule_inference_log_windows", "Windows kept in the inference log", registry=self.registry
+        )
 
 
 class _State:
@@ -87,6 +114,48 @@ class _State:
         self.predictor = predictor
         self.error: str | None = None
         self.metrics = _Metrics()
+        self._log = None
+        self._log_checked = False
+
+    @property
+    def inference_log(self):
+        """The deployment's inference log (None without IV_INFERENCE_LOG_DIR, or before the
+        model is loaded: the log needs its classes)."""
+        if not self._log_checked and self.predictor is not None:
+            self._log_checked = True
+            from iv_pipelines.runtime.inference_log import InferenceLog
+
+            try:
+                self._log = InferenceLog.from_env(list(self.predictor.config.classes))
+            except (OSError, ValueError) as e:
+                log.error("inference log disabled: %s", e)
+        return self._log
+
+    def observe(self, csi: np.ndarray, features, label: str, probs, device_id: str | None) -> str | None:
+        """One classified window: its input statistics into /metrics, and into the inference log
+        if sampled; returns its window id there (or None)."""
+        amp = np.abs(np.asarray(csi))
+        if amp.size:
+            self.metrics.amplitude.observe(float(amp.mean()))
+            mu = amp.mean(0)
+            used = mu > 1e-6
+            if used.any() and len(amp) > 1:
+                self.metrics.amplitude_cv.observe(float((amp.std(0)[used] / mu[used]).mean()))
+        il = self.inference_log
+        if il is None:
+            return None
+        from iv_pipelines.sensing.formats import centred_to_entries
+
+        wid = il.record(
+            device_id,
+            label,
+            probs,
+            features=features,
+            raw=centred_to_entries(csi) if il.retention == "raw" else None,
+        )
+        if wid is not None:
+            self.metrics.logged.inc()
+        return wid
 
     def load(self) -> None:
         try:
@@ -280,8 +349,11 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
         labels = state.predictor.decide(p)
         classes = cfg.classes
         out = []
-        for s, length, row, k in zip(starts, lengths, p, labels, strict=True):
+        rel_t = cap.t_s - cap.t_s[0]
+        for i, (s, length, row, k) in enumerate(zip(starts, lengths, p, labels, strict=True)):
             m.predictions.labels(classes[k]).inc()
+            inside = (rel_t >= s - 1e-9) & (rel_t <= s + length + 1e-9)
+            wid = state.observe(cap.csi[inside], x[i], classes[k], row, req.device_id)
             out.append(
                 WindowPrediction(
                     start_s=round(float(s), 6),  # microseconds: no 0.9999999999 for 1.0
@@ -289,6 +361,7 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
                     label=classes[k],
                     confidence=float(row[k]),
                     probabilities=[round(float(v), 6) for v in row],
+                    window_id=wid,
                 )
             )
         return PredictResponse(
@@ -338,6 +411,43 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
             return JSONResponse(status_code=422, content={"detail": [str(e)]})
         m.latency.labels("/v1/predict").observe(time.perf_counter() - t0)
         return resp
+
+    @app.post(
+        "/v1/feedback",
+        response_model=FeedbackResponse,
+        tags=["inference"],
+        responses={
+            404: {
+                "model": ErrorResponse,
+                "description": "no such window in the inference log (or the capsule keeps no log)",
+            },
+            422: {"model": ErrorResponse, "description": "malformed body or a label that is not a class"},
+            503: {"model": ErrorResponse, "description": "model not loaded (see /readyz)"},
+        },
+    )
+    def feedback(req: FeedbackRequest):
+        from iv_pipelines.runtime.inference_log import FeedbackError, UnknownWindow
+
+        if state.predictor is None:
+            return JSONResponse(status_code=503, content={"detail": ["model not loaded yet; see /readyz"]})
+        il = state.inference_log
+        if il is None:
+            return JSONResponse(  # no log, no logged window: the same answer as an unknown one
+                status_code=404,
+                content={
+                    "detail": [f"no logged window {req.window_id!r}: this capsule keeps no inference log"]
+                },
+            )
+        try:
+            rec = il.add_feedback(req.window_id, req.label, req.source)
+        except UnknownWindow as e:
+            return JSONResponse(status_code=404, content={"detail": [str(e)]})
+        except FeedbackError as e:
+            return JSONResponse(status_code=422, content={"detail": [str(e)]})
+        m.feedback.labels(rec["label"], rec["predicted"]).inc()
+        return FeedbackResponse(
+            window_id=req.window_id, label=rec["label"], predicted=rec["predicted"], stored=True
+        )
 
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket):
@@ -459,6 +569,8 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
             )[:1]
             row = state.predictor.proba(x)[0]
             k = int(state.predictor.decide(row[None])[0])
+            in_window = sel & (buf_t <= first + WINDOW_S)
+            wid = state.observe(st["csi"][in_window], x[0], cfg.classes[k], row, None)
             out.append(
                 Detection(
                     start_s=round(first - st["origin"], 3),
@@ -466,6 +578,7 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
                     confidence=float(row[k]),
                     probabilities=[round(float(v), 6) for v in row],
                     length_s=WINDOW_S,
+                    window_id=wid,
                 )
             )
             st["next"] = first + 1.0

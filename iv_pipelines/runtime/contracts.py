@@ -69,6 +69,11 @@ class PredictRequest(_Model):
     layout: str = Field(default="fft", pattern=r"^(fft|centred)$", description="entry order of `frames`")
     hop_s: float = Field(default=1.0, ge=0.1, le=10.0, description="seconds between window starts")
     amplitude_only: bool = Field(default=False, description="ignore phase (amplitude-only firmwares)")
+    device_id: str = Field(
+        default=None,
+        pattern=r"^[\x21-\x7e]{1,31}$",
+        description="the device the CSI came from (kept with the windows in the inference log)",
+    )
 
 
 class WindowPrediction(_Model):
@@ -79,6 +84,11 @@ class WindowPrediction(_Model):
     )
     confidence: float = Field(description="probability of `label`")
     probabilities: list[float] = Field(description="one per class, in the order of `classes`")
+    window_id: str | None = Field(
+        default=None,
+        description="the window's id in the capsule's inference log, for POST /v1/feedback; "
+        "null when the window was not sampled or the capsule keeps no log",
+    )
 
 
 class PredictResponse(_Model):
@@ -113,6 +123,25 @@ class Detection(_Model):
     probabilities: list[float]
     error: str | None = None
     length_s: float = 0.0
+    window_id: str | None = None
+
+
+class FeedbackRequest(_Model):
+    """A person's answer about one logged window, e.g. a caregiver's "yes, a fall"."""
+
+    window_id: str = Field(pattern=r"^w-[0-9a-f]{16}$", description="`window_id` from a prediction")
+    label: str = Field(
+        pattern=r"^[a-z_]{1,20}$",
+        description="the true class, one of the DAC's classes, or not_<class> (e.g. not_fall)",
+    )
+    source: str = Field(default="api", pattern=r"^[\w.@ -]{1,40}$", description="who or what says so")
+
+
+class FeedbackResponse(_Model):
+    window_id: str
+    label: str
+    predicted: str = Field(description="what the capsule decided for that window")
+    stored: bool
 
 
 class ErrorResponse(_Model):
@@ -152,6 +181,14 @@ OPERATIONS = (
     ),
     Operation("stream", "stream", StreamChunk, Detection, "WS /v1/stream", "Detections for a CSI stream."),
     Operation("health", "query", HealthRequest, HealthStatus, "GET /readyz", "Liveness and readiness."),
+    Operation(
+        "feedback",
+        "mutation",
+        FeedbackRequest,
+        FeedbackResponse,
+        "POST /v1/feedback",
+        "The true label of a logged window.",
+    ),
 )
 
 

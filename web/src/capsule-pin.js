@@ -37,6 +37,7 @@ export class IvCapsulePin extends HTMLElement {
     const d = this.alerts[dac];
     if (!d) return;
     const body = { dac_id: dac, device_id: d.device_id, seq: d.seq, timestamp_us: d.timestamp_us, label: d.label, was_fall: wasFall };
+    if (d.window_id) body.window_id = d.window_id; // the capsule's logged window: the label reaches its feedback
     await api(this, "/v1/feedback", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
     delete this.alerts[dac];
     this.render(this.last || []);

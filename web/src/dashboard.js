@@ -12,7 +12,7 @@ export class IvSensingDashboard extends HTMLElement {
       :host { padding: var(--iv-gap, 12px); } .rooms { display: grid; gap: var(--iv-gap, 12px);
       grid-template-columns: repeat(auto-fill, minmax(280px, 1fr)); }
       .room { border: 1px solid var(--iv-primary); border-radius: var(--iv-radius); padding: 8px; }
-      ol { max-height: 160px; overflow: auto; font-size: 0.85em; } .fall { color: var(--iv-alert); font-weight: bold; }
+      .log { max-height: 160px; overflow: auto; font-size: 0.85em; } .fall { color: var(--iv-alert); font-weight: bold; }
       svg { width: 100%; height: 60px; } polyline { fill: none; stroke: var(--iv-primary); stroke-width: 2; }</style>
       <section role="region" aria-label="Sensing dashboard"><h2>Sensing</h2><div class="rooms"></div></section>`;
     this.rooms = {};
@@ -36,8 +36,8 @@ export class IvSensingDashboard extends HTMLElement {
     el.className = "room";
     el.dataset.dac = id;
     el.innerHTML = `<h3>${esc(id)}</h3><small>evidence: ${esc(evidence || "?")}</small>
-      <div class="probs" aria-label="class probabilities of the newest detection"></div>
-      <ol class="timeline" role="log" aria-label="detections, newest first"></ol><div class="energy"></div>`;
+      <div class="probs" role="group" aria-label="class probabilities of the newest detection"></div>
+      <div class="log" role="log" aria-label="detections, newest first" tabindex="0"><ol class="timeline"></ol></div><div class="energy"></div>`;
     this.shadowRoot.querySelector(".rooms").append(el);
     this.rooms[id] = el;
   }
