@@ -5,7 +5,8 @@ Setup per size N: N `dac` partitions; a `dac_health` materialization scoring all
 under threshold); an Energy Atlas with 30 lifecycle states per DAC plus one 3-sigma spike for
 every tenth DAC; N `dac_deployment` materializations; a drop folder with 50 valid requests
 (the drop sensor handles at most 50 per tick); 10 telemetry samples per DAC, every
-tenth DAC jumping to 4x its CPU rate in the last one.
+tenth DAC jumping to 4x its CPU rate in the last one; N `dac_feedback` materializations (every
+tenth DAC drifted, every seventh under its accuracy constraint).
 """
 
 from __future__ import annotations
@@ -44,6 +45,22 @@ def setup(n: int, root: Path):
     )
     for d in dacs:
         instance.report_runless_asset_event(dg.AssetMaterialization("dac_deployment", partition=d))
+    for i, d in enumerate(dacs):  # every tenth DAC drifted, every seventh under its constraint
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "dac_feedback",
+                partition=d,
+                metadata={
+                    "drifted": i % 10 == 0,
+                    "drift_p_value": 0.005 if i % 10 == 0 else 0.4,
+                    "feedback_n": 30,
+                    "feedback_accuracy": 0.7 if i % 7 == 0 else 0.97,
+                    "feedback_ci95": dg.MetadataValue.json([0.52, 0.83] if i % 7 == 0 else [0.83, 0.99]),
+                    "feedback_below_constraint": i % 7 == 0,
+                    "min_accuracy": 0.95,
+                },
+            )
+        )
     storage = FactoryStorage(root_dir=str(root / "iv"))
     atlas = EnergyAtlasResource(root_dir=str(root / "atlas"))
     states = [
@@ -66,6 +83,7 @@ def setup(n: int, root: Path):
     sample = yaml.safe_load(
         (Path(__file__).resolve().parent.parent / "examples/requests/fall-detection-acme.yaml").read_text()
     )
+    sample.pop("calibration", None)  # its capture paths are relative to examples/requests/
     for i in range(50):
         (drop / f"req-{i:03d}.yaml").write_text(
             yaml.safe_dump(sample | {"dac_id": f"drop-{i:03d}", "client_id": f"client-{i:03d}"})
@@ -79,6 +97,7 @@ def tick_times(n: int) -> dict[str, float]:
     from defs.deployment import dac_deployed_sensor
     from defs.discovery import dac_request_drop_sensor
     from defs.operations.energy import energy_variance_sensor
+    from defs.operations.feedback import dac_drift_sensor, feedback_accuracy_sensor
     from defs.operations.health import cost_anomaly_sensor, score_below_threshold_sensor
     from iv_app.definitions import defs
 
@@ -92,6 +111,8 @@ def tick_times(n: int) -> dict[str, float]:
             dac_deployed_sensor,
             cost_anomaly_sensor,
             dac_request_drop_sensor,
+            dac_drift_sensor,
+            feedback_accuracy_sensor,
         ):
             ctx = dg.build_sensor_context(instance=instance, resources=res, repository_def=repo)
             t0 = time.perf_counter()

@@ -104,10 +104,18 @@ def dac_deployment(
         registry.get(storage.root), dac_id, target, rec.url or "", caps, manifest["energy_signature"]
     )
     context.log.info(f"ASI: {dac_id} registered with capabilities {caps}, linked to {gateways}")
+    monitoring = []
+    if rec.url:
+        from iv_pipelines.deploy.monitoring import write_monitoring
+
+        monitoring = write_monitoring(
+            storage.layout.monitoring_dir(dac_id), dac_id, pointer["version"], rec.url
+        )
     record = rec.to_json() | {
         "smoke": smoke.to_json() if smoke else None,
         "capabilities": caps,
         "gateways": gateways,
+        "monitoring": [str(p) for p in monitoring],
     }
     atomic_write_text(storage.layout.deployment_file(dac_id), json.dumps(record, indent=2) + "\n")
     if smoke is not None and smoke.accuracy <= 0.5:
@@ -123,6 +131,9 @@ def dac_deployment(
         "asi_capabilities": ", ".join(caps),
         "asi_gateways": ", ".join(gateways),
     }
+    if monitoring:
+        md["prometheus_config"] = dg.MetadataValue.path(str(monitoring[0]))
+        md["grafana_dashboard"] = dg.MetadataValue.path(str(monitoring[1]))
     if smoke:
         md |= {
             "smoke_accuracy": round(smoke.accuracy, 4),

@@ -222,6 +222,14 @@ def lora_adapter(
     # the file holds content only (timings go to the metadata): re-running the same DAC gives
     # byte-identical files, hence the same lineage digest and the same UTID
     atomic_write_text(out / "evaluation.json", json.dumps(_round(report), indent=2, sort_keys=True) + "\n")
+    # what production inputs are compared with (drift, dac_feedback): outside the package
+    from iv_pipelines.sensing.drift import save_reference
+
+    save_reference(
+        storage.layout.drift_reference_file(dac_request.dac_id),
+        res.reference_features,
+        res.reference_decisions,
+    )
     sim, real = ev["simulation"], ev["client_device"]
     context.log.info(f"validated_on {ev['validated_on']}; ships the {res.selected}: {res.why}")
     yield dg.Output(

@@ -139,6 +139,14 @@ class StorageLayout:
         return _read_json(Path(cur["directory"]) / "manifest.json") if cur else None
 
     # --- deployments ----------------------------------------------------------------------
+    def drift_reference_file(self, dac_id: str) -> Path:
+        """The windows the DAC's decisions were calibrated on, summarised (lora_adapter)."""
+        return self.dac_dir(dac_id, create=False) / "drift_reference.npz"
+
+    def monitoring_dir(self, dac_id: str) -> Path:
+        """The deployment's Prometheus scrape config and Grafana dashboard."""
+        return self.root / "monitoring" / dac_id
+
     def inference_log_dir(self, dac_id: str) -> Path:
         """The DAC's inference log and feedback labels (written by its capsule)."""
         return self.root / "inference" / dac_id

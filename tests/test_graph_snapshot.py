@@ -78,5 +78,7 @@ def test_every_asset_explains_itself():
 def test_lifecycle_job_covers_every_partitioned_asset():
     snap = graph_snapshot()
     partitioned = {k for k, a in snap["assets"].items() if a["partitions"] == "dynamic:dac"}
-    assert partitioned and partitioned <= set(snap["jobs"]["dac_lifecycle_job"])
+    # dac_feedback (steps 30-32) reads production, which a lifecycle run has not seen yet: it
+    # runs on its own schedule, and its sensors launch the lifecycle (evolution) runs
+    assert partitioned and partitioned - {"dac_feedback"} <= set(snap["jobs"]["dac_lifecycle_job"])
     assert "dac_request_drop_sensor" in snap["sensors"]

@@ -228,3 +228,34 @@ def test_iv_feedback_add_stores_all_rows_or_none(small_package, monkeypatch, tmp
     assert [f["label"] for f in InferenceLog(log_dir, CLASSES).feedback()] == ["walk", "fall", "sit"]
     r = run(main, ["feedback", "add", "no-such-dac", str(good)])
     assert r.exit_code == 1 and "no package" in r.output
+
+
+def test_monitoring_files_query_what_the_capsule_exposes(capsule, tmp_path):
+    """The Grafana panels and the scrape config (issue #18, item 7): parsed, and every series a
+    panel queries is in a real capsule's /metrics after it served a prediction and a label."""
+    import yaml
+
+    from iv_pipelines.deploy.monitoring import PANELS, series_in, write_monitoring
+
+    c, _ = capsule
+    wid = c.post("/v1/predict", json={"lines": _lines()}).json()["windows"][0]["window_id"]
+    c.post("/v1/feedback", json={"window_id": wid, "label": "walk"})
+    exposed = {
+        line.split("{")[0].split(" ")[0]
+        for line in c.get("/metrics").text.splitlines()
+        if not line.startswith("#")
+    }
+    prom, dash = write_monitoring(tmp_path, "fall-x", "1.2.0", "http://127.0.0.1:8123")
+    cfg = yaml.safe_load(prom.read_text())
+    [job] = cfg["scrape_configs"]
+    assert job["static_configs"][0]["targets"] == ["127.0.0.1:8123"] and job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["labels"] == {"dac_id": "fall-x", "version": "1.2.0"}
+    board = json.loads(dash.read_text())
+    assert len(board["panels"]) == len(PANELS) and board["templating"]["list"][0]["query"] == "fall-x"
+    for panel in board["panels"]:
+        expr = panel["targets"][0]["expr"]
+        assert expr.count("(") == expr.count(")"), expr
+        missing = series_in(expr) - exposed
+        assert not missing, (panel["title"], missing)
+    with pytest.raises(ValueError, match="http"):
+        write_monitoring(tmp_path, "fall-x", "1.2.0", "not a url")

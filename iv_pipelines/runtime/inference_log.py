@@ -134,8 +134,9 @@ class InferenceLog:
                 "probabilities": [round(float(p), 5) for p in probabilities],
             }
             if self.retention in ("features", "raw") and features is not None:
-                f = np.asarray(features, dtype=np.float32)  # (T, F)
-                rec["features"] = [round(float(v), 4) for v in np.concatenate([f.mean(0), f.std(0)])]
+                from iv_pipelines.sensing.drift import summarise
+
+                rec["features"] = [round(float(v), 4) for v in summarise(features)]  # (T, F) -> 2F
             if self.retention == "raw" and raw is not None:
                 rec["raw_int8"] = base64.b64encode(np.asarray(raw, dtype=np.int8).tobytes()).decode()
             self._append(json.dumps(rec, separators=(",", ":")) + "\n")

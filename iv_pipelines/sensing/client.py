@@ -258,6 +258,11 @@ class ClientResult:
     confusion: np.ndarray
     base_metrics: dict
     adapter_metrics: dict
+    # what drift is measured against: the threshold-set windows (the client's simulated room
+    # with its fitted device, and its calibration captures) summarised per feature, and the
+    # shipped model's decisions on them
+    reference_features: np.ndarray | None = None
+    reference_decisions: dict[str, int] | None = None
 
 
 def _import_peft() -> None:
@@ -379,7 +384,13 @@ def train_client_adapter(
     m_ad = decision_metrics(
         p_ad_ev[ev.source == "sim"], ev.y[ev.source == "sim"], thr["adapter"], "client_room_"
     )
+    from iv_pipelines.sensing.drift import summarise
+
+    p_sel_th = p_ad_th if selected == "adapter" else p_base_th
+    decided = decide(p_sel_th, t_sel)
     return ClientResult(
+        reference_features=summarise(th.x).astype(np.float32),
+        reference_decisions={c: int((decided == k).sum()) for k, c in enumerate(ACTIVITIES)},
         model=model,
         selected=selected,
         why=why,

@@ -23,6 +23,34 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
+def summarise(x: np.ndarray) -> np.ndarray:
+    """Window features (T, F) or (n, T, F) -> their per-feature mean and standard deviation over
+    time, (2F,) or (n, 2F): the inference log keeps exactly this per window."""
+    x = np.asarray(x, dtype=np.float32)
+    return np.concatenate([x.mean(-2), x.std(-2)], axis=-1)
+
+
+def save_reference(path, features: np.ndarray, decisions: dict[str, int]) -> None:
+    """The drift reference of a DAC: window summaries and the shipped model's decisions on them."""
+    import io
+    import json
+    from pathlib import Path
+
+    from iv_pipelines.paths import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, features=np.asarray(features, np.float32), decisions=np.array(json.dumps(decisions)))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def load_reference(path) -> tuple[np.ndarray, dict[str, int]]:
+    import json
+
+    with np.load(path) as z:
+        return z["features"], json.loads(str(z["decisions"]))
+
+
 @dataclass(frozen=True)
 class DriftResult:
     mmd2: float

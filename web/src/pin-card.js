@@ -13,7 +13,7 @@ export class IvPinCard extends HTMLElement {
       :host { padding: var(--iv-gap, 12px); border: 1px solid var(--iv-primary); }
       meter { width: 100%; } .badge { display: inline-block; padding: 2px 8px; border-radius: 999px; }
       .verified { background: #1e7e34; color: #fff; } .not-verified { background: #c0392b; color: #fff; }
-      .unknown { background: #888; color: #fff; }</style>
+      .unknown { background: #595959; color: #fff; }</style>
       <article aria-live="polite"><h2 part="title">…</h2><div class="gauge"></div><div class="badge-slot"></div></article>`;
     this.load().catch((e) => (this.shadowRoot.querySelector("h2").textContent = e.message));
   }

@@ -1,0 +1,191 @@
+"""What production says about a DAC (lifecycle steps 30-32: feedback, evolution, ACE update),
+from its capsule's inference log and the labels people gave:
+
+- production: windows decided, by class and device;
+- drift: production window summaries against the DAC's reference windows (`drift.py`: MMD with
+  a permutation p-value, PSI per feature), overall and per device, and the class-rate shift;
+- feedback accuracy: on confirmed labels (a class, or `not_<class>`), with its count and a
+  Wilson 95 % interval; the share of fall alerts people confirmed;
+- RDR: the research experiments queued for this DAC;
+- playbook bullets for ACE: what went wrong or right, in words a later DAC can use.
+
+Every number names its data: production windows are whatever the devices sent (real or, for
+the demo device, SIMULATED); the report says which devices they came from.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from iv_pipelines.storage import StorageLayout
+
+MIN_DRIFT_WINDOWS = 30  # fewer production windows than this: drift is not measured
+DRIFT_ALPHA = 0.01  # the permutation test's false-alarm rate per DAC and tick
+
+
+@dataclass(frozen=True)
+class FeedbackAccuracy:
+    n: int
+    correct: int
+    accuracy: float | None
+    ci95: tuple[float, float] | None
+    fall_alerts_answered: int
+    fall_alerts_confirmed: int
+
+    def to_dict(self) -> dict:
+        return {
+            "n": self.n,
+            "correct": self.correct,
+            "accuracy": self.accuracy,
+            "ci95": list(self.ci95) if self.ci95 else None,
+            "fall_alerts_answered": self.fall_alerts_answered,
+            "fall_alerts_confirmed": self.fall_alerts_confirmed,
+        }
+
+
+def feedback_accuracy(labels: list[dict]) -> FeedbackAccuracy:
+    """Accuracy of the capsule's decisions on the windows people labelled: a class label is
+    correct when the decision equals it; `not_<class>` when the decision was not that class."""
+    from iv_pipelines.sensing.gate import wilson
+
+    correct = 0
+    for f in labels:
+        lab, pred = f["label"], f["predicted"]
+        correct += (pred != lab[4:]) if lab.startswith("not_") else (pred == lab)
+    n = len(labels)
+    alerts = [f for f in labels if f["predicted"] == "fall"]
+    confirmed = sum(f["label"] == "fall" for f in alerts)
+    lo, hi = wilson(correct, n) if n else (None, None)
+    return FeedbackAccuracy(
+        n,
+        correct,
+        round(correct / n, 4) if n else None,
+        (round(lo, 4), round(hi, 4)) if n else None,
+        len(alerts),
+        confirmed,
+    )
+
+
+def feedback_report(
+    layout: StorageLayout,
+    dac_id: str,
+    classes: list[str],
+    min_accuracy: float | None = None,
+    alpha: float = DRIFT_ALPHA,
+    permutations: int = 200,
+    seed: int = 0,
+) -> dict:
+    from iv_pipelines.runtime.inference_log import InferenceLog
+    from iv_pipelines.sensing.drift import class_rate_shift, load_reference, measure
+
+    log = InferenceLog(layout.inference_log_dir(dac_id), classes)
+    recs = list(log.records())
+    by_class: dict[str, int] = {}
+    by_device: dict[str, list[dict]] = {}
+    for r in recs:
+        by_class[r["label"]] = by_class.get(r["label"], 0) + 1
+        by_device.setdefault(r.get("device_id") or "(none)", []).append(r)
+    out: dict = {
+        "dac_id": dac_id,
+        "production": {
+            "windows": len(recs),
+            "by_class": by_class,
+            "devices": {d: len(v) for d, v in sorted(by_device.items())},
+            "data": "the windows the capsule logged (sampled; every fall decision kept), from the devices above",
+        },
+        "drift": None,
+        "class_rate_shift": None,
+    }
+    ref_path = layout.drift_reference_file(dac_id)
+    with_features = [r for r in recs if r.get("features")]
+    if not ref_path.is_file():
+        out["drift_note"] = "no drift reference (the DAC's lora_adapter predates it): re-run its lifecycle"
+    elif len(with_features) < MIN_DRIFT_WINDOWS:
+        out["drift_note"] = (
+            f"{len(with_features)} logged windows with features (< {MIN_DRIFT_WINDOWS}): drift not measured yet"
+        )
+    else:
+        ref, ref_decisions = load_reference(ref_path)
+        prod = np.array([r["features"] for r in with_features], dtype=np.float32)
+        if prod.shape[1] != ref.shape[1]:
+            out["drift_note"] = f"feature size {prod.shape[1]} vs reference {ref.shape[1]}: not comparable"
+        else:
+            overall = measure(ref, prod, permutations, seed)
+            per_device = {}
+            for dev, rows in sorted(by_device.items()):
+                feats = [r["features"] for r in rows if r.get("features")]
+                if len(feats) >= MIN_DRIFT_WINDOWS:
+                    res = measure(ref, np.array(feats, dtype=np.float32), permutations, seed)
+                    per_device[dev] = res.to_dict() | {"drifted": res.drifted(alpha)}
+            out["drift"] = overall.to_dict() | {
+                "alpha": alpha,
+                "drifted": overall.drifted(alpha),
+                "per_device": per_device,
+                "statistic": "MMD^2 (RBF, median bandwidth) on per-window feature summaries, "
+                f"permutation p-value ({permutations} permutations); PSI over the reference's deciles",
+            }
+            if by_class:
+                out["class_rate_shift"] = class_rate_shift(ref_decisions, by_class)
+    labels = log.feedback()
+    acc = feedback_accuracy(labels)
+    out["feedback"] = acc.to_dict() | {
+        "min_accuracy": min_accuracy,
+        "below_constraint": bool(
+            min_accuracy is not None and acc.ci95 is not None and acc.ci95[1] < min_accuracy
+        ),
+        "rule": "below the client's min_accuracy when the Wilson 95 % upper bound is under it",
+    }
+    out["rdr_experiments"] = _rdr_for(layout, dac_id)
+    out["playbook"] = playbook_bullets(dac_id, out)
+    return out
+
+
+def _rdr_for(layout: StorageLayout, dac_id: str) -> list[dict]:
+    q = layout.rdr_file("queue.jsonl")
+    if not q.is_file():
+        return []
+    out = []
+    for ln in q.read_text().splitlines():
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            continue
+        if rec.get("dac_id") == dac_id:
+            out.append(rec)
+    return out[-5:]
+
+
+def playbook_bullets(dac_id: str, report: dict) -> list[str]:
+    """Advice for later DACs of the domain, from what production showed (only what was measured)."""
+    out = []
+    drift = report.get("drift") or {}
+    if drift.get("drifted"):
+        top = ", ".join(f"#{j} (PSI {v})" for j, v in drift.get("psi_top", [])[:3])
+        devices = [d for d, v in (drift.get("per_device") or {}).items() if v.get("drifted")]
+        out.append(
+            f"Production CSI drifted from the twin reference (MMD p={drift['p_value']:.3g}"
+            f"{', devices ' + ', '.join(devices) if devices else ''}); features that moved most: {top}. "
+            "Calibrate the twin on captures of those devices before training."
+        )
+    fb = report.get("feedback") or {}
+    if fb.get("fall_alerts_answered", 0) >= 5:
+        share = fb["fall_alerts_confirmed"] / fb["fall_alerts_answered"]
+        if share < 0.5:
+            out.append(
+                f"Caregivers confirmed only {fb['fall_alerts_confirmed']} of {fb['fall_alerts_answered']} fall "
+                "alerts: raise the fall threshold or add the rejected windows to training."
+            )
+        else:
+            out.append(
+                f"Caregivers confirmed {fb['fall_alerts_confirmed']} of {fb['fall_alerts_answered']} fall alerts: "
+                "the fall threshold holds in production."
+            )
+    if fb.get("below_constraint"):
+        out.append(
+            f"Accuracy on {fb['n']} confirmed labels is {fb['accuracy']} (95 % CI {fb['ci95']}), under the "
+            f"client's {fb['min_accuracy']}: retrain on the confirmed windows."
+        )
+    return out
