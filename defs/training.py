@@ -166,11 +166,22 @@ def lora_adapter(
             description=f"no base model at {base_dir}; materialize wifi_sensing_base_model first"
         )
     target_fa = dac_request.constraints.max_false_alarm_rate or sensing.default_false_alarm_rate
+    # production feedback (issue #18): windows people labelled become real captures, the
+    # newest held out to test this version against the deployed one
+    from dataclasses import replace
+
+    from iv_pipelines.ops.feedback import feedback_captures
+
+    cal = shadow_twin_context.calibration
+    fb_caps, fb_note = feedback_captures(storage.layout, dac_request.dac_id, cal.amplitude_only)
+    if fb_caps:
+        cal = replace(cal, captures=list(cal.captures) + fb_caps)
+        context.log.info(f"production feedback: {fb_note}")
     try:
         res = train_client_adapter(
             base_dir,
             shadow_twin_context.room,
-            shadow_twin_context.calibration,
+            cal,
             per_activity=sensing.lora_episodes_per_activity,
             eval_per_activity=sensing.lora_eval_episodes_per_activity,
             epochs=sensing.lora_epochs,
@@ -195,6 +206,24 @@ def lora_adapter(
 
     unmet = constraint_violations(dac_request.constraints, ev)
     gate_ok = res.gate["verdict"] != "worse"
+    # an evolved version must not be worse than the deployed one on the held-out labels
+    from iv_pipelines.ops.feedback import versus_deployed
+    from iv_pipelines.sensing.client import _proba
+    from iv_pipelines.sensing.model import load_model
+
+    shipped = res.model if res.selected == "adapter" else load_model(base_dir)[0]
+    versus = versus_deployed(
+        storage.layout,
+        dac_request.dac_id,
+        lambda x: _proba(shipped, x, cal.context),
+        [c for c in fb_caps if c.split == "eval"],
+        res.thresholds[res.selected],
+        seed=sensing.seed,
+    )
+    if versus is not None:
+        context.log.info(f"versus the deployed version: {versus['sentence']}")
+        if versus["verdict"] == "worse":
+            unmet = [*unmet, "worse than the deployed version on held-out feedback: " + versus["sentence"]]
     ok = gate_ok and not unmet
     why = (
         res.why
@@ -217,7 +246,9 @@ def lora_adapter(
         "total_params": res.total_params,
         "room": shadow_twin_context.room.digest(),
         "resident": shadow_twin_context.resident,
-        "calibration": shadow_twin_context.calibration.to_dict(),
+        "calibration": cal.to_dict(),
+        "production_feedback": fb_note if fb_caps else None,
+        "versus_deployed": versus,
     }
     # the file holds content only (timings go to the metadata): re-running the same DAC gives
     # byte-identical files, hence the same lineage digest and the same UTID

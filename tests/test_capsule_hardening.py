@@ -198,19 +198,41 @@ def test_the_untouched_package_is_served_verified(served):
 
 def test_the_packaged_capsule_runs_on_its_own_sources(small_package, tmp_path):
     """The package's src/ holds every module the capsule imports: loaded with only src/ on the
-    path (as in its container), nothing comes from the factory's checkout."""
+    path (as in its container), nothing comes from the factory's checkout — and it serves: a
+    prediction, logged with its raw CSI in the inference log, and feedback on it (the lazy
+    imports of those routes run too)."""
     _root, _key, pkg, _ = small_package
     code = (
-        "import sys, iv_pipelines.runtime.app, iv_pipelines.runtime.predictor as p\n"
-        "pr = p.Predictor(sys.argv[1])\n"
+        "import json, sys, time\n"
+        "from fastapi.testclient import TestClient\n"
+        "from iv_pipelines.runtime.app import create_app\n"
+        "lines = json.loads(open(sys.argv[2]).read())\n"
+        "with TestClient(create_app(sys.argv[1])) as c:\n"
+        "    while c.get('/readyz').status_code != 200: time.sleep(0.05)\n"
+        "    r = c.post('/v1/predict', json={'lines': lines, 'device_id': 'esp'})\n"
+        "    assert r.status_code == 200, r.text\n"
+        "    wid = r.json()['windows'][0]['window_id']\n"
+        "    r = c.post('/v1/feedback', json={'window_id': wid, 'label': 'fall'})\n"
+        "    assert r.status_code == 200, r.text\n"
         "mods = [m.__file__ for n, m in sys.modules.items() if n.startswith('iv_pipelines') and getattr(m, '__file__', None)]\n"
         "print('\\n'.join(mods))\n"
     )
     import os
 
-    env = os.environ | {"PYTHONPATH": str(pkg.directory / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    from iv_pipelines.sensing.formats import write_esp_csi_lines
+    from iv_pipelines.sensing.twin import Room, simulate_episode
+
+    e = simulate_episode(Room.random(np.random.default_rng(5)), "fall", seed=1, duration_s=3.0)
+    (tmp_path / "lines.json").write_text(json.dumps(write_esp_csi_lines(e.csi, e.t_s)))
+    env = os.environ | {
+        "PYTHONPATH": str(pkg.directory / "src"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "IV_INFERENCE_LOG_DIR": str(tmp_path / "log"),
+        "IV_INFERENCE_LOG_RETENTION": "raw",
+        "IV_INFERENCE_LOG_SAMPLE": "1",
+    }
     r = subprocess.run(
-        [sys.executable, "-P", "-c", code, str(pkg.directory)],
+        [sys.executable, "-P", "-c", code, str(pkg.directory), str(tmp_path / "lines.json")],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -218,7 +240,12 @@ def test_the_packaged_capsule_runs_on_its_own_sources(small_package, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     files = r.stdout.split()
-    assert files and all(f.startswith(str(pkg.directory / "src")) for f in files), files
+    outside = [f for f in files if not f.startswith(str(pkg.directory / "src"))]
+    assert files and not outside, outside
+    assert any(f.endswith("runtime/inference_log.py") for f in files)
+    rec = json.loads((tmp_path / "log" / "log-1.jsonl").read_text().splitlines()[0])
+    assert rec["raw_int8"] and len(rec["raw_t_ms"]) > 100 and rec["device_id"] == "esp"
+    assert json.loads((tmp_path / "log" / "feedback.jsonl").read_text())["label"] == "fall"
 
 
 @pytest.fixture(scope="module")

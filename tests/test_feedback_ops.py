@@ -162,3 +162,54 @@ def test_a_dac_without_a_log_is_refused_clearly(env):
     _request(layout, "nolog")
     with pytest.raises(dg.Failure, match="no inference log .* deploy it and send it CSI"):
         run("nolog")
+
+
+def test_labelled_production_windows_become_real_captures_and_gate_an_evolved_version(
+    small_package, tmp_path
+):
+    """Item 5: windows kept with raw CSI and labelled by people become real captures (the
+    newest 30 % held out), and a candidate is compared with the deployed version on them."""
+    from iv_pipelines.ops.feedback import feedback_captures, versus_deployed
+    from iv_pipelines.runtime.predictor import Predictor
+    from iv_pipelines.sensing.formats import centred_to_entries
+    from iv_pipelines.sensing.twin import Room, simulate_episode
+
+    _root, _key, pkg, _ = small_package
+    layout = StorageLayout(tmp_path / "iv")
+    layout.write_current_package(pkg.dac_id, {"version": pkg.version, "directory": str(pkg.directory)})
+    log = InferenceLog(layout.inference_log_dir(pkg.dac_id), CLASSES, retention="raw", sample=1.0)
+    room = Room.random(np.random.default_rng(4))
+    t_label = 1000.0
+    for i, act in enumerate(["walk", "empty", "fall", "sit"] * 10):
+        e = simulate_episode(room, act, seed=i, duration_s=2.2)
+        keep = e.t_s - e.t_s[0] <= 2.0
+        wid = log.record(
+            "esp-1", "walk", [0.25] * 4, raw=centred_to_entries(e.csi[keep]), raw_t_s=e.t_s[keep]
+        )
+        log.add_feedback(wid, act, "nurse", now=t_label + i)
+    extra = log.record("esp-1", "fall", [0, 0, 0, 1])  # kept without CSI (features retention)
+    log.add_feedback(extra, "walk", "nurse", now=t_label + 100)
+    log.add_feedback(log.record("esp-1", "fall", [0, 0, 0, 1], raw=None), "not_fall", "nurse")
+
+    caps, note = feedback_captures(layout, pkg.dac_id, amplitude_only=False)
+    assert "40 labelled production windows (28 train, 12 held out, the newest)" in note
+    assert "1 labelled without kept CSI, 1 not_<class> labels unused" in note
+    held = [c for c in caps if c.split == "eval"]
+    assert sum(len(c.windows) for c in held) == 12 and all(c.origin == "real" and c.independent for c in caps)
+    assert {c.activity for c in caps if c.split == "train"} == {"walk", "empty", "fall", "sit"}
+
+    deployed = Predictor(pkg.directory)
+    same = versus_deployed(layout, pkg.dac_id, deployed.proba, held, deployed.config.fall_threshold)
+    assert same["n"] == 12 and same["accuracy_a"] == same["accuracy_b"] and same["verdict"] != "worse"
+    assert same["deployed_version"] == pkg.version and "held-out production windows" in same["data"]
+
+    def always_empty(x):
+        p = np.zeros((len(x), 4))
+        p[:, 0] = 1.0
+        return p
+
+    # a candidate that calls everything empty: worse wherever the deployed one is right on
+    # enough windows, and never "better"
+    bad = versus_deployed(layout, pkg.dac_id, always_empty, held, 0.5)
+    assert bad["accuracy_a"] <= bad["accuracy_b"] and bad["verdict"] != "better"
+    assert versus_deployed(layout, pkg.dac_id, always_empty, [], 0.5) is None

@@ -22,6 +22,7 @@ import numpy as np
 
 from iv_pipelines.storage import StorageLayout
 
+HOLDOUT_SHARE = 0.3  # the newest labels, held out to test an evolved version against the deployed one
 MIN_DRIFT_WINDOWS = 30  # fewer production windows than this: drift is not measured
 DRIFT_ALPHA = 0.01  # the permutation test's false-alarm rate per DAC and tick
 
@@ -189,3 +190,96 @@ def playbook_bullets(dac_id: str, report: dict) -> list[str]:
             f"client's {fb['min_accuracy']}: retrain on the confirmed windows."
         )
     return out
+
+
+def feedback_captures(
+    layout: StorageLayout, dac_id: str, amplitude_only: bool, holdout_share: float = HOLDOUT_SHARE
+):
+    """The windows people labelled with a class, as real captures to train and test on:
+    ([RealCapture], note). Split by time: the newest `holdout_share` of the labels are held out
+    (`eval`: what an evolved version is tested on), the rest train. Only windows the capsule
+    kept with `retention: raw` can be used (the others have no CSI); `not_<class>` labels say
+    what a window was not, which no class can be trained on: both are counted in the note."""
+    from iv_pipelines.runtime.inference_log import InferenceLog
+    from iv_pipelines.sensing.client import REAL_HOP_S, RealCapture
+    from iv_pipelines.sensing.features import windows_from_capture
+    from iv_pipelines.sensing.twin import ACTIVITIES
+
+    log_dir = layout.inference_log_dir(dac_id)
+    if not log_dir.is_dir():
+        return [], "no inference log"
+    log = InferenceLog(log_dir, list(ACTIVITIES))
+    labels = log.feedback()
+    classed = sorted((f for f in labels if f["label"] in ACTIVITIES), key=lambda f: f["at"])
+    if not classed:
+        return [], f"{len(labels)} feedback label(s), none naming a class"
+    index = {r["window_id"]: r for r in log.records()}
+    usable = []
+    for f in classed:
+        raw = InferenceLog.raw_window(index.get(f["window_id"]) or {})
+        if raw is None:
+            continue
+        w = windows_from_capture(raw[0], raw[1], hop_s=REAL_HOP_S, amplitude_only=amplitude_only)
+        if len(w):
+            usable.append((f, w[:1]))
+    n_hold = int(round(holdout_share * len(usable)))
+    groups: dict[tuple[str, str], list[np.ndarray]] = {}
+    for i, (f, w) in enumerate(usable):
+        split = "eval" if i >= len(usable) - n_hold else "train"
+        groups.setdefault((f["label"], split), []).append(w)
+    caps = [
+        RealCapture(
+            name=f"feedback-{act}-{split}",
+            activity=act,
+            origin="real",
+            split=split,
+            amplitude_only=amplitude_only,
+            windows=np.concatenate(ws),
+            seconds=2.0 * len(ws),
+            independent=True,
+        )
+        for (act, split), ws in sorted(groups.items())
+    ]
+    note = (
+        f"{len(usable)} labelled production windows ({len(usable) - n_hold} train, {n_hold} held out, the newest); "
+        f"{len(classed) - len(usable)} labelled without kept CSI, {len(labels) - len(classed)} not_<class> labels unused"
+    )
+    return caps, note
+
+
+def versus_deployed(
+    layout: StorageLayout, dac_id: str, candidate_proba, held_out, threshold: float, seed: int = 0
+):
+    """The evolved candidate against the version deployed now, on the held-out (newest)
+    labelled production windows: a paired comparison (`sensing/gate.compare`: exact McNemar,
+    bootstrap interval of the accuracy difference, non-inferiority margin stated). Returns a
+    dict (verdict, sentence, n) or None when there is nothing to compare (no deployed package,
+    or no held-out labels)."""
+    from pathlib import Path
+
+    from iv_pipelines.runtime.predictor import Predictor
+    from iv_pipelines.sensing.evaluate import decide
+    from iv_pipelines.sensing.gate import compare
+    from iv_pipelines.sensing.twin import ACTIVITIES
+
+    if not held_out:
+        return None
+    cur = layout.current_package(dac_id)
+    if cur is None or not Path(cur["directory"]).is_dir():
+        return None
+    x = np.concatenate([c.windows for c in held_out])
+    y = np.concatenate([np.full(len(c.windows), ACTIVITIES.index(c.activity)) for c in held_out])
+    deployed = Predictor(Path(cur["directory"]))
+    p_dep = deployed.proba(x)
+    p_new = candidate_proba(x)
+    correct_new = decide(p_new, threshold) == y
+    correct_dep = deployed.decide(p_dep) == y
+    idx = np.arange(len(y))
+    nll_new = -np.log(np.clip(p_new[idx, y], 1e-9, 1))
+    nll_dep = -np.log(np.clip(p_dep[idx, y], 1e-9, 1))
+    cmp = compare(correct_new, correct_dep, nll_new, nll_dep, seed=seed)
+    return cmp.to_dict() | {
+        "deployed_version": cur["version"],
+        "sentence": cmp.sentence("candidate", f"deployed {cur['version']}"),
+        "data": f"{len(y)} held-out production windows of the client's devices, labelled by people (the newest labels)",
+    }

@@ -131,7 +131,9 @@ class _State:
                 log.error("inference log disabled: %s", e)
         return self._log
 
-    def observe(self, csi: np.ndarray, features, label: str, probs, device_id: str | None) -> str | None:
+    def observe(
+        self, csi: np.ndarray, features, label: str, probs, device_id: str | None, t_s=None
+    ) -> str | None:
         """One classified window: its input statistics into /metrics, and into the inference log
         if sampled; returns its window id there (or None)."""
         amp = np.abs(np.asarray(csi))
@@ -146,12 +148,14 @@ class _State:
             return None
         from iv_pipelines.sensing.formats import centred_to_entries
 
+        raw = il.retention == "raw"
         wid = il.record(
             device_id,
             label,
             probs,
             features=features,
-            raw=centred_to_entries(csi) if il.retention == "raw" else None,
+            raw=centred_to_entries(csi) if raw else None,
+            raw_t_s=t_s if raw else None,
         )
         if wid is not None:
             self.metrics.logged.inc()
@@ -353,7 +357,7 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
         for i, (s, length, row, k) in enumerate(zip(starts, lengths, p, labels, strict=True)):
             m.predictions.labels(classes[k]).inc()
             inside = (rel_t >= s - 1e-9) & (rel_t <= s + length + 1e-9)
-            wid = state.observe(cap.csi[inside], x[i], classes[k], row, req.device_id)
+            wid = state.observe(cap.csi[inside], x[i], classes[k], row, req.device_id, cap.t_s[inside])
             out.append(
                 WindowPrediction(
                     start_s=round(float(s), 6),  # microseconds: no 0.9999999999 for 1.0
@@ -570,7 +574,7 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
             row = state.predictor.proba(x)[0]
             k = int(state.predictor.decide(row[None])[0])
             in_window = sel & (buf_t <= first + WINDOW_S)
-            wid = state.observe(st["csi"][in_window], x[0], cfg.classes[k], row, None)
+            wid = state.observe(st["csi"][in_window], x[0], cfg.classes[k], row, None, buf_t[in_window])
             out.append(
                 Detection(
                     start_s=round(first - st["origin"], 3),

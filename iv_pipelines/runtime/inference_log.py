@@ -11,7 +11,8 @@ What a record holds depends on `retention`:
 - `none`: time, device, window id, decision and class probabilities;
 - `features` (default): also the window's model features summarised per feature (mean and
   standard deviation over time: 2 x F numbers), what drift is measured on;
-- `raw`: also the window's CSI as the device sent it (int8 entries, base64), to retrain on.
+- `raw`: also the window's CSI as the device sent it (int8 entries, base64, FFT order) and its
+  packet times, to retrain on (`iv_pipelines/ops/feedback.py: feedback_captures`).
 
 Feedback (`feedback.jsonl`): {window_id, label, predicted, device_id, source, at}; `label` is
 a class, or `not_<class>` when a person can only say what it was not (a caregiver's "no, not
@@ -119,6 +120,7 @@ class InferenceLog:
         features: np.ndarray | None = None,
         raw: np.ndarray | None = None,
         now: float | None = None,
+        raw_t_s: np.ndarray | None = None,
     ) -> str | None:
         """Record one classified window (if sampled); returns its window id, or None."""
         with self._lock:
@@ -139,6 +141,9 @@ class InferenceLog:
                 rec["features"] = [round(float(v), 4) for v in summarise(features)]  # (T, F) -> 2F
             if self.retention == "raw" and raw is not None:
                 rec["raw_int8"] = base64.b64encode(np.asarray(raw, dtype=np.int8).tobytes()).decode()
+                if raw_t_s is not None:  # packet times from the window's first, ms
+                    t = np.asarray(raw_t_s, dtype=np.float64)
+                    rec["raw_t_ms"] = [round(float(x), 2) for x in (t - t[0]) * 1000.0]
             self._append(json.dumps(rec, separators=(",", ":")) + "\n")
             self.recorded += 1
             return wid
@@ -221,6 +226,19 @@ class InferenceLog:
                 raise type(e)(f"row {i}: {e}") from None
         self._write_feedback(out)
         return out
+
+    @staticmethod
+    def raw_window(rec: dict) -> tuple[np.ndarray, np.ndarray] | None:
+        """(complex CSI (T, 64) centred, times s) of a record kept with `raw`, else None."""
+        if not rec.get("raw_int8") or not rec.get("raw_t_ms"):
+            return None
+        from iv_pipelines.sensing.formats import entries_to_centred
+
+        raw = np.frombuffer(base64.b64decode(rec["raw_int8"]), dtype=np.int8).reshape(-1, 128)
+        t = np.asarray(rec["raw_t_ms"], dtype=np.float64) / 1000.0
+        if len(t) != len(raw):
+            return None
+        return entries_to_centred(raw, "fft"), t
 
     def feedback(self) -> list[dict]:
         """Every stored label, oldest first; a window labelled twice keeps its newest label."""

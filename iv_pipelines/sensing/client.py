@@ -46,6 +46,7 @@ class RealCapture:
     amplitude_only: bool
     windows: np.ndarray  # (n, T, F), hop REAL_HOP_S
     seconds: float
+    independent: bool = False  # windows share no packets (production feedback): no guard needed
 
     def summary(self) -> dict:
         return {
@@ -213,7 +214,8 @@ def client_sets(
         # "real" only for real-origin captures; twin-generated stand-ins keep their own label
         src = "real" if c.origin == "real" else "simulated capture"
         train_parts.append((np.repeat(c.windows[:k], reps, axis=0), np.repeat(y[:k], reps), src))
-        thr_parts.append((c.windows[k + GUARD_WINDOWS :], y[k + GUARD_WINDOWS :], src))
+        guard = 0 if c.independent else GUARD_WINDOWS
+        thr_parts.append((c.windows[k + guard :], y[k + guard :], src))
     out = [_stack(p) for p in (train_parts, thr_parts, eval_parts)]
     if cal.amplitude_only:
         for s in out:
@@ -431,10 +433,16 @@ def evidence_report(
     }
     real = ev.source == "real"
     if real.any():
-        names = [c.name for c in cal.captures if c.split == "eval"]
+        held = [c for c in cal.captures if c.split == "eval"]
+        names = [c.name for c in held]
+        falls = (
+            "falls included (confirmed by caregivers)"
+            if any(c.activity == "fall" for c in held)
+            else "no falls (falls are never captured)"
+        )
         out["client_device"] = {
             "data": f"real captures of the client's device held out by capture ({', '.join(names)}); "
-            f"{int(real.sum())} windows; no falls (falls are never captured)",
+            f"{int(real.sum())} windows; {falls}",
             **decision_metrics(proba[real], ev.y[real], threshold),
         }
     out["validated_on"] = "client_device" if real.any() else "simulation_only"

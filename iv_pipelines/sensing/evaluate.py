@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from iv_pipelines.scoring.calibration import auroc
 from iv_pipelines.sensing.twin import ACTIVITIES
 
 FALL = ACTIVITIES.index("fall")
@@ -80,6 +79,9 @@ def confusion_png(cm: np.ndarray, path: Path, title: str) -> Path:
 
 def presence_auroc(scores_by_file: dict[str, tuple[str, np.ndarray]]) -> dict:
     """AUROC of presence scores: windows of `movement` files positive, `baseline` negative."""
+    # imported here: the capsule ships this module (for `decide`) without the scoring package
+    from iv_pipelines.scoring.calibration import auroc
+
     pos = np.concatenate([s for lab, s in scores_by_file.values() if lab == "movement"] or [np.zeros(0)])
     neg = np.concatenate([s for lab, s in scores_by_file.values() if lab == "baseline"] or [np.zeros(0)])
     return {
