@@ -55,8 +55,38 @@ def dac_deployment(
     pkg_dir = Path(pointer["directory"])
     target = deployer.resolve_target(dac_request.target)
     manifest = json.loads((pkg_dir / "manifest.json").read_text())
+    from iv_pipelines.deploy.canary import CanaryController, DeploymentHistory
+
+    history = DeploymentHistory(storage.layout, dac_id)
+    # an evolution run (a sensor saw drift or low feedback accuracy) canaries its version beside
+    # the deployed one; every other run replaces the deployment
+    trigger = context.run.tags.get("iv/trigger", "")
+    live = storage.layout.deployment(dac_id) or {}
+    canary = (
+        target == "local"
+        and trigger in ("drift", "feedback_accuracy")
+        and bool(live.get("url"))
+        and live.get("version") != pointer["version"]
+        and deployer.local(storage.root).status(dac_id).get("ready", False)
+    )
     try:
-        if target == "local":
+        if canary:
+            st = CanaryController(storage.layout, deployer.local(storage.root)).start(
+                dac_id, pkg_dir, pointer["version"], reason=context.run.tags.get("iv/reason", trigger)
+            )
+            from iv_pipelines.deploy.targets import DeploymentRecord
+
+            rec = DeploymentRecord(
+                "local",
+                dac_id,
+                pointer["version"],
+                st["url"],
+                {"canary_of": live.get("version"), "share": st["share"]},
+            )
+            context.log.info(
+                f"{dac_id} {pointer['version']} canaried beside {live.get('version')} ({st['share']:.0%} of windows)"
+            )
+        elif target == "local":
             # the capsule's inference log stays in the client's storage namespace
             log_dir = storage.layout.inference_log_dir(dac_id)
             rec = deployer.local(storage.root).deploy(
@@ -100,12 +130,14 @@ def dac_deployment(
 
     vh = json.loads((storage.dac_dir(dac_id) / "validated_hypothesis.json").read_text())
     caps = capsule_capabilities(dac_request.domain, vh["hypothesis"]["task"], manifest)
-    gateways = register_capsule(
-        registry.get(storage.root), dac_id, target, rec.url or "", caps, manifest["energy_signature"]
-    )
-    context.log.info(f"ASI: {dac_id} registered with capabilities {caps}, linked to {gateways}")
+    gateways = []
+    if not canary:  # the mesh keeps routing to production until the canary is promoted
+        gateways = register_capsule(
+            registry.get(storage.root), dac_id, target, rec.url or "", caps, manifest["energy_signature"]
+        )
+        context.log.info(f"ASI: {dac_id} registered with capabilities {caps}, linked to {gateways}")
     monitoring = []
-    if rec.url:
+    if rec.url and not canary:
         from iv_pipelines.deploy.monitoring import write_monitoring
 
         monitoring = write_monitoring(
@@ -117,7 +149,11 @@ def dac_deployment(
         "gateways": gateways,
         "monitoring": [str(p) for p in monitoring],
     }
-    atomic_write_text(storage.layout.deployment_file(dac_id), json.dumps(record, indent=2) + "\n")
+    if canary:  # the production deployment record stays; the canary's is its own state file
+        record["canary"] = True
+    else:
+        atomic_write_text(storage.layout.deployment_file(dac_id), json.dumps(record, indent=2) + "\n")
+        history.record("deployed", pointer["version"], trigger or "lifecycle run", url=rec.url or "")
     if smoke is not None and smoke.accuracy <= 0.5:
         raise dg.Failure(
             description=f"smoke test failed: the deployed capsule got {smoke.correct}/{smoke.n} held-out episodes right",
@@ -126,6 +162,7 @@ def dac_deployment(
     md = {
         "target": target,
         "version": pointer["version"],
+        "aliases": dg.MetadataValue.json(history.aliases()),
         "url": rec.url or "",
         "details": dg.MetadataValue.json(rec.details),
         "asi_capabilities": ", ".join(caps),

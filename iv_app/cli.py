@@ -226,9 +226,13 @@ def ingest_serve(host: str, udp_port: int, http_port: int) -> None:
         dep = layout.deployment(dac) if dac else None
         return (dep["url"], dac) if dep and dep.get("url") else None
 
+    from iv_pipelines.deploy.canary import CanaryController
+    from iv_pipelines.deploy.targets import LocalDeployer
+
     stream = DetectionStream()
     sub = stream.subscribe()
-    fwd = CapsuleForwarder(endpoint_for, stream)
+    canary = CanaryController(layout, LocalDeployer(layout.deployments_dir()))
+    fwd = CapsuleForwarder(endpoint_for, stream, route=canary.route)
     svc = IngestService(keys, store=CaptureStore(layout.edge_captures_dir()), forward=fwd)
 
     async def run():
@@ -561,6 +565,36 @@ def gateway_serve(host: str, port: int, demo: bool, detections: str, dagster_url
             from iv_pipelines.deploy.targets import LocalDeployer
 
             LocalDeployer(layout.deployments_dir() / "gateway-demo").stop(demo_dac)
+
+
+@main.group()
+def dac() -> None:
+    """Deployed DACs: their deployment history and aliases."""
+
+
+@dac.command("history")
+@click.argument("dac_id")
+def dac_history(dac_id: str) -> None:
+    """Every deployment event of DAC_ID (deployed, canary_started, promoted, rolled_back) and
+    its aliases production / candidate / previous."""
+    import datetime as dt
+
+    from iv_pipelines.deploy.canary import CanaryController, DeploymentHistory
+    from iv_pipelines.deploy.targets import LocalDeployer
+
+    layout = _storage().layout
+    hist = DeploymentHistory(layout, dac_id)
+    events = hist.events()
+    if not events:
+        raise click.ClickException(f"{dac_id} has no deployment history under {layout.deployments_dir()}")
+    for e in events:
+        when = dt.datetime.fromtimestamp(e["at"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"{when}  {e['event']:<15} {e['version']:<10} {e.get('reason', '')}")
+    a = hist.aliases()
+    click.echo("aliases: " + ", ".join(f"{k}={v or '-'}" for k, v in a.items()))
+    st = CanaryController(layout, LocalDeployer(layout.deployments_dir())).state(dac_id)
+    if st:
+        click.echo(f"canary: {st['version']} at {st['url']}, {st['share']:.0%} of windows")
 
 
 @main.group()

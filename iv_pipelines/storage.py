@@ -143,6 +143,14 @@ class StorageLayout:
         """The windows the DAC's decisions were calibrated on, summarised (lora_adapter)."""
         return self.dac_dir(dac_id, create=False) / "drift_reference.npz"
 
+    def canary_file(self, dac_id: str) -> Path:
+        """The running canary of a DAC (deploy/canary.py), while there is one."""
+        return self.deployments_dir() / f"{dac_id}.canary.json"
+
+    def deployment_history_file(self, dac_id: str) -> Path:
+        """Every deployment event of a DAC (deployed, canary_started, promoted, rolled_back)."""
+        return self.deployments_dir() / f"{dac_id}.history.jsonl"
+
     def monitoring_dir(self, dac_id: str) -> Path:
         """The deployment's Prometheus scrape config and Grafana dashboard."""
         return self.root / "monitoring" / dac_id

@@ -51,6 +51,7 @@ def _request(layout: StorageLayout, dac: str) -> None:
 @pytest.fixture
 def env(tmp_path):
     from defs.common import dac_partitions
+    from resources.deploy import DeployerResource
     from resources.discovery import AceMemoryResource
     from resources.storage import FactoryStorage
 
@@ -59,6 +60,7 @@ def env(tmp_path):
     resources = {
         "storage": FactoryStorage(root_dir=str(layout.root)),
         "ace": AceMemoryResource(url=f"sqlite:///{tmp_path / 'ace.sqlite'}"),
+        "deployer": DeployerResource(),
     }
 
     def run(dac):

@@ -241,7 +241,7 @@ def test_the_explorer_launches_a_real_dagster_run_and_shows_it_succeed(
         assert "not evaluated yet" in row.inner_text()  # nothing trained yet
         violations = axe_violations(page)
         assert violations == [], violations
-        page.get_by_role("button", name=f"Run the lifecycle of {DAC}").focus()
+        page.get_by_role("button", name=f"Run lifecycle of {DAC}").focus()
         page.keyboard.press("Enter")
         cell = row.locator("td[data-run-status]")
         page.wait_for_function(

@@ -9,6 +9,7 @@ import dagster as dg
 from defs.common import OWNERS, TZ, dac_partitions, tidy
 from defs.lifecycle import dac_lifecycle_job
 from iv_pipelines.paths import atomic_write_text
+from resources.deploy import DeployerResource
 from resources.discovery import AceMemoryResource
 from resources.storage import FactoryStorage
 
@@ -26,11 +27,15 @@ COOLDOWN_S = 24 * 3600  # one evolution run per DAC and trigger a day: drift per
         "Lifecycle steps 30-32 for one DAC: production decisions from its capsule's inference log, "
         "drift against the windows its decisions were calibrated on (MMD permutation test, PSI, "
         "class-rate shift), accuracy on confirmed feedback with its interval, the RDR experiments "
-        "queued for it, and the ACE playbook update."
+        "queued for it, the ACE playbook update, and the decision on a running canary (promote, "
+        "roll back or wait)."
     ),
 )
 def dac_feedback(
-    context: dg.AssetExecutionContext, storage: FactoryStorage, ace: AceMemoryResource
+    context: dg.AssetExecutionContext,
+    storage: FactoryStorage,
+    ace: AceMemoryResource,
+    deployer: DeployerResource,
 ) -> dg.MaterializeResult:
     from iv_pipelines.memory.ace import Delta
     from iv_pipelines.ops.feedback import feedback_report
@@ -55,6 +60,15 @@ def dac_feedback(
         )
         report["playbook_curated"] = counts
         context.log.info(f"{dac_id}: ACE playbook {counts}")
+    # a canary of this DAC (an evolution run's version beside the deployed one): decide it now
+    from iv_pipelines.deploy.canary import CanaryController, DeploymentHistory
+
+    canary = CanaryController(layout, deployer.local(storage.root))
+    if canary.state(dac_id) is not None:
+        d = canary.evaluate(dac_id)
+        report["canary"] = {"decision": d.decision, "reason": d.reason, "evidence": d.evidence}
+        context.log.info(f"{dac_id} canary: {d.decision}: {d.reason}")
+    report["aliases"] = DeploymentHistory(layout, dac_id).aliases()
     out = layout.dac_dir(dac_id) / "feedback_report.json"
     atomic_write_text(out, json.dumps(report, indent=2, default=str) + "\n")
     drift, fb, prod = report["drift"] or {}, report["feedback"], report["production"]
@@ -79,6 +93,9 @@ def dac_feedback(
                 "production_devices": dg.MetadataValue.json(prod["devices"]),
                 "class_rate_shift": dg.MetadataValue.json(report["class_rate_shift"]),
                 "rdr_experiments": len(report["rdr_experiments"]),
+                "canary": (report.get("canary") or {}).get("decision", "none"),
+                "canary_reason": (report.get("canary") or {}).get("reason", ""),
+                "aliases": dg.MetadataValue.json(report["aliases"]),
                 "playbook": dg.MetadataValue.md("\n".join(f"- {b}" for b in report["playbook"]) or "(none)"),
                 "report_path": dg.MetadataValue.path(str(out)),
             }

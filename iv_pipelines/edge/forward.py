@@ -111,8 +111,10 @@ class CapsuleForwarder:
         window_s: float = 2.0,
         hop_s: float = 1.0,
         workers: int = 2,
+        route: Callable[[str, tuple[str, str | None]], tuple[str, str | None]] | None = None,
     ):
         self.endpoint_for = endpoint_for  # device id -> (capsule base URL, dac id) or None
+        self.route = route  # per window: a canary's share goes to the candidate (deploy/canary.py)
         self.stream = stream
         self.post = post
         self.window_us = int(window_s * 1e6)
@@ -144,6 +146,8 @@ class CapsuleForwarder:
             self.skipped_busy += 1
             return
         window = list(buf)
+        if self.route is not None:
+            target = self.route(c.device_id, target)
         self._pool.submit(self._send, target, window)
 
     def _send(self, target: tuple[str, str | None], window: list[Csi]) -> None:

@@ -368,22 +368,28 @@ def create_gateway_app(
         # drift, feedback accuracy and retraining (#18); its answer is recorded, not required
         capsule = None
         url = (capsule_url_for or (lambda d: (layout.deployment(d) or {}).get("url")))(fb.dac_id)
-        if fb.window_id and url:
+        urls = [url] if url else []
+        canary = layout.canary_file(fb.dac_id)  # a candidate may have decided the window
+        if canary.is_file():
+            urls.append((_read(canary) or {}).get("url"))
+        if fb.window_id and urls:
             from iv_pipelines.edge.forward import http_post
 
-            try:
-                http_post(
-                    url.rstrip("/") + "/v1/feedback",
-                    {
-                        "window_id": fb.window_id,
-                        "label": "fall" if fb.was_fall else "not_fall",
-                        "source": "caregiver",
-                    },
-                    timeout_s=3.0,
-                )
-                capsule = "stored"
-            except (OSError, RuntimeError, ValueError) as e:
-                capsule = "not stored: " + str(e).split(": ", 1)[-1][:200]
+            for u in filter(None, urls):
+                try:
+                    http_post(
+                        u.rstrip("/") + "/v1/feedback",
+                        {
+                            "window_id": fb.window_id,
+                            "label": "fall" if fb.was_fall else "not_fall",
+                            "source": "caregiver",
+                        },
+                        timeout_s=3.0,
+                    )
+                    capsule = "stored"
+                    break
+                except (OSError, RuntimeError, ValueError) as e:
+                    capsule = "not stored: " + str(e).split(": ", 1)[-1][:200]
         rec = fb.model_dump() | {
             "client_id": request.state.client,
             "answered_at": int(_time.time()),

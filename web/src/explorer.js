@@ -51,7 +51,7 @@ export class IvDacExplorer extends HTMLElement {
         const run = this.runs[d.dac_id];
         const cell = deploy
           ? `<td data-run-status="${esc(run?.status || "")}">
-               <button data-launch="${esc(d.dac_id)}" aria-label="Run the lifecycle of ${esc(d.dac_id)}"
+               <button data-launch="${esc(d.dac_id)}" aria-label="Run lifecycle of ${esc(d.dac_id)}"
                  ${run && !DONE.has(run.status) ? "disabled" : ""}>Run lifecycle</button>
                ${run ? this.progress(run) : ""}</td>`
           : "";
