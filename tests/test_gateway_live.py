@@ -204,7 +204,12 @@ def test_the_explorer_launches_a_real_dagster_run_and_shows_it_succeed(
     cal, report = calibrated
     cal.save(layout.score_calibration_file())
     layout.score_calibration_file().with_suffix(".report.json").write_text(json.dumps(report.to_dict()))
-    RequestStore(layout.root).put(parse_request_text(plain_sample_request_text()))
+    # the sample request without its calibration captures: an uncalibrated client, whose
+    # measured accuracy (about 0.82 on its simulated room) the lifecycle rightly refuses under
+    # the sample's min_accuracy 0.95; this test is about launching and following the run
+    req = parse_request_text(plain_sample_request_text())
+    req = req.model_copy(update={"constraints": req.constraints.model_copy(update={"min_accuracy": 0.7})})
+    RequestStore(layout.root).put(req)
 
     port = _free_port()
     env = dict(os.environ, DAGSTER_HOME=str(home), IV_STORAGE_ROOT=str(layout.root))
