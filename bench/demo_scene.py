@@ -36,7 +36,14 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--loops", type=int, default=3)
     args = ap.parse_args()
-    src = StorageLayout(args.storage or default_storage_root())
+    import os
+
+    # make demo's home unless the environment names another storage root
+    configured = os.environ.get("IV_STORAGE_ROOT") or os.environ.get("DAGSTER_HOME")
+    repo = Path(__file__).resolve().parent.parent
+    src = StorageLayout(
+        args.storage or (default_storage_root() if configured else repo / ".dagster_home" / "iv")
+    )
     cur = src.current_package(DAC)
     if cur is None:
         print(f"SKIPPED: {DAC} has no package under {src.root}: run `make demo` first")
