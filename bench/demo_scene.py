@@ -1,8 +1,9 @@
 """The live demo's decisions against what the scene played (SIMULATED: Shadow Twin CSI).
 
 `iv gateway serve --demo` plays a scripted scene of the sample client's room through the edge
-ingest path into the DAC's running capsule. This bench plays the same scene (several loops,
-several seeds) as fast as the capsule answers and counts, for every 2 s window that lies
+ingest path into the DAC's running capsule. This bench plays that scene for several seeds
+(each seed its own twin episodes; a replayed loop would repeat the same windows, so the
+default is one loop) as fast as the capsule answers and counts, for every 2 s window that lies
 inside one step of the scene, what the capsule decided: the confusion by activity, and the
 fall alarms on walking / sitting / empty windows next to the false-alarm rate the DAC's own
 evaluation reported on held-out windows of the same simulated room.
@@ -33,8 +34,10 @@ def main() -> int:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--storage", type=Path, default=None, help="default: make demo's storage root")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--loops", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=10, help="scenes (each its own twin episodes)")
+    ap.add_argument(
+        "--loops", type=int, default=1, help="replays of each scene (the same CSI again: not new windows)"
+    )
     args = ap.parse_args()
     import os
 
@@ -54,6 +57,10 @@ def main() -> int:
         layout = StorageLayout(Path(tmp) / "iv")  # captures and device keys stay out of the real store
         layout.dac_dir(DAC)
         shutil.copyfile(src.dac_request_file(DAC), layout.dac_request_file(DAC))
+        twin = src.dac_dir(DAC, create=False) / "twin" / "calibration.json"  # the fitted device
+        if twin.is_file():
+            (layout.dac_dir(DAC) / "twin").mkdir(exist_ok=True)
+            shutil.copyfile(twin, layout.dac_dir(DAC) / "twin" / "calibration.json")
         dep = LocalDeployer(Path(tmp) / "deployments")
         rec = dep.deploy(Path(cur["directory"]), DAC, cur["version"])
         total: dict[str, dict[str, int]] = {}

@@ -42,8 +42,8 @@ class Scene:
 
 
 def build_scene(layout: StorageLayout, dac_id: str, seed: int = 0, scene=SCENE) -> Scene:
-    """Twin episodes of the DAC's own room and resident, one per step of `scene`, each cut to
-    its step's length."""
+    """Twin episodes of the DAC's own room and resident, one per step of `scene`, each simulated
+    at its step's length."""
     from iv_pipelines.intake import RequestStore
     from iv_pipelines.request import DacRequest
     from iv_pipelines.sensing.pipeline import client_resident, client_room
@@ -51,20 +51,33 @@ def build_scene(layout: StorageLayout, dac_id: str, seed: int = 0, scene=SCENE) 
 
     saved = layout.dac_request(dac_id)  # what the lifecycle trained on, else the stored request
     req = DacRequest.model_validate(saved) if saved else RequestStore(layout.root).get(dac_id)
-    longest = max(s for _, s in scene)
-    eps = simulate_dataset([client_room(req)], 2, seed, duration_s=longest, resident=client_resident(req))
-    by_activity: dict[str, list] = {}
-    for e in eps:
-        by_activity.setdefault(e.activity, []).append(e)
+    # the client's device as the DAC's calibration fitted it (the twin's default device for
+    # the room otherwise): the device the DAC was trained and evaluated for, as in its smoke test
+    import json
+
+    from iv_pipelines.sensing.calibration import resident_at
+    from iv_pipelines.sensing.device import Device
+
+    cal_path = layout.dac_dir(dac_id, create=False) / "twin" / "calibration.json"
+    fit = (json.loads(cal_path.read_text()) if cal_path.is_file() else {}).get("fit")
+    device = [Device.from_dict(fit["device"])] if fit else None
+    resident = resident_at(client_resident(req), (fit or {}).get("walk_speed_ms"))
+    # each step is a whole twin episode of its own length (a cut episode could lose its event:
+    # a fall late in a longer episode would be cut off its "fall" step)
+    by_length: dict[float, dict[str, list]] = {}
+    for k, seconds in enumerate(sorted({s for _, s in scene})):
+        eps = simulate_dataset(
+            [client_room(req)], 2, seed + 1000 * k, duration_s=seconds, resident=resident, devices=device
+        )
+        for e in eps:
+            by_length.setdefault(seconds, {}).setdefault(e.activity, []).append(e)
     out = []
     for i, (activity, seconds) in enumerate(scene):
-        pool = by_activity.get(activity)
+        pool = by_length.get(seconds, {}).get(activity)
         if not pool:
             raise ValueError(f"the twin produced no {activity!r} episode for {dac_id}")
         e = pool[i % len(pool)]
-        t = e.t_s - e.t_s[0]
-        keep = t <= seconds
-        out.append((activity, np.asarray(e.csi)[keep], t[keep]))
+        out.append((activity, np.asarray(e.csi), e.t_s - e.t_s[0]))
     return Scene(out)
 
 
