@@ -67,6 +67,12 @@ class DeploymentHistory:
                 continue
         return out
 
+    def production_since(self) -> float:
+        """When the version in production now went live (its deployed or promoted event), 0 if
+        the history is empty."""
+        times = [e["at"] for e in self.events() if e["event"] in ("deployed", "promoted")]
+        return max(times) if times else 0.0
+
     def aliases(self) -> dict[str, str | None]:
         a: dict[str, str | None] = {"production": None, "candidate": None, "previous": None}
         for e in self.events():

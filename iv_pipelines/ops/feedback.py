@@ -130,9 +130,16 @@ def feedback_report(
             }
             if by_class:
                 out["class_rate_shift"] = class_rate_shift(ref_decisions, by_class)
-    labels = log.feedback()
+    # accuracy of the version in production now: labels on windows it decided (logged since it
+    # went live); earlier versions' labels still train evolution runs, they do not judge this one
+    from iv_pipelines.deploy.canary import DeploymentHistory
+
+    since = DeploymentHistory(layout, dac_id).production_since()
+    when = {r["window_id"]: r.get("at", 0.0) for r in recs}
+    labels = [f for f in log.feedback() if when.get(f["window_id"], 0.0) >= since]
     acc = feedback_accuracy(labels)
     out["feedback"] = acc.to_dict() | {
+        "since": since,
         "min_accuracy": min_accuracy,
         "below_constraint": bool(
             min_accuracy is not None and acc.ci95 is not None and acc.ci95[1] < min_accuracy
