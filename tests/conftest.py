@@ -188,3 +188,53 @@ def default_base_model(tmp_path_factory):
     )
     assert base.success
     return base, root
+
+
+def lifecycle_home(home: Path, default_base_model, calibrated, min_accuracy: float = 0.7):
+    """A Dagster home as `make demo` leaves one, ready for lifecycle runs: the shared assets
+    built (the session's base model and score calibration copied in), the sample request stored
+    without its calibration captures — an uncalibrated client, whose measured accuracy (about
+    0.82 on its simulated room) the lifecycle rightly refuses under the sample's min_accuracy
+    0.95, so the request asks `min_accuracy` instead. Returns (StorageLayout, request)."""
+    import json
+    import shutil
+
+    from iv_pipelines.intake import RequestStore
+    from iv_pipelines.request import parse_request_text
+    from iv_pipelines.storage import StorageLayout
+
+    layout = StorageLayout(home / "iv")
+    layout.ensure()
+    shutil.copytree(StorageLayout(default_base_model[1]).base_model_dir(), layout.base_model_dir())
+    cal, report = calibrated
+    cal.save(layout.score_calibration_file())
+    layout.score_calibration_file().with_suffix(".report.json").write_text(json.dumps(report.to_dict()))
+    req = parse_request_text(plain_sample_request_text())
+    req = req.model_copy(
+        update={"constraints": req.constraints.model_copy(update={"min_accuracy": min_accuracy})}
+    )
+    RequestStore(layout.root).put(req)
+    return layout, req
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium through playwright (skips where playwright is missing)."""
+    pw = pytest.importorskip("playwright.sync_api")
+    with pw.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def open_page(browser, url, viewport=None):
+    """A new page at `url`, and the list its console errors and page errors go to."""
+    page = browser.new_page(viewport=viewport) if viewport else browser.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    return page, errors

@@ -13,9 +13,8 @@ import time
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import CHROMIUM, REPO, open_page
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
     not shutil.which(CHROMIUM) or not (REPO / "web" / "dist" / "iv-components.js").is_file(),
     reason="needs Debian's chromium and the built components (make install: apt chromium, npm run build in web/)",
@@ -106,22 +105,8 @@ def served(tmp_path_factory):
     t.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    pw = pytest.importorskip("playwright.sync_api")
-    with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
 def _open(browser, url):
-    page = browser.new_page()
-    errors = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
-    return page, errors
+    return open_page(browser, url)
 
 
 def test_demo_page_pins_gauge_and_badge(served, browser, tmp_path):

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, plain_sample_request_text
+from tests.conftest import CHROMIUM, REPO, lifecycle_home, open_page
 
-CHROMIUM = "/usr/bin/chromium"
 AXE = REPO / "web" / "node_modules" / "axe-core" / "axe.min.js"
 pytestmark = pytest.mark.skipif(
     not shutil.which(CHROMIUM) or not (REPO / "web" / "dist" / "iv-components.js").is_file(),
@@ -51,22 +50,8 @@ def _serve(app):
     return server, t, f"http://127.0.0.1:{server.config.port}"
 
 
-@pytest.fixture(scope="module")
-def browser():
-    pw = pytest.importorskip("playwright.sync_api")
-    with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
 def _open(browser, url):
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    errors = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
-    return page, errors
+    return open_page(browser, url, viewport={"width": 1280, "height": 1000})
 
 
 def axe_violations(page) -> list[dict]:
@@ -185,12 +170,9 @@ def test_the_explorer_launches_a_real_dagster_run_and_shows_it_succeed(
     from iv_pipelines.gateway.app import create_gateway_app
     from iv_pipelines.gateway.dagster_runs import DagsterRuns
     from iv_pipelines.gateway.keys import ApiKeys
-    from iv_pipelines.intake import RequestStore
-    from iv_pipelines.request import parse_request_text
-    from iv_pipelines.storage import StorageLayout
 
-    # a Dagster home as `make ui` has one after `make demo`: the shared assets built, the
-    # client's request stored (its partition is added by the gateway, as the UI would)
+    # a Dagster home as `make ui` has one after `make demo`; the client's partition is added
+    # by the gateway, as the UI would
     home = tmp_path / "home"
     home.mkdir()
     # no daemon here: runs launch as soon as they are submitted (`make ui` runs the daemon)
@@ -198,18 +180,7 @@ def test_the_explorer_launches_a_real_dagster_run_and_shows_it_succeed(
         "telemetry:\n  enabled: false\nrun_coordinator:\n"
         "  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
     )
-    layout = StorageLayout(home / "iv")
-    layout.ensure()
-    shutil.copytree(StorageLayout(default_base_model[1]).base_model_dir(), layout.base_model_dir())
-    cal, report = calibrated
-    cal.save(layout.score_calibration_file())
-    layout.score_calibration_file().with_suffix(".report.json").write_text(json.dumps(report.to_dict()))
-    # the sample request without its calibration captures: an uncalibrated client, whose
-    # measured accuracy (about 0.82 on its simulated room) the lifecycle rightly refuses under
-    # the sample's min_accuracy 0.95; this test is about launching and following the run
-    req = parse_request_text(plain_sample_request_text())
-    req = req.model_copy(update={"constraints": req.constraints.model_copy(update={"min_accuracy": 0.7})})
-    RequestStore(layout.root).put(req)
+    layout, _ = lifecycle_home(home, default_base_model, calibrated)
 
     port = _free_port()
     env = dict(os.environ, DAGSTER_HOME=str(home), IV_STORAGE_ROOT=str(layout.root))

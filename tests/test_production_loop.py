@@ -15,13 +15,12 @@ Everything here is simulated (the twin stands in for the radio and the labels ar
 ground truth, or deliberately wrong ones in step 4)."""
 
 import json
-import shutil
 
 import dagster as dg
 import numpy as np
 import pytest
 
-from tests.conftest import plain_sample_request_text
+from tests.conftest import lifecycle_home
 
 DAC = "fall-detection-acme"
 # impairments outside the twin's device prior: a noisy, glitchy receiver with unstable gain
@@ -89,23 +88,11 @@ def test_drift_evolution_canary_promotion_and_rollback(default_base_model, calib
     from defs.operations.feedback import dac_drift_sensor, dac_feedback, feedback_accuracy_sensor
     from iv_pipelines.deploy.canary import CanaryController, DeploymentHistory
     from iv_pipelines.deploy.targets import LocalDeployer
-    from iv_pipelines.intake import RequestStore
-    from iv_pipelines.request import parse_request_text
-    from iv_pipelines.storage import StorageLayout
     from resources.selection import resources_for
     from tests.conftest import materialized
 
     home = tmp_path / "home"
-    layout = StorageLayout(home / "iv")
-    layout.ensure()
-    shutil.copytree(StorageLayout(default_base_model[1]).base_model_dir(), layout.base_model_dir())
-    cal, report = calibrated
-    cal.save(layout.score_calibration_file())
-    layout.score_calibration_file().with_suffix(".report.json").write_text(json.dumps(report.to_dict()))
-    req = parse_request_text(plain_sample_request_text())
-    # an uncalibrated client: its measured accuracy (about 0.82) meets a 0.7 constraint
-    req = req.model_copy(update={"constraints": req.constraints.model_copy(update={"min_accuracy": 0.7})})
-    RequestStore(layout.root).put(req)
+    layout, req = lifecycle_home(home, default_base_model, calibrated)
     for k, v in {
         "DAGSTER_HOME": str(home),
         "IV_STORAGE_ROOT": str(layout.root),

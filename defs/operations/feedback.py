@@ -167,6 +167,32 @@ def _latest_per_dac(recs) -> dict[str, dict]:
     return out
 
 
+def _evolution_requests(context, trigger: str, fires, reason, quiet: str, cooled: str):
+    """The shared tick of the two sensors: new dac_feedback reports after the cursor, the
+    newest per DAC; a run request (tags: trigger and reason) for each DAC `fires` selects that
+    had no evolution run for `trigger` in the last day."""
+    import time
+
+    recs, cursor = _new_feedback_events(context)
+    if cursor is None:
+        return dg.SkipReason("no new dac_feedback materialization")
+    context.update_cursor(cursor)
+    latest = _latest_per_dac(recs)
+    selected = sorted(d for d, md in latest.items() if fires(md))
+    hits = [d for d in selected if not _cooling(context.instance, d, trigger, time.time())]
+    if not hits:
+        note = f"; {len(selected)} {cooled} but had an evolution run in the last 24 h" if selected else ""
+        return dg.SkipReason(f"{len(latest)} DAC(s) reported: {quiet}{note}")
+    return [
+        dg.RunRequest(
+            run_key=f"{trigger}:{d}:{latest[d]['_ts']}",
+            partition_key=d,
+            tags={"iv/trigger": trigger, "iv/reason": reason(latest[d])},
+        )
+        for d in hits[:MAX_PER_TICK]
+    ]
+
+
 @dg.sensor(
     job=dac_lifecycle_job,
     minimum_interval_seconds=60,
@@ -174,29 +200,14 @@ def _latest_per_dac(recs) -> dict[str, dict]:
     "gets an evolution run.",
 )
 def dac_drift_sensor(context: dg.SensorEvaluationContext):
-    recs, cursor = _new_feedback_events(context)
-    if cursor is None:
-        return dg.SkipReason("no new dac_feedback materialization")
-    context.update_cursor(cursor)
-    latest = _latest_per_dac(recs)
-    import time
-
-    drifted = sorted(d for d, md in latest.items() if md.get("drifted"))
-    hits = [d for d in drifted if not _cooling(context.instance, d, "drift", time.time())]
-    if not hits:
-        cooling = f"; {len(drifted)} drifted but had an evolution run in the last 24 h" if drifted else ""
-        return dg.SkipReason(f"{len(latest)} DAC(s) reported: no drift{cooling}")
-    return [
-        dg.RunRequest(
-            run_key=f"drift:{d}:{latest[d]['_ts']}",
-            partition_key=d,
-            tags={
-                "iv/trigger": "drift",
-                "iv/reason": f"inputs drifted (MMD p={latest[d].get('drift_p_value')})",
-            },
-        )
-        for d in hits[:MAX_PER_TICK]
-    ]
+    return _evolution_requests(
+        context,
+        "drift",
+        lambda md: bool(md.get("drifted")),
+        lambda md: f"inputs drifted (MMD p={md.get('drift_p_value')})",
+        quiet="no drift",
+        cooled="drifted",
+    )
 
 
 @dg.sensor(
@@ -206,31 +217,14 @@ def dac_drift_sensor(context: dg.SensorEvaluationContext):
     "min_accuracy (Wilson 95 % upper bound below it) gets an evolution run.",
 )
 def feedback_accuracy_sensor(context: dg.SensorEvaluationContext):
-    recs, cursor = _new_feedback_events(context)
-    if cursor is None:
-        return dg.SkipReason("no new dac_feedback materialization")
-    context.update_cursor(cursor)
-    latest = _latest_per_dac(recs)
-    import time
-
-    low = sorted(
-        d
-        for d, md in latest.items()
-        if md.get("feedback_below_constraint") and (md.get("feedback_n") or 0) >= MIN_FEEDBACK
+    return _evolution_requests(
+        context,
+        "feedback_accuracy",
+        lambda md: bool(md.get("feedback_below_constraint")) and (md.get("feedback_n") or 0) >= MIN_FEEDBACK,
+        lambda md: (
+            f"accuracy {md.get('feedback_accuracy')} on {md.get('feedback_n')} confirmed labels, "
+            f"95% CI {md.get('feedback_ci95')}, under {md.get('min_accuracy')}"
+        ),
+        quiet="feedback accuracy within constraints",
+        cooled="under it",
     )
-    hits = [d for d in low if not _cooling(context.instance, d, "feedback_accuracy", time.time())]
-    if not hits:
-        cooling = f"; {len(low)} under it but had an evolution run in the last 24 h" if low else ""
-        return dg.SkipReason(f"{len(latest)} DAC(s) reported: feedback accuracy within constraints{cooling}")
-    return [
-        dg.RunRequest(
-            run_key=f"feedback:{d}:{latest[d]['_ts']}",
-            partition_key=d,
-            tags={
-                "iv/trigger": "feedback_accuracy",
-                "iv/reason": f"accuracy {latest[d].get('feedback_accuracy')} on {latest[d].get('feedback_n')} "
-                f"confirmed labels, 95% CI {latest[d].get('feedback_ci95')}, under {latest[d].get('min_accuracy')}",
-            },
-        )
-        for d in hits[:MAX_PER_TICK]
-    ]

@@ -50,12 +50,10 @@ class FeedbackAccuracy:
 def feedback_accuracy(labels: list[dict]) -> FeedbackAccuracy:
     """Accuracy of the capsule's decisions on the windows people labelled: a class label is
     correct when the decision equals it; `not_<class>` when the decision was not that class."""
+    from iv_pipelines.deploy.canary import label_correct
     from iv_pipelines.sensing.gate import wilson
 
-    correct = 0
-    for f in labels:
-        lab, pred = f["label"], f["predicted"]
-        correct += (pred != lab[4:]) if lab.startswith("not_") else (pred == lab)
+    correct = sum(label_correct(f) for f in labels)
     n = len(labels)
     alerts = [f for f in labels if f["predicted"] == "fall"]
     confirmed = sum(f["label"] == "fall" for f in alerts)
