@@ -3,7 +3,8 @@
 `iv gateway serve --demo` plays a scripted scene of the sample client's room through the edge
 ingest path into the DAC's running capsule. This bench plays that scene for several seeds
 (each seed its own twin episodes; a replayed loop would repeat the same windows, so the
-default is one loop) as fast as the capsule answers and counts, for every 2 s window that lies
+default is one loop) as fast as the capsule answers, on the device the DAC's calibration
+fitted and again on the room's default twin device, and counts, for every 2 s window that lies
 inside one step of the scene, what the capsule decided: the confusion by activity, and the
 fall alarms on walking / sitting / empty windows next to the false-alarm rate the DAC's own
 evaluation reported on held-out windows of the same simulated room.
@@ -63,38 +64,52 @@ def main() -> int:
             shutil.copyfile(twin, layout.dac_dir(DAC) / "twin" / "calibration.json")
         dep = LocalDeployer(Path(tmp) / "deployments")
         rec = dep.deploy(Path(cur["directory"]), DAC, cur["version"])
-        total: dict[str, dict[str, int]] = {}
+        totals: dict[str, dict[str, dict[str, int]]] = {}
         try:
-            for seed in range(args.seeds):
-                stream = DetectionStream()
-                sub = stream.subscribe(maxsize=1_000_000)
-                scene = build_scene(layout, DAC, seed=seed)
-                device = f"bench-scene-{seed}"
-                asyncio.run(
-                    play(layout, DAC, rec.url, stream, scene, rate_hz=400, loops=args.loops, device_id=device)
-                )
-                dets = []
-                while not sub.empty():
-                    dets.append(sub.get_nowait())
-                for truth, row in scene_confusion(scene.schedule, dets).items():
-                    for label, n in row.items():
-                        total.setdefault(truth, {}).setdefault(label, 0)
-                        total[truth][label] += n
-                print(
-                    f"seed {seed}: {len(dets)} detections over {scene.seconds * args.loops:.0f} s of device time"
-                )
+            # the device the DAC's calibration fitted, then the room's default twin device (one
+            # the DAC was not calibrated for: the drift case), on the same scenes
+            for fitted in (True, False):
+                total = totals.setdefault("fitted device" if fitted else "room's default device", {})
+                for seed in range(args.seeds):
+                    stream = DetectionStream()
+                    sub = stream.subscribe(maxsize=1_000_000)
+                    scene = build_scene(layout, DAC, seed=seed, fitted_device=fitted)
+                    device = f"bench-scene-{int(fitted)}-{seed}"
+                    asyncio.run(
+                        play(
+                            layout,
+                            DAC,
+                            rec.url,
+                            stream,
+                            scene,
+                            rate_hz=400,
+                            loops=args.loops,
+                            device_id=device,
+                        )
+                    )
+                    dets = []
+                    while not sub.empty():
+                        dets.append(sub.get_nowait())
+                    for truth, row in scene_confusion(scene.schedule, dets).items():
+                        for label, n in row.items():
+                            total.setdefault(truth, {}).setdefault(label, 0)
+                            total[truth][label] += n
         finally:
             dep.stop(DAC)
     labels = ["empty", "walk", "sit", "fall"]
-    print(f"\n{DAC} {cur['version']} on the demo scene (SIMULATED), {args.seeds} seeds x {args.loops} loops;")
-    print("windows inside one step of the scene (transitions excluded), rows = what the scene played:\n")
-    print("| scene \\ capsule | " + " | ".join(labels) + " | n | called fall |")
-    print("|---|" + "---|" * (len(labels) + 2))
-    for truth in labels:
-        row = total.get(truth, {})
-        n = sum(row.values())
-        share = f"{row.get('fall', 0) / n:.3f}" if n else "-"
-        print(f"| {truth} | " + " | ".join(str(row.get(x, 0)) for x in labels) + f" | {n} | {share} |")
+    for name, total in totals.items():
+        print(
+            f"\n{DAC} {cur['version']} on the demo scene (SIMULATED), twin {name}, {args.seeds} seeds x "
+            f"{args.loops} loops; windows inside one step of the scene (transitions excluded), rows = "
+            "what the scene played:\n"
+        )
+        print("| scene \\ capsule | " + " | ".join(labels) + " | n | called fall |")
+        print("|---|" + "---|" * (len(labels) + 2))
+        for truth in labels:
+            row = total.get(truth, {})
+            n = sum(row.values())
+            share = f"{row.get('fall', 0) / n:.3f}" if n else "-"
+            print(f"| {truth} | " + " | ".join(str(row.get(x, 0)) for x in labels) + f" | {n} | {share} |")
     print(
         f"\nthe DAC's own evaluation (held-out windows of its simulated room): fall false-alarm rate "
         f"{sim.get('fall_false_alarm_rate')}, fall recall {sim.get('recall_fall')} on {sim.get('n')} windows"

@@ -238,3 +238,25 @@ def open_page(browser, url, viewport=None):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url)
     return page, errors
+
+
+def serve_in_thread(app):
+    """Serve an ASGI app with uvicorn on a free loopback port, in a daemon thread:
+    (server, thread, base URL); stop it with `server.should_exit = True`."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    return server, t, f"http://127.0.0.1:{port}"

@@ -8,12 +8,11 @@ import json
 import os
 import shutil
 import socket
-import threading
 import time
 
 import pytest
 
-from tests.conftest import CHROMIUM, REPO, open_page
+from tests.conftest import CHROMIUM, REPO, open_page, serve_in_thread
 
 pytestmark = pytest.mark.skipif(
     not shutil.which(CHROMIUM) or not (REPO / "web" / "dist" / "iv-components.js").is_file(),
@@ -29,7 +28,6 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    import uvicorn
 
     from iv_app.sample import make_small_dac
     from iv_pipelines.gateway.app import create_gateway_app
@@ -92,15 +90,8 @@ def served(tmp_path_factory):
         ledger=ledger,
         trusted_key=key.public,
     )
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", layout, themes, dac, stream
+    server, t, base = serve_in_thread(app)
+    yield base, layout, themes, dac, stream
     server.should_exit = True
     t.join(timeout=10)
 

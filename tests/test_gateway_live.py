@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHROMIUM, REPO, lifecycle_home, open_page
+from tests.conftest import CHROMIUM, REPO, lifecycle_home, open_page, serve_in_thread
 
 AXE = REPO / "web" / "node_modules" / "axe-core" / "axe.min.js"
 pytestmark = pytest.mark.skipif(
@@ -37,17 +37,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(app):
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    return server, t, f"http://127.0.0.1:{server.config.port}"
+_serve = serve_in_thread
 
 
 def _open(browser, url):

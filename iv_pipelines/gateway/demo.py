@@ -41,9 +41,12 @@ class Scene:
         return float(sum(t[-1] - t[0] + 0.01 for _, _, t in self.episodes))
 
 
-def build_scene(layout: StorageLayout, dac_id: str, seed: int = 0, scene=SCENE) -> Scene:
+def build_scene(
+    layout: StorageLayout, dac_id: str, seed: int = 0, scene=SCENE, fitted_device: bool = True
+) -> Scene:
     """Twin episodes of the DAC's own room and resident, one per step of `scene`, each simulated
-    at its step's length."""
+    at its step's length, on the device the DAC's calibration fitted (`fitted_device=False`:
+    the twin's default device for the room, a device the DAC was not calibrated for)."""
     from iv_pipelines.intake import RequestStore
     from iv_pipelines.request import DacRequest
     from iv_pipelines.sensing.pipeline import client_resident, client_room
@@ -59,7 +62,7 @@ def build_scene(layout: StorageLayout, dac_id: str, seed: int = 0, scene=SCENE) 
     from iv_pipelines.sensing.device import Device
 
     cal_path = layout.dac_dir(dac_id, create=False) / "twin" / "calibration.json"
-    fit = (json.loads(cal_path.read_text()) if cal_path.is_file() else {}).get("fit")
+    fit = (json.loads(cal_path.read_text()) if cal_path.is_file() and fitted_device else {}).get("fit")
     device = [Device.from_dict(fit["device"])] if fit else None
     resident = resident_at(client_resident(req), (fit or {}).get("walk_speed_ms"))
     # each step is a whole twin episode of its own length (a cut episode could lose its event:

@@ -36,7 +36,6 @@ import numpy as np
 
 RETENTIONS = ("none", "features", "raw")
 WINDOW_ID = re.compile(r"^w-[0-9a-f]{16}$")
-DEVICE_ID = re.compile(r"^[\x21-\x7e]{1,31}$")
 
 
 class FeedbackError(ValueError):
@@ -44,7 +43,7 @@ class FeedbackError(ValueError):
 
 
 class UnknownWindow(FeedbackError):
-    pass
+    """The window is not in the log (never sampled, or rotated out)."""
 
 
 class InferenceLog:
