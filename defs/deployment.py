@@ -58,6 +58,9 @@ def dac_deployment(
     from iv_pipelines.deploy.canary import CanaryController, DeploymentHistory
 
     history = DeploymentHistory(storage.layout, dac_id)
+    from iv_pipelines.deploy.targets import INFERENCE_LOG_IN_CONTAINER, inference_log_env
+
+    req_doc = dac_request.model_dump(mode="json")
     # an evolution run (a sensor saw drift or low feedback accuracy) canaries its version beside
     # the deployed one; every other run replaces the deployment
     trigger = context.run.tags.get("iv/trigger", "")
@@ -90,7 +93,7 @@ def dac_deployment(
             # the capsule's inference log stays in the client's storage namespace
             log_dir = storage.layout.inference_log_dir(dac_id)
             rec = deployer.local(storage.root).deploy(
-                pkg_dir, dac_id, pointer["version"], env={"IV_INFERENCE_LOG_DIR": str(log_dir)}
+                pkg_dir, dac_id, pointer["version"], env=inference_log_env(req_doc, str(log_dir))
             )
         elif target == "docker":
             rec = deployer.docker().deploy(
@@ -99,6 +102,10 @@ def dac_deployment(
                 pointer["version"],
                 manifest["deployment"]["image"],
                 manifest["deployment"]["resources"]["memory"],
+                inference_log=(
+                    storage.layout.inference_log_dir(dac_id),
+                    inference_log_env(req_doc, INFERENCE_LOG_IN_CONTAINER),
+                ),
             )
         else:
             rec = deployer.kubernetes().deploy(pkg_dir, dac_id, pointer["version"])

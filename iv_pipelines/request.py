@@ -84,6 +84,28 @@ class Constraints(BaseModel):
     _safe = field_validator("data_residency")(classmethod(lambda cls, v: _displayable(v)))
 
 
+class InferenceLogSpec(BaseModel):
+    """What the deployed capsule keeps of the windows it classifies (issue #18), in the
+    client's own storage namespace: `none` (decisions only), `features` (also the per-window
+    feature summary drift is measured on) or `raw` (also the CSI, so that windows people label
+    can retrain the DAC). `sample`: share of non-fall windows kept (every fall decision is kept:
+    those are the alerts people answer); `max_mb`: the log's size bound (oldest files go first)."""
+
+    model_config = ConfigDict(extra="forbid")
+    retention: Literal["none", "features", "raw"] = "features"
+    sample: float = Field(default=0.25, ge=0, le=1)
+    max_mb: int = Field(default=64, ge=1, le=16384)
+
+    def env(self, directory: str) -> dict[str, str]:
+        """The capsule's environment for this log (read by `InferenceLog.from_env`)."""
+        return {
+            "IV_INFERENCE_LOG_DIR": directory,
+            "IV_INFERENCE_LOG_RETENTION": self.retention,
+            "IV_INFERENCE_LOG_SAMPLE": repr(float(self.sample)),
+            "IV_INFERENCE_LOG_MAX_MB": str(self.max_mb),
+        }
+
+
 class CalibrationCapture(BaseModel):
     """A capture from the client's own device with a declared activity (falls are never asked
     of anyone). `path` is relative to the request file when the request is added; the request
@@ -159,6 +181,11 @@ class DacRequest(BaseModel):
         default=False,
         description="accuracy constraints may be judged on simulated evidence when no real labelled captures exist",
     )
+    inference_log: InferenceLogSpec | None = Field(
+        default=None,
+        description="what the capsule keeps of production windows; absent: the deployment's "
+        "defaults (IV_INFERENCE_LOG_* of the deployer, else features, 25% sampled, 64 MB)",
+    )
 
     @field_validator("text")
     @classmethod
@@ -186,11 +213,15 @@ class DacRequest(BaseModel):
 
     def canonical_dict(self) -> dict:
         """The request as stored and hashed. Fields added after requests were first stored
-        (`calibration`, `accept_simulation_evidence`, a capture's `from_device`, `seconds`,
+        (`calibration`, `accept_simulation_evidence`, `inference_log`, a capture's `from_device`, `seconds`,
         `start_us`) are left out while at their defaults, so a request that does not use them
         keeps its digest (and its DAC its identity)."""
         doc = self.model_dump(mode="json")
-        for name, default in (("calibration", []), ("accept_simulation_evidence", False)):
+        for name, default in (
+            ("calibration", []),
+            ("accept_simulation_evidence", False),
+            ("inference_log", None),
+        ):
             if doc.get(name) == default:
                 doc.pop(name)
         for cap in doc.get("calibration", []):  # added with the edge (`from_device`): same rule

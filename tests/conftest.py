@@ -190,12 +190,13 @@ def default_base_model(tmp_path_factory):
     return base, root
 
 
-def lifecycle_home(home: Path, default_base_model, calibrated, min_accuracy: float = 0.7):
+def lifecycle_home(home: Path, default_base_model, calibrated, min_accuracy: float = 0.7, **request_fields):
     """A Dagster home as `make demo` leaves one, ready for lifecycle runs: the shared assets
     built (the session's base model and score calibration copied in), the sample request stored
     without its calibration captures — an uncalibrated client, whose measured accuracy (about
     0.82 on its simulated room) the lifecycle rightly refuses under the sample's min_accuracy
-    0.95, so the request asks `min_accuracy` instead. Returns (StorageLayout, request)."""
+    0.95, so the request asks `min_accuracy` instead (and `request_fields` on top). Returns
+    (StorageLayout, request)."""
     import json
     import shutil
 
@@ -212,6 +213,7 @@ def lifecycle_home(home: Path, default_base_model, calibrated, min_accuracy: flo
     req = parse_request_text(plain_sample_request_text())
     req = req.model_copy(
         update={"constraints": req.constraints.model_copy(update={"min_accuracy": min_accuracy})}
+        | request_fields
     )
     RequestStore(layout.root).put(req)
     return layout, req

@@ -72,6 +72,48 @@ def test_docker_without_a_daemon_says_so(tmp_path):
         dep.deploy(tmp_path, "x", "1.0.0", "img:1", "256Mi")
 
 
+def test_docker_mounts_the_inference_log_in_the_clients_storage(small_package, tmp_path):
+    """The container is read-only but for its log directory, a bind mount of
+    `<storage>/inference/<dac>/`, and gets the client's log settings (a fake Docker SDK client
+    records what the deployer asks; no daemon runs here)."""
+    from iv_pipelines.deploy.targets import INFERENCE_LOG_IN_CONTAINER, inference_log_env
+
+    _root, _key, pkg, _ = small_package
+    asked = {}
+
+    class Fake:
+        class images:
+            @staticmethod
+            def build(**kw):
+                return type("I", (), {"id": "sha256:img"})(), []
+
+        class containers:
+            @staticmethod
+            def list(**kw):
+                return []
+
+            @staticmethod
+            def run(image, **kw):
+                asked.update(kw, image=image)
+                raise RuntimeError("stop here")  # nothing listens: the request is what is tested
+
+    log_dir = tmp_path / "iv" / "inference" / pkg.dac_id
+    env = inference_log_env({"inference_log": {"retention": "raw", "sample": 1}}, INFERENCE_LOG_IN_CONTAINER)
+    with pytest.raises(RuntimeError, match="stop here"):
+        DockerDeployer(client=Fake()).deploy(
+            pkg.directory, pkg.dac_id, pkg.version, "img:1", "256Mi", inference_log=(log_dir, env)
+        )
+    assert asked["read_only"] is True and asked["user"] == "10001:10001"
+    assert asked["volumes"][str(log_dir)] == {"bind": INFERENCE_LOG_IN_CONTAINER, "mode": "rw"}
+    assert log_dir.is_dir() and log_dir.stat().st_uid in (10001, os.geteuid())
+    assert asked["environment"] == {
+        "IV_INFERENCE_LOG_DIR": INFERENCE_LOG_IN_CONTAINER,
+        "IV_INFERENCE_LOG_RETENTION": "raw",
+        "IV_INFERENCE_LOG_SAMPLE": "1.0",
+        "IV_INFERENCE_LOG_MAX_MB": "64",
+    }
+
+
 class _Recorder:
     """Stands in for the REST layer of kubernetes.client.ApiClient: records every request
     the typed APIs send, answers 201, or 409 for objects listed in `existing`."""
@@ -124,6 +166,7 @@ def test_kubernetes_deployer_sends_exactly_the_validated_manifests(small_package
     assert [(m, p) for m, p, _ in rec.calls] == [
         ("POST", "/api/v1/namespaces"),
         ("POST", f"/api/v1/namespaces/{ns}/configmaps"),  # the attestation the capsule checks
+        ("POST", f"/api/v1/namespaces/{ns}/persistentvolumeclaims"),  # the inference log
         ("POST", f"/apis/apps/v1/namespaces/{ns}/deployments"),
         ("POST", f"/api/v1/namespaces/{ns}/services"),
         ("POST", f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers"),
@@ -137,7 +180,11 @@ def test_kubernetes_deployer_sends_exactly_the_validated_manifests(small_package
     dep = next(d for d in sent if d["kind"] == "Deployment")
     vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
     assert vols["attestation"]["configMap"]["name"] == cm["metadata"]["name"]
-    files = ["namespace", "deployment", "service", "hpa", "networkpolicy"]
+    assert vols["inference-log"]["persistentVolumeClaim"]["claimName"] == f"{pkg.dac_id}-inference-log"
+    env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["IV_INFERENCE_LOG_DIR"] == "/var/lib/iv/inference/$(POD_NAME)"  # one directory per pod
+    assert env["IV_INFERENCE_LOG_RETENTION"] == "features"  # the sample request sets none: the default
+    files = ["namespace", "inferencelog", "deployment", "service", "hpa", "networkpolicy"]
     expected = [
         d for f in files for d in yaml.safe_load_all((pkg.directory / "k8s" / f"{f}.yaml").read_text()) if d
     ]

@@ -26,6 +26,7 @@ def test_every_rendered_manifest_passes_strict_validation(small_package):
     texts = {p.name: p.read_text() for p in sorted((pkg.directory / "k8s").glob("*.yaml"))}
     assert set(texts) == {
         "namespace.yaml",
+        "inferencelog.yaml",
         "deployment.yaml",
         "service.yaml",
         "hpa.yaml",

@@ -37,6 +37,32 @@ def test_digest_is_stable_and_content_sensitive(sample_request_text):
     assert a.digest() != c.digest()
 
 
+def test_the_inference_log_setting_reaches_the_capsule_environment(sample_request_text, monkeypatch):
+    """The client's `inference_log` wins over the deployer's IV_INFERENCE_LOG_* defaults; a
+    request without one keeps its digest (its DAC keeps its identity) and the defaults."""
+    import yaml
+
+    from iv_pipelines.deploy.targets import inference_log_env
+
+    plain = parse_request_text(sample_request_text)
+    data = yaml.safe_load(sample_request_text) | {"inference_log": {"retention": "raw", "sample": 0.5}}
+    raw = parse_request_text(json.dumps(data))
+    assert "inference_log" not in plain.canonical_dict() and raw.digest() != plain.digest()
+    monkeypatch.setenv("IV_INFERENCE_LOG_RETENTION", "none")
+    monkeypatch.setenv("IV_INFERENCE_LOG_MAX_MB", "8")
+    assert inference_log_env(plain.model_dump(mode="json"), "/d") == {
+        "IV_INFERENCE_LOG_DIR": "/d",
+        "IV_INFERENCE_LOG_RETENTION": "none",
+        "IV_INFERENCE_LOG_MAX_MB": "8",
+    }
+    assert inference_log_env(raw.model_dump(mode="json"), "/d") == {
+        "IV_INFERENCE_LOG_DIR": "/d",
+        "IV_INFERENCE_LOG_RETENTION": "raw",
+        "IV_INFERENCE_LOG_SAMPLE": "0.5",
+        "IV_INFERENCE_LOG_MAX_MB": "64",
+    }
+
+
 @pytest.mark.parametrize(
     "mutate, field, rule",
     [
@@ -56,6 +82,13 @@ def test_digest_is_stable_and_content_sensitive(sample_request_text):
             "less than or equal to 1",
         ),
         (lambda d: d.update(colour="blue"), "colour", "unknown field"),
+        (lambda d: d.update(inference_log={"retention": "all"}), "inference_log.retention", "'none'"),
+        (lambda d: d.update(inference_log={"sample": 2}), "inference_log.sample", "less than or equal to 1"),
+        (
+            lambda d: d.update(inference_log={"max_mb": 0}),
+            "inference_log.max_mb",
+            "greater than or equal to 1",
+        ),
     ],
 )
 def test_invalid_requests_name_field_and_rule(sample_request_text, mutate, field, rule):

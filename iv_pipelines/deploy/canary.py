@@ -188,6 +188,11 @@ class CanaryController:
         self.deployer = deployer
         self._routers: dict[str, CanaryRouter] = {}
 
+    def _log_env(self, dac_id: str, directory) -> dict[str, str]:
+        from iv_pipelines.deploy.targets import inference_log_env
+
+        return inference_log_env(self.layout.dac_request(dac_id), str(directory))
+
     def _state_file(self, dac_id: str):
         return self.layout.canary_file(dac_id)
 
@@ -210,7 +215,7 @@ class CanaryController:
         CanaryRouter(share)  # checks the share
         log_dir = self.layout.inference_log_dir(dac_id) / f"canary-{version}"
         rec = self.deployer.deploy(
-            package_dir, f"{dac_id}--candidate", version, env={"IV_INFERENCE_LOG_DIR": str(log_dir)}
+            package_dir, f"{dac_id}--candidate", version, env=self._log_env(dac_id, log_dir)
         )
         st = {
             "dac_id": dac_id,
@@ -265,7 +270,7 @@ class CanaryController:
                 Path(st["package"]),
                 dac_id,
                 st["version"],
-                env={"IV_INFERENCE_LOG_DIR": str(self.layout.inference_log_dir(dac_id))},
+                env=self._log_env(dac_id, self.layout.inference_log_dir(dac_id)),
             )
             self.deployer.stop(f"{dac_id}--candidate")
             dep = (self.layout.deployment(dac_id) or {}) | {"version": st["version"], "url": rec.url}

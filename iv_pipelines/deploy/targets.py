@@ -27,6 +27,24 @@ import yaml
 
 from iv_pipelines.deploy import DeployError
 
+INFERENCE_LOG_IN_CONTAINER = "/var/lib/iv/inference"  # the Docker target's mount point
+
+
+def inference_log_env(request: dict | None, directory: str) -> dict[str, str]:
+    """The capsule's `IV_INFERENCE_LOG_*` environment: the directory, then the deployer's own
+    `IV_INFERENCE_LOG_RETENTION/_SAMPLE/_MAX_MB` (an operator's defaults), then the request's
+    `inference_log` (the client's setting) over both."""
+    from iv_pipelines.request import InferenceLogSpec
+
+    env = {"IV_INFERENCE_LOG_DIR": directory}
+    for k in ("RETENTION", "SAMPLE", "MAX_MB"):
+        if os.environ.get(f"IV_INFERENCE_LOG_{k}"):
+            env[f"IV_INFERENCE_LOG_{k}"] = os.environ[f"IV_INFERENCE_LOG_{k}"]
+    spec = (request or {}).get("inference_log")
+    if spec:
+        env |= InferenceLogSpec.model_validate(spec).env(directory)
+    return env
+
 
 @dataclass
 class DeploymentRecord:
@@ -277,9 +295,28 @@ class DockerDeployer:
         return c
 
     def deploy(
-        self, package_dir: Path, dac_id: str, version: str, image: str, memory_limit: str
+        self,
+        package_dir: Path,
+        dac_id: str,
+        version: str,
+        image: str,
+        memory_limit: str,
+        inference_log: tuple[Path, dict[str, str]] | None = None,
     ) -> DeploymentRecord:
+        """`inference_log`: (host directory, environment) — the directory is bind-mounted
+        read-write at INFERENCE_LOG_IN_CONTAINER (the rest of the container stays read-only)."""
         c = self.client()
+        volumes = {
+            str(attestation_file(package_dir, dac_id, version)): {"bind": ATTESTATION_IN_IMAGE, "mode": "ro"}
+        }
+        environment = {}
+        if inference_log is not None:
+            host_dir, environment = inference_log
+            host_dir = Path(host_dir)
+            host_dir.mkdir(parents=True, exist_ok=True)
+            if hasattr(os, "geteuid") and os.geteuid() == 0:
+                os.chown(host_dir, 10001, 10001)  # the capsule's user writes it
+            volumes[str(host_dir)] = {"bind": INFERENCE_LOG_IN_CONTAINER, "mode": "rw"}
         img, _logs = c.images.build(path=str(package_dir), tag=image, rm=True, pull=False)
         name = f"iv-{dac_id}"
         for old in c.containers.list(all=True, filters={"name": name}):
@@ -292,13 +329,10 @@ class DockerDeployer:
             ports={"8080/tcp": ("127.0.0.1", port)},
             read_only=True,
             tmpfs={"/tmp": "size=64m"},
-            # the package's signed attestation, checked by the capsule before it becomes ready
-            volumes={
-                str(attestation_file(package_dir, dac_id, version)): {
-                    "bind": ATTESTATION_IN_IMAGE,
-                    "mode": "ro",
-                }
-            },
+            # the package's signed attestation, checked by the capsule before it becomes ready;
+            # the inference log's directory in the client's storage namespace
+            volumes=volumes,
+            environment=environment,
             user="10001:10001",
             security_opt=["no-new-privileges"],
             mem_limit=memory_limit.replace("Mi", "m").replace("Gi", "g"),
@@ -332,6 +366,12 @@ _K8S_METHODS = {
         "AutoscalingV2Api",
         "create_namespaced_horizontal_pod_autoscaler",
         "patch_namespaced_horizontal_pod_autoscaler",
+        True,
+    ),
+    "PersistentVolumeClaim": (
+        "CoreV1Api",
+        "create_namespaced_persistent_volume_claim",
+        "patch_namespaced_persistent_volume_claim",
         True,
     ),
     "ConfigMap": ("CoreV1Api", "create_namespaced_config_map", "patch_namespaced_config_map", True),

@@ -66,6 +66,17 @@ def _mib(x: float) -> int:
     return int(-(-x // 16) * 16)  # up to a multiple of 16 MiB
 
 
+def _inference_log_params(req: DacRequest) -> dict:
+    from iv_pipelines.request import InferenceLogSpec
+
+    spec = req.inference_log or InferenceLogSpec()
+    return {
+        "inference_retention": spec.retention,
+        "inference_sample": float(spec.sample),
+        "inference_max_mb": spec.max_mb,
+    }
+
+
 def runtime_json(
     dac_id: str, version: str, adapter_eval: dict, dac_dir: Path, limits: dict | None = None
 ) -> str:
@@ -356,6 +367,7 @@ def build_dac_package(
             threads=opts.threads,
             utid=registration["utid"],
             merkle_root=lin.merkle_root or "",
+            **_inference_log_params(req),
         )
         texts = render_manifests(params, kserve=opts.kserve)
         problems = validate_manifests(texts)

@@ -14,7 +14,7 @@ from importlib import resources as importlib_resources
 import yaml
 
 K8S_VERSION = "1.37.0"
-TEMPLATES = ("namespace", "deployment", "service", "hpa", "networkpolicy")
+TEMPLATES = ("namespace", "inferencelog", "deployment", "service", "hpa", "networkpolicy")
 BASE_IMAGE = "python:3.11.11-slim-bookworm"  # exact tag; a digest when the registry is reachable
 GATEWAY_LABEL = ("iv.industriverse.dev/role", "gateway")
 PORT = 8080
@@ -39,6 +39,10 @@ class RenderParams:
     merkle_root: str = ""
     base_image: str = BASE_IMAGE
     port: int = PORT
+    # the request's `inference_log` (defaults: InferenceLogSpec's)
+    inference_retention: str = "features"
+    inference_sample: float = 0.25
+    inference_max_mb: int = 64
 
     @property
     def name(self) -> str:
@@ -55,6 +59,8 @@ class RenderParams:
             },
             "gateway_label_key": GATEWAY_LABEL[0],
             "gateway_label_value": GATEWAY_LABEL[1],
+            # every replica's bound, with room for the rotation's current file
+            "inference_volume_mib": int(self.max_replicas * self.inference_max_mb * 1.25 + 1),
         }
 
 
