@@ -28,9 +28,10 @@ web/dist/iv-components.js: web/package.json web/package-lock.json $(wildcard web
 
 install: $(VENV)/.installed tools/node_modules/.installed web/dist/iv-components.js
 
-$(DAGSTER_HOME_DIR)/dagster.yaml:
+$(DAGSTER_HOME_DIR)/dagster.yaml: deploy/dagster.local.yaml
 	@mkdir -p $(DAGSTER_HOME_DIR)
-	@printf 'telemetry:\n  enabled: false\n' > $@
+	@if [ -f $@ ]; then touch $@; grep -q '^concurrency:' $@ || echo "keeping your $@; the shipped one (run queue limits, pools) is deploy/dagster.local.yaml"; \
+	else cp deploy/dagster.local.yaml $@; fi
 
 demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
 	$(VENV)/bin/iv demo

@@ -21,6 +21,29 @@ OWNERS = ["team:dac-factory"]
 TZ = "UTC"  # every schedule (DESIGN §6)
 ENERGY_TAG = "iv/metered"
 
+# What a step's own Kubernetes Job asks for in prod (`k8s_job_executor` reads the
+# `dagster-k8s/config` op tag; tests/test_k8s_dagster.py builds and validates each Job).
+# Sizing defaults, not measurements: the GPU steps (pretraining, LoRA) want one GPU; the twin
+# simulation runs `sensing.sim_workers` processes. Other steps get the executor's default.
+K8S_GPU_STEP = {
+    "dagster-k8s/config": {
+        "container_config": {
+            "resources": {
+                "requests": {"cpu": "4", "memory": "16Gi"},
+                "limits": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
+            }
+        },
+        "pod_spec_config": {"node_selector": {"iv.industriverse.dev/accelerator": "nvidia-gpu"}},
+    }
+}
+K8S_CPU_STEP = {
+    "dagster-k8s/config": {
+        "container_config": {
+            "resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}}
+        }
+    }
+}
+
 # one `dac` partition per Deploy Anywhere Capsule
 dac_partitions = dg.DynamicPartitionsDefinition(name="dac")
 # completed months (client reports)

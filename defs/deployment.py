@@ -190,6 +190,7 @@ def dac_deployment(
 
 
 @dg.asset(
+    pool="atlas",
     group_name="deployment",
     owners=OWNERS,
     kinds={"scipy", "sqlite"},

@@ -6,6 +6,7 @@ import dagster as dg
 
 from defs.common import dac_partitions
 from defs.proof import SYNC_CHECK
+from resources.selection import lifecycle_executor
 
 LIFECYCLE_GROUPS = ("discovery", "training", "proof", "packaging", "deployment")
 # Unpartitioned assets feeding the lifecycle run in their own jobs.
@@ -17,5 +18,6 @@ dac_lifecycle_job = dg.define_asset_job(
     - dg.AssetSelection.assets(*SHARED_ASSETS)
     - dg.AssetSelection.checks(SYNC_CHECK),  # re-verifies every DAC: its own job
     partitions_def=dac_partitions,
+    executor_def=lifecycle_executor(),
     description="Materializes the whole DAC lifecycle for one `dac` partition.",
 )

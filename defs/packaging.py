@@ -55,6 +55,7 @@ def latest_step_energy(instance: dg.DagsterInstance, asset: str, partition: str)
 
 @dg.asset(
     partitions_def=dac_partitions,
+    pool="atlas",
     group_name="packaging",
     owners=OWNERS,
     kinds={"python"},

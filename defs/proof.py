@@ -140,6 +140,7 @@ def lineage_proof(context: dg.AssetExecutionContext, storage: FactoryStorage, pr
 
 @dg.asset(
     partitions_def=dac_partitions,
+    pool="ledger",
     group_name="proof",
     owners=OWNERS,
     kinds={"ethereum", "vyper"},

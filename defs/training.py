@@ -6,6 +6,7 @@ import json
 import dagster as dg
 
 from defs.common import (
+    K8S_GPU_STEP,
     OWNERS,
     dac_partitions,
     image,
@@ -35,6 +36,7 @@ def _md_metrics(rows: dict[str, dict]) -> str:
     owners=OWNERS,
     kinds={"pytorch", "safetensors"},
     pool="gpu",
+    op_tags=K8S_GPU_STEP,
     code_version=f"{base_model_version()}+{PRETRAIN_RECIPE}",
     description=(
         "The wifi-sensing domain base model: a small transformer over CSI windows conditioned on a "
@@ -125,6 +127,7 @@ def _round(obj, nd: int = 6):
     owners=OWNERS,
     kinds={"pytorch", "peft", "safetensors"},
     pool="gpu",
+    op_tags=K8S_GPU_STEP,
     deps=["wifi_sensing_base_model", "validated_hypothesis"],  # the hypothesis gate comes first
     description=(
         "T2L step: a peft LoRA adapter for the domain base model, trained on Shadow Twin episodes "

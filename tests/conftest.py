@@ -112,6 +112,25 @@ def pg_database():
         admin.close()
 
 
+def pg_url(db: str) -> str:
+    return (
+        f"postgresql+psycopg2://{PG['DAGSTER_PG_USERNAME']}:{PG['DAGSTER_PG_PASSWORD']}@"
+        f"{PG['DAGSTER_PG_HOST']}:{PG['DAGSTER_PG_PORT']}/{db}"
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh database URL for a SQLAlchemy-backed store, once on SQLite and once on the
+    PostgreSQL `make test` starts (prod runs the ACE memory and ASI registry on PostgreSQL):
+    the same suite runs on both."""
+    if request.param == "sqlite":
+        (tmp_path / "db").mkdir(exist_ok=True)
+        yield f"sqlite:///{tmp_path / 'db' / 'store.sqlite'}"
+    else:
+        yield pg_url(request.getfixturevalue("pg_database"))
+
+
 @pytest.fixture(scope="module")
 def sample_request_text_module() -> str:
     return plain_sample_request_text()

@@ -6,8 +6,8 @@ from iv_pipelines.mesh.registry import AsiRegistry, QueryError, parse_query
 
 
 @pytest.fixture
-def reg(tmp_path):
-    r = AsiRegistry(f"sqlite:///{tmp_path / 'asi.sqlite'}")
+def reg(db_url):
+    r = AsiRegistry(db_url)  # SQLite and PostgreSQL (conftest.db_url)
     r.register_service(
         "acme-fall",
         "edge",
@@ -35,7 +35,8 @@ def reg(tmp_path):
         E_state=5.0,
         dE_dt=-20.0,
     )
-    return r
+    yield r
+    r.engine.dispose()
 
 
 def test_and_or_queries_and_ranking(reg):
@@ -108,3 +109,46 @@ def test_http_probe_of_a_closed_port_is_a_failure():
     from iv_pipelines.mesh.registry import http_probe
 
     assert http_probe(f"http://127.0.0.1:{free_port()}", timeout=0.5) is False
+
+
+def _register_many(url: str, worker: int, n: int) -> str:
+    """One process's writes: its own services, and the one every worker registers."""
+    r = AsiRegistry(url)
+    try:
+        for i in range(n):
+            r.register_service(
+                f"w{worker}-svc{i}", "edge", "inference", ["fall_detection"], [f"http://w{worker}/{i}"]
+            )
+            r.register_service(
+                "shared-ledger",
+                "edge",
+                "ledger",
+                ["ledger", f"w{worker}"],
+                [f"http://w{worker}", "http://all"],
+            )
+        return "ok"
+    except Exception as e:  # reported back: the assertion names it
+        return f"{type(e).__name__}: {e}"[:300]
+    finally:
+        r.engine.dispose()
+
+
+def test_concurrent_registrations_from_several_processes_lose_nothing(db_url):
+    """Lifecycle runs register their capsules at the same time (issue #19): four processes
+    writing at once, each its own services plus one shared name, on SQLite and PostgreSQL —
+    no error ("database is locked", a duplicate name), no write lost, the shared service once."""
+    import multiprocessing as mp
+
+    AsiRegistry(db_url).engine.dispose()  # the schema, before the writers race to create it
+    with mp.get_context("spawn").Pool(4) as pool:
+        results = pool.starmap(_register_many, [(db_url, w, 15) for w in range(4)])
+    assert results == ["ok"] * 4, results
+    r = AsiRegistry(db_url)
+    try:
+        assert r.count_services() == 4 * 15 + 1
+        [shared] = [m for m in r.discover("ledger") if m.name == "shared-ledger"]
+        # every worker's capability and instance once, the one they all add once
+        assert sorted(shared.healthy_instances) == ["http://all"] + [f"http://w{w}" for w in range(4)]
+        assert shared.capabilities == ["ledger", "w0", "w1", "w2", "w3"]
+    finally:
+        r.engine.dispose()

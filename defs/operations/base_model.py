@@ -3,7 +3,7 @@ the sensor that retrains every DAC's adapter after a promotion."""
 
 import dagster as dg
 
-from defs.common import OWNERS, schedule, tidy
+from defs.common import K8S_GPU_STEP, OWNERS, schedule, tidy
 from defs.lifecycle import dac_lifecycle_job
 from defs.operations.health import MAX_PER_TICK
 from iv_pipelines.sensing.model import StaleModelError
@@ -20,6 +20,7 @@ class BaseUpdateConfig(dg.Config):
     owners=OWNERS,
     kinds={"pytorch"},
     pool="gpu",
+    op_tags=K8S_GPU_STEP,
     deps=["wifi_sensing_base_model"],
     description=(
         "lora_model_updates: pretrains a candidate wifi-sensing base model (new seed) and "

@@ -41,6 +41,7 @@ warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.Bet
 @dg.asset(
     partitions_def=daily,
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=7),
+    pool="atlas",
     group_name="operations",
     owners=OWNERS,
     kinds={"ladybug"},
@@ -115,6 +116,7 @@ def energy_history(
 
 
 @dg.asset(
+    pool="atlas",
     group_name="operations",
     owners=OWNERS,
     kinds={"ladybug"},

@@ -20,6 +20,7 @@ DEFAULT_THRESHOLD = 0.9  # when the request sets no min_accuracy
 
 
 @dg.asset(
+    pool="atlas",
     group_name="operations",
     owners=OWNERS,
     kinds={"python"},

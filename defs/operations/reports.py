@@ -77,6 +77,7 @@ class ClientReportConfig(dg.Config):
 
 @dg.asset(
     partitions_def=monthly_partitions,
+    pool="atlas",
     group_name="operations",
     owners=OWNERS,
     kinds={"html"},

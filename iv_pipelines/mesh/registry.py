@@ -16,7 +16,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, create_engine, select
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, UniqueConstraint, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from iv_pipelines.mesh.ttf import node_cost
@@ -49,6 +49,7 @@ class Service(_Base):
 
 class Capability(_Base):
     __tablename__ = "asi_capabilities"
+    __table_args__ = (UniqueConstraint("service_id", "name"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     service_id: Mapped[int] = mapped_column(ForeignKey("asi_services.id"), index=True)
     name: Mapped[str] = mapped_column(String(100), index=True)
@@ -57,6 +58,7 @@ class Capability(_Base):
 
 class Instance(_Base):
     __tablename__ = "asi_instances"
+    __table_args__ = (UniqueConstraint("service_id", "url"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     service_id: Mapped[int] = mapped_column(ForeignKey("asi_services.id"), index=True)
     url: Mapped[str] = mapped_column(String(500))
@@ -163,19 +165,30 @@ class AsiRegistry:
         bad = [c for c in capabilities if not CAPABILITY_RE.match(c)]
         if bad:
             raise ValueError(f"service {name!r}: capability names {bad} must match {CAPABILITY_RE.pattern}")
-        with Session(self.engine) as s, s.begin():
-            svc = s.scalar(select(Service).where(Service.name == name))
-            if svc is None:
-                svc = Service(name=name)
-                s.add(svc)
-            svc.provider, svc.category = provider, category
-            svc.E_state, svc.dE_dt, svc.S_state = E_state, dE_dt, S_state
-            have = {c.name for c in svc.capabilities}
-            svc.capabilities += [Capability(name=c) for c in sorted(set(capabilities) - have)]
-            urls = {i.url for i in svc.instances}
-            svc.instances += [Instance(url=u) for u in instances if u not in urls]
-            s.flush()
-            return svc.id
+        from sqlalchemy.exc import IntegrityError
+
+        # select-then-insert: another process (a concurrent lifecycle run) may insert the same
+        # name, capability or instance between the two; its row then exists, and the retry
+        # updates it (the unique constraints make the race an error, never a duplicate)
+        for attempt in range(5):
+            try:
+                with Session(self.engine) as s, s.begin():
+                    svc = s.scalar(select(Service).where(Service.name == name))
+                    if svc is None:
+                        svc = Service(name=name)
+                        s.add(svc)
+                    svc.provider, svc.category = provider, category
+                    svc.E_state, svc.dE_dt, svc.S_state = E_state, dE_dt, S_state
+                    have = {c.name for c in svc.capabilities}
+                    svc.capabilities += [Capability(name=c) for c in sorted(set(capabilities) - have)]
+                    urls = {i.url for i in svc.instances}
+                    svc.instances += [Instance(url=u) for u in instances if u not in urls]
+                    s.flush()
+                    return svc.id
+            except IntegrityError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
 
     def discover(self, query: str, limit: int | None = None) -> list[Match]:
         pred = parse_query(query)
