@@ -7,17 +7,21 @@ For each N (default 1, 5, 20; N = 1 first: the single-DAC time of this same run)
 DACs completed per hour, the p50 / p95 request -> deployed time, the wall time next to
 N x the single-DAC time (the ratio is what queuing and sharing cost), the peak memory of
 Dagster's processes (daemon, code server, runs and their steps; deployed capsules apart), and
-what it checked: every DAC deployed, its package, its UTID registration re-verified on the
-ledger (`ledger.sync.sync_all`), its energy state in the Energy Atlas, no "database is locked"
-anywhere in the runs' logs, no two runs of one partition at the same time.
+what it checked: every run finished (deployed, or stopped by a blocking gate that says why:
+reported apart, a product decision), every deployed DAC's package, its UTID registration
+re-verified on the ledger (`ledger.sync.sync_all`), its energy state in the Energy Atlas, no
+"database is locked" anywhere in the runs' logs, no two runs of one partition and no two
+steps of one pool at the same time. The requests are the example clients' (01-07) under new
+ids. Times include the drop sensor's tick (every 30 s) before the first run starts.
 
     .venv/bin/python bench/load.py                     # N = 1, 5, 20 on SQLite (after make demo)
-    .venv/bin/python bench/load.py --n 5 --postgres    # Dagster storage in PostgreSQL
+    DAGSTER_PG_USERNAME=iv_test DAGSTER_PG_PASSWORD=iv_test \\
+      .venv/bin/python bench/load.py --n 5 --postgres  # Dagster storage in PostgreSQL (make test starts one)
     .venv/bin/python bench/load.py --n 5 --from-home DIR --json out.json --keep DIR
       (--from-home: a storage root with a trained base model and score calibration, default
        .dagster_home/iv; tests/test_load_concurrency.py runs N = 5 this way)
 
-Everything it trains on is SIMULATED (the sample requests carry no captures).
+Everything it trains on is SIMULATED (those requests carry no captures).
 """
 
 from __future__ import annotations
@@ -240,7 +244,11 @@ def check(instance, root: Path, runs: list, n: int, t_drop: float) -> dict:
     by = {}
     for p in per:
         for q in by.get(p["dac_id"], []):
-            if p["start"] < q["end"] and q["start"] < p["end"]:
+            if (
+                None not in (p["start"], p["end"], q["start"], q["end"])
+                and p["start"] < q["end"]
+                and q["start"] < p["end"]
+            ):
                 problems.append(f"two runs of {p['dac_id']} overlapped")
         by.setdefault(p["dac_id"], []).append(p)
     # steps of one pool (limit 1 each in dagster.local.yaml) never ran at the same time
@@ -276,7 +284,9 @@ def check(instance, root: Path, runs: list, n: int, t_drop: float) -> dict:
         1
         for i, a in enumerate(per)
         for b in per[i + 1 :]
-        if a["end"] and b["end"] and a["start"] < b["end"] and b["start"] < a["end"]
+        if None not in (a["start"], a["end"], b["start"], b["end"])
+        and a["start"] < b["end"]
+        and b["start"] < a["end"]
     )
     locked = []
     for run in runs:
@@ -347,11 +357,17 @@ def main() -> int:
         db = None
         if args.postgres:
             db = f"iv_load_{n}"
-            from tests.conftest import pg_connect
+            import psycopg2
 
-            con = pg_connect("postgres")
+            con = psycopg2.connect(
+                dbname="postgres",
+                user=os.environ["DAGSTER_PG_USERNAME"],
+                password=os.environ["DAGSTER_PG_PASSWORD"],
+                host=os.environ.get("DAGSTER_PG_HOST", "127.0.0.1"),
+                port=os.environ.get("DAGSTER_PG_PORT", "5432"),
+            )
             con.autocommit = True
-            con.cursor().execute(f"DROP DATABASE IF EXISTS {db}")
+            con.cursor().execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
             con.cursor().execute(f"CREATE DATABASE {db}")
             con.close()
         r = run_load(n, base / f"n{n}", args.from_home.resolve(), db, args.timeout)

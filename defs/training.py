@@ -2,6 +2,7 @@
 LoRA adapter, and the base model's job."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 
@@ -19,6 +20,7 @@ from iv_pipelines.sensing.model import StaleModelError, base_model_version
 from iv_pipelines.sensing.pipeline_defaults import PRETRAIN_RECIPE
 from resources.sensing import SensingResource
 from resources.storage import FactoryStorage
+from resources.training import GpuStepResource, to_metadata_values
 
 ADAPTER_CHECK = "adapter_beats_base"
 
@@ -36,7 +38,6 @@ def _md_metrics(rows: dict[str, dict]) -> str:
     owners=OWNERS,
     kinds={"pytorch", "safetensors"},
     pool="gpu",
-    op_tags=K8S_GPU_STEP,
     code_version=f"{base_model_version()}+{PRETRAIN_RECIPE}",
     description=(
         "The wifi-sensing domain base model: a small transformer over CSI windows conditioned on a "
@@ -48,23 +49,50 @@ def _md_metrics(rows: dict[str, dict]) -> str:
 )
 @metered
 def wifi_sensing_base_model(
-    context: dg.AssetExecutionContext, sensing: SensingResource, storage: FactoryStorage
+    context: dg.AssetExecutionContext,
+    sensing: SensingResource,
+    storage: FactoryStorage,
+    gpu_steps: GpuStepResource,
 ):
+    if gpu_steps.mode == "k8s_pipes":
+        # prod: the training runs in its own pod on a GPU node (PipesK8sClient); the pod's
+        # entrypoint (iv_app/pipes_steps.py) reports the same metadata and the weights' digest
+        context.log.info(f"pretraining in a Kubernetes pod ({gpu_steps.image}) through Pipes")
+        return gpu_steps.run(
+            context,
+            "pretrain_base_model",
+            {"sensing": sensing.model_dump(), "storage_root": str(storage.root)},
+        ).get_materialize_result()
+    summary = pretrain_base_model(sensing, storage.layout, context.log.info, context.log.warning)
+    return dg.MaterializeResult(
+        metadata=tidy(to_metadata_values(summary["metadata"])),
+        data_version=dg.DataVersion(summary["weights_sha256"]),
+    )
+
+
+def pretrain_base_model(sensing: SensingResource, layout, log=print, warn=print) -> dict:
+    """Pretrain the base model, evaluate it (held-out simulated homes; the real espectre
+    captures when present), save it under the storage's base model directory. Returns
+    {"metadata": {key: (type, value)} with plain values, "weights_sha256": ...}: the asset's
+    metadata in-process, and what the Pipes pod reports (`iv_app/pipes_steps.py`) — one
+    function for both, so the two paths cannot drift apart."""
+    import hashlib
+
     from iv_pipelines.sensing.evaluate import confusion_png
     from iv_pipelines.sensing.model import save_model
     from iv_pipelines.sensing.pipeline import training_curve_png
     from iv_pipelines.sensing.realeval import context_scores, espectre_captures, table_md, uncalibrated_scores
 
-    res = sensing.pretrain(log=context.log.info)
+    res = sensing.pretrain(log=log)
     rows = []
     if sensing.real_dir():
         caps = espectre_captures(sensing.real_dir())
         rows = uncalibrated_scores(res.model, caps) + context_scores(res.model, caps)
         worst = min(min(r.empty_called_empty, r.moving_called_nonempty) for r in rows)
-        context.log.info(f"real espectre captures, {len(caps)} chips: worst per-chip share {worst:.2f}")
+        log(f"real espectre captures, {len(caps)} chips: worst per-chip share {worst:.2f}")
     else:
-        context.log.warning("real ESP32 captures not found: real-device decisions not measured")
-    out = storage.layout.base_model_dir()
+        warn("real ESP32 captures not found: real-device decisions not measured")
+    out = layout.base_model_dir()
     real = [r.to_dict() for r in rows]
     weights = save_model(res.model, res.cfg, out, extra={"metrics": res.metrics})
     cm_png = confusion_png(res.confusion, out / "confusion.png", "held-out simulated homes (decisions)")
@@ -72,34 +100,44 @@ def wifi_sensing_base_model(
     atomic_write_text(
         out / "evaluation.json", json.dumps({"heldout": res.metrics, "real": real}, indent=2) + "\n"
     )
+    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
     m = res.metrics
-    return dg.MaterializeResult(
-        metadata=tidy(
-            {
-                "model_dir": dg.MetadataValue.path(str(out)),
-                "weights": dg.MetadataValue.path(str(weights)),
-                "train_windows": res.n_train,
-                "simulation_seconds": round(res.sim_seconds, 1),
-                "train_seconds": round(res.train_seconds, 1),
-                "heldout_rooms_accuracy": m["heldout_rooms_accuracy"],
-                "heldout_rooms_fall_recall_at_2pct_fa": m["heldout_rooms_fall_recall_at_2pct_fa"],
-                "heldout_rooms_uncalibrated_accuracy": m["heldout_rooms_uncalibrated_accuracy"],
-                "heldout_rooms_amp_only_accuracy": m["heldout_rooms_amp_only_accuracy"],
-                "metrics": dg.MetadataValue.md(_md_metrics({"held-out simulated homes": m})),
-                "real_devices": dg.MetadataValue.md(
+    return {
+        "weights_sha256": digest,
+        "metadata": {
+            "model_dir": ("path", str(out)),
+            "weights": ("path", str(weights)),
+            "weights_sha256": ("text", digest),
+            "train_windows": ("int", int(res.n_train)),
+            "simulation_seconds": ("float", round(res.sim_seconds, 1)),
+            "train_seconds": ("float", round(res.train_seconds, 1)),
+            "heldout_rooms_accuracy": ("float", float(m["heldout_rooms_accuracy"])),
+            "heldout_rooms_fall_recall_at_2pct_fa": (
+                "float",
+                float(m["heldout_rooms_fall_recall_at_2pct_fa"]),
+            ),
+            "heldout_rooms_uncalibrated_accuracy": ("float", float(m["heldout_rooms_uncalibrated_accuracy"])),
+            "heldout_rooms_amp_only_accuracy": ("float", float(m["heldout_rooms_amp_only_accuracy"])),
+            "metrics": ("md", _md_metrics({"held-out simulated homes": m})),
+            "real_devices": (
+                (
+                    "md",
                     "Real espectre captures (public_real, evaluation only), the model's default decision. "
                     "The device prior was set with every chip's fit in view, so this is not "
-                    "leave-one-chip-out: `bench/real_devices.py` is.\n\n" + table_md(rows)
+                    "leave-one-chip-out: `bench/real_devices.py` is.\n\n" + table_md(rows),
                 )
                 if rows
-                else "not measured: real ESP32 captures not found",
-                "confusion_matrix": image(cm_png),
-                "training_curve": image(curve),
-                "evaluated_on": f"simulation: {sensing.eval_rooms} simulated homes never used in training "
+                else ("text", "not measured: real ESP32 captures not found")
+            ),
+            "confusion_matrix": ("md", image(cm_png).value),
+            "training_curve": ("md", image(curve).value),
+            "evaluated_on": (
+                "text",
+                f"simulation: {sensing.eval_rooms} simulated homes never used in training "
                 f"({m['heldout_rooms_n']} windows); public_real: espectre captures (evaluation only)",
-            }
-        )
-    )
+            ),
+        },
+    }
 
 
 def _canonical_adapter_config(path) -> None:

@@ -20,6 +20,7 @@ from resources.mesh import AsiRegistryResource, TtfRouterResource
 from resources.proof import ProofResource
 from resources.sensing import SensingResource
 from resources.storage import CalibrationIOManager, FactoryStorage
+from resources.training import GpuStepResource
 
 
 def lifecycle_executor(env: Environment | None = None) -> dg.ExecutorDefinition:
@@ -61,6 +62,10 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
                 private_key=dg.EnvVar("IV_LEDGER_PRIVATE_KEY"),
             ),
             "deployer": DeployerResource(target="kubernetes"),
+            # GPU training in its own pod (Pipes), the CUDA build of deploy/Dockerfile
+            "gpu_steps": GpuStepResource(
+                mode="k8s_pipes", image=dg.EnvVar("IV_GPU_STEP_IMAGE"), load_incluster_config=True
+            ),
             "registry": AsiRegistryResource(url=dg.EnvVar("IV_ASI_DATABASE_URL"), seed_mesh=False),
             "atlas": EnergyAtlasResource(
                 engine="neo4j",
@@ -79,4 +84,5 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
         "ledger": LedgerResource(),
         "deployer": DeployerResource(),
         "registry": AsiRegistryResource(),
+        "gpu_steps": GpuStepResource(),  # in the step's own process
     }

@@ -201,7 +201,13 @@ def default_base_model(tmp_path_factory):
     from resources.storage import FactoryStorage
 
     root = tmp_path_factory.mktemp("sensing")
-    resources = {"storage": FactoryStorage(root_dir=str(root)), "sensing": SensingResource()}
+    from resources.training import GpuStepResource
+
+    resources = {
+        "storage": FactoryStorage(root_dir=str(root)),
+        "sensing": SensingResource(),
+        "gpu_steps": GpuStepResource(),  # in-process
+    }
     base = dg.materialize(
         [wifi_sensing_base_model], resources=resources, instance=dg.DagsterInstance.ephemeral()
     )

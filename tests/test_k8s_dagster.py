@@ -225,3 +225,268 @@ def test_the_code_location_image_follows_the_install_recipe():
     assert f'"-m", "{py["tool"]["dagster"]["module_name"]}"' in text
     [dep] = VALUES["dagster-user-deployments"]["deployments"]
     assert dep["port"] == 4000 and "EXPOSE 4000" in text
+
+
+class KubeEmulator:
+    """kmock's Kubernetes API emulator on a loopback port, served from its own thread's event
+    loop, so the synchronous `kubernetes` client Dagster uses talks HTTP to it."""
+
+    def __init__(self):
+        import asyncio
+        import threading
+
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10), "the emulator did not start"
+
+    def _serve(self):
+        import asyncio
+
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._main())
+
+    async def _main(self):
+        import asyncio
+
+        import kmock
+
+        self._stop = asyncio.Event()
+        async with kmock.KubernetesEmulator() as self.handler, kmock.Server(self.handler) as srv:
+            self.url = str(srv.url).rstrip("/")
+            self._ready.set()
+            await self._stop.wait()
+
+    def requests(self) -> list[tuple[str, str, object]]:
+        return [(str(r.method.value), r.url.path, r.data) for r in list(self.handler)]
+
+    def kubeconfig(self, path: Path, namespace: str) -> Path:
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "emu", "cluster": {"server": self.url}}],
+                    "users": [{"name": "u", "user": {"token": "t"}}],
+                    "contexts": [
+                        {"name": "emu", "context": {"cluster": "emu", "user": "u", "namespace": namespace}}
+                    ],
+                    "current-context": "emu",
+                }
+            )
+        )
+        return path
+
+    def close(self):
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)
+
+
+@pytest.fixture
+def kube():
+    emu = KubeEmulator()
+    yield emu
+    emu.close()
+
+
+def test_k8s_run_launcher_launches_a_lifecycle_run_on_the_emulated_cluster(kube, tmp_path):
+    """Dagster's own K8sRunLauncher, configured from the Helm values, launches a
+    `dac_lifecycle_job` run: the one Job it POSTs is the run worker, in the values' image,
+    with their secrets, env and volumes, valid against the Kubernetes schema; Dagster records
+    the launch (engine events, the image tag)."""
+    import dagster as dg
+    from dagster._core.code_pointer import ModuleCodePointer
+    from dagster._core.launcher import LaunchRunContext
+    from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+
+    from iv_app.definitions import defs
+
+    image = "registry.example.com/iv/dac-factory-code:0.1.0"
+    cfg = _launcher_config() | {
+        "load_incluster_config": False,
+        "kubeconfig_file": str(kube.kubeconfig(tmp_path / "kubeconfig", "dagster")),
+        "job_namespace": "dagster",
+        "instance_config_map": "dagster-instance",
+        "service_account_name": "dagster",
+        "dagster_home": "/opt/dagster/dagster_home",
+        "postgres_password_secret": VALUES["global"]["postgresqlSecretName"],
+    }
+    (tmp_path / "dagster.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "telemetry": {"enabled": False},
+                "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": cfg},
+            }
+        )
+    )
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        job = defs.resolve_job_def("dac_lifecycle_job")
+        origin = JobPythonOrigin(
+            "dac_lifecycle_job",
+            RepositoryPythonOrigin(
+                "/usr/local/bin/python",  # the image's (deploy/Dockerfile)
+                ModuleCodePointer("iv_app.definitions", "defs", "/opt/dagster/app"),
+                container_image=image,
+            ),
+        )
+        instance.add_dynamic_partitions("dac", ["fall-detection-acme"])
+        run = instance.create_run_for_job(
+            job, tags={"dagster/partition": "fall-detection-acme"}, job_code_origin=origin
+        )
+        instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+        [(method, path, body)] = kube.requests()
+        assert (method, path) == ("POST", "/apis/batch/v1/namespaces/dagster/jobs")
+        _validate(body)
+        spec = body["spec"]["template"]["spec"]
+        [c] = spec["containers"]
+        assert c["image"] == image and c["args"][:5] == [
+            "/usr/local/bin/python",
+            "-m",
+            "dagster",
+            "api",
+            "execute_run",
+        ]
+        assert {"secretRef": {"name": "iv-secrets"}} in c["envFrom"]
+        assert {"name": "IV_ENV", "value": "prod"} in c["env"]
+        assert any(
+            v.get("persistentVolumeClaim", {}).get("claimName") == "iv-storage" for v in spec["volumes"]
+        )
+        assert body["metadata"]["labels"]["dagster/run-id"] == run.run_id
+        events = [
+            e.message
+            for e in instance.all_logs(run.run_id)
+            if e.dagster_event.event_type_value == "ENGINE_EVENT"
+        ]
+        assert "[K8sRunLauncher] Kubernetes run worker job created" in events
+        assert instance.get_run_by_id(run.run_id).tags["dagster/image"] == image
+
+
+def test_base_model_pretraining_runs_in_a_gpu_pod_through_pipes(kube, tmp_path):
+    """`wifi_sensing_base_model` with `GpuStepResource(mode="k8s_pipes")`: Dagster's
+    PipesK8sClient creates the training pod on the emulated cluster (one GPU, on a GPU node,
+    the storage volume and secrets), waits for it, reads its log and deletes it. Standing in
+    for the kubelet, the test runs the pod's own command (`python -m iv_app.pipes_steps`, the
+    real entrypoint, a tiny pretraining budget) with the pod's environment and serves what it
+    printed as the pod's log: the metadata and data version Dagster records come from it."""
+    import datetime as dt
+    import hashlib
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import dagster as dg
+    import kmock
+
+    from defs.training import wifi_sensing_base_model
+    from resources.sensing import SensingResource
+    from resources.storage import FactoryStorage
+    from resources.training import GpuStepResource
+
+    log = {"text": ""}
+    status = {"phase": "Pending"}
+    seen = {}
+
+    def _created(name: str) -> dict:
+        return next(
+            b
+            for m, p, b in kube.requests()
+            if m == "POST" and p.endswith("/pods") and b["metadata"]["name"] == name
+        )
+
+    def _install():
+        # the API server's side of a pod: its log, and its status as the kubelet reports it
+        kube.handler[kmock.subresource("log")] << (lambda: log["text"].encode())  # bytes: served raw
+        kube.handler[kmock.action.FETCH, kmock.resource("v1/pods")] << (
+            lambda req: _created(req.name) | {"status": status}
+        )
+        # Dagster's client lists with a field selector (metadata.name=<pod>)
+        kube.handler[kmock.action.LIST, kmock.resource("v1/pods")] << (
+            lambda req: {
+                "apiVersion": "v1",
+                "kind": "PodList",
+                "metadata": {},
+                "items": [_created(req.params["fieldSelector"].split("=", 1)[1]) | {"status": status}],
+            }
+        )
+
+    kube._loop.call_soon_threadsafe(_install)
+
+    def kubelet():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "pod" not in seen:
+            for method, path, body in kube.requests():
+                if method == "POST" and path.endswith("/pods"):
+                    seen["pod"] = body
+            time.sleep(0.02)
+        if "pod" not in seen:
+            return
+        [c] = seen["pod"]["spec"]["containers"]
+        # the container runs to completion between two of Dagster's polls (its status stays
+        # unset until then): the log the reader follows is then whole
+        container = {"name": c["name"], "ready": False, "restartCount": 0, "image": c["image"], "imageID": ""}
+        env = os.environ | {e["name"]: e["value"] for e in c["env"]} | {"HF_HUB_OFFLINE": "1"}
+        cmd = [sys.executable if a == "python" else a for a in c["command"]]
+        r = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        seen["returncode"], seen["stderr"] = r.returncode, r.stderr
+        t0 = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
+        lines = (r.stdout + r.stderr).splitlines()
+        log["text"] = "".join(
+            f"{(t0 + dt.timedelta(microseconds=i)).strftime('%Y-%m-%dT%H:%M:%S.%f')}000Z {ln}\n"
+            for i, ln in enumerate(lines)
+        )
+        done = {
+            "terminated": {"exitCode": r.returncode, "reason": "Completed" if r.returncode == 0 else "Error"}
+        }
+        status.update(
+            phase="Succeeded" if r.returncode == 0 else "Failed",
+            containerStatuses=[container | {"state": done}],
+        )
+
+    threading.Thread(target=kubelet, daemon=True).start()
+    root = tmp_path / "iv"
+    tiny = SensingResource(
+        pretrain_rooms=8,
+        pretrain_episodes_per_activity=2,
+        pretrain_epochs=1,
+        eval_rooms=2,
+        sim_workers=1,
+        real_data_dir=str(tmp_path / "no-real-captures"),
+    )
+    gpu = GpuStepResource(
+        mode="k8s_pipes",
+        image="registry.example.com/iv/dac-factory-code:0.1.0-cu128",
+        namespace="dagster",
+        kubeconfig_file=str(kube.kubeconfig(tmp_path / "kubeconfig", "dagster")),
+        poll_interval_s=0.2,
+    )
+    res = dg.materialize(
+        [wifi_sensing_base_model],
+        resources={"storage": FactoryStorage(root_dir=str(root)), "sensing": tiny, "gpu_steps": gpu},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert res.success, seen.get("stderr", "")[-3000:]
+    assert seen["returncode"] == 0
+    # the pod Dagster created: valid, one GPU on a GPU node, the storage and the secrets
+    pod = seen["pod"]
+    _validate({"apiVersion": "v1", "kind": "Pod"} | pod)  # the client sends the body without them
+    [c] = pod["spec"]["containers"]
+    assert c["image"].endswith("-cu128") and c["command"] == ["python", "-m", "iv_app.pipes_steps"]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert pod["spec"]["nodeSelector"] == {"iv.industriverse.dev/accelerator": "nvidia-gpu"}
+    assert {"secretRef": {"name": "iv-secrets"}} in c["envFrom"]
+    assert any(e["name"] == "DAGSTER_PIPES_CONTEXT" for e in c["env"])
+    assert ("DELETE", f"/api/v1/namespaces/dagster/pods/{pod['metadata']['name']}") in [
+        (m, p) for m, p, _ in kube.requests()
+    ]
+    # what the pod reported is what Dagster recorded
+    [mat] = res.asset_materializations_for_node("wifi_sensing_base_model")
+    weights = root / "models" / "wifi-sensing-base" / "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert mat.metadata["weights_sha256"].value == digest
+    assert 0.0 <= mat.metadata["heldout_rooms_accuracy"].value <= 1.0
+    assert "simulation:" in mat.metadata["evaluated_on"].value
+    assert mat.tags.get("dagster/data_version") == digest

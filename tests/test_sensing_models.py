@@ -64,7 +64,9 @@ def trained(default_base_model):
 
     base, root = default_base_model
     storage = FactoryStorage(root_dir=str(root))
-    resources = {"storage": storage, "sensing": SensingResource()}
+    from resources.training import GpuStepResource
+
+    resources = {"storage": storage, "sensing": SensingResource(), "gpu_steps": GpuStepResource()}
     instance = dg.DagsterInstance.ephemeral()
     storage.requests().put(parse_request_text(SAMPLE_REQUEST.read_text()), base_dir=SAMPLE_REQUEST.parent)
     instance.add_dynamic_partitions("dac", ["fall-detection-acme"])

@@ -1,0 +1,36 @@
+"""The GPU steps' own entrypoint inside their Kubernetes pod (issue #19): `python -m
+iv_app.pipes_steps`, launched by `GpuStepResource` (mode `k8s_pipes`) through
+`PipesK8sClient`. It reads the step and its settings from the Pipes context, runs the same
+function the in-process path runs, and reports the step's metadata and data version (the
+weights' sha256) back through Pipes messages in the pod's log."""
+
+from __future__ import annotations
+
+STEPS = ("pretrain_base_model",)
+
+
+def main() -> int:
+    from dagster_pipes import open_dagster_pipes
+
+    from iv_pipelines.storage import StorageLayout
+    from resources.sensing import SensingResource
+    from resources.training import to_pipes_metadata
+
+    with open_dagster_pipes() as pipes:
+        step = pipes.get_extra("step")
+        if step not in STEPS:
+            raise SystemExit(f"unknown step {step!r}; one of {', '.join(STEPS)}")
+        sensing = SensingResource(**pipes.get_extra("sensing"))
+        layout = StorageLayout(pipes.get_extra("storage_root"))
+        layout.ensure()
+        from defs.training import pretrain_base_model
+
+        summary = pretrain_base_model(sensing, layout, pipes.log.info, pipes.log.warning)
+        pipes.report_asset_materialization(
+            metadata=to_pipes_metadata(summary["metadata"]), data_version=summary["weights_sha256"]
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
