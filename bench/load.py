@@ -133,6 +133,11 @@ def run_load(
     }
     os.environ.update({"DAGSTER_HOME": str(home), "IV_STORAGE_ROOT": str(root)})
     instance = dg.DagsterInstance.from_config(str(home))
+    if postgres_db:  # pool limits set ahead: Dagster's lazy creation races on PostgreSQL (iv_app/pools.py)
+        from iv_app.definitions import defs
+        from iv_app.pools import init_pool_limits
+
+        log(f"[load] pool limits: {init_pool_limits(instance, defs)}")
     staging = Path(tempfile.mkdtemp(dir=home))
     for i in range(n):
         (staging / f"load-{i:02d}.yaml").write_text(request_text(i))
@@ -345,17 +350,25 @@ def main() -> int:
     ap.add_argument(
         "--postgres", action="store_true", help="Dagster storage in PostgreSQL (DAGSTER_PG_* env)"
     )
+    ap.add_argument("--pg-db", help="with --postgres: use this existing database (one N only)")
     ap.add_argument("--keep", type=Path, help="run in this directory and keep it")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
+    if args.postgres:  # the server `make test` starts, unless told otherwise
+        for k, v in {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": "5432"}.items():
+            os.environ.setdefault(k, v)
     ns = sorted({int(x) for x in args.n.split(",")})
     base = args.keep or Path(tempfile.mkdtemp(prefix="iv-load-"))
     results = []
     for n in ns:
         db = None
-        if args.postgres:
+        if args.postgres and args.pg_db:
+            if len(ns) > 1:
+                raise SystemExit("--pg-db takes one N (each N needs an empty database)")
+            db = args.pg_db
+        elif args.postgres:
             db = f"iv_load_{n}"
             import psycopg2
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import dagster as dg
 
 from defs.common import (
-    K8S_GPU_STEP,
     OWNERS,
     dac_partitions,
     image,
@@ -165,7 +164,6 @@ def _round(obj, nd: int = 6):
     owners=OWNERS,
     kinds={"pytorch", "peft", "safetensors"},
     pool="gpu",
-    op_tags=K8S_GPU_STEP,
     deps=["wifi_sensing_base_model", "validated_hypothesis"],  # the hypothesis gate comes first
     description=(
         "T2L step: a peft LoRA adapter for the domain base model, trained on Shadow Twin episodes "
@@ -191,17 +189,62 @@ def lora_adapter(
     shadow_twin_context,
     sensing: SensingResource,
     storage: FactoryStorage,
+    gpu_steps: GpuStepResource,
 ):
+    if gpu_steps.mode == "k8s_pipes":
+        # prod: the training runs in its own GPU pod (PipesK8sClient); the pod reads the twin
+        # context this step received (pickled under <storage>/pipes/<dac>/: the same code
+        # version runs there) and reports the metadata, the adapter's digest and the check through Pipes
+        import pickle
+
+        from iv_pipelines.paths import atomic_write_bytes
+
+        ctx_file = storage.layout.pipes_input_file(dac_request.dac_id, TWIN_CONTEXT_FILE)
+        ctx_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(ctx_file, pickle.dumps(shadow_twin_context))
+        context.log.info(f"LoRA training in a Kubernetes pod ({gpu_steps.image}) through Pipes")
+        yield from gpu_steps.run(
+            context,
+            "train_lora_adapter",
+            {
+                "dac_id": dac_request.dac_id,
+                "sensing": sensing.model_dump(),
+                "storage_root": str(storage.root),
+            },
+        ).get_results()
+        return
+    out = train_lora_adapter(dac_request, shadow_twin_context, sensing, storage.layout, context.log.info)
+    yield dg.Output(out["value"], metadata=tidy(to_metadata_values(out["metadata"])))
+    chk = out["check"]
+    yield dg.AssetCheckResult(
+        check_name=ADAPTER_CHECK,
+        passed=chk["passed"],
+        description=f"DAC {dac_request.dac_id}: {chk['why']}",
+        metadata=tidy(to_metadata_values(chk["metadata"])),
+    )
+
+
+TWIN_CONTEXT_FILE = "twin_context.pkl"  # the Pipes pod's input (k8s_pipes only)
+
+
+def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, layout, log=print) -> dict:
+    """Train, evaluate and gate the DAC's adapter; write it, its evaluation and the drift
+    reference under the storage. Returns {"value": the report, "metadata": {key: (type, value)},
+    "check": {"passed", "why", "metadata"}, "adapter_sha256"} with plain values: the asset's
+    output in-process, and what the Pipes pod reports (`iv_app/pipes_steps.py`) — one function
+    for both paths."""
+    import hashlib
+
     from iv_pipelines.sensing.client import train_client_adapter
     from iv_pipelines.sensing.evaluate import confusion_png
     from iv_pipelines.sensing.pipeline import training_curve_png
 
-    if shadow_twin_context.room is None:
+    if twin.room is None:
         raise dg.Failure(
-            description=f"domain {shadow_twin_context.domain!r} has no trainable base model yet; "
+            description=f"domain {twin.domain!r} has no trainable base model yet; "
             "only wifi-sensing adapters are trained here"
         )
-    base_dir = storage.layout.base_model_dir()
+    base_dir = layout.base_model_dir()
     if not (base_dir / "model.safetensors").exists():
         raise dg.Failure(
             description=f"no base model at {base_dir}; materialize wifi_sensing_base_model first"
@@ -213,15 +256,15 @@ def lora_adapter(
 
     from iv_pipelines.ops.feedback import feedback_captures
 
-    cal = shadow_twin_context.calibration
-    fb_caps, fb_note = feedback_captures(storage.layout, dac_request.dac_id, cal.amplitude_only)
+    cal = twin.calibration
+    fb_caps, fb_note = feedback_captures(layout, dac_request.dac_id, cal.amplitude_only)
     if fb_caps:
         cal = replace(cal, captures=list(cal.captures) + fb_caps)
-        context.log.info(f"production feedback: {fb_note}")
+        log(f"production feedback: {fb_note}")
     try:
         res = train_client_adapter(
             base_dir,
-            shadow_twin_context.room,
+            twin.room,
             cal,
             per_activity=sensing.lora_episodes_per_activity,
             eval_per_activity=sensing.lora_eval_episodes_per_activity,
@@ -230,12 +273,12 @@ def lora_adapter(
             rank=sensing.lora_rank,
             lr=sensing.lora_lr,
             target_fa=target_fa,
-            log=context.log.info,
+            log=log,
             workers=sensing.sim_workers,
         )
     except StaleModelError as e:
         raise dg.Failure(description=str(e)) from e
-    out = storage.layout.adapter_dir(dac_request.dac_id)
+    out = layout.adapter_dir(dac_request.dac_id)
     res.model.save_pretrained(str(out))
     _canonical_adapter_config(out / "adapter_config.json")
     cm_png = confusion_png(
@@ -254,7 +297,7 @@ def lora_adapter(
 
     shipped = res.model if res.selected == "adapter" else load_model(base_dir)[0]
     versus = versus_deployed(
-        storage.layout,
+        layout,
         dac_request.dac_id,
         lambda x: _proba(shipped, x, cal.context),
         [c for c in fb_caps if c.split == "eval"],
@@ -262,7 +305,7 @@ def lora_adapter(
         seed=sensing.seed,
     )
     if versus is not None:
-        context.log.info(f"versus the deployed version: {versus['sentence']}")
+        log(f"versus the deployed version: {versus['sentence']}")
         if versus["verdict"] == "worse":
             unmet = [*unmet, "worse than the deployed version on held-out feedback: " + versus["sentence"]]
     ok = gate_ok and not unmet
@@ -285,8 +328,8 @@ def lora_adapter(
         "check_passed": ok,
         "trainable_params": res.trainable_params,
         "total_params": res.total_params,
-        "room": shadow_twin_context.room.digest(),
-        "resident": shadow_twin_context.resident,
+        "room": twin.room.digest(),
+        "resident": twin.resident,
         "calibration": cal.to_dict(),
         "production_feedback": fb_note if fb_caps else None,
         "versus_deployed": versus,
@@ -298,61 +341,67 @@ def lora_adapter(
     from iv_pipelines.sensing.drift import save_reference
 
     save_reference(
-        storage.layout.drift_reference_file(dac_request.dac_id),
+        layout.drift_reference_file(dac_request.dac_id),
         res.reference_features,
         res.reference_decisions,
     )
     sim, real = ev["simulation"], ev["client_device"]
-    context.log.info(f"validated_on {ev['validated_on']}; ships the {res.selected}: {res.why}")
-    yield dg.Output(
-        report | {"train_seconds": res.train_seconds},
-        metadata=tidy(
+    log(f"validated_on {ev['validated_on']}; ships the {res.selected}: {res.why}")
+    nan = float("nan")
+    digest = hashlib.sha256((out / "adapter_model.safetensors").read_bytes()).hexdigest()
+    metadata = {
+        "adapter_dir": ("path", str(out)),
+        "adapter_sha256": ("text", digest),
+        "selected_model": ("text", res.selected),
+        "validated_on": ("text", ev["validated_on"]),
+        "fall_threshold": ("float", float(ev["decision"]["fall_threshold"])),
+        "simulated_accuracy": ("float", float(sim.get("accuracy", nan))),
+        "simulated_fall_recall": ("float", float(sim.get("recall_fall", nan))),
+        "simulated_fall_false_alarm_rate": ("float", float(sim.get("fall_false_alarm_rate", nan))),
+        **(
             {
-                "adapter_dir": dg.MetadataValue.path(str(out)),
-                "selected_model": res.selected,
-                "validated_on": ev["validated_on"],
-                "fall_threshold": ev["decision"]["fall_threshold"],
-                "simulated_accuracy": sim.get("accuracy", float("nan")),
-                "simulated_fall_recall": sim.get("recall_fall", float("nan")),
-                "simulated_fall_false_alarm_rate": sim.get("fall_false_alarm_rate", float("nan")),
-                **(
-                    {
-                        "client_device_accuracy": real.get("accuracy", float("nan")),
-                        "client_device_fall_false_alarm_rate": real.get(
-                            "fall_false_alarm_rate", float("nan")
-                        ),
-                        "client_device_windows": real.get("n", 0),
-                    }
-                    if real
-                    else {"client_device": "no held-out real captures: simulation only"}
+                "client_device_accuracy": ("float", float(real.get("accuracy", nan))),
+                "client_device_fall_false_alarm_rate": (
+                    "float",
+                    float(real.get("fall_false_alarm_rate", nan)),
                 ),
-                "gate": res.why,
-                "trainable_params": res.trainable_params,
-                "trainable_ratio": round(res.trainable_params / res.total_params, 4),
-                "train_seconds": round(res.train_seconds, 2),
-                "metrics": dg.MetadataValue.md(
-                    _md_metrics({"base (sim)": res.base_metrics, "adapter (sim)": res.adapter_metrics})
-                ),
-                "confusion_matrix": image(cm_png),
-                "training_curve": image(curve),
-                "evaluated_on": f"simulation: {sim['data']}"
-                + (f"; client_device: {real['data']}" if real else "; client_device: none"),
+                "client_device_windows": ("int", int(real.get("n", 0))),
             }
+            if real
+            else {"client_device": ("text", "no held-out real captures: simulation only")}
         ),
-    )
-    yield dg.AssetCheckResult(
-        check_name=ADAPTER_CHECK,
-        passed=bool(ok),
-        description=f"DAC {dac_request.dac_id}: {why}",
-        metadata=tidy(
-            {
-                "dac_id": dac_request.dac_id,
-                "why": why,
-                "verdict": res.gate["verdict"],
-                "selected": res.selected,
-            }
+        "gate": ("text", res.why),
+        "trainable_params": ("int", int(res.trainable_params)),
+        "trainable_ratio": ("float", round(res.trainable_params / res.total_params, 4)),
+        "train_seconds": ("float", round(res.train_seconds, 2)),
+        "metrics": (
+            "md",
+            _md_metrics({"base (sim)": res.base_metrics, "adapter (sim)": res.adapter_metrics}),
         ),
-    )
+        "confusion_matrix": ("md", image(cm_png).value),
+        "training_curve": ("md", image(curve).value),
+        "evaluated_on": (
+            "text",
+            f"simulation: {sim['data']}"
+            + (f"; client_device: {real['data']}" if real else "; client_device: none"),
+        ),
+    }
+    check = {
+        "passed": bool(ok),
+        "why": why,
+        "metadata": {
+            "dac_id": ("text", dac_request.dac_id),
+            "why": ("text", why),
+            "verdict": ("text", res.gate["verdict"]),
+            "selected": ("text", res.selected),
+        },
+    }
+    return {
+        "value": report | {"train_seconds": res.train_seconds},
+        "metadata": metadata,
+        "check": check,
+        "adapter_sha256": digest,
+    }
 
 
 wifi_sensing_base_model_job = dg.define_asset_job(

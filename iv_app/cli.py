@@ -653,6 +653,30 @@ def feedback_add(dac_id: str, labels: Path, source: str) -> None:
     click.echo(f"stored {len(stored)} labels for {dac_id} ({wrong} disagree with what the capsule decided)")
 
 
+@main.group()
+def pools() -> None:
+    """The concurrency pools of the code location's steps (gpu, cpu, atlas, ledger)."""
+
+
+@pools.command("init")
+@click.option(
+    "--limit", type=int, default=None, help="slots per pool (default: the instance's default_limit, else 1)"
+)
+def pools_init(limit: int | None) -> None:
+    """Set every pool's limit on the instance of $DAGSTER_HOME, unless set already. Run it once
+    after `helm install` (PostgreSQL storage needs it: iv_app/pools.py says why)."""
+    import dagster as dg
+
+    from iv_app.definitions import defs
+    from iv_app.pools import init_pool_limits
+
+    if limit is not None and limit < 1:
+        raise click.ClickException(f"--limit {limit}: a pool needs at least 1 slot")
+    with dg.DagsterInstance.get() as instance:
+        for pool, n in init_pool_limits(instance, defs, limit).items():
+            click.echo(f"{pool}: {n} slot(s)")
+
+
 @main.command("docs")
 @click.option("--check", is_flag=True, help="fail if a generated page is out of date instead of writing it")
 def docs_cmd(check: bool) -> None:

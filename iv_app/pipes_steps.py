@@ -6,7 +6,7 @@ weights' sha256) back through Pipes messages in the pod's log."""
 
 from __future__ import annotations
 
-STEPS = ("pretrain_base_model",)
+STEPS = ("pretrain_base_model", "train_lora_adapter")
 
 
 def main() -> int:
@@ -23,12 +23,34 @@ def main() -> int:
         sensing = SensingResource(**pipes.get_extra("sensing"))
         layout = StorageLayout(pipes.get_extra("storage_root"))
         layout.ensure()
-        from defs.training import pretrain_base_model
+        if step == "pretrain_base_model":
+            from defs.training import pretrain_base_model
 
-        summary = pretrain_base_model(sensing, layout, pipes.log.info, pipes.log.warning)
-        pipes.report_asset_materialization(
-            metadata=to_pipes_metadata(summary["metadata"]), data_version=summary["weights_sha256"]
-        )
+            summary = pretrain_base_model(sensing, layout, pipes.log.info, pipes.log.warning)
+            pipes.report_asset_materialization(
+                metadata=to_pipes_metadata(summary["metadata"]), data_version=summary["weights_sha256"]
+            )
+        else:
+            import pickle
+
+            from defs.training import ADAPTER_CHECK, TWIN_CONTEXT_FILE, train_lora_adapter
+            from iv_pipelines.request import DacRequest
+
+            dac_id = pipes.get_extra("dac_id")
+            saved = layout.dac_request(dac_id)
+            if saved is None:
+                raise SystemExit(f"no saved request for {dac_id} under {layout.root}")
+            twin = pickle.loads(layout.pipes_input_file(dac_id, TWIN_CONTEXT_FILE).read_bytes())
+            out = train_lora_adapter(DacRequest.model_validate(saved), twin, sensing, layout, pipes.log.info)
+            pipes.report_asset_materialization(
+                metadata=to_pipes_metadata(out["metadata"]), data_version=out["adapter_sha256"]
+            )
+            pipes.report_asset_check(
+                check_name=ADAPTER_CHECK,
+                passed=out["check"]["passed"],
+                severity="ERROR",
+                metadata=to_pipes_metadata(out["check"]["metadata"]),
+            )
     return 0
 
 

@@ -29,6 +29,7 @@ acceptance finds the file names below nowhere else outside this module and the t
       edge/captures/<device>/        rolling per-device capture files (esp-csi lines, hourly)
       edge/detections.jsonl          detections the ingest service received from capsules
       feedback/<dac>.jsonl <dac>/    caregivers' answers to alerts, with the CSI window each refers to
+      pipes/<dac>/                   what a GPU step hands its Pipes pod (k8s_pipes): twin_context.pkl
 
 `StorageLayout(root).ensure()` creates the folders a user is told to use (the drop folder
 and its outcome folders), so `cp my-request.yaml <root>/drop/` works on a fresh home.
@@ -154,6 +155,10 @@ class StorageLayout:
     def monitoring_dir(self, dac_id: str) -> Path:
         """The deployment's Prometheus scrape config and Grafana dashboard."""
         return self.root / "monitoring" / dac_id
+
+    def pipes_input_file(self, dac_id: str, name: str) -> Path:
+        """An input a GPU step hands its Pipes pod (outside dacs/<dac>/: not a lineage input)."""
+        return self.root / "pipes" / dac_id / name
 
     def inference_log_dir(self, dac_id: str) -> Path:
         """The DAC's inference log and feedback labels (written by its capsule)."""

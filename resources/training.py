@@ -7,6 +7,7 @@ reports the step's metadata and data version back through the pod's log).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import dagster as dg
@@ -31,6 +32,11 @@ GPU_POD_SPEC: dict[str, Any] = {
 }
 
 
+def _shown(t: str, v: Any) -> Any:
+    """Floats as the UI shows them (4 decimals, as `defs.common.tidy` does)."""
+    return round(v, 4) if t == "float" and math.isfinite(v) else v
+
+
 def to_metadata_values(plain: dict[str, tuple[str, Any]]) -> dict[str, Any]:
     """{key: (type, value)} -> Dagster metadata values, the same types the Pipes pod reports."""
     make = {
@@ -41,12 +47,12 @@ def to_metadata_values(plain: dict[str, tuple[str, Any]]) -> dict[str, Any]:
         "float": dg.MetadataValue.float,
         "json": dg.MetadataValue.json,
     }
-    return {k: make[t](v) for k, (t, v) in plain.items()}
+    return {k: make[t](_shown(t, v)) for k, (t, v) in plain.items()}
 
 
 def to_pipes_metadata(plain: dict[str, tuple[str, Any]]) -> dict[str, dict]:
     """{key: (type, value)} -> the Pipes protocol's metadata form."""
-    return {k: {"raw_value": v, "type": t} for k, (t, v) in plain.items()}
+    return {k: {"raw_value": _shown(t, v), "type": t} for k, (t, v) in plain.items()}
 
 
 class GpuStepResource(dg.ConfigurableResource):

@@ -167,13 +167,21 @@ def test_the_run_worker_job_is_valid_kubernetes():
     assert any(v["name"] == "iv-storage" for v in job["spec"]["template"]["spec"]["volumes"])
 
 
-@pytest.mark.parametrize("step", ["lora_adapter", "shadow_twin_context", "dac_package"])
-def test_each_lifecycle_step_job_is_valid_and_sized_by_its_tag(step):
+@pytest.mark.parametrize(
+    "job_name, step",
+    [
+        ("base_model_update_job", "base_model_update"),
+        ("dac_lifecycle_job", "shadow_twin_context"),
+        ("dac_lifecycle_job", "lora_adapter"),
+        ("dac_lifecycle_job", "dac_package"),
+    ],
+)
+def test_each_step_job_is_valid_and_sized_by_its_tag(job_name, step):
     from dagster_k8s.job import construct_dagster_k8s_job, get_user_defined_k8s_config
 
     from iv_app.definitions import defs
 
-    job_def = defs.resolve_job_def("dac_lifecycle_job")
+    job_def = defs.resolve_job_def(job_name)
     tags = job_def.graph.node_dict[step].definition.tags
     job = _serialised(
         construct_dagster_k8s_job(
@@ -186,14 +194,14 @@ def test_each_lifecycle_step_job_is_valid_and_sized_by_its_tag(step):
     )
     _validate(job)
     res = job["spec"]["template"]["spec"]["containers"][0]["resources"]
-    if step == "lora_adapter":  # a GPU, on a GPU node
+    if step == "base_model_update":  # trains in its step's Job: a GPU, on a GPU node
         assert res["limits"]["nvidia.com/gpu"] == "1"
         assert job["spec"]["template"]["spec"]["nodeSelector"] == {
             "iv.industriverse.dev/accelerator": "nvidia-gpu"
         }
     elif step == "shadow_twin_context":
         assert res["requests"]["cpu"] == "2" and "nvidia.com/gpu" not in res.get("limits", {})
-    else:  # no tag: the run launcher's default
+    else:  # no tag: the run launcher's default (lora_adapter's GPU is in its Pipes pod)
         assert res == VALUES["runLauncher"]["config"]["k8sRunLauncher"]["resources"]
 
 
@@ -362,116 +370,133 @@ def test_k8s_run_launcher_launches_a_lifecycle_run_on_the_emulated_cluster(kube,
         assert instance.get_run_by_id(run.run_id).tags["dagster/image"] == image
 
 
-def test_base_model_pretraining_runs_in_a_gpu_pod_through_pipes(kube, tmp_path):
-    """`wifi_sensing_base_model` with `GpuStepResource(mode="k8s_pipes")`: Dagster's
-    PipesK8sClient creates the training pod on the emulated cluster (one GPU, on a GPU node,
-    the storage volume and secrets), waits for it, reads its log and deletes it. Standing in
-    for the kubelet, the test runs the pod's own command (`python -m iv_app.pipes_steps`, the
-    real entrypoint, a tiny pretraining budget) with the pod's environment and serves what it
-    printed as the pod's log: the metadata and data version Dagster records come from it."""
-    import datetime as dt
-    import hashlib
-    import os
-    import subprocess
-    import sys
-    import threading
-    import time
+class FakeKubelet:
+    """Plays the node for every pod created on the emulated cluster: runs the pod's own
+    command locally with the pod's environment (the real entrypoint), then serves what it
+    printed as the pod's log and reports it terminated — the container runs to completion
+    between two of Dagster's status polls (its status stays unset until then), so the log the
+    Pipes reader follows is whole."""
 
-    import dagster as dg
-    import kmock
+    def __init__(self, kube):
+        import threading
 
-    from defs.training import wifi_sensing_base_model
-    from resources.sensing import SensingResource
-    from resources.storage import FactoryStorage
-    from resources.training import GpuStepResource
+        import kmock
 
-    log = {"text": ""}
-    status = {"phase": "Pending"}
-    seen = {}
+        self.kube, self.pods, self.logs, self.status, self.results = kube, {}, {}, {}, {}
+        self._stop = threading.Event()
 
-    def _created(name: str) -> dict:
-        return next(
-            b
-            for m, p, b in kube.requests()
-            if m == "POST" and p.endswith("/pods") and b["metadata"]["name"] == name
-        )
+        def created(name: str) -> dict:
+            return self.pods[name]
 
-    def _install():
-        # the API server's side of a pod: its log, and its status as the kubelet reports it
-        kube.handler[kmock.subresource("log")] << (lambda: log["text"].encode())  # bytes: served raw
-        kube.handler[kmock.action.FETCH, kmock.resource("v1/pods")] << (
-            lambda req: _created(req.name) | {"status": status}
-        )
-        # Dagster's client lists with a field selector (metadata.name=<pod>)
-        kube.handler[kmock.action.LIST, kmock.resource("v1/pods")] << (
-            lambda req: {
-                "apiVersion": "v1",
-                "kind": "PodList",
-                "metadata": {},
-                "items": [_created(req.params["fieldSelector"].split("=", 1)[1]) | {"status": status}],
-            }
-        )
+        def install():
+            kube.handler[kmock.subresource("log")] << (lambda req: self.logs.get(req.name, "").encode())
+            kube.handler[kmock.action.FETCH, kmock.resource("v1/pods")] << (
+                lambda req: self.pods[req.name] | {"status": self.status.get(req.name, {"phase": "Pending"})}
+            )
+            # Dagster's client lists with a field selector (metadata.name=<pod>)
+            kube.handler[kmock.action.LIST, kmock.resource("v1/pods")] << (
+                lambda req: {
+                    "apiVersion": "v1",
+                    "kind": "PodList",
+                    "metadata": {},
+                    "items": [
+                        self.pods[n] | {"status": self.status.get(n, {"phase": "Pending"})}
+                        for n in [req.params["fieldSelector"].split("=", 1)[1]]
+                        if n in self.pods
+                    ],
+                }
+            )
 
-    kube._loop.call_soon_threadsafe(_install)
+        kube._loop.call_soon_threadsafe(install)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
 
-    def kubelet():
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and "pod" not in seen:
-            for method, path, body in kube.requests():
-                if method == "POST" and path.endswith("/pods"):
-                    seen["pod"] = body
+    def _run(self):
+        import time
+
+        done = set()
+        while not self._stop.is_set():
+            for method, path, body in self.kube.requests():
+                if method == "POST" and path.endswith("/pods") and body["metadata"]["name"] not in done:
+                    name = body["metadata"]["name"]
+                    done.add(name)
+                    self.pods[name] = body
+                    self._execute(name, body)
             time.sleep(0.02)
-        if "pod" not in seen:
-            return
-        [c] = seen["pod"]["spec"]["containers"]
-        # the container runs to completion between two of Dagster's polls (its status stays
-        # unset until then): the log the reader follows is then whole
-        container = {"name": c["name"], "ready": False, "restartCount": 0, "image": c["image"], "imageID": ""}
+
+    def _execute(self, name: str, pod: dict):
+        import datetime as dt
+        import os
+        import subprocess
+        import sys
+
+        [c] = pod["spec"]["containers"]
         env = os.environ | {e["name"]: e["value"] for e in c["env"]} | {"HF_HUB_OFFLINE": "1"}
         cmd = [sys.executable if a == "python" else a for a in c["command"]]
-        r = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-        seen["returncode"], seen["stderr"] = r.returncode, r.stderr
+        r = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+        self.results[name] = r
         t0 = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
-        lines = (r.stdout + r.stderr).splitlines()
-        log["text"] = "".join(
+        self.logs[name] = "".join(
             f"{(t0 + dt.timedelta(microseconds=i)).strftime('%Y-%m-%dT%H:%M:%S.%f')}000Z {ln}\n"
-            for i, ln in enumerate(lines)
+            for i, ln in enumerate((r.stdout + r.stderr).splitlines())
         )
-        done = {
+        state = {
             "terminated": {"exitCode": r.returncode, "reason": "Completed" if r.returncode == 0 else "Error"}
         }
-        status.update(
-            phase="Succeeded" if r.returncode == 0 else "Failed",
-            containerStatuses=[container | {"state": done}],
-        )
+        self.status[name] = {
+            "phase": "Succeeded" if r.returncode == 0 else "Failed",
+            "containerStatuses": [
+                {
+                    "name": c["name"],
+                    "ready": False,
+                    "restartCount": 0,
+                    "image": c["image"],
+                    "imageID": "",
+                    "state": state,
+                }
+            ],
+        }
 
-    threading.Thread(target=kubelet, daemon=True).start()
-    root = tmp_path / "iv"
-    tiny = SensingResource(
-        pretrain_rooms=8,
-        pretrain_episodes_per_activity=2,
-        pretrain_epochs=1,
-        eval_rooms=2,
-        sim_workers=1,
-        real_data_dir=str(tmp_path / "no-real-captures"),
-    )
-    gpu = GpuStepResource(
+    def stderr(self) -> str:
+        return "\n".join(r.stderr[-3000:] for r in self.results.values())
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def kubelet(kube):
+    k = FakeKubelet(kube)
+    yield k
+    k.close()
+
+
+def _gpu_steps(kube, tmp_path):
+    from resources.training import GpuStepResource
+
+    return GpuStepResource(
         mode="k8s_pipes",
         image="registry.example.com/iv/dac-factory-code:0.1.0-cu128",
         namespace="dagster",
         kubeconfig_file=str(kube.kubeconfig(tmp_path / "kubeconfig", "dagster")),
         poll_interval_s=0.2,
     )
-    res = dg.materialize(
-        [wifi_sensing_base_model],
-        resources={"storage": FactoryStorage(root_dir=str(root)), "sensing": tiny, "gpu_steps": gpu},
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
-    assert res.success, seen.get("stderr", "")[-3000:]
-    assert seen["returncode"] == 0
-    # the pod Dagster created: valid, one GPU on a GPU node, the storage and the secrets
-    pod = seen["pod"]
+
+
+TINY = {
+    "pretrain_rooms": 8,
+    "pretrain_episodes_per_activity": 2,
+    "pretrain_epochs": 1,
+    "eval_rooms": 2,
+    "sim_workers": 1,
+    "lora_episodes_per_activity": 2,
+    "lora_eval_episodes_per_activity": 2,
+    "lora_epochs": 1,
+}
+
+
+def _assert_gpu_pod(kube, pod: dict) -> None:
     _validate({"apiVersion": "v1", "kind": "Pod"} | pod)  # the client sends the body without them
     [c] = pod["spec"]["containers"]
     assert c["image"].endswith("-cu128") and c["command"] == ["python", "-m", "iv_app.pipes_steps"]
@@ -482,7 +507,38 @@ def test_base_model_pretraining_runs_in_a_gpu_pod_through_pipes(kube, tmp_path):
     assert ("DELETE", f"/api/v1/namespaces/dagster/pods/{pod['metadata']['name']}") in [
         (m, p) for m, p, _ in kube.requests()
     ]
-    # what the pod reported is what Dagster recorded
+
+
+def test_base_model_pretraining_runs_in_a_gpu_pod_through_pipes(kube, kubelet, tmp_path):
+    """`wifi_sensing_base_model` with `GpuStepResource(mode="k8s_pipes")`: Dagster's
+    PipesK8sClient creates the training pod on the emulated cluster (one GPU, on a GPU node,
+    the storage volume and secrets), waits for it, reads its log and deletes it; the kubelet
+    stand-in runs the pod's real command (a tiny pretraining budget). The metadata and data
+    version Dagster records come from the pod."""
+    import hashlib
+
+    import dagster as dg
+
+    from defs.training import wifi_sensing_base_model
+    from resources.sensing import SensingResource
+    from resources.storage import FactoryStorage
+
+    root = tmp_path / "iv"
+    tiny = SensingResource(**TINY, real_data_dir=str(tmp_path / "no-real-captures"))
+    res = dg.materialize(
+        [wifi_sensing_base_model],
+        resources={
+            "storage": FactoryStorage(root_dir=str(root)),
+            "sensing": tiny,
+            "gpu_steps": _gpu_steps(kube, tmp_path),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert res.success, kubelet.stderr()
+    [pod] = kubelet.pods.values()
+    assert [r.returncode for r in kubelet.results.values()] == [0]
+    _assert_gpu_pod(kube, pod)
     [mat] = res.asset_materializations_for_node("wifi_sensing_base_model")
     weights = root / "models" / "wifi-sensing-base" / "model.safetensors"
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -490,3 +546,59 @@ def test_base_model_pretraining_runs_in_a_gpu_pod_through_pipes(kube, tmp_path):
     assert 0.0 <= mat.metadata["heldout_rooms_accuracy"].value <= 1.0
     assert "simulation:" in mat.metadata["evaluated_on"].value
     assert mat.tags.get("dagster/data_version") == digest
+
+
+def test_lora_adapter_trains_in_a_gpu_pod_through_pipes(kube, kubelet, tmp_path):
+    """`lora_adapter` in the same mode: the step hands the pod the twin context it received
+    (`<storage>/pipes/<dac>/`, outside the DAC's lineage inputs), the pod trains (tiny budget)
+    and reports the adapter's metadata and digest and the blocking check `adapter_beats_base`,
+    which Dagster records as the step's own."""
+    import hashlib
+
+    import dagster as dg
+
+    from defs.discovery import dac_request, shadow_twin_context
+    from defs.training import lora_adapter, pretrain_base_model
+    from iv_pipelines.request import parse_request_text
+    from iv_pipelines.storage import StorageLayout
+    from resources.sensing import SensingResource
+    from resources.storage import FactoryStorage
+    from tests.conftest import plain_sample_request_text
+
+    root = tmp_path / "iv"
+    tiny = SensingResource(**TINY, real_data_dir=str(tmp_path / "no-real-captures"))
+    layout = StorageLayout(root)
+    pretrain_base_model(tiny, layout)  # a tiny base model, in-process
+    storage = FactoryStorage(root_dir=str(root))
+    req = parse_request_text(plain_sample_request_text())
+    storage.requests().put(req)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("dac", [req.dac_id])
+
+    @dg.asset(name="validated_hypothesis", partitions_def=dac_request.partitions_def)
+    def validated_stub():  # the discovery gate is tested elsewhere
+        return None
+
+    res = dg.materialize(
+        [dac_request, shadow_twin_context, validated_stub, lora_adapter],
+        partition_key=req.dac_id,
+        resources={"storage": storage, "sensing": tiny, "gpu_steps": _gpu_steps(kube, tmp_path)},
+        instance=instance,
+        raise_on_error=False,
+    )
+    checks = {c.check_name: c for c in res.get_asset_check_evaluations()}
+    assert "adapter_beats_base" in checks, kubelet.stderr()  # reported by the pod
+    [pod] = kubelet.pods.values()
+    _assert_gpu_pod(kube, pod)
+    assert layout.pipes_input_file(req.dac_id, "twin_context.pkl").is_file()
+    assert not list(layout.dac_dir(req.dac_id).rglob("*.pkl"))  # not a lineage input
+    [mat] = res.asset_materializations_for_node("lora_adapter")
+    digest = hashlib.sha256(
+        (layout.adapter_dir(req.dac_id) / "adapter_model.safetensors").read_bytes()
+    ).hexdigest()
+    assert mat.metadata["adapter_sha256"].value == digest == mat.tags.get("dagster/data_version")
+    assert mat.metadata["validated_on"].value == "simulation_only"
+    chk = checks["adapter_beats_base"]
+    assert chk.metadata["dac_id"].value == req.dac_id and chk.metadata["why"].value
+    # a blocking check that failed would fail the step, exactly as in-process
+    assert res.success == chk.passed

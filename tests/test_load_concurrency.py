@@ -94,3 +94,79 @@ def test_the_shipped_instance_config_queues_runs_and_limits_pools(tmp_path):
         assert cc.pool_config.default_pool_limit == 1
     pools = {n.definition.pool for job in defs.resolve_all_job_defs() for n in job.graph.node_dict.values()}
     assert pools - {None} == {"gpu", "cpu", "atlas", "ledger"}
+
+
+def test_three_dacs_at_once_with_postgres_storage(default_base_model, calibrated, pg_database, tmp_path):
+    """The same, with Dagster's run, event-log and schedule storage in the PostgreSQL `make test`
+    starts (issue #19 item 4: the concurrency of item 1 on the production storage); three
+    requests to keep `make test` short (bench/load_postgres.py runs more)."""
+    from tests.conftest import PG
+
+    src, _ = lifecycle_home(tmp_path / "src", default_base_model, calibrated)
+    out = tmp_path / "load.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "IV_STORAGE_ROOT")} | PG
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "load.py"),
+            "--n",
+            "3",
+            "--postgres",
+            "--pg-db",
+            pg_database,
+            "--from-home",
+            str(src.root),
+            "--keep",
+            str(tmp_path / "run"),
+            "--json",
+            str(out),
+            "--timeout",
+            "900",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+    )
+    assert out.is_file(), r.stdout[-3000:] + r.stderr[-3000:]
+    [res] = json.loads(out.read_text())
+    assert res["problems"] == [], res["problems"]
+    assert res["completed"] + len(res["stopped_at_gate"]) == 3 and res["completed"] >= 2, res
+    assert res["overlapping_run_pairs"] >= 1 and res["ledger_verified"] == res["completed"]
+    # the runs are in PostgreSQL, not in a SQLite file under the home
+    from tests.conftest import pg_connect
+
+    con = pg_connect(pg_database)
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT count(*) FROM runs WHERE pipeline_name = 'dac_lifecycle_job'")
+            assert cur.fetchone()[0] == 3
+    finally:
+        con.close()
+    assert not (tmp_path / "run" / "n3" / "history" / "runs.db").exists()
+
+
+def test_pool_limits_are_set_once_and_kept(tmp_path):
+    """`iv pools init`: every pool the code location names gets the instance's default limit
+    as an explicit row (what PostgreSQL storage needs, iv_app/pools.py); a limit someone set
+    is kept; a limit under 1 is refused."""
+    import shutil
+
+    import dagster as dg
+    from click.testing import CliRunner
+
+    from iv_app.cli import main
+
+    shutil.copy(REPO / "deploy" / "dagster.local.yaml", tmp_path / "dagster.yaml")
+    env = {"DAGSTER_HOME": str(tmp_path)}
+    r = CliRunner().invoke(main, ["pools", "init"], env=env)
+    assert r.exit_code == 0, r.output
+    assert sorted(r.output.split()) == sorted(
+        "atlas: 1 slot(s) cpu: 1 slot(s) gpu: 1 slot(s) ledger: 1 slot(s)".split()
+    )
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        instance.event_log_storage.set_concurrency_slots("cpu", 2)
+    r = CliRunner().invoke(main, ["pools", "init", "--limit", "3"], env=env)
+    assert "cpu: 2 slot(s)" in r.output and "gpu: 1 slot(s)" in r.output  # kept, both
+    r = CliRunner().invoke(main, ["pools", "init", "--limit", "0"], env=env)
+    assert r.exit_code != 0 and "at least 1 slot" in r.output
