@@ -194,7 +194,7 @@ def lora_adapter(
     if gpu_steps.mode == "k8s_pipes":
         # prod: the training runs in its own GPU pod (PipesK8sClient); the pod reads the twin
         # context this step received (pickled under <storage>/pipes/<dac>/: the same code
-        # version runs there) and reports the metadata, the adapter's digest and the check through Pipes
+        # version runs there) and reports metadata, the adapter's digest and the check via Pipes
         import pickle
 
         from iv_pipelines.paths import atomic_write_bytes
@@ -214,7 +214,11 @@ def lora_adapter(
         ).get_results()
         return
     out = train_lora_adapter(dac_request, shadow_twin_context, sensing, storage.layout, context.log.info)
-    yield dg.Output(out["value"], metadata=tidy(to_metadata_values(out["metadata"])))
+    yield dg.Output(
+        out["value"],
+        metadata=tidy(to_metadata_values(out["metadata"])),
+        data_version=dg.DataVersion(out["adapter_sha256"]),  # as the Pipes pod reports it
+    )
     chk = out["check"]
     yield dg.AssetCheckResult(
         check_name=ADAPTER_CHECK,
