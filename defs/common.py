@@ -23,7 +23,8 @@ ENERGY_TAG = "iv/metered"
 
 # What a step's own Kubernetes Job asks for in prod (`k8s_job_executor` reads the
 # `dagster-k8s/config` op tag; tests/test_k8s_dagster.py builds and validates each Job).
-# Sizing defaults, not measurements: the GPU steps (pretraining, LoRA) want one GPU; the twin
+# Sizing defaults, not measurements: `base_model_update` trains in its step's Job and wants one
+# GPU (pretraining and LoRA train in their own Pipes pod: resources/training.py); the twin
 # simulation runs `sensing.sim_workers` processes. Other steps get the executor's default.
 K8S_GPU_STEP = {
     "dagster-k8s/config": {
