@@ -198,6 +198,15 @@ def run_load(
     return out
 
 
+def _overlap(a: dict, b: dict) -> bool:
+    """Whether two finished runs ({start, end}) ran at the same time."""
+    return (
+        None not in (a["start"], a["end"], b["start"], b["end"])
+        and a["start"] < b["end"]
+        and b["start"] < a["end"]
+    )
+
+
 def check(instance, root: Path, runs: list, n: int, t_drop: float) -> dict:
     """What must hold after N dropped requests, with the evidence of each."""
     import dagster as dg
@@ -225,18 +234,37 @@ def check(instance, root: Path, runs: list, n: int, t_drop: float) -> dict:
         )
     problems = []
     ok = [p for p in per if p["status"] == "SUCCESS"]
-    # a run a blocking check stopped is the product deciding (e.g. the hypothesis under the
-    # calibrated threshold): reported, not a load problem; any other failure is one
-    gates = {}
+    from iv_app.definitions import defs
+
+    # the pool of each lifecycle step that names one (limit 1 each in dagster.local.yaml)
+    pools = {
+        name: node.definition.pool
+        for name, node in defs.resolve_job_def("dac_lifecycle_job").graph.node_dict.items()
+        if node.definition.pool
+    }
+    # one pass over each run's events: gate stops (a run a blocking check stopped is the
+    # product deciding, reported apart from load failures), pool step spans, lock errors
+    gates, locked = {}, []
+    spans: dict[str, list[tuple[float, float, str]]] = {}
     for run in runs:
-        if run.status.value == "SUCCESS":
-            continue
+        started = {}
         for e in instance.all_logs(run.run_id):
             ev = e.dagster_event
-            if ev is not None and ev.event_type_value == "ASSET_CHECK_EVALUATION":
+            kind = ev.event_type_value if ev is not None else None
+            if kind == "ASSET_CHECK_EVALUATION" and not ev.event_specific_data.passed:
                 data = ev.event_specific_data
-                if not data.passed:
-                    gates[run.tags.get("dagster/partition")] = f"{data.check_name}: {data.description}"
+                gates[run.tags.get("dagster/partition")] = f"{data.check_name}: {data.description}"
+            if e.step_key in pools and kind == "STEP_START":
+                started[e.step_key] = e.timestamp
+            elif e.step_key in started and kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+                spans.setdefault(pools[e.step_key], []).append(
+                    (started.pop(e.step_key), e.timestamp, run.run_id)
+                )
+            text = (e.user_message or "") + (
+                str(ev.event_specific_data) if ev and ev.event_specific_data else ""
+            )
+            if "database is locked" in text.lower() and run.run_id not in locked:
+                locked.append(run.run_id)
     other = [p for p in per if p["status"] != "SUCCESS" and p["dac_id"] not in gates]
     if other:
         problems.append(f"{len(other)} runs failed outside a gate: {other}")
@@ -244,39 +272,10 @@ def check(instance, root: Path, runs: list, n: int, t_drop: float) -> dict:
         problems.append(f"{n - len(per)} of {n} requests never finished a run")
     deployed = sorted(p["dac_id"] for p in ok)
     dacs = sorted({p["dac_id"] for p in per})
+    pairs = [(a, b) for i, a in enumerate(per) for b in per[i + 1 :] if _overlap(a, b)]
     if len(dacs) != len(per):
         problems.append("two runs for one partition")
-    by = {}
-    for p in per:
-        for q in by.get(p["dac_id"], []):
-            if (
-                None not in (p["start"], p["end"], q["start"], q["end"])
-                and p["start"] < q["end"]
-                and q["start"] < p["end"]
-            ):
-                problems.append(f"two runs of {p['dac_id']} overlapped")
-        by.setdefault(p["dac_id"], []).append(p)
-    # steps of one pool (limit 1 each in dagster.local.yaml) never ran at the same time
-    pools = {
-        "lora_adapter": "gpu",
-        "shadow_twin_context": "cpu",
-        "energy_signature": "atlas",
-        "utid": "ledger",
-    }
-    spans: dict[str, list[tuple[float, float, str]]] = {}
-    for run in runs:
-        started = {}
-        for e in instance.all_logs(run.run_id):
-            if e.step_key in pools and e.dagster_event is not None:
-                if e.dagster_event.event_type_value == "STEP_START":
-                    started[e.step_key] = e.timestamp
-                elif (
-                    e.dagster_event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE")
-                    and e.step_key in started
-                ):
-                    spans.setdefault(pools[e.step_key], []).append(
-                        (started.pop(e.step_key), e.timestamp, run.run_id)
-                    )
+    problems += [f"two runs of {a['dac_id']} overlapped" for a, b in pairs if a["dac_id"] == b["dac_id"]]
     pool_overlaps = []
     for pool, sp in spans.items():
         sp.sort()
@@ -285,25 +284,7 @@ def check(instance, root: Path, runs: list, n: int, t_drop: float) -> dict:
         ]
     if pool_overlaps:
         problems.append(f"steps of one pool overlapped: {pool_overlaps}")
-    overlapping_runs = sum(
-        1
-        for i, a in enumerate(per)
-        for b in per[i + 1 :]
-        if None not in (a["start"], a["end"], b["start"], b["end"])
-        and a["start"] < b["end"]
-        and b["start"] < a["end"]
-    )
-    locked = []
-    for run in runs:
-        for e in instance.all_logs(run.run_id):
-            text = (e.user_message or "") + (
-                str(e.dagster_event.event_specific_data)
-                if e.dagster_event and e.dagster_event.event_specific_data
-                else ""
-            )
-            if "database is locked" in text.lower():
-                locked.append(run.run_id)
-                break
+    overlapping_runs = len(pairs)
     if locked:
         problems.append(f"'database is locked' in runs {locked}")
     missing_pkg = [d for d in deployed if layout.current_package(d) is None]

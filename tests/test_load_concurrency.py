@@ -20,25 +20,17 @@ from pathlib import Path
 from tests.conftest import REPO, lifecycle_home
 
 
-def test_five_dacs_dropped_at_once_all_deploy(default_base_model, calibrated, tmp_path):
+def _load(tmp_path, default_base_model, calibrated, n: int, extra=(), env_extra=None):
+    """bench/load.py with N requests on a home prepared from the session's base model and
+    calibration, kept under tmp_path/run; returns (the process, its JSON result)."""
     src, _ = lifecycle_home(tmp_path / "src", default_base_model, calibrated)
     out = tmp_path / "load.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "IV_STORAGE_ROOT")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "IV_STORAGE_ROOT")} | (
+        env_extra or {}
+    )
+    args = ["--n", str(n), *extra, "--from-home", str(src.root), "--keep", str(tmp_path / "run")]
     r = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "load.py"),
-            "--n",
-            "5",
-            "--from-home",
-            str(src.root),
-            "--keep",
-            str(tmp_path / "run"),
-            "--json",
-            str(out),
-            "--timeout",
-            "1200",
-        ],
+        [sys.executable, str(REPO / "bench" / "load.py"), *args, "--json", str(out), "--timeout", "1200"],
         capture_output=True,
         text=True,
         env=env,
@@ -46,6 +38,11 @@ def test_five_dacs_dropped_at_once_all_deploy(default_base_model, calibrated, tm
     )
     assert out.is_file(), r.stdout[-3000:] + r.stderr[-3000:]
     [res] = json.loads(out.read_text())
+    return r, res
+
+
+def test_five_dacs_dropped_at_once_all_deploy(default_base_model, calibrated, tmp_path):
+    r, res = _load(tmp_path, default_base_model, calibrated, 5)
     assert res["problems"] == [], res["problems"]
     # the example clients' requests all pass their gates when run one by one
     # (bench/new_clients.py); here ACE memory is shared by runs in flight, so a hypothesis gate
@@ -92,8 +89,9 @@ def test_the_shipped_instance_config_queues_runs_and_limits_pools(tmp_path):
         [limit] = cc.run_queue_config.tag_concurrency_limits
         assert limit["key"] == "dagster/partition" and limit["limit"] == 1
         assert cc.pool_config.default_pool_limit == 1
-    pools = {n.definition.pool for job in defs.resolve_all_job_defs() for n in job.graph.node_dict.values()}
-    assert pools - {None} == {"gpu", "cpu", "atlas", "ledger"}
+    from iv_app.pools import code_location_pools
+
+    assert code_location_pools(defs) == ["atlas", "cpu", "gpu", "ledger"]
 
 
 def test_three_dacs_at_once_with_postgres_storage(default_base_model, calibrated, pg_database, tmp_path):
@@ -102,34 +100,7 @@ def test_three_dacs_at_once_with_postgres_storage(default_base_model, calibrated
     requests to keep `make test` short (bench/load_postgres.py runs more)."""
     from tests.conftest import PG
 
-    src, _ = lifecycle_home(tmp_path / "src", default_base_model, calibrated)
-    out = tmp_path / "load.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "IV_STORAGE_ROOT")} | PG
-    r = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "load.py"),
-            "--n",
-            "3",
-            "--postgres",
-            "--pg-db",
-            pg_database,
-            "--from-home",
-            str(src.root),
-            "--keep",
-            str(tmp_path / "run"),
-            "--json",
-            str(out),
-            "--timeout",
-            "900",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1200,
-    )
-    assert out.is_file(), r.stdout[-3000:] + r.stderr[-3000:]
-    [res] = json.loads(out.read_text())
+    _r, res = _load(tmp_path, default_base_model, calibrated, 3, ["--postgres", "--pg-db", pg_database], PG)
     assert res["problems"] == [], res["problems"]
     assert res["completed"] + len(res["stopped_at_gate"]) == 3 and res["completed"] >= 2, res
     assert res["overlapping_run_pairs"] >= 1 and res["ledger_verified"] == res["completed"]
