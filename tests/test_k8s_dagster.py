@@ -244,16 +244,23 @@ class KubeEmulator:
         import threading
 
         self._ready = threading.Event()
+        self._error: BaseException | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
-        assert self._ready.wait(10), "the emulator did not start"
+        # generous: under a full `make test` on 2 cores the thread may wait for the CPU
+        assert self._ready.wait(60), "the emulator did not start within 60 s"
+        assert self._error is None, f"the emulator failed to start: {self._error!r}"
 
     def _serve(self):
         import asyncio
 
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._main())
+        try:
+            self._loop.run_until_complete(self._main())
+        except BaseException as e:  # reported to the test, never lost in the thread
+            self._error = e
+            self._ready.set()
 
     async def _main(self):
         import asyncio
