@@ -21,29 +21,10 @@ OWNERS = ["team:dac-factory"]
 TZ = "UTC"  # every schedule (DESIGN §6)
 ENERGY_TAG = "iv/metered"
 
-# What a step's own Kubernetes Job asks for in prod (`k8s_job_executor` reads the
-# `dagster-k8s/config` op tag; tests/test_k8s_dagster.py builds and validates each Job).
-# Sizing defaults, not measurements: `base_model_update` trains in its step's Job and wants one
-# GPU (pretraining and LoRA train in their own Pipes pod: resources/training.py); the twin
-# simulation runs `sensing.sim_workers` processes. Other steps get the executor's default.
-K8S_GPU_STEP = {
-    "dagster-k8s/config": {
-        "container_config": {
-            "resources": {
-                "requests": {"cpu": "4", "memory": "16Gi"},
-                "limits": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
-            }
-        },
-        "pod_spec_config": {"node_selector": {"iv.industriverse.dev/accelerator": "nvidia-gpu"}},
-    }
-}
-K8S_CPU_STEP = {
-    "dagster-k8s/config": {
-        "container_config": {
-            "resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}}
-        }
-    }
-}
+# What a step's own Kubernetes Job asks for in prod is measured, not declared here: every
+# metered step records its cores and peak memory, `iv k8s step-sizes --write` turns them into
+# `deploy/step_resources.json`, and the prod executor sizes each step's Job from it
+# (`resources/selection.lifecycle_executor`; the training steps' GPU pods: `GpuStepResource`).
 
 # one `dac` partition per Deploy Anywhere Capsule
 dac_partitions = dg.DynamicPartitionsDefinition(name="dac")
@@ -101,6 +82,23 @@ def step_observations(
         cursor = res.cursor
 
 
+def step_measurements(instance: dg.DagsterInstance, assets, limit: int = 200) -> dict[str, list[dict]]:
+    """{asset: [metadata of its newest metered observations, partitioned or not]} (at most
+    `limit` each): what `iv k8s step-sizes` sizes each step's Kubernetes Job from."""
+    out: dict[str, list[dict]] = {}
+    for asset in assets:
+        res = instance.fetch_observations(dg.AssetKey(asset), limit=limit)
+        rows = [
+            {k: v.value for k, v in obs.metadata.items()}
+            for r in res.records
+            if (obs := r.event_log_entry.asset_observation) is not None
+            and (obs.tags or {}).get(ENERGY_TAG) == "step"
+        ]
+        if rows:
+            out[asset] = rows
+    return out
+
+
 def _observe(context, meter: Meter) -> None:
     step = meter.stop()
     pk = context.partition_key if context.has_partition_key else None
@@ -125,11 +123,16 @@ def metered(fn):
         @functools.wraps(fn)
         def gen(context, *args, **kwargs):
             m, observed = Meter().start(), False
-            for item in fn(context, *args, **kwargs):
-                if not observed and isinstance(item, (dg.Output, dg.MaterializeResult)):
-                    _observe(context, m)
-                    observed = True
-                yield item
+            try:
+                for item in fn(context, *args, **kwargs):
+                    if not observed and isinstance(item, (dg.Output, dg.MaterializeResult)):
+                        _observe(context, m)
+                        observed = True
+                    yield item
+            except BaseException:
+                if not observed:
+                    m.stop()  # ends its memory sampler; a failed step logs no observation
+                raise
             if not observed:
                 _observe(context, m)
 
@@ -138,7 +141,11 @@ def metered(fn):
     @functools.wraps(fn)
     def wrapper(context, *args, **kwargs):
         m = Meter().start()
-        out = fn(context, *args, **kwargs)
+        try:
+            out = fn(context, *args, **kwargs)
+        except BaseException:
+            m.stop()
+            raise
         _observe(context, m)
         return out
 

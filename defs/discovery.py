@@ -6,7 +6,7 @@ import json
 
 import dagster as dg
 
-from defs.common import K8S_CPU_STEP, OWNERS, dac_partitions, image, metered, tidy
+from defs.common import OWNERS, dac_partitions, image, metered, tidy
 from defs.lifecycle import dac_lifecycle_job
 from iv_pipelines.discovery.hypothesis import Hypothesis
 from iv_pipelines.errors import InputError
@@ -153,7 +153,6 @@ class TwinConfig(dg.Config):
 @dg.asset(
     partitions_def=dac_partitions,
     pool="cpu",
-    op_tags=K8S_CPU_STEP,
     group_name="discovery",
     owners=OWNERS,
     kinds={"numpy", "csv"},

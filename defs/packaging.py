@@ -13,6 +13,7 @@ from defs.common import (
     tidy,
 )
 from defs.proof import upstream_versions
+from iv_pipelines.deploy.step_sizes import table_md
 from iv_pipelines.paths import atomic_write_text
 from resources.deploy import EnergyAtlasResource, PackagingResource
 from resources.proof import ProofResource
@@ -51,6 +52,14 @@ def latest_step_energy(instance: dg.DagsterInstance, asset: str, partition: str)
     for _, md, run_id in step_observations(instance, asset, partition, limit=1):
         return md | {"run_id": run_id}
     return None
+
+
+def _measured_step_sizes(instance: dg.DagsterInstance, dac_id: str) -> dict:
+    from iv_pipelines.deploy.step_sizes import sizes_from
+
+    return sizes_from(
+        {n: [e] for n in METERED_STEPS if (e := latest_step_energy(instance, n, dac_id)) is not None}
+    )
 
 
 @dg.asset(
@@ -173,6 +182,7 @@ def dac_package(
     storage.layout.write_current_package(dac_id, pointer)
     context.log.info(f"{dac_id} {pkg.version}: {len(pkg.files)} files, tarball sha256 {pkg.digest[:16]}...")
     res = pkg.manifest["deployment"]["resources"]
+    sizes = _measured_step_sizes(context.instance, dac_id)
     return dg.Output(
         pointer | {"image": pkg.manifest["deployment"]["image"], "probe": pkg.probe},
         metadata=tidy(
@@ -190,6 +200,13 @@ def dac_package(
                 "probe_peak_rss_mib": pkg.probe["peak_rss_mib"],
                 "probe_load_seconds": pkg.probe["load_seconds"],
                 "pre_seal_review": decision.reasons[0],
+                "step_sizes": dg.MetadataValue.md(
+                    "What this DAC's lifecycle steps would ask of Kubernetes, from the cores and peak "
+                    "memory each measured in this run (`iv k8s step-sizes` sizes the prod executor "
+                    "over many runs):\n\n" + table_md(sizes)
+                )
+                if sizes
+                else "not measured (steps metered before peak memory was recorded)",
                 "manifest": dg.MetadataValue.json(pkg.manifest),
             }
         ),

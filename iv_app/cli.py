@@ -677,6 +677,53 @@ def pools_init(limit: int | None) -> None:
             click.echo(f"{pool}: {n} slot(s)")
 
 
+@main.group()
+def k8s() -> None:
+    """Kubernetes settings of the code location's steps, from what they measured (prod)."""
+
+
+@k8s.command("step-sizes")
+@click.option("--write", "write_file", is_flag=True, help="save them where the prod executor reads them")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="file to write (default: $IV_STEP_RESOURCES, else deploy/step_resources.json)",
+)
+@click.option("--runs", type=int, default=200, show_default=True, help="newest measurements per step")
+@click.option("--source", default=None, help="what the measured runs were (recorded in the file)")
+def k8s_step_sizes(write_file: bool, out: Path | None, runs: int, source: str | None) -> None:
+    """Each step's CPU and memory requests and limits, from the cores and peak memory its
+    metered runs recorded on the instance of $DAGSTER_HOME (iv_pipelines/deploy/step_sizes.py
+    gives the rule)."""
+    import os
+
+    import dagster as dg
+
+    from defs.common import step_measurements
+    from iv_app.definitions import defs
+    from iv_pipelines.deploy import step_sizes
+
+    if runs < 1:
+        raise click.ClickException(f"--runs {runs}: at least 1")
+    names = sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys())
+    with dg.DagsterInstance.get() as instance:
+        sizes = step_sizes.sizes_from(step_measurements(instance, names, runs))
+        home = instance.root_directory
+    if not sizes:
+        raise click.ClickException(
+            "no step on this instance has recorded its cores and peak memory yet: run a lifecycle "
+            "(`make demo`, or a DAC from the UI) first"
+        )
+    click.echo(step_sizes.table_md(sizes))
+    if write_file:
+        path = out or Path(os.environ.get("IV_STEP_RESOURCES") or step_sizes.DEFAULT_FILE)
+        n = max(s["runs"] for s in sizes.values())
+        what = f"{len(sizes)} steps, up to {n} runs each, on the Dagster instance {home}"
+        step_sizes.write(path, sizes, f"{source}: {what}" if source else what)
+        click.echo(f"wrote {path}")
+
+
 @main.command("docs")
 @click.option("--check", is_flag=True, help="fail if a generated page is out of date instead of writing it")
 def docs_cmd(check: bool) -> None:

@@ -6,7 +6,7 @@ weights' sha256) back through Pipes messages in the pod's log."""
 
 from __future__ import annotations
 
-STEPS = ("pretrain_base_model", "train_lora_adapter")
+STEPS = ("pretrain_base_model", "train_lora_adapter", "update_base_model")
 
 
 def main() -> int:
@@ -30,6 +30,11 @@ def main() -> int:
             pipes.report_asset_materialization(
                 metadata=to_pipes_metadata(summary["metadata"]), data_version=summary["weights_sha256"]
             )
+        elif step == "update_base_model":
+            from defs.operations.base_model import update_base_model
+
+            out = update_base_model(sensing, layout, int(pipes.get_extra("seed")), pipes.log.info)
+            pipes.report_asset_materialization(metadata=to_pipes_metadata(out["metadata"]))
         else:
             import pickle
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import dagster as dg
 
+from iv_pipelines.deploy.step_sizes import load as load_step_sizes
+from iv_pipelines.deploy.step_sizes import pipes_resources
 from iv_pipelines.env import Environment, deployment_env
 from iv_pipelines.storage import StorageLayout, default_storage_root
 from resources.deploy import DeployerResource, EnergyAtlasResource, PackagingResource
@@ -27,13 +29,19 @@ def lifecycle_executor(env: Environment | None = None) -> dg.ExecutorDefinition:
     """How a launched lifecycle run executes its steps. `local`: in the run's own process
     (the run is already a subprocess of the daemon or webserver; a process per step would
     spend about 5 s of imports on each of its 12 steps, on 2 cores); `prod`: each step in its
-    own Kubernetes Job (`k8s_job_executor`), sized by the step's `dagster-k8s/config` tags.
-    Pools (`gpu`, `cpu`, `atlas`, `ledger`) apply to steps under both."""
+    own Kubernetes Job (`k8s_job_executor`), each step sized by its measured CPU and memory
+    (`deploy/step_resources.json`, written by `iv k8s step-sizes --write`; steps not in it get
+    the run launcher's default). Pools (`gpu`, `cpu`, `atlas`, `ledger`) apply to steps under both."""
     env = env or deployment_env()
     if env == "prod":
         from dagster_k8s import k8s_job_executor
 
-        return k8s_job_executor
+        from iv_pipelines.deploy.step_sizes import executor_config
+
+        sizes = load_step_sizes()
+        if not sizes:
+            return k8s_job_executor
+        return k8s_job_executor.configured(executor_config(sizes), name=k8s_job_executor.name)
     return dg.in_process_executor
 
 
@@ -64,7 +72,10 @@ def resources_for(env: Environment | None = None) -> dict[str, Any]:
             "deployer": DeployerResource(target="kubernetes"),
             # GPU training in its own pod (Pipes), the CUDA build of deploy/Dockerfile
             "gpu_steps": GpuStepResource(
-                mode="k8s_pipes", image=dg.EnvVar("IV_GPU_STEP_IMAGE"), load_incluster_config=True
+                mode="k8s_pipes",
+                image=dg.EnvVar("IV_GPU_STEP_IMAGE"),
+                load_incluster_config=True,
+                step_resources=pipes_resources(load_step_sizes()),
             ),
             "registry": AsiRegistryResource(url=dg.EnvVar("IV_ASI_DATABASE_URL"), seed_mesh=False),
             "atlas": EnergyAtlasResource(

@@ -42,6 +42,7 @@ def to_metadata_values(plain: dict[str, tuple[str, Any]]) -> dict[str, Any]:
     make = {
         "path": dg.MetadataValue.path,
         "md": dg.MetadataValue.md,
+        "bool": dg.MetadataValue.bool,
         "text": dg.MetadataValue.text,
         "int": dg.MetadataValue.int,
         "float": dg.MetadataValue.float,
@@ -63,6 +64,25 @@ class GpuStepResource(dg.ConfigurableResource):
     load_incluster_config: bool | None = None
     poll_interval_s: float = Field(default=10.0, gt=0)
     pod_spec: dict = Field(default_factory=lambda: GPU_POD_SPEC)
+    step_resources: dict[str, dict] = Field(
+        default_factory=dict,
+        description="measured container resources per Pipes step (iv_pipelines/deploy/step_sizes.py); "
+        "the pod spec's own resources where a step has none",
+    )
+
+    def pod_spec_for(self, step: str) -> dict:
+        """The pod spec for `step`: its measured CPU and memory (when measured), and always one GPU."""
+        import copy
+
+        spec = copy.deepcopy(self.pod_spec)
+        measured = self.step_resources.get(step)
+        if measured:
+            for c in spec.get("containers", []):
+                res = copy.deepcopy(measured)
+                gpu = c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", "1")
+                res["limits"]["nvidia.com/gpu"] = gpu
+                c["resources"] = res
+        return spec
 
     def run(self, context, step: str, extras: dict) -> Any:
         """Run `step` of `iv_app.pipes_steps` in a pod; returns Pipes' completed invocation."""
@@ -81,5 +101,5 @@ class GpuStepResource(dg.ConfigurableResource):
             command=["python", "-m", "iv_app.pipes_steps"],
             namespace=self.namespace,
             extras={"step": step} | extras,
-            base_pod_spec=self.pod_spec,
+            base_pod_spec=self.pod_spec_for(step),
         )

@@ -16,6 +16,7 @@ What this cannot check (docs/production.md says so too): that helm renders these
 (helm is not installed), and anything a live cluster does.
 """
 
+import json
 import re
 from pathlib import Path
 
@@ -174,35 +175,72 @@ def test_the_run_worker_job_is_valid_kubernetes():
         ("dac_lifecycle_job", "shadow_twin_context"),
         ("dac_lifecycle_job", "lora_adapter"),
         ("dac_lifecycle_job", "dac_package"),
+        ("dac_lifecycle_job", "dac_deployment"),
     ],
 )
-def test_each_step_job_is_valid_and_sized_by_its_tag(job_name, step):
-    from dagster_k8s.job import construct_dagster_k8s_job, get_user_defined_k8s_config
+def test_each_step_job_is_valid_and_sized_by_its_measurement(job_name, step):
+    """The prod executor's Job for a step, built as `k8s_job_executor` builds it (the step's
+    `dagster-k8s/config` tag, then the executor's `per_step_k8s_config` from the shipped
+    measurements): valid, and asking for what the step measured; the training steps' GPU is in
+    their Pipes pod, so their Job keeps the launcher's default."""
+    from dagster_k8s.container_context import K8sContainerContext
+    from dagster_k8s.job import (
+        UserDefinedDagsterK8sConfig,
+        construct_dagster_k8s_job,
+        get_user_defined_k8s_config,
+    )
 
     from iv_app.definitions import defs
+    from iv_pipelines.deploy.step_sizes import PIPES_STEPS, executor_config, load
 
+    sizes = load()
+    per_step = executor_config(sizes)["per_step_k8s_config"]
     job_def = defs.resolve_job_def(job_name)
     tags = job_def.graph.node_dict[step].definition.tags
+    ctx = K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(tags)).merge(
+        K8sContainerContext(run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(per_step.get(step, {})))
+    )
     job = _serialised(
         construct_dagster_k8s_job(
             _job_config(),
             ["dagster", "api", "execute_step", "{}"],
             f"dagster-step-{step.replace('_', '-')}",
-            user_defined_k8s_config=get_user_defined_k8s_config(tags),
+            user_defined_k8s_config=ctx.run_k8s_config,
             component="step_worker",
         )
     )
     _validate(job)
     res = job["spec"]["template"]["spec"]["containers"][0]["resources"]
-    if step == "base_model_update":  # trains in its step's Job: a GPU, on a GPU node
-        assert res["limits"]["nvidia.com/gpu"] == "1"
-        assert job["spec"]["template"]["spec"]["nodeSelector"] == {
-            "iv.industriverse.dev/accelerator": "nvidia-gpu"
-        }
-    elif step == "shadow_twin_context":
-        assert res["requests"]["cpu"] == "2" and "nvidia.com/gpu" not in res.get("limits", {})
-    else:  # no tag: the run launcher's default (lora_adapter's GPU is in its Pipes pod)
+    if step in PIPES_STEPS:
         assert res == VALUES["runLauncher"]["config"]["k8sRunLauncher"]["resources"]
+    else:
+        assert res == sizes[step]["resources"]
+        assert "nvidia.com/gpu" not in res["limits"]
+
+
+def test_the_shipped_step_sizes_are_measured_and_valid_executor_config():
+    """`deploy/step_resources.json` is what `iv k8s step-sizes --write` writes: every
+    lifecycle step that meters itself is in it with its measured p95s, its requests follow
+    the documented rule from them, and the executor config built from it passes
+    `k8s_job_executor`'s own schema."""
+    from dagster._config import process_config
+    from dagster_k8s import k8s_job_executor
+
+    from defs.packaging import METERED_STEPS
+    from iv_pipelines.deploy import step_sizes
+
+    doc = json.loads(step_sizes.DEFAULT_FILE.read_text())
+    assert doc["measured"]["command"] == "iv k8s step-sizes --write"
+    sizes = step_sizes.load()
+    assert set(METERED_STEPS) | {"wifi_sensing_base_model", "dac_package"} <= set(sizes)
+    for op, s in sizes.items():
+        assert s["runs"] >= 1 and s["peak_rss_mib_p95"] > 0, op
+        want = step_sizes.size([s["peak_rss_mib_p95"]], [s["cores_p95"]])
+        assert s["resources"] == want, op
+    cfg = step_sizes.executor_config(sizes)
+    res = process_config(k8s_job_executor.config_schema.config_type, cfg)
+    assert res.success, res.errors
+    assert not set(cfg["per_step_k8s_config"]) & set(step_sizes.PIPES_STEPS)
 
 
 def test_the_environment_helper_picks_the_executor():
@@ -211,7 +249,9 @@ def test_the_environment_helper_picks_the_executor():
 
     from resources.selection import lifecycle_executor
 
-    assert lifecycle_executor("prod") is k8s_job_executor
+    prod = lifecycle_executor("prod")  # k8s_job_executor, configured with the measured sizes
+    assert prod.name == k8s_job_executor.name and prod.executor_creation_fn is not None
+    assert prod is not k8s_job_executor  # the shipped measurements are applied
     assert lifecycle_executor("local") is dg.in_process_executor
 
 
@@ -479,7 +519,7 @@ def kubelet(kube):
     k.close()
 
 
-def _gpu_steps(kube, tmp_path):
+def _gpu_steps(kube, tmp_path, **extra):
     from resources.training import GpuStepResource
 
     return GpuStepResource(
@@ -488,6 +528,7 @@ def _gpu_steps(kube, tmp_path):
         namespace="dagster",
         kubeconfig_file=str(kube.kubeconfig(tmp_path / "kubeconfig", "dagster")),
         poll_interval_s=0.2,
+        **extra,
     )
 
 
@@ -609,3 +650,43 @@ def test_lora_adapter_trains_in_a_gpu_pod_through_pipes(kube, kubelet, tmp_path)
     assert chk.metadata["dac_id"].value == req.dac_id and chk.metadata["why"].value
     # a blocking check that failed would fail the step, exactly as in-process
     assert res.success == chk.passed
+
+
+def test_base_model_update_trains_its_candidate_in_a_gpu_pod_through_pipes(kube, kubelet, tmp_path):
+    """`base_model_update` (lora_model_updates) in prod mode: the candidate's pretraining and
+    the paired decision against the current model run in the GPU pod, sized by the measured
+    pretraining step; the decision Dagster records (and the promotion sensor reads) comes from
+    the pod, and what the pod decided is what storage holds."""
+    import dagster as dg
+
+    from defs.operations.base_model import base_model_update
+    from defs.training import pretrain_base_model
+    from iv_pipelines.deploy.step_sizes import load, pipes_resources
+    from iv_pipelines.storage import StorageLayout
+    from resources.sensing import SensingResource
+    from resources.storage import FactoryStorage
+
+    root = tmp_path / "iv"
+    tiny = SensingResource(**TINY, real_data_dir=str(tmp_path / "no-real-captures"))
+    pretrain_base_model(tiny, StorageLayout(root))  # the current model, in-process
+    gpu = _gpu_steps(kube, tmp_path, step_resources=pipes_resources(load()))
+    res = dg.materialize(
+        [base_model_update],
+        resources={"storage": FactoryStorage(root_dir=str(root)), "sensing": tiny, "gpu_steps": gpu},
+        run_config={"ops": {"base_model_update": {"config": {"candidate_seed": 7}}}},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert res.success, kubelet.stderr()
+    [pod] = kubelet.pods.values()
+    _assert_gpu_pod(kube, pod)
+    [c] = pod["spec"]["containers"]
+    measured = load()["base_model_update"]["resources"]
+    assert c["resources"]["requests"] == measured["requests"]
+    [mat] = res.asset_materializations_for_node("base_model_update")
+    md = {k: v.value for k, v in mat.metadata.items()}
+    assert md["candidate_seed"] == 7 and isinstance(md["promoted"], bool)
+    assert md["verdict"] in {"better", "non-inferior", "inconclusive", "worse"}
+    history = root / "models" / "history"
+    assert (history.is_dir() and any(history.iterdir())) == md["promoted"]
+    assert md["dacs_to_retrain"] == []  # no DAC has an adapter yet

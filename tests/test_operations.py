@@ -289,6 +289,7 @@ def test_base_model_update_promotes_only_a_better_candidate(storage):
     from iv_pipelines.sensing.model import save_model
     from iv_pipelines.sensing.pipeline import pretrain_base
     from resources.sensing import SensingResource
+    from resources.training import GpuStepResource
 
     small = dict(n_rooms=8, per_activity=3, n_eval_rooms=3, eval_per_activity=3)
     weak = pretrain_base(epochs=1, seed=0, **small)  # the current model: one epoch
@@ -304,7 +305,9 @@ def test_base_model_update_promotes_only_a_better_candidate(storage):
     )
     cfg = {"ops": {"base_model_update": {"config": {"candidate_seed": 1}}}}
     out = dg.materialize(
-        [base_model_update], resources={"sensing": sensing, "storage": storage}, run_config=cfg
+        [base_model_update],
+        resources={"sensing": sensing, "storage": storage, "gpu_steps": GpuStepResource()},
+        run_config=cfg,
     )
     md = materialized(out)
     assert (
@@ -319,7 +322,9 @@ def test_base_model_update_promotes_only_a_better_candidate(storage):
         pretrain_rooms=8, pretrain_episodes_per_activity=3, pretrain_epochs=1, eval_rooms=4, sim_workers=1
     )
     out = dg.materialize(
-        [base_model_update], resources={"sensing": sensing1, "storage": storage}, run_config=cfg | {}
+        [base_model_update],
+        resources={"sensing": sensing1, "storage": storage, "gpu_steps": GpuStepResource()},
+        run_config=cfg,
     )
     md2 = materialized(out)
     assert not md2["promoted"] and md2["dacs_to_retrain"] == []

@@ -3,12 +3,13 @@ the sensor that retrains every DAC's adapter after a promotion."""
 
 import dagster as dg
 
-from defs.common import K8S_GPU_STEP, OWNERS, schedule, tidy
+from defs.common import OWNERS, metered, schedule, tidy
 from defs.lifecycle import dac_lifecycle_job
 from defs.operations.health import MAX_PER_TICK
 from iv_pipelines.sensing.model import StaleModelError
 from resources.sensing import SensingResource
 from resources.storage import FactoryStorage
+from resources.training import GpuStepResource, to_metadata_values
 
 
 class BaseUpdateConfig(dg.Config):
@@ -20,25 +21,24 @@ class BaseUpdateConfig(dg.Config):
     owners=OWNERS,
     kinds={"pytorch"},
     pool="gpu",
-    op_tags=K8S_GPU_STEP,
     deps=["wifi_sensing_base_model"],
     description=(
         "lora_model_updates: pretrains a candidate wifi-sensing base model (new seed) and "
         "decides it and the current one on the same held-out simulated homes; promotes it only "
         "if it is significantly better (paired McNemar test and bootstrap interval) and its fall "
         "alarms (misses and false alarms) are not significantly worse; the replaced model is kept under models/history/. "
-        "Lists the DACs whose adapters must be retrained."
+        "Lists the DACs whose adapters must be retrained. In prod the training runs in its own GPU pod (Pipes)."
     ),
 )
+@metered
 def base_model_update(
     context: dg.AssetExecutionContext,
     config: BaseUpdateConfig,
     sensing: SensingResource,
     storage: FactoryStorage,
+    gpu_steps: GpuStepResource,
 ) -> dg.MaterializeResult:
     import datetime as dt
-
-    from iv_pipelines.sensing.promotion import NoCurrentModel, promote_base_model
 
     if not (storage.layout.base_model_dir() / "model.safetensors").exists():
         raise dg.Failure(
@@ -50,38 +50,65 @@ def base_model_update(
         if config.candidate_seed is not None
         else sensing.seed + dt.date.today().isocalendar()[1]
     )
-    # the current model's held-out homes (eval_seed), so both decide the same windows
-    candidate = sensing.pretrain(seed=seed, eval_seed=sensing.seed, log=context.log.info)
-    try:
-        res = promote_base_model(storage.layout, candidate, seed, log=context.log.info)
-    except (NoCurrentModel, StaleModelError) as e:
-        raise dg.Failure(description=str(e)) from e
-    acc = res.accuracy
-    fall = res.fall
-    return dg.MaterializeResult(
-        metadata=tidy(
-            {
-                "promoted": res.promoted,
-                "why": res.why,
-                "candidate_seed": seed,
-                "heldout_windows": acc.n,
-                "candidate_accuracy": round(acc.accuracy_a, 4),
-                "current_accuracy": round(acc.accuracy_b, 4),
-                "accuracy_difference_ci95": f"{acc.diff:+.4f} ({acc.diff_low:+.4f}..{acc.diff_high:+.4f})",
-                "mcnemar_p": round(acc.mcnemar_p, 4),
-                "verdict": acc.verdict,
-                "candidate_fall_alarm_accuracy": round(fall.accuracy_a, 4),
-                "current_fall_alarm_accuracy": round(fall.accuracy_b, 4),
-                "fall_alarm_verdict": fall.verdict,
-                "history_dir": dg.MetadataValue.path(str(res.history_dir))
-                if res.history_dir
-                else "not promoted",
-                "dacs_to_retrain": dg.MetadataValue.json(res.dacs_to_retrain),
-                "evaluated_on": f"simulation: {sensing.eval_rooms} held-out simulated homes (seed {sensing.seed}), "
-                "both models at the default decision",
-            }
+    if gpu_steps.mode == "k8s_pipes":
+        # prod: candidate training and the paired decision run in their own pod on a GPU node;
+        # the pod (iv_app/pipes_steps.py) reports the same metadata through Pipes
+        context.log.info(
+            f"candidate base model (seed {seed}) in a Kubernetes pod ({gpu_steps.image}) through Pipes"
         )
-    )
+        return gpu_steps.run(
+            context,
+            "update_base_model",
+            {"sensing": sensing.model_dump(), "storage_root": str(storage.root), "seed": seed},
+        ).get_materialize_result()
+    try:
+        out = update_base_model(sensing, storage.layout, seed, context.log.info)
+    except ValueError as e:
+        raise dg.Failure(description=str(e)) from e
+    return dg.MaterializeResult(metadata=tidy(to_metadata_values(out["metadata"])))
+
+
+def update_base_model(sensing: SensingResource, layout, seed: int, log=print) -> dict:
+    """Pretrain a candidate base model with `seed` on the current model's held-out homes'
+    protocol, decide it against the current one and promote it if significantly better.
+    Returns {"metadata": {key: (type, value)}}: the asset's metadata in-process, and what the
+    Pipes pod reports (one function for both). Raises ValueError (no current model, or a
+    stale one) with the fix in its message."""
+    from iv_pipelines.sensing.promotion import NoCurrentModel, promote_base_model
+
+    # the current model's held-out homes (eval_seed), so both decide the same windows
+    candidate = sensing.pretrain(seed=seed, eval_seed=sensing.seed, log=log)
+    try:
+        res = promote_base_model(layout, candidate, seed, log=log)
+    except (NoCurrentModel, StaleModelError) as e:
+        raise ValueError(str(e)) from e
+    acc, fall = res.accuracy, res.fall
+    return {
+        "metadata": {
+            "promoted": ("bool", bool(res.promoted)),
+            "why": ("text", res.why),
+            "candidate_seed": ("int", int(seed)),
+            "heldout_windows": ("int", int(acc.n)),
+            "candidate_accuracy": ("float", float(acc.accuracy_a)),
+            "current_accuracy": ("float", float(acc.accuracy_b)),
+            "accuracy_difference_ci95": (
+                "text",
+                f"{acc.diff:+.4f} ({acc.diff_low:+.4f}..{acc.diff_high:+.4f})",
+            ),
+            "mcnemar_p": ("float", float(acc.mcnemar_p)),
+            "verdict": ("text", acc.verdict),
+            "candidate_fall_alarm_accuracy": ("float", float(fall.accuracy_a)),
+            "current_fall_alarm_accuracy": ("float", float(fall.accuracy_b)),
+            "fall_alarm_verdict": ("text", fall.verdict),
+            "history_dir": ("path", str(res.history_dir)) if res.history_dir else ("text", "not promoted"),
+            "dacs_to_retrain": ("json", list(res.dacs_to_retrain)),
+            "evaluated_on": (
+                "text",
+                f"simulation: {sensing.eval_rooms} held-out simulated homes (seed {sensing.seed}), "
+                "both models at the default decision",
+            ),
+        }
+    }
 
 
 base_model_update_job = dg.define_asset_job(

@@ -14,11 +14,19 @@ Where the host exposes them, measured counters replace or add to the model:
   to `energy_j`.
 `method` says which sources were used. On this project's CI machines only the model applies
 (no powercap, no GPU), and the metadata says so.
+
+Size, not only energy: `cores` is CPU time / wall time (cores kept busy on average) and
+`peak_rss_mib` the largest resident memory of this process and its children, sampled every
+`SAMPLE_S` while the block ran (Linux /proc; absent elsewhere). Run in-process after other
+steps, the process's memory includes what they left, so it bounds from above what the step
+needs alone. `iv k8s step-sizes` turns these into each step's Kubernetes requests (issue #19).
 """
 
 from __future__ import annotations
 
+import os
 import resource
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +34,86 @@ from pathlib import Path
 CPU_W_PER_CORE = 3.5 - 0.74
 POWER_MODEL = "cpu-time x 2.76 W/core (CCF AWS coefficients 3.5 W max - 0.74 W idle per vCPU)"
 RAPL_ROOT = Path("/sys/class/powercap")
+SAMPLE_S = 0.1
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def tree_rss_bytes(pid: int | None = None) -> int:
+    """Resident memory of `pid` (default: this process) and all its descendants, from /proc
+    (0 where /proc is not there)."""
+    todo, seen, total = [pid or os.getpid()], set(), 0
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        total += _rss_bytes(p)
+        todo += _children(p)
+    return total
+
+
+def _reset_own_peak() -> bool:
+    """Reset this process's resident high-water mark (VmHWM; Linux: "5" > clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _own_peak_bytes() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class _PeakSampler(threading.Thread):
+    """This process's own peak from the kernel's high-water mark (reset at the start, so a
+    spike between two samples counts), its children's from samples every SAMPLE_S."""
+
+    def __init__(self) -> None:
+        super().__init__(name="iv-meter-rss", daemon=True)
+        self._hwm = _reset_own_peak()
+        self.peak = tree_rss_bytes()
+        self.children = 0
+        self._done = threading.Event()
+
+    def _sample(self) -> None:
+        total = tree_rss_bytes()
+        self.peak = max(self.peak, total)
+        self.children = max(self.children, total - _rss_bytes(os.getpid()))
+
+    def run(self) -> None:
+        while not self._done.wait(SAMPLE_S):
+            self._sample()
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join(timeout=2)
+        self._sample()
+        own = _own_peak_bytes() if self._hwm else 0
+        return max(self.peak, own + self.children)
 
 
 def _cpu_seconds() -> float:
@@ -70,6 +158,8 @@ class StepEnergy:
     rapl_j: float | None = None
     gpu_j: float | None = None
     started_at_ms: int = 0
+    cores: float | None = None
+    peak_rss_mib: float | None = None
 
     def metadata(self) -> dict:
         return {
@@ -86,9 +176,12 @@ class Meter:
         self._cpu = _cpu_seconds()
         self._rapl = _rapl_uj()
         self._gpu = _nvml_mj()
+        self._sampler = _PeakSampler()
+        self._sampler.start()
         return self
 
     def stop(self) -> StepEnergy:
+        peak = self._sampler.stop()
         cpu = _cpu_seconds() - self._cpu
         wall = time.perf_counter() - self._wall
         energy, methods = cpu * CPU_W_PER_CORE, [POWER_MODEL]
@@ -105,7 +198,17 @@ class Meter:
         if gpu_j is not None:
             energy += gpu_j
             methods.append("NVML GPU energy counter")
-        self.result = StepEnergy(cpu, wall, energy, "; ".join(methods), rapl_j, gpu_j, self._t_ms)
+        self.result = StepEnergy(
+            cpu,
+            wall,
+            energy,
+            "; ".join(methods),
+            rapl_j,
+            gpu_j,
+            self._t_ms,
+            cores=cpu / wall if wall > 0 else None,
+            peak_rss_mib=peak / 2**20 if peak else None,
+        )
         return self.result
 
     def __enter__(self) -> Meter:
