@@ -265,6 +265,7 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
     if fb_caps:
         cal = replace(cal, captures=list(cal.captures) + fb_caps)
         log(f"production feedback: {fb_note}")
+    init_state, t2l_note, t2l_in = _t2l_start(dac_request, twin.room, cal, sensing, layout, log)
     try:
         res = train_client_adapter(
             base_dir,
@@ -279,6 +280,7 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
             target_fa=target_fa,
             log=log,
             workers=sensing.sim_workers,
+            init_state=init_state,
         )
     except StaleModelError as e:
         raise dg.Failure(description=str(e)) from e
@@ -341,6 +343,10 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
     # the file holds content only (timings go to the metadata): re-running the same DAC gives
     # byte-identical files, hence the same lineage digest and the same UTID
     atomic_write_text(out / "evaluation.json", json.dumps(_round(report), indent=2, sort_keys=True) + "\n")
+    # what a Text-to-LoRA hypernetwork learns this adapter from (the factory's own library)
+    from iv_pipelines.fleet.weekly import T2L_INPUTS, accuracy_png, png_md
+
+    atomic_write_text(out / T2L_INPUTS, json.dumps(_round(t2l_in), indent=2) + "\n")
     # what production inputs are compared with (drift, dac_feedback): outside the package
     from iv_pipelines.sensing.drift import save_reference
 
@@ -375,6 +381,35 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
             else {"client_device": ("text", "no held-out real captures: simulation only")}
         ),
         "gate": ("text", res.why),
+        "t2l_start": ("text", t2l_note),
+        **(
+            {
+                "t2l_generated_vs_trained": (
+                    "md",
+                    png_md(
+                        accuracy_png(
+                            {
+                                "base": float(res.base_metrics.get("client_room_accuracy", nan)),
+                                "generated": float(res.zero_shot_metrics.get("client_room_accuracy", nan)),
+                                "trained": float(res.adapter_metrics.get("client_room_accuracy", nan)),
+                            },
+                            out / "t2l_generated_vs_trained.png",
+                            "simulated client room: T2L adapter before / after training",
+                        )
+                    ),
+                ),
+                "t2l_zero_shot_accuracy": (
+                    "float",
+                    float(res.zero_shot_metrics.get("client_room_accuracy", nan)),
+                ),
+                "t2l_trained_accuracy": (
+                    "float",
+                    float(res.adapter_metrics.get("client_room_accuracy", nan)),
+                ),
+            }
+            if res.zero_shot_metrics
+            else {}
+        ),
         "trainable_params": ("int", int(res.trainable_params)),
         "trainable_ratio": ("float", round(res.trainable_params / res.total_params, 4)),
         "train_seconds": ("float", round(res.train_seconds, 2)),
@@ -406,6 +441,45 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
         "check": check,
         "adapter_sha256": digest,
     }
+
+
+def _t2l_start(dac_request: DacRequest, room, cal, sensing: SensingResource, layout, log):
+    """(peft state to start from or None, what the metadata says, this adapter's T2L inputs).
+    A hypernetwork under models/t2l/ (the `t2l_hypernetwork` asset; off by default, see
+    docs/fleet.md) writes the starting adapter from the request's text, room and device."""
+    from iv_pipelines.fleet.weekly import t2l_inputs
+
+    text = f"{dac_request.text.strip()} {dac_request.environment.description.strip()}"
+    inputs = t2l_inputs(text, (room.width_m, room.depth_m, room.height_m), cal.context)
+    t2l_dir = layout.t2l_dir()
+    if not (t2l_dir / "t2l.json").is_file():
+        return (
+            None,
+            "zero start (peft's): no Text-to-LoRA hypernetwork in models/t2l (off by default)",
+            inputs,
+        )
+    import numpy as np
+
+    from iv_pipelines.fleet.merge import base_state, peft_state
+    from iv_pipelines.fleet.t2l import T2L, embed_texts
+    from iv_pipelines.sensing.model import load_model
+
+    t2l = T2L.load(t2l_dir)
+    if t2l.cfg.rank != sensing.lora_rank or len(t2l.mean) != len(inputs["numbers"]):
+        return (
+            None,
+            f"zero start: the hypernetwork writes rank {t2l.cfg.rank} adapters for other inputs",
+            inputs,
+        )
+    [blocks] = t2l.generate(embed_texts([text]), np.array([inputs["numbers"]], np.float32))
+    base, cfg = load_model(layout.base_model_dir())
+    state = peft_state(blocks, base_state(base), cfg, sensing.lora_rank, 8 / sensing.lora_rank)
+    log(f"starting from the Text-to-LoRA adapter ({t2l.library_size} adapters in its library)")
+    return (
+        state,
+        f"generated by the Text-to-LoRA hypernetwork ({t2l.library_size} adapters in its library)",
+        inputs,
+    )
 
 
 wifi_sensing_base_model_job = dg.define_asset_job(

@@ -33,7 +33,14 @@ def main() -> int:
         elif step == "update_base_model":
             from defs.operations.base_model import update_base_model
 
-            out = update_base_model(sensing, layout, int(pipes.get_extra("seed")), pipes.log.info)
+            out = update_base_model(
+                sensing,
+                layout,
+                int(pipes.get_extra("seed")),
+                pipes.log.info,
+                fleet_merge=bool(pipes.get_extra("fleet_merge")),
+                fleet_merge_iterations=int(pipes.get_extra("fleet_merge_iterations")),
+            )
             pipes.report_asset_materialization(metadata=to_pipes_metadata(out["metadata"]))
         else:
             import pickle

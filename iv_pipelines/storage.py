@@ -206,6 +206,14 @@ class StorageLayout:
     def base_model_history(self, stamp: int) -> Path:
         return self.root / "models" / "history" / f"{BASE_MODEL}-{stamp}"
 
+    def t2l_dir(self) -> Path:
+        """The Text-to-LoRA hypernetwork (issue #20); `lora_adapter` starts from its adapter when it exists."""
+        return self.root / "models" / "t2l"
+
+    def fleet_dir(self) -> Path:
+        """Reports and plots of the weekly fleet merge (M2N2)."""
+        return self.root / "models" / "fleet"
+
     def shared_lineage_inputs(self) -> list[Path]:
         """The shared files every DAC's lineage commits to (calibration captures, base model)."""
         return [self.calibration_dir(), self.base_model_dir()]

@@ -3,9 +3,10 @@ the sensor that retrains every DAC's adapter after a promotion."""
 
 import dagster as dg
 
-from defs.common import OWNERS, metered, schedule, tidy
+from defs.common import OWNERS, image, metered, schedule, tidy
 from defs.lifecycle import dac_lifecycle_job
 from defs.operations.health import MAX_PER_TICK
+from iv_pipelines.fleet import FLEET_DEFAULTS
 from iv_pipelines.sensing.model import StaleModelError
 from resources.sensing import SensingResource
 from resources.storage import FactoryStorage
@@ -14,6 +15,9 @@ from resources.training import GpuStepResource, to_metadata_values
 
 class BaseUpdateConfig(dg.Config):
     candidate_seed: int | None = None  # default: the resource seed + the ISO week number
+    # M2N2 over the fleet's adapters when no new-seed candidate was promoted (issue #20)
+    fleet_merge: bool = FLEET_DEFAULTS["m2n2"]
+    fleet_merge_iterations: int = 40
 
 
 @dg.asset(
@@ -59,16 +63,36 @@ def base_model_update(
         return gpu_steps.run(
             context,
             "update_base_model",
-            {"sensing": sensing.model_dump(), "storage_root": str(storage.root), "seed": seed},
+            {
+                "sensing": sensing.model_dump(),
+                "storage_root": str(storage.root),
+                "seed": seed,
+                "fleet_merge": config.fleet_merge,
+                "fleet_merge_iterations": config.fleet_merge_iterations,
+            },
         ).get_materialize_result()
     try:
-        out = update_base_model(sensing, storage.layout, seed, context.log.info)
+        out = update_base_model(
+            sensing,
+            storage.layout,
+            seed,
+            context.log.info,
+            fleet_merge=config.fleet_merge,
+            fleet_merge_iterations=config.fleet_merge_iterations,
+        )
     except ValueError as e:
         raise dg.Failure(description=str(e)) from e
     return dg.MaterializeResult(metadata=tidy(to_metadata_values(out["metadata"])))
 
 
-def update_base_model(sensing: SensingResource, layout, seed: int, log=print) -> dict:
+def update_base_model(
+    sensing: SensingResource,
+    layout,
+    seed: int,
+    log=print,
+    fleet_merge: bool = False,
+    fleet_merge_iterations: int = 40,
+) -> dict:
     """Pretrain a candidate base model with `seed` on the current model's held-out homes'
     protocol, decide it against the current one and promote it if significantly better.
     Returns {"metadata": {key: (type, value)}}: the asset's metadata in-process, and what the
@@ -83,7 +107,7 @@ def update_base_model(sensing: SensingResource, layout, seed: int, log=print) ->
     except (NoCurrentModel, StaleModelError) as e:
         raise ValueError(str(e)) from e
     acc, fall = res.accuracy, res.fall
-    return {
+    out = {
         "metadata": {
             "promoted": ("bool", bool(res.promoted)),
             "why": ("text", res.why),
@@ -109,6 +133,105 @@ def update_base_model(sensing: SensingResource, layout, seed: int, log=print) ->
             ),
         }
     }
+    md = out["metadata"]
+    if not fleet_merge:
+        md["fleet_merge"] = ("text", FLEET_DEFAULTS["m2n2_why"] + " (config fleet_merge: true runs it)")
+    elif res.promoted:
+        md["fleet_merge"] = (
+            "text",
+            "not run: a new base was promoted; the adapters are retrained on it first",
+        )
+    else:
+        from iv_pipelines.fleet.weekly import merge_fleet
+
+        fm = merge_fleet(layout, seed, iterations=fleet_merge_iterations, log=log)
+        md.update(fm)
+        if fm.get("fleet_merge_promoted", ("bool", False))[1]:
+            md["promoted"] = ("bool", True)
+            md["why"] = (
+                "text",
+                "M2N2 fleet merge promoted: " + fm["fleet_merge"][1] + "; seed candidate: " + res.why,
+            )
+    return out
+
+
+class T2LConfig(dg.Config):
+    twin_clients: int = 64  # twin-generated clients added to the factory's own adapters
+    epochs: int = 400
+    seed: int = 0
+
+
+@dg.asset(
+    group_name="operations",
+    owners=OWNERS,
+    kinds={"pytorch", "safetensors"},
+    pool="gpu",
+    deps=["wifi_sensing_base_model"],
+    description=(
+        "Text-to-LoRA hypernetwork (issue #20): learns to write a client's LoRA adapter from its "
+        "request text (offline MiniLM), room geometry and device-calibration context, on the "
+        "factory's adapters plus twin-generated clients. Once it exists, lora_adapter starts "
+        "from its adapter and reports zero-shot next to trained accuracy. Not scheduled: off "
+        "by default until bench/fleet.py shows it wins (docs/fleet.md)."
+    ),
+)
+@metered
+def t2l_hypernetwork(context: dg.AssetExecutionContext, config: T2LConfig, storage: FactoryStorage):
+    from iv_pipelines.fleet.merge import base_state
+    from iv_pipelines.fleet.t2l import embed_texts, train_hypernet
+    from iv_pipelines.fleet.weekly import library
+    from iv_pipelines.sensing.model import load_model
+    from iv_pipelines.sensing.pipeline import training_curve_png
+
+    layout = storage.layout
+    if not (layout.base_model_dir() / "model.safetensors").exists():
+        raise dg.Failure(description="no base model: materialize wifi_sensing_base_model first")
+    if config.twin_clients < 0 or config.epochs < 1:
+        raise dg.Failure(description="twin_clients must be >= 0 and epochs >= 1")
+    base, cfg = load_model(layout.base_model_dir())
+    texts, numbers, blocks = library(
+        layout, base_state(base), cfg, config.twin_clients, config.seed, context.log.info
+    )
+    if len(blocks) < 2:
+        raise dg.Failure(
+            description=f"{len(blocks)} adapter(s) in the library; a hypernetwork needs at least 2"
+        )
+    import numpy as np
+
+    t2l = train_hypernet(
+        embed_texts(texts),
+        np.array(numbers, np.float32),
+        blocks,
+        cfg,
+        epochs=config.epochs,
+        seed=config.seed,
+        log=context.log.info,
+    )
+    out = t2l.save(layout.t2l_dir())
+    curve = training_curve_png(t2l.losses, out / "training_curve.png", "Text-to-LoRA reconstruction loss")
+    factory = len(blocks) - config.twin_clients
+    return dg.MaterializeResult(
+        metadata=tidy(
+            {
+                "library_adapters": len(blocks),
+                "factory_adapters": factory,
+                "twin_generated_adapters": config.twin_clients,
+                "final_loss": float(t2l.losses[-1]),
+                "hypernetwork_dir": dg.MetadataValue.path(str(out)),
+                "training_curve": image(curve),
+                "status": "lora_adapter now starts from this hypernetwork's adapters; "
+                + FLEET_DEFAULTS["t2l_why"]
+                + " (delete models/t2l to turn it off)",
+            }
+        )
+    )
+
+
+t2l_hypernetwork_job = dg.define_asset_job(
+    name="t2l_hypernetwork_job",
+    selection=dg.AssetSelection.assets("t2l_hypernetwork"),
+    description="Trains the Text-to-LoRA hypernetwork on the factory's adapters plus twin clients (not scheduled).",
+)
 
 
 base_model_update_job = dg.define_asset_job(

@@ -265,6 +265,8 @@ class ClientResult:
     # shipped model's decisions on them
     reference_features: np.ndarray | None = None
     reference_decisions: dict[str, int] | None = None
+    # the Text-to-LoRA start (issue #20): the generated adapter's decisions before training
+    zero_shot_metrics: dict | None = None
 
 
 def _import_peft() -> None:
@@ -293,6 +295,7 @@ def train_client_adapter(
     target_fa: float = DEFAULT_TARGET_FA,
     log=lambda _m: None,
     workers: int = 1,
+    init_state: dict | None = None,
 ) -> ClientResult:
     import torch
 
@@ -318,6 +321,17 @@ def train_client_adapter(
     base, _ = load_model(base_dir)
     p_base_th, p_base_ev = _proba(base, th.x, ctx), _proba(base, ev.x, ctx)
     model = add_lora(base, r=rank)
+    zero_shot = None
+    if init_state is not None:  # a generated adapter (Text-to-LoRA) instead of peft's zero start
+        from iv_pipelines.fleet.clients import load_peft_state
+
+        load_peft_state(model, init_state)
+        p0 = _proba(model, ev.x, ctx)
+        sim = ev.source == "sim"
+        zero_shot = decision_metrics(p0[sim], ev.y[sim], 0.5, "client_room_")
+        log(
+            f"generated adapter before training: accuracy {zero_shot.get('client_room_accuracy', float('nan')):.3f} on the simulated client room"
+        )
     rep = train(
         model,
         tr.x,
@@ -407,6 +421,7 @@ def train_client_adapter(
         confusion=confusion(ev.y, decide(p_sel, t_sel)),
         base_metrics=m_base,
         adapter_metrics=m_ad,
+        zero_shot_metrics=zero_shot,
     )
 
 

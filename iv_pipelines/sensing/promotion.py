@@ -94,7 +94,7 @@ def promote_base_model(layout: StorageLayout, candidate, seed: int, log=lambda _
     """Judge `candidate` (a `pretrain_base` result with its held-out windows) against the
     base model in `layout`, and install it if it wins. Raises NoCurrentModel when there is
     no base model yet (materialize `wifi_sensing_base_model` first)."""
-    from iv_pipelines.sensing.model import load_model, save_model
+    from iv_pipelines.sensing.model import load_model
 
     current = layout.base_model_dir()
     if not (current / "model.safetensors").is_file():
@@ -106,23 +106,33 @@ def promote_base_model(layout: StorageLayout, candidate, seed: int, log=lambda _
     log(result.why)
     if not result.promoted:
         return result
+    result.history_dir, result.dacs_to_retrain = install_base_model(
+        layout,
+        candidate.model,
+        candidate.cfg,
+        {"metrics": candidate.metrics, "seed": seed},
+        {"heldout": candidate.metrics, "real": {}, "seed": seed, "promotion": result.to_dict()},
+        log,
+    )
+    return result
+
+
+def install_base_model(layout: StorageLayout, model, cfg, extra: dict, evaluation: dict, log=lambda _m: None):
+    """Stage `model` beside the current base, then move the current one to history and the new
+    one into place (two renames on one filesystem). Returns (history dir, DACs to retrain)."""
+    from iv_pipelines.sensing.model import save_model
+
+    current = layout.base_model_dir()
     staged = layout.base_model_candidate_dir()
     shutil.rmtree(staged, ignore_errors=True)
-    save_model(candidate.model, candidate.cfg, staged, extra={"metrics": candidate.metrics, "seed": seed})
-    atomic_write_text(
-        staged / "evaluation.json",
-        json.dumps(
-            {"heldout": candidate.metrics, "real": {}, "seed": seed, "promotion": result.to_dict()}, indent=2
-        )
-        + "\n",
-    )
+    save_model(model, cfg, staged, extra=extra)
+    atomic_write_text(staged / "evaluation.json", json.dumps(evaluation, indent=2, default=str) + "\n")
     history = layout.base_model_history(int(time.time()))
     while history.exists():  # two promotions within a second
         history = history.with_name(history.name + "-1")
     history.parent.mkdir(parents=True, exist_ok=True)
     os.replace(current, history)
     os.replace(staged, current)
-    result.history_dir = history
-    result.dacs_to_retrain = layout.adapted_dacs()
-    log(f"promoted; previous model kept at {history}; {len(result.dacs_to_retrain)} adapter(s) to retrain")
-    return result
+    dacs = layout.adapted_dacs()
+    log(f"promoted; previous model kept at {history}; {len(dacs)} adapter(s) to retrain")
+    return history, dacs
