@@ -245,7 +245,9 @@ def main() -> int:
             if ratios
             else "not reached"
         )
-        + f"; T2L never reached it in {sum(r['steps_t2l'] is None for r in rows)} seeds"
+        + f"; T2L never reached it in {sum(r['steps_t2l'] is None for r in rows)} seeds; "
+        + f"in {sum(r['steps_zero'] == 0 for r in rows)} seeds the zero-initialised adapter (which starts as the base) "
+        "ended no better on held-out windows than it started, so there is no step count to cut there"
     )
     goal_a = better_a == a.seeds
     goal_b = better_b == a.seeds

@@ -389,25 +389,24 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
                     png_md(
                         accuracy_png(
                             {
-                                "base": float(res.base_metrics.get("client_room_accuracy", nan)),
-                                "generated": float(res.zero_shot_metrics.get("client_room_accuracy", nan)),
-                                "trained": float(res.adapter_metrics.get("client_room_accuracy", nan)),
+                                "generated": float(zs["generated"].get("client_room_accuracy", nan)),
+                                "trained": float(zs["trained"].get("client_room_accuracy", nan)),
                             },
                             out / "t2l_generated_vs_trained.png",
-                            "simulated client room: T2L adapter before / after training",
+                            "simulated client room, default decision: before / after training",
                         )
                     ),
                 ),
                 "t2l_zero_shot_accuracy": (
                     "float",
-                    float(res.zero_shot_metrics.get("client_room_accuracy", nan)),
+                    float(zs["generated"].get("client_room_accuracy", nan)),
                 ),
                 "t2l_trained_accuracy": (
                     "float",
-                    float(res.adapter_metrics.get("client_room_accuracy", nan)),
+                    float(zs["trained"].get("client_room_accuracy", nan)),
                 ),
             }
-            if res.zero_shot_metrics
+            if (zs := res.zero_shot_metrics)
             else {}
         ),
         "trainable_params": ("int", int(res.trainable_params)),
@@ -458,6 +457,8 @@ def _t2l_start(dac_request: DacRequest, room, cal, sensing: SensingResource, lay
             "zero start (peft's): no Text-to-LoRA hypernetwork in models/t2l (off by default)",
             inputs,
         )
+    import hashlib
+
     import numpy as np
 
     from iv_pipelines.fleet.merge import base_state, peft_state
@@ -465,6 +466,8 @@ def _t2l_start(dac_request: DacRequest, room, cal, sensing: SensingResource, lay
     from iv_pipelines.sensing.model import load_model
 
     t2l = T2L.load(t2l_dir)
+    # the adapter's lineage commits to the hypernetwork that wrote its start (t2l_inputs.json)
+    inputs["generated_by_t2l_sha256"] = hashlib.sha256((t2l_dir / "t2l.safetensors").read_bytes()).hexdigest()
     if t2l.cfg.rank != sensing.lora_rank or len(t2l.mean) != len(inputs["numbers"]):
         return (
             None,

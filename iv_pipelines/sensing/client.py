@@ -265,7 +265,8 @@ class ClientResult:
     # shipped model's decisions on them
     reference_features: np.ndarray | None = None
     reference_decisions: dict[str, int] | None = None
-    # the Text-to-LoRA start (issue #20): the generated adapter's decisions before training
+    # the Text-to-LoRA start (issue #20): {"generated", "trained"} decision metrics on the
+    # simulated client room, both at the default decision
     zero_shot_metrics: dict | None = None
 
 
@@ -326,11 +327,14 @@ def train_client_adapter(
         from iv_pipelines.fleet.clients import load_peft_state
 
         load_peft_state(model, init_state)
-        p0 = _proba(model, ev.x, ctx)
         sim = ev.source == "sim"
-        zero_shot = decision_metrics(p0[sim], ev.y[sim], 0.5, "client_room_")
+        # at the default decision (0.5), like the trained adapter below: the same rule for both
+        zero_shot = {
+            "generated": decision_metrics(_proba(model, ev.x, ctx)[sim], ev.y[sim], 0.5, "client_room_")
+        }
         log(
-            f"generated adapter before training: accuracy {zero_shot.get('client_room_accuracy', float('nan')):.3f} on the simulated client room"
+            "generated adapter before training: accuracy "
+            f"{zero_shot['generated'].get('client_room_accuracy', float('nan')):.3f} on the simulated client room"
         )
     rep = train(
         model,
@@ -344,6 +348,9 @@ def train_client_adapter(
         phase_dropout=1.0 if cal.amplitude_only else 0.3,
     )
     p_ad_th, p_ad_ev = _proba(model, th.x, ctx), _proba(model, ev.x, ctx)
+    if zero_shot is not None:
+        sim = ev.source == "sim"
+        zero_shot["trained"] = decision_metrics(p_ad_ev[sim], ev.y[sim], 0.5, "client_room_")
 
     masks = threshold_masks(th)
 
