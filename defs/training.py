@@ -466,8 +466,13 @@ def _t2l_start(dac_request: DacRequest, room, cal, sensing: SensingResource, lay
     from iv_pipelines.sensing.model import load_model
 
     t2l = T2L.load(t2l_dir)
-    # the adapter's lineage commits to the hypernetwork that wrote its start (t2l_inputs.json)
-    inputs["generated_by_t2l_sha256"] = hashlib.sha256((t2l_dir / "t2l.safetensors").read_bytes()).hexdigest()
+    base_sha = hashlib.sha256((layout.base_model_dir() / "model.safetensors").read_bytes()).hexdigest()
+    if t2l.base_sha256 is not None and t2l.base_sha256 != base_sha:
+        return (
+            None,
+            "zero start: the hypernetwork writes deltas for another base model (rerun t2l_hypernetwork_job)",
+            inputs,
+        )
     if t2l.cfg.rank != sensing.lora_rank or len(t2l.mean) != len(inputs["numbers"]):
         return (
             None,
@@ -475,6 +480,8 @@ def _t2l_start(dac_request: DacRequest, room, cal, sensing: SensingResource, lay
             inputs,
         )
     [blocks] = t2l.generate(embed_texts([text]), np.array([inputs["numbers"]], np.float32))
+    # the adapter's lineage commits to the hypernetwork that wrote its start (t2l_inputs.json)
+    inputs["generated_by_t2l_sha256"] = hashlib.sha256((t2l_dir / "t2l.safetensors").read_bytes()).hexdigest()
     base, cfg = load_model(layout.base_model_dir())
     state = peft_state(blocks, base_state(base), cfg, sensing.lora_rank, 8 / sensing.lora_rank)
     log(f"starting from the Text-to-LoRA adapter ({t2l.library_size} adapters in its library)")

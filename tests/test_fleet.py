@@ -231,6 +231,14 @@ def test_lora_adapter_starts_from_the_hypernetworks_adapter_when_one_exists(tiny
         again["generated_by_t2l_sha256"]
         == hashlib.sha256((layout.t2l_dir() / "t2l.safetensors").read_bytes()).hexdigest()
     )
+    # a hypernetwork trained for another base model is not used, and the adapter says so
+    t2l.base_sha256 = "0" * 64
+    t2l.save(layout.t2l_dir())
+    md = _lifecycle_to_adapter(storage, tiny, req)
+    assert md["t2l_start"].startswith("zero start: the hypernetwork writes deltas for another base model")
+    assert "generated_by_t2l_sha256" not in json.loads(
+        (layout.adapter_dir(req.dac_id) / T2L_INPUTS).read_text()
+    )
 
 
 def test_base_model_update_with_the_fleet_merge_reports_the_archive(tiny_home):

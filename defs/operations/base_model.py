@@ -207,6 +207,9 @@ def t2l_hypernetwork(context: dg.AssetExecutionContext, config: T2LConfig, stora
         seed=config.seed,
         log=context.log.info,
     )
+    import hashlib
+
+    t2l.base_sha256 = hashlib.sha256((layout.base_model_dir() / "model.safetensors").read_bytes()).hexdigest()
     out = t2l.save(layout.t2l_dir())
     curve = training_curve_png(t2l.losses, out / "training_curve.png", "Text-to-LoRA reconstruction loss")
     factory = len(blocks) - config.twin_clients

@@ -111,6 +111,7 @@ class T2L:
     std: np.ndarray
     library_size: int
     losses: list[float]
+    base_sha256: str | None = None  # the base model whose deltas it writes
 
     def _inputs(self, text_emb: np.ndarray, numbers: np.ndarray):
         import torch
@@ -141,6 +142,7 @@ class T2L:
             "library_size": self.library_size,
             "final_loss": self.losses[-1] if self.losses else None,
             "torch": torch.__version__,
+            "base_sha256": self.base_sha256,
         }
         atomic_write_text(directory / META, json.dumps(meta, indent=2) + "\n")
         return directory
@@ -164,6 +166,7 @@ class T2L:
             np.array(meta["std"], np.float32),
             meta["library_size"],
             [],
+            meta.get("base_sha256"),
         )
 
 
