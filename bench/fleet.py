@@ -90,7 +90,7 @@ def main() -> int:
 
     import copy
 
-    from iv_pipelines.fleet.clients import adapter_state, concat, load_peft_state, make_client, train_adapter
+    from iv_pipelines.fleet.clients import adapter_state, concat, make_client, train_adapter
     from iv_pipelines.fleet.merge import (
         adapter_blocks,
         base_state,
@@ -101,7 +101,7 @@ def main() -> int:
     )
     from iv_pipelines.fleet.t2l import embed_texts, train_hypernet
     from iv_pipelines.sensing.gate import compare
-    from iv_pipelines.sensing.model import add_lora, load_model
+    from iv_pipelines.sensing.model import add_lora, load_model, load_peft_state
 
     t_all = time.perf_counter()
     base, cfg = load_model(a.base_model)

@@ -68,10 +68,9 @@ def test_an_adapter_as_deltas_predicts_exactly_as_the_peft_model(tiny_base):
 def test_the_hypernetworks_output_loads_into_the_peft_model_with_the_right_shapes(tiny_base):
     import copy
 
-    from iv_pipelines.fleet.clients import load_peft_state
     from iv_pipelines.fleet.merge import adapter_blocks, base_state, merged_model, peft_state
     from iv_pipelines.fleet.t2l import T2L, train_hypernet
-    from iv_pipelines.sensing.model import add_lora, predict_proba
+    from iv_pipelines.sensing.model import add_lora, load_peft_state, predict_proba
 
     model, cfg = tiny_base
     base = base_state(model)

@@ -91,33 +91,13 @@ def train_adapter(base_model, ws: WindowSet, rank: int = 4, epochs: int = 8, see
     a peft state to start from (T2L) instead of peft's zero-initialised B."""
     import copy
 
-    from iv_pipelines.sensing.model import add_lora, train
+    from iv_pipelines.sensing.model import add_lora, load_peft_state, train
 
     model = add_lora(copy.deepcopy(base_model), r=rank)
     if init is not None:
         load_peft_state(model, init)
     train(model, ws.x, ws.y, epochs=epochs, lr=2e-3, seed=seed, ctx=ws.ctx)
     return model
-
-
-def load_peft_state(model, state: dict) -> None:
-    """`set_peft_model_state_dict` with every key used and none missing: a generated adapter
-    whose shapes or names do not match the model is an error, never a silent partial load."""
-    import torch
-    from peft import set_peft_model_state_dict
-
-    try:
-        res = set_peft_model_state_dict(
-            model, {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
-        )
-    except RuntimeError as e:  # torch: size mismatch
-        raise ValueError(f"adapter does not fit the model: {str(e).splitlines()[-1].strip()}") from e
-    if res.unexpected_keys:
-        raise ValueError(f"adapter keys the model does not have: {res.unexpected_keys[:5]}")
-    want = {k for k in model.state_dict() if "lora_" in k or "modules_to_save" in k}
-    missing = {k for k in res.missing_keys if k in want}
-    if missing:
-        raise ValueError(f"adapter lacks {sorted(missing)[:5]}")
 
 
 def adapter_state(model) -> dict[str, np.ndarray]:

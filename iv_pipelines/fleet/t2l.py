@@ -14,7 +14,7 @@ Training: on the library of adapters the factory produced (their ΔW per module 
 change), a reconstruction loss per module normalised by that module's mean square in the
 library (mixing LoRA A/B factors directly would compare arbitrary bases; ΔW is what an adapter
 does). `generate` returns M2N2-style blocks, `merge.peft_state` turns them into a peft state
-that `set_peft_model_state_dict` loads (`clients.load_peft_state` checks every key).
+that `set_peft_model_state_dict` loads (`sensing.model.load_peft_state` checks every key).
 """
 
 from __future__ import annotations

@@ -324,7 +324,7 @@ def train_client_adapter(
     model = add_lora(base, r=rank)
     zero_shot = None
     if init_state is not None:  # a generated adapter (Text-to-LoRA) instead of peft's zero start
-        from iv_pipelines.fleet.clients import load_peft_state
+        from iv_pipelines.sensing.model import load_peft_state
 
         load_peft_state(model, init_state)
         sim = ev.source == "sim"

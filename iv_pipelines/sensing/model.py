@@ -256,3 +256,23 @@ def add_lora(model, r: int = 4, alpha: int = 8):
         r=r, lora_alpha=alpha, target_modules=LORA_TARGETS, lora_dropout=0.0, modules_to_save=["head"]
     )
     return get_peft_model(model, cfg)
+
+
+def load_peft_state(model, state: dict) -> None:
+    """`set_peft_model_state_dict` with every key used and none missing: a generated adapter
+    whose shapes or names do not match the model is an error, never a silent partial load."""
+    import torch
+    from peft import set_peft_model_state_dict
+
+    try:
+        res = set_peft_model_state_dict(
+            model, {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+        )
+    except RuntimeError as e:  # torch: size mismatch
+        raise ValueError(f"adapter does not fit the model: {str(e).splitlines()[-1].strip()}") from e
+    if res.unexpected_keys:
+        raise ValueError(f"adapter keys the model does not have: {res.unexpected_keys[:5]}")
+    want = {k for k in model.state_dict() if "lora_" in k or "modules_to_save" in k}
+    missing = {k for k in res.missing_keys if k in want}
+    if missing:
+        raise ValueError(f"adapter lacks {sorted(missing)[:5]}")
