@@ -287,3 +287,56 @@ def serve_in_thread(app):
             break
         time.sleep(0.05)
     return server, t, f"http://127.0.0.1:{port}"
+
+
+# the smallest sensing budget that still runs every step (tests of wiring, not of accuracy)
+TINY_SENSING = {
+    "pretrain_rooms": 8,
+    "pretrain_episodes_per_activity": 2,
+    "pretrain_epochs": 1,
+    "eval_rooms": 2,
+    "sim_workers": 1,
+    "lora_episodes_per_activity": 2,
+    "lora_eval_episodes_per_activity": 2,
+    "lora_epochs": 1,
+}
+
+
+def tiny_home(root):
+    """A storage root with a tiny base model and the plain sample request stored: (storage,
+    sensing, request)."""
+    from defs.training import pretrain_base_model
+    from iv_pipelines.request import parse_request_text
+    from resources.sensing import SensingResource
+    from resources.storage import FactoryStorage
+
+    tiny = SensingResource(**TINY_SENSING, real_data_dir=str(root.parent / "no-real-captures"))
+    storage = FactoryStorage(root_dir=str(root))
+    pretrain_base_model(tiny, storage.layout)  # a tiny base model, in-process
+    req = parse_request_text(plain_sample_request_text())
+    storage.requests().put(req)
+    return storage, tiny, req
+
+
+def materialize_to_adapter(storage, sensing, req, gpu_steps):
+    """`dac_request` -> `shadow_twin_context` -> `lora_adapter` for `req` (the discovery gate
+    stubbed: it is tested elsewhere), on a fresh ephemeral instance."""
+    import dagster as dg
+
+    from defs.discovery import dac_request, shadow_twin_context
+    from defs.training import lora_adapter
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("dac", [req.dac_id])
+
+    @dg.asset(name="validated_hypothesis", partitions_def=dac_request.partitions_def)
+    def validated_stub():
+        return None
+
+    return dg.materialize(
+        [dac_request, shadow_twin_context, validated_stub, lora_adapter],
+        partition_key=req.dac_id,
+        resources={"storage": storage, "sensing": sensing, "gpu_steps": gpu_steps},
+        instance=instance,
+        raise_on_error=False,
+    )

@@ -127,58 +127,19 @@ def test_a_merge_is_kept_out_unless_better_than_the_base_and_every_parent(tiny_b
         assert "not significantly better" in rep.why
 
 
-TINY = {
-    "pretrain_rooms": 8,
-    "pretrain_episodes_per_activity": 2,
-    "pretrain_epochs": 1,
-    "eval_rooms": 2,
-    "sim_workers": 1,
-    "lora_episodes_per_activity": 2,
-    "lora_eval_episodes_per_activity": 2,
-    "lora_epochs": 1,
-}
-
-
 @pytest.fixture(scope="module")
 def tiny_home(tmp_path_factory):
     """A storage root with a tiny base model and the sample request's DAC registered."""
-    from defs.training import pretrain_base_model
-    from iv_pipelines.request import parse_request_text
-    from iv_pipelines.storage import StorageLayout
-    from resources.sensing import SensingResource
-    from resources.storage import FactoryStorage
-    from tests.conftest import plain_sample_request_text
+    from tests.conftest import tiny_home as make
 
-    root = tmp_path_factory.mktemp("fleet") / "iv"
-    tiny = SensingResource(**TINY, real_data_dir=str(root.parent / "no-real-captures"))
-    pretrain_base_model(tiny, StorageLayout(root))
-    storage = FactoryStorage(root_dir=str(root))
-    req = parse_request_text(plain_sample_request_text())
-    storage.requests().put(req)
-    return storage, tiny, req
+    return make(tmp_path_factory.mktemp("fleet") / "iv")
 
 
 def _lifecycle_to_adapter(storage, tiny, req):
-    import dagster as dg
-
-    from defs.discovery import dac_request, shadow_twin_context
-    from defs.training import lora_adapter
     from resources.training import GpuStepResource
+    from tests.conftest import materialize_to_adapter
 
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("dac", [req.dac_id])
-
-    @dg.asset(name="validated_hypothesis", partitions_def=dac_request.partitions_def)
-    def validated_stub():  # the discovery gate is tested elsewhere
-        return None
-
-    res = dg.materialize(
-        [dac_request, shadow_twin_context, validated_stub, lora_adapter],
-        partition_key=req.dac_id,
-        resources={"storage": storage, "sensing": tiny, "gpu_steps": GpuStepResource()},
-        instance=instance,
-        raise_on_error=False,
-    )
+    res = materialize_to_adapter(storage, tiny, req, GpuStepResource())
     [mat] = res.asset_materializations_for_node("lora_adapter")
     return {k: v.value for k, v in mat.metadata.items()}
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TINY_SENSING
 
 REPO = Path(__file__).resolve().parent.parent
 VALUES = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
@@ -532,18 +533,6 @@ def _gpu_steps(kube, tmp_path, **extra):
     )
 
 
-TINY = {
-    "pretrain_rooms": 8,
-    "pretrain_episodes_per_activity": 2,
-    "pretrain_epochs": 1,
-    "eval_rooms": 2,
-    "sim_workers": 1,
-    "lora_episodes_per_activity": 2,
-    "lora_eval_episodes_per_activity": 2,
-    "lora_epochs": 1,
-}
-
-
 def _assert_gpu_pod(kube, pod: dict) -> None:
     _validate({"apiVersion": "v1", "kind": "Pod"} | pod)  # the client sends the body without them
     [c] = pod["spec"]["containers"]
@@ -572,7 +561,7 @@ def test_base_model_pretraining_runs_in_a_gpu_pod_through_pipes(kube, kubelet, t
     from resources.storage import FactoryStorage
 
     root = tmp_path / "iv"
-    tiny = SensingResource(**TINY, real_data_dir=str(tmp_path / "no-real-captures"))
+    tiny = SensingResource(**TINY_SENSING, real_data_dir=str(tmp_path / "no-real-captures"))
     res = dg.materialize(
         [wifi_sensing_base_model],
         resources={
@@ -603,37 +592,11 @@ def test_lora_adapter_trains_in_a_gpu_pod_through_pipes(kube, kubelet, tmp_path)
     which Dagster records as the step's own."""
     import hashlib
 
-    import dagster as dg
+    from tests.conftest import materialize_to_adapter, tiny_home
 
-    from defs.discovery import dac_request, shadow_twin_context
-    from defs.training import lora_adapter, pretrain_base_model
-    from iv_pipelines.request import parse_request_text
-    from iv_pipelines.storage import StorageLayout
-    from resources.sensing import SensingResource
-    from resources.storage import FactoryStorage
-    from tests.conftest import plain_sample_request_text
-
-    root = tmp_path / "iv"
-    tiny = SensingResource(**TINY, real_data_dir=str(tmp_path / "no-real-captures"))
-    layout = StorageLayout(root)
-    pretrain_base_model(tiny, layout)  # a tiny base model, in-process
-    storage = FactoryStorage(root_dir=str(root))
-    req = parse_request_text(plain_sample_request_text())
-    storage.requests().put(req)
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("dac", [req.dac_id])
-
-    @dg.asset(name="validated_hypothesis", partitions_def=dac_request.partitions_def)
-    def validated_stub():  # the discovery gate is tested elsewhere
-        return None
-
-    res = dg.materialize(
-        [dac_request, shadow_twin_context, validated_stub, lora_adapter],
-        partition_key=req.dac_id,
-        resources={"storage": storage, "sensing": tiny, "gpu_steps": _gpu_steps(kube, tmp_path)},
-        instance=instance,
-        raise_on_error=False,
-    )
+    storage, tiny, req = tiny_home(tmp_path / "iv")
+    layout = storage.layout
+    res = materialize_to_adapter(storage, tiny, req, _gpu_steps(kube, tmp_path))
     checks = {c.check_name: c for c in res.get_asset_check_evaluations()}
     assert "adapter_beats_base" in checks, kubelet.stderr()  # reported by the pod
     [pod] = kubelet.pods.values()
@@ -667,7 +630,7 @@ def test_base_model_update_trains_its_candidate_in_a_gpu_pod_through_pipes(kube,
     from resources.storage import FactoryStorage
 
     root = tmp_path / "iv"
-    tiny = SensingResource(**TINY, real_data_dir=str(tmp_path / "no-real-captures"))
+    tiny = SensingResource(**TINY_SENSING, real_data_dir=str(tmp_path / "no-real-captures"))
     pretrain_base_model(tiny, StorageLayout(root))  # the current model, in-process
     gpu = _gpu_steps(kube, tmp_path, step_resources=pipes_resources(load()))
     res = dg.materialize(
