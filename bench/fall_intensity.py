@@ -90,18 +90,25 @@ def main() -> int:
     from fall_protocol import as_amplitude_csv, lab_test_sets
 
     from iv_pipelines.runtime.predictor import windows
-    from iv_pipelines.sensing.device import DEFAULT_PRIOR
+    from iv_pipelines.sensing.device import DECLARED_RANGES, DEFAULT_PRIOR
     from iv_pipelines.sensing.twin import RESIDENTS, Room, simulate_episode
 
     print(f"\nShadow Twin (SIMULATED), {a.labs} labs, amplitude-only at 100 Hz, 20 s walking calibration")
-    print("| resident | ratio | falls at or above (clip max) | walking windows at or above |")
-    print("|---|---|---|---|")
-    for name in ("elderly", "adult"):
+    print(
+        "devices: `prior` (the whole device prior) or `white` (motion noise from the issue's lab, as bench/fall_protocol.py --profile white)"
+    )
+    print("| devices | resident | ratio | falls at or above (clip max) | walking windows at or above |")
+    print("|---|---|---|---|---|")
+    for profile, name in (("prior", "elderly"), ("prior", "adult"), ("white", "elderly"), ("white", "adult")):
         res = RESIDENTS[name]
         fr, wr = [], []
         for lab in range(a.labs):
             rng = np.random.default_rng(7000 + lab)
             room, dev = Room.random(rng), DEFAULT_PRIOR.sample(rng, name=f"lab-{lab}")
+            if profile == "white":
+                lo, hi = DECLARED_RANGES["motion_noise"]
+                noise = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+                dev = type(dev)(**(dev.to_dict() | {"rate_hz": 100.0, "motion_noise": noise}))
             cal = as_amplitude_csv(
                 simulate_episode(room, "walk", 9000 + lab, 20.0, dev, res, variant="walking")
             )
@@ -113,7 +120,7 @@ def main() -> int:
         fr, wr = np.array(fr), np.array(wr)
         for f in (0.8, 1.0, 1.2, 1.5):
             print(
-                f"| {name} | {f:.1f} | {np.mean(fr >= f):.2f} ({len(fr)}) | {np.mean(wr >= f):.2f} ({len(wr)}) |"
+                f"| {profile} | {name} | {f:.1f} | {np.mean(fr >= f):.2f} ({len(fr)}) | {np.mean(wr >= f):.2f} ({len(wr)}) |"
             )
     return 0
 
