@@ -86,3 +86,42 @@ def test_the_gpu_pod_asks_for_the_steps_measured_size_and_one_gpu():
     # an unmeasured step keeps the declared pod spec; the shared default is never mutated
     assert gpu.pod_spec_for("pretrain_base_model") == GPU_POD_SPEC
     assert "3840Mi" not in json.dumps(GPU_POD_SPEC)
+
+
+def test_iv_k8s_step_sizes_reads_the_instance_and_writes_a_file_the_executor_loads(tmp_path):
+    """`iv k8s step-sizes`: a clear error on an instance with no measured step; otherwise the
+    table, and with --write a file `load` accepts, holding only what was measured (the
+    unpartitioned pretraining step too) and naming its source."""
+    import dagster as dg
+    from click.testing import CliRunner
+
+    from defs.common import ENERGY_TAG
+    from iv_app.cli import main
+    from iv_pipelines.deploy.step_sizes import load
+
+    env = {"DAGSTER_HOME": str(tmp_path)}
+    (tmp_path / "dagster.yaml").write_text("")
+    r = CliRunner().invoke(main, ["k8s", "step-sizes"], env=env)
+    assert r.exit_code != 0 and "no step on this instance has recorded" in r.output
+    assert CliRunner().invoke(main, ["k8s", "step-sizes", "--runs", "0"], env=env).exit_code != 0
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        instance.add_dynamic_partitions("dac", ["acme"])
+        for asset, part, peak, cores in (
+            ("lora_adapter", "acme", 1000.0, 0.9),
+            ("dac_package", "acme", 100.0, 0.01),
+            ("wifi_sensing_base_model", None, 4000.0, 1.9),
+            ("hypotheses", "acme", None, 0.5),  # metered before peak memory was recorded
+        ):
+            md = {"cpu_seconds": 1.0, "cores": cores} | ({"peak_rss_mib": peak} if peak else {})
+            instance.report_runless_asset_event(
+                dg.AssetObservation(asset, partition=part, metadata=md, tags={ENERGY_TAG: "step"})
+            )
+    out = tmp_path / "sizes.json"
+    r = CliRunner().invoke(
+        main, ["k8s", "step-sizes", "--write", "--out", str(out), "--source", "a test"], env=env
+    )
+    assert r.exit_code == 0, r.output
+    assert "| lora_adapter | 1 | 1000 | 0.90 | 1000m, 1280Mi | 2000m, 1536Mi |" in r.output
+    sizes = load(out)
+    assert set(sizes) == {"lora_adapter", "dac_package", "wifi_sensing_base_model", "base_model_update"}
+    assert json.loads(out.read_text())["measured"]["source"].startswith("a test: ")
