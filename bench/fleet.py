@@ -40,7 +40,6 @@ from iv_pipelines.storage import StorageLayout  # noqa: E402
 
 DEFAULT_BASE = StorageLayout(REPO / ".dagster_home" / "iv").base_model_dir()
 LIBRARY_SEED = 1000
-SCALING = 2.0  # lora_alpha 8 / r 4 (sensing.model.add_lora)
 
 
 def train_curve(model, train, test, steps: int, seed: int, every: int = 2, batch: int = 32, lr: float = 2e-3):
@@ -101,7 +100,9 @@ def main() -> int:
     )
     from iv_pipelines.fleet.t2l import embed_texts, train_hypernet
     from iv_pipelines.sensing.gate import compare
-    from iv_pipelines.sensing.model import add_lora, load_model, load_peft_state
+    from iv_pipelines.sensing.model import add_lora, load_model, load_peft_state, lora_scaling
+
+    scaling = lora_scaling(4)  # the adapters here are add_lora's default rank
 
     t_all = time.perf_counter()
     base, cfg = load_model(a.base_model)
@@ -112,7 +113,7 @@ def main() -> int:
     lib_clients = [make_client(LIBRARY_SEED, i) for i in range(a.library)]
     lib_blocks = [
         adapter_blocks(
-            adapter_state(train_adapter(base, c.train, epochs=a.epochs, seed=i)), bstate, cfg, SCALING
+            adapter_state(train_adapter(base, c.train, epochs=a.epochs, seed=i)), bstate, cfg, scaling
         )
         for i, c in enumerate(lib_clients)
     ]
@@ -130,7 +131,7 @@ def main() -> int:
         held = [make_client(seed, 500 + i, (24, 12, 24)) for i in range(a.heldout)]
         adapters = {
             c.name: adapter_blocks(
-                adapter_state(train_adapter(base, c.train, epochs=a.epochs, seed=seed)), bstate, cfg, SCALING
+                adapter_state(train_adapter(base, c.train, epochs=a.epochs, seed=seed)), bstate, cfg, scaling
             )
             for c in fleet
         }
@@ -156,7 +157,7 @@ def main() -> int:
             right_b.append(rb), nll_b.append(nb), right_g.append(rg), nll_g.append(ng)
             zero = add_lora(copy.deepcopy(base))
             init = add_lora(copy.deepcopy(base))
-            load_peft_state(init, peft_state(blocks, bstate, cfg, 4, SCALING))
+            load_peft_state(init, peft_state(blocks, bstate, cfg, 4, scaling))
             curves_zero.append(train_curve(zero, c.train, c.test, a.steps, seed))
             curves_t2l.append(train_curve(init, c.train, c.test, a.steps, seed))
         zs = compare(

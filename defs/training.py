@@ -344,7 +344,7 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
     # byte-identical files, hence the same lineage digest and the same UTID
     atomic_write_text(out / "evaluation.json", json.dumps(_round(report), indent=2, sort_keys=True) + "\n")
     # what a Text-to-LoRA hypernetwork learns this adapter from (the factory's own library)
-    from iv_pipelines.fleet.weekly import T2L_INPUTS, accuracy_png, png_md
+    from iv_pipelines.fleet.weekly import T2L_INPUTS, accuracy_png
 
     atomic_write_text(out / T2L_INPUTS, json.dumps(_round(t2l_in), indent=2) + "\n")
     # what production inputs are compared with (drift, dac_feedback): outside the package
@@ -386,7 +386,7 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
             {
                 "t2l_generated_vs_trained": (
                     "md",
-                    png_md(
+                    image(
                         accuracy_png(
                             {
                                 "generated": float(zs["generated"].get("client_room_accuracy", nan)),
@@ -395,13 +395,13 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
                             out / "t2l_generated_vs_trained.png",
                             "simulated client room, default decision: before / after training",
                         )
-                    ),
+                    ).value,
                 ),
-                "t2l_zero_shot_accuracy": (
+                "t2l_zero_shot_simulated_accuracy": (
                     "float",
                     float(zs["generated"].get("client_room_accuracy", nan)),
                 ),
-                "t2l_trained_accuracy": (
+                "t2l_trained_simulated_accuracy": (
                     "float",
                     float(zs["trained"].get("client_room_accuracy", nan)),
                 ),
@@ -463,7 +463,7 @@ def _t2l_start(dac_request: DacRequest, room, cal, sensing: SensingResource, lay
 
     from iv_pipelines.fleet.merge import base_state, peft_state
     from iv_pipelines.fleet.t2l import T2L, embed_texts
-    from iv_pipelines.sensing.model import load_model
+    from iv_pipelines.sensing.model import load_model, lora_scaling
 
     t2l = T2L.load(t2l_dir)
     base_sha = hashlib.sha256((layout.base_model_dir() / "model.safetensors").read_bytes()).hexdigest()
@@ -483,7 +483,7 @@ def _t2l_start(dac_request: DacRequest, room, cal, sensing: SensingResource, lay
     # the adapter's lineage commits to the hypernetwork that wrote its start (t2l_inputs.json)
     inputs["generated_by_t2l_sha256"] = hashlib.sha256((t2l_dir / "t2l.safetensors").read_bytes()).hexdigest()
     base, cfg = load_model(layout.base_model_dir())
-    state = peft_state(blocks, base_state(base), cfg, sensing.lora_rank, 8 / sensing.lora_rank)
+    state = peft_state(blocks, base_state(base), cfg, sensing.lora_rank, lora_scaling(sensing.lora_rank))
     log(f"starting from the Text-to-LoRA adapter ({t2l.library_size} adapters in its library)")
     return (
         state,

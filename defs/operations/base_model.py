@@ -144,7 +144,7 @@ def update_base_model(
     else:
         from iv_pipelines.fleet.weekly import merge_fleet
 
-        fm = merge_fleet(layout, seed, iterations=fleet_merge_iterations, log=log)
+        fm = merge_fleet(layout, seed, rank=sensing.lora_rank, iterations=fleet_merge_iterations, log=log)
         md.update(fm)
         if fm.get("fleet_merge_promoted", ("bool", False))[1]:
             md["promoted"] = ("bool", True)
@@ -155,7 +155,7 @@ def update_base_model(
     return out
 
 
-class T2LConfig(dg.Config):
+class T2LHypernetworkConfig(dg.Config):
     twin_clients: int = 64  # twin-generated clients added to the factory's own adapters
     epochs: int = 400
     seed: int = 0
@@ -176,8 +176,9 @@ class T2LConfig(dg.Config):
     ),
 )
 @metered
-def t2l_hypernetwork(context: dg.AssetExecutionContext, config: T2LConfig, storage: FactoryStorage):
-    from iv_pipelines.fleet.merge import base_state
+def t2l_hypernetwork(
+    context: dg.AssetExecutionContext, config: T2LHypernetworkConfig, storage: FactoryStorage
+):
     from iv_pipelines.fleet.t2l import embed_texts, train_hypernet
     from iv_pipelines.fleet.weekly import library
     from iv_pipelines.sensing.model import load_model
@@ -189,9 +190,7 @@ def t2l_hypernetwork(context: dg.AssetExecutionContext, config: T2LConfig, stora
     if config.twin_clients < 0 or config.epochs < 1:
         raise dg.Failure(description="twin_clients must be >= 0 and epochs >= 1")
     base, cfg = load_model(layout.base_model_dir())
-    texts, numbers, blocks = library(
-        layout, base_state(base), cfg, config.twin_clients, config.seed, context.log.info
-    )
+    texts, numbers, blocks = library(layout, base, cfg, config.twin_clients, config.seed, context.log.info)
     if len(blocks) < 2:
         raise dg.Failure(
             description=f"{len(blocks)} adapter(s) in the library; a hypernetwork needs at least 2"

@@ -50,7 +50,7 @@ DEFAULT_FILE = Path(__file__).resolve().parents[2] / "deploy" / "step_resources.
 
 
 class StepSizeError(ValueError):
-    pass
+    """A step size that cannot be computed, or a step-size file that is not what `write` writes."""
 
 
 def _up(x: float, step: float) -> float:

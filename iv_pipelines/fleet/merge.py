@@ -128,7 +128,8 @@ class MergeReport:
             for n, f, a in zip(self.members, self.fitness, self.fitness_accuracy, strict=True)
         )
         return (
-            "| member | fitness (resource competition) | accuracy, fitness windows |\n|---|---|---|\n" + rows
+            "| member | fitness (resource competition) | accuracy, fitness windows (simulated) |\n|---|---|---|\n"
+            + rows
         )
 
     def to_dict(self) -> dict:

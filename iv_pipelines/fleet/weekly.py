@@ -57,8 +57,10 @@ def dac_windows(layout: StorageLayout, dac_id: str, seed: int, per_activity: int
     return WindowSet(x, y, c)
 
 
-def fleet_adapters(layout: StorageLayout, bstate, cfg, log=lambda _m: None) -> tuple[dict, dict]:
-    """({dac: blocks} of adapters trained on the current base, {dac: why left out})."""
+def fleet_adapters(
+    layout: StorageLayout, bstate, cfg, rank: int = 4, log=lambda _m: None
+) -> tuple[dict, dict]:
+    """({dac: blocks} of the rank-`rank` adapters trained on the current base, {dac: why left out})."""
     from safetensors.numpy import load_file
 
     base_t = (layout.base_model_dir() / "model.safetensors").stat().st_mtime
@@ -70,8 +72,8 @@ def fleet_adapters(layout: StorageLayout, bstate, cfg, log=lambda _m: None) -> t
             skipped[dac] = "trained on an earlier base model (retrained after the next promotion run)"
             continue
         conf = json.loads((d / "adapter_config.json").read_text())
-        if int(conf.get("r", 0)) != 4:
-            skipped[dac] = f"rank {conf.get('r')} (the fleet merges rank-4 adapters)"
+        if int(conf.get("r", 0)) != rank:
+            skipped[dac] = f"rank {conf.get('r')} (the fleet merges rank-{rank} adapters)"
             continue
         try:
             members[dac] = adapter_blocks(load_file(str(w)), bstate, cfg, conf["lora_alpha"] / conf["r"])
@@ -83,7 +85,7 @@ def fleet_adapters(layout: StorageLayout, bstate, cfg, log=lambda _m: None) -> t
 
 
 def merge_fleet(
-    layout: StorageLayout, seed: int, iterations: int = 40, heldout_clients: int = 4, log=print
+    layout: StorageLayout, seed: int, rank: int = 4, iterations: int = 40, heldout_clients: int = 4, log=print
 ) -> dict:
     """Run M2N2 on the fleet; install the merge as the new base if it wins. Returns plain
     metadata {key: (type, value)} for the asset and the Pipes pod alike."""
@@ -92,7 +94,7 @@ def merge_fleet(
 
     base, cfg = load_model(layout.base_model_dir())
     bstate = base_state(base)
-    members, skipped = fleet_adapters(layout, bstate, cfg, log)
+    members, skipped = fleet_adapters(layout, bstate, cfg, rank, log)
     md: dict = {"fleet_adapters": ("int", len(members)), "fleet_left_out": ("json", skipped)}
     if len(members) < 2:
         md["fleet_merge"] = (
@@ -104,7 +106,9 @@ def merge_fleet(
     fitness = concat([dac_windows(layout, d, seed) for d in members])
     held = [make_client(seed + HELDOUT_SEED, i) for i in range(heldout_clients)]
     heldout = concat([c.test for c in held])
-    rep = fleet_merge(base, cfg, members, fitness, heldout, iterations=iterations, seed=seed, log=log)
+    rep = fleet_merge(
+        base, cfg, members, fitness, heldout, rank=rank, iterations=iterations, seed=seed, log=log
+    )
     out = layout.fleet_dir()
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "m2n2.json", json.dumps(rep.to_dict(), indent=2, default=str) + "\n")
@@ -182,14 +186,14 @@ def t2l_inputs(text: str, room: tuple[float, float, float], ctx: np.ndarray) -> 
     return {"text": text, "numbers": [float(v) for v in (*room, *np.asarray(ctx, float))]}
 
 
-def library(
-    layout: StorageLayout, bstate, cfg, twin_clients: int, seed: int, log=print
-) -> tuple[list, list, list]:
-    """(texts, numbers, blocks) of the factory's adapters that recorded their inputs, plus
-    `twin_clients` twin-generated clients with adapters trained here."""
+def library(layout: StorageLayout, base, cfg, twin_clients: int, seed: int, rank: int = 4, log=print):
+    """(texts, numbers, blocks) of the factory's rank-`rank` adapters that recorded their
+    inputs, plus `twin_clients` twin-generated clients with adapters trained here on `base`."""
     from iv_pipelines.fleet.clients import adapter_state, train_adapter
+    from iv_pipelines.sensing.model import lora_scaling
 
-    members, _ = fleet_adapters(layout, bstate, cfg, log)
+    bstate = base_state(base)
+    members, _ = fleet_adapters(layout, bstate, cfg, rank, log)
     texts, numbers, blocks = [], [], []
     for dac, b in members.items():
         f = layout.adapter_dir(dac) / T2L_INPUTS
@@ -197,14 +201,11 @@ def library(
             d = json.loads(f.read_text())
             texts.append(d["text"]), numbers.append(d["numbers"]), blocks.append(b)
     log(f"T2L library: {len(blocks)} factory adapters, {twin_clients} twin-generated")
-    from iv_pipelines.sensing.model import load_model
-
-    base, _ = load_model(layout.base_model_dir())
     for i in range(twin_clients):
         c: FleetClient = make_client(seed + 1000, i)
-        st = adapter_state(train_adapter(base, c.train, seed=i))
+        st = adapter_state(train_adapter(base, c.train, rank=rank, seed=i))
         texts.append(c.text), numbers.append(c.numbers().tolist())
-        blocks.append(adapter_blocks(st, bstate, cfg, 2.0))
+        blocks.append(adapter_blocks(st, bstate, cfg, lora_scaling(rank)))
         if (i + 1) % 16 == 0:
             log(f"T2L library: {i + 1}/{twin_clients} twin clients")
     return texts, numbers, blocks

@@ -248,7 +248,15 @@ def load_model(directory: Path):
     return model, cfg
 
 
-def add_lora(model, r: int = 4, alpha: int = 8):
+LORA_ALPHA = 8  # peft's lora_alpha for every adapter here: ΔW = B·A·(LORA_ALPHA / r)
+
+
+def lora_scaling(rank: int) -> float:
+    """The factor peft applies to B·A for a rank-`rank` adapter of `add_lora`."""
+    return LORA_ALPHA / rank
+
+
+def add_lora(model, r: int = 4, alpha: int = LORA_ALPHA):
     """Wrap `model` with peft LoRA adapters on the attention and MLP linears."""
     from peft import LoraConfig, get_peft_model
 
