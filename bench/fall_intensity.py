@@ -46,6 +46,59 @@ def intensity(w: np.ndarray) -> np.ndarray:
     return np.array([amp[i][valid[i]].std(0).mean() for i in range(len(w))])
 
 
+def dac_path(base_dir: Path) -> None:
+    """espectre through the DAC's own path, both ways per chip and input (calibrate on one
+    empty/movement pair: device fit, adapter, threshold and the DAC's intensity check; score
+    the other pair): windows called fall with and without the check. No falls were recorded,
+    so every one is a false alarm."""
+    from iv_pipelines.sensing.calibration import Calibration
+    from iv_pipelines.sensing.client import calibrate_client, train_client_adapter
+    from iv_pipelines.sensing.evaluate import FALL, decide
+    from iv_pipelines.sensing.intensity import IntensityCheck
+    from iv_pipelines.sensing.model import load_model, predict_proba
+    from iv_pipelines.sensing.realeval import as_mode, capture_windows, espectre_captures
+    from iv_pipelines.sensing.twin import RESIDENTS, Room
+
+    print("\nespectre (real) through the DAC's path: calibrate on one empty/movement pair, score the other")
+    print(
+        "| chip | input | intensity factors (2 folds) | windows scored | called fall without the check | with it |"
+    )
+    print("|---|---|---|---|---|---|")
+    tot = np.zeros(3, int)
+    for chip, d in espectre_captures(ESPECTRE).items():
+        for mode in ("iq", "amp52"):
+            n = without = with_ = 0
+            factors = []
+            for i in range(2):
+                j = 1 - i
+                cb, _ = as_mode(d["baseline"][j], mode)
+                cm, _ = as_mode(d["movement"][j], mode)
+                room = Room.random(np.random.default_rng(100 + i))
+                cal = calibrate_client(
+                    room,
+                    RESIDENTS["mixed"],
+                    [
+                        (Calibration("empty", cb, False, "baseline"), "real"),
+                        (Calibration("walk", cm, False, "movement"), "real"),
+                    ],
+                )
+                res = train_client_adapter(base_dir, room, cal, workers=2)  # the lifecycle's defaults
+                model = res.model if res.selected == "adapter" else load_model(base_dir)[0]
+                thr = res.thresholds[res.selected]
+                chk = IntensityCheck.from_dict(res.intensity_check)
+                factors.append(chk.factor if chk else 0.0)
+                x = np.concatenate(
+                    [capture_windows(d["baseline"][i], mode), capture_windows(d["movement"][i], mode)]
+                )
+                p = predict_proba(model, x, ctx=cal.context)
+                n += len(x)
+                without += int((decide(p, thr) == FALL).sum())
+                with_ += int((decide(p, thr, chk.allows_fall(x) if chk else None) == FALL).sum())
+            tot += (n, without, with_)
+            print(f"| {chip} | {mode} | {factors[0]:.2f}, {factors[1]:.2f} | {n} | {without} | {with_} |")
+    print(f"all chips: {tot[1]} of {tot[0]} windows called fall without the check, {tot[2]} with it")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base-model", type=Path, default=DEFAULT_BASE)
@@ -84,6 +137,7 @@ def main() -> int:
             print(
                 f"false alarms below 1.0x the calibration median: {sum(x < 1.0 for x in ratios)} of {len(ratios)}"
             )
+        dac_path(a.base_model)
     else:
         print(f"espectre captures not found at {ESPECTRE}: real part skipped")
 

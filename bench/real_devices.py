@@ -195,17 +195,19 @@ def main() -> int:
                         f"  {g:13s} {v['windows']:4d} windows: called non-empty {v['called_nonempty']:.2f}, called fall {v['called_fall']:.2f}"
                     )
             res = geotecinit_adapter_scores(base_dir)
-            dac = res.pop("_dac")
+            dac, without = res.pop("_dac"), res.pop("_without_check")
             print(
                 f"== GeoTecINIT ESP32-S2 (public_real, D2-D4), the DAC's path: device fitted and adapter "
                 f"trained on the first {dac['calibration_seconds']:.0f} s of D1 walking; ships the {dac['selected']}, "
                 f"fall threshold {dac['fall_threshold']:.2f} (threshold-set false alarms {dac['threshold_set_false_alarm_rate']} "
                 f"on {dac['threshold_set_windows']} non-fall windows, 95 % upper bounds "
-                f"{ {k: round(v, 3) for k, v in dac['threshold_set_false_alarm_upper95'].items()} })"
+                f"{ {k: round(v, 3) for k, v in dac['threshold_set_false_alarm_upper95'].items()} }); "
+                f"fall-intensity check: {dac['intensity_check']}"
             )
             for g, v in res.items():
                 print(
                     f"  {g:13s} {v['windows']:4d} windows: called non-empty {v['called_nonempty']:.2f}, called fall {v['called_fall']:.2f}"
+                    + (f" (without the check {without[g]['called_fall']:.2f})" if without else "")
                 )
     if args.json:
         args.json.write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")

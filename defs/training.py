@@ -228,6 +228,21 @@ def lora_adapter(
     )
 
 
+def _intensity_sentence(rep: dict | None) -> str:
+    """What the fall-intensity check did, in words (every rate says its data)."""
+    if not rep:
+        return "off"
+    out = ("on: " if rep.get("on") else "off: ") + rep["why"]
+    for key, label in (
+        ("simulated_fall_recall", "simulated fall recall"),
+        ("simulated_walking_called_fall", "simulated walking called fall"),
+        ("client_device_called_fall", "client-device non-fall windows called fall"),
+    ):
+        if rep.get("on") and (v := rep.get(key)):
+            out += f"; {label} {v['without']:.3f} -> {v['with']:.3f} ({v['windows']} windows)"
+    return out
+
+
 TWIN_CONTEXT_FILE = "twin_context.pkl"  # the Pipes pod's input (k8s_pipes only)
 
 
@@ -281,6 +296,7 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
             log=log,
             workers=sensing.sim_workers,
             init_state=init_state,
+            intensity_recall_cost=sensing.fall_intensity_recall_cost,
         )
     except StaleModelError as e:
         raise dg.Failure(description=str(e)) from e
@@ -309,6 +325,7 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
         [c for c in fb_caps if c.split == "eval"],
         res.thresholds[res.selected],
         seed=sensing.seed,
+        intensity_check=res.intensity_check,
     )
     if versus is not None:
         log(f"versus the deployed version: {versus['sentence']}")
@@ -339,6 +356,7 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
         "calibration": cal.to_dict(),
         "production_feedback": fb_note if fb_caps else None,
         "versus_deployed": versus,
+        "intensity_check": res.intensity_report,
     }
     # the file holds content only (timings go to the metadata): re-running the same DAC gives
     # byte-identical files, hence the same lineage digest and the same UTID
@@ -381,6 +399,8 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
             else {"client_device": ("text", "no held-out real captures: simulation only")}
         ),
         "gate": ("text", res.why),
+        "fall_intensity_check": ("text", _intensity_sentence(res.intensity_report)),
+        "fall_intensity_factor": ("float", float((res.intensity_check or {}).get("factor", 0.0))),
         "t2l_start": ("text", t2l_note),
         **(
             {

@@ -109,6 +109,11 @@ class EnergySignature(_Strict):
     method: str | None = Field(default=None, description="how it was measured, e.g. cpu-time x power model")
 
 
+class FallIntensityCheck(_Strict):
+    reference: float = Field(ge=0, description="median intensity of the walking calibration windows")
+    factor: float = Field(gt=0, description="a window is called fall only at >= factor x reference")
+
+
 class Intelligence(_Strict):
     base_model: str = Field(min_length=2)
     adapter: str | None = Field(default=None, description="adapter file or id (LoRA)")
@@ -128,6 +133,11 @@ class Intelligence(_Strict):
     )
     fall_threshold: float | None = Field(
         default=None, ge=0, le=1, description="P(fall) at which the capsule says fall"
+    )
+    fall_intensity_check: FallIntensityCheck | None = Field(
+        default=None,
+        description="fall only where a window disturbs the channel at least `factor` times the "
+        "client's walking calibration (`reference`); absent: no check",
     )
 
 

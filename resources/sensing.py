@@ -39,6 +39,13 @@ class SensingResource(dg.ConfigurableResource):
     default_false_alarm_rate: float = Field(
         default=0.02, gt=0, lt=0.5, description="fall false-alarm target when the request sets none"
     )
+    fall_intensity_recall_cost: float | None = Field(
+        default=0.05,
+        ge=0,
+        lt=0.5,
+        description="the fall-intensity check (iv_pipelines/sensing/intensity.py): the share of the "
+        "twin's called falls it may give up; null turns it off. Needs a walking calibration capture.",
+    )
     seed: int = 0
     real_data_dir: str | None = Field(
         default=None, description="espectre captures (default: ../shared/data/csi/... beside the repo)"

@@ -98,6 +98,8 @@ def test_manifest_is_filled_from_upstream_values(small_package):
     assert man.intelligence.fall_threshold == ev["evidence"]["decision"]["fall_threshold"]
     runtime = json.loads((pkg.directory / "runtime.json").read_text())
     assert runtime["decision"]["fall_threshold"] == man.intelligence.fall_threshold
+    # uncalibrated: no walking reference, so no fall-intensity check, and both say so
+    assert runtime["decision"]["intensity_check"] is None and man.intelligence.fall_intensity_check is None
     assert runtime["validated_on"] == "simulation_only" and runtime["model"] == "adapter"
     assert man.validation.ai_shield_approved is decision.approved
     assert man.version == pkg.version == json.loads((pkg.directory / "runtime.json").read_text())["version"]

@@ -253,11 +253,18 @@ def feedback_captures(
 
 
 def versus_deployed(
-    layout: StorageLayout, dac_id: str, candidate_proba, held_out, threshold: float, seed: int = 0
+    layout: StorageLayout,
+    dac_id: str,
+    candidate_proba,
+    held_out,
+    threshold: float,
+    seed: int = 0,
+    intensity_check: dict | None = None,
 ):
     """The evolved candidate against the version deployed now, on the held-out (newest)
     labelled production windows: a paired comparison (`sensing/gate.compare`: exact McNemar,
-    bootstrap interval of the accuracy difference, non-inferiority margin stated). Returns a
+    bootstrap interval of the accuracy difference, non-inferiority margin stated), each
+    decided as it would ship (its threshold, and its fall-intensity check if any). Returns a
     dict (verdict, sentence, n) or None when there is nothing to compare (no deployed package,
     or no held-out labels)."""
     from pathlib import Path
@@ -277,8 +284,11 @@ def versus_deployed(
     deployed = Predictor(Path(cur["directory"]))
     p_dep = deployed.proba(x)
     p_new = candidate_proba(x)
-    correct_new = decide(p_new, threshold) == y
-    correct_dep = deployed.decide(p_dep) == y
+    from iv_pipelines.sensing.intensity import IntensityCheck
+
+    chk = IntensityCheck.from_dict(intensity_check)
+    correct_new = decide(p_new, threshold, chk.allows_fall(x) if chk else None) == y
+    correct_dep = deployed.decide(p_dep, x) == y
     idx = np.arange(len(y))
     nll_new = -np.log(np.clip(p_new[idx, y], 1e-9, 1))
     nll_dep = -np.log(np.clip(p_dep[idx, y], 1e-9, 1))

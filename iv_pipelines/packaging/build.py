@@ -71,6 +71,7 @@ RUNTIME_SOURCES = (
     "iv_pipelines/sensing/evaluate.py",
     "iv_pipelines/sensing/features.py",
     "iv_pipelines/sensing/formats.py",
+    "iv_pipelines/sensing/intensity.py",
     "iv_pipelines/sensing/model.py",
     "iv_pipelines/sensing/twin.py",
 )  # everything the capsule imports: tests/test_packaging.py runs it from src/ alone

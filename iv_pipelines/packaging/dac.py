@@ -243,6 +243,7 @@ def build_manifest(
                 for k in ("simulation", "client_device", "public_real")
             },
             "fall_threshold": ev["decision"]["fall_threshold"],
+            "fall_intensity_check": ev["decision"].get("intensity_check"),
             "evaluated_on": decisive["data"],
         },
         "deployment": {

@@ -350,7 +350,7 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
         check_limits(cap, req.hop_s, cfg.limits)
         x, starts, lengths = windows(cap, req.hop_s, req.amplitude_only or cfg.amplitude_only)
         p = state.predictor.proba(x)
-        labels = state.predictor.decide(p)
+        labels = state.predictor.decide(p, x)
         classes = cfg.classes
         out = []
         rel_t = cap.t_s - cap.t_s[0]
@@ -572,7 +572,7 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
                 st["csi"][sel], buf_t[sel], hop_s=1e9, amplitude_only=st["amp"] or cfg.amplitude_only
             )[:1]
             row = state.predictor.proba(x)[0]
-            k = int(state.predictor.decide(row[None])[0])
+            k = int(state.predictor.decide(row[None], x)[0])
             in_window = sel & (buf_t <= first + WINDOW_S)
             wid = state.observe(st["csi"][in_window], x[0], cfg.classes[k], row, None, buf_t[in_window])
             out.append(

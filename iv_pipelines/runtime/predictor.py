@@ -29,6 +29,7 @@ from iv_pipelines.sensing.formats import (
     parse_amplitude_csv,
     parse_lines,
 )
+from iv_pipelines.sensing.intensity import IntensityCheck
 
 RUNTIME_FILE = "runtime.json"
 MAX_GAP_S = 0.5  # a longer silence splits the capture: windows are never interpolated across it
@@ -49,6 +50,8 @@ class RuntimeConfig:
     amplitude_only: bool = False  # the client's firmware logs amplitudes only
     context: tuple[float, ...] | None = None  # the calibrated device's context
     limits: RequestLimits = field(default_factory=RequestLimits)  # per request (runtime/limits.py)
+    # fall only where the window disturbs the channel enough (sensing/intensity.py); None: no check
+    intensity_check: IntensityCheck | None = None
 
     @classmethod
     def load(cls, package_dir: Path) -> RuntimeConfig:
@@ -68,6 +71,7 @@ class RuntimeConfig:
             bool(doc.get("amplitude_only", False)),
             tuple(float(v) for v in ctx) if ctx else None,
             RequestLimits.from_dict(doc.get("limits")),
+            IntensityCheck.from_dict(decision.get("intensity_check")),
         )
 
 
@@ -116,10 +120,16 @@ class Predictor:
         with self._lock:
             return predict_proba(self.model, windows, ctx=self._ctx)
 
-    def decide(self, proba: np.ndarray) -> np.ndarray:
+    def decide(self, proba: np.ndarray, windows: np.ndarray | None) -> np.ndarray:
+        """The DAC's decision for each window: its fall threshold and, where it has one, its
+        fall-intensity check on the same `windows` (required then: the check reads them)."""
         from iv_pipelines.sensing.evaluate import decide
 
-        return decide(proba, self.config.fall_threshold)
+        chk = self.config.intensity_check
+        if chk is not None and windows is None:
+            raise ValueError("this DAC checks fall intensity: decide() needs the windows")
+        allow = chk.allows_fall(windows) if chk is not None else None
+        return decide(proba, self.config.fall_threshold, allow)
 
 
 def capture_from_lines(lines: list[str]) -> tuple[CsiCapture, int]:

@@ -27,6 +27,7 @@ from iv_pipelines.sensing.calibration import Calibration, DeviceFit, fit_device,
 from iv_pipelines.sensing.context import CTX_DIM, context_vector
 from iv_pipelines.sensing.device import DEFAULT_PRIOR
 from iv_pipelines.sensing.features import WINDOW_S, drop_phase, windows_from_capture
+from iv_pipelines.sensing.intensity import DEFAULT_RECALL_COST
 from iv_pipelines.sensing.twin import ACTIVITIES, Resident, Room, room_device
 
 TRAIN_SHARE = 0.7  # of each train capture's windows; the rest set the fall threshold
@@ -154,31 +155,73 @@ class Sets:
     x: np.ndarray
     y: np.ndarray
     source: np.ndarray  # "sim" | "real" per window
+    home: np.ndarray | None = None  # the simulated home (layout, device) per window; -1 for captures
 
 
-def _stack(parts: list[tuple[np.ndarray, np.ndarray, str]]) -> Sets:
+def _stack(parts: list[tuple]) -> Sets:
+    """parts: (x, y, source) for captures, (x, y, source, home) for simulated windows."""
     parts = [p for p in parts if len(p[0])]
     return Sets(
         np.concatenate([p[0] for p in parts]),
         np.concatenate([p[1] for p in parts]),
         np.concatenate([np.full(len(p[0]), p[2]) for p in parts]),
+        np.concatenate([p[3] if len(p) > 3 else np.full(len(p[0]), -1) for p in parts]),
     )
 
 
-def _sim_set(args) -> tuple[np.ndarray, np.ndarray]:
+def _sim_set(args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from iv_pipelines.sensing.datasets import windows_dataset
 
     rooms, devices, resident, n, seed = args
     per = max(1, int(np.ceil(n / len(rooms))))
     x, y, _ = windows_dataset(rooms, per, seed, resident, devices=devices, contexts=None)
-    return x, y
+    # windows_dataset keeps each home's windows together, in home order
+    return x, y, np.arange(len(y)) // (len(ACTIVITIES) * per)
+
+
+WALK_REFERENCE_S = 20.0  # the twin's stand-in for a client's walking calibration capture
+
+
+def _walk_references(args) -> np.ndarray:
+    """Per simulated home, the median intensity of a plain-walking calibration simulated
+    there (as a client records one): what the home's fall windows are measured against."""
+    from iv_pipelines.sensing.intensity import walking_reference
+    from iv_pipelines.sensing.twin import CALIBRATION_VARIANT, simulate_episode, stable_seed
+
+    rooms, devices, resident, seed, amplitude_only = args
+    out = []
+    for i, (room, dev) in enumerate(zip(rooms, devices, strict=True)):
+        ep = simulate_episode(
+            room,
+            "walk",
+            seed=stable_seed(3, seed, i),
+            duration_s=WALK_REFERENCE_S,
+            device=dev,
+            resident=resident,
+            variant=CALIBRATION_VARIANT.get("walk"),
+        )
+        w = windows_from_capture(ep.csi, ep.t_s, hop_s=REAL_HOP_S, amplitude_only=amplitude_only)
+        out.append(walking_reference(w) or 0.0)
+    return np.asarray(out)
+
+
+def has_walking_calibration(cal: ClientCalibration) -> bool:
+    return any(c.activity == "walk" and c.split == "train" for c in cal.captures)
 
 
 def client_sets(
-    room: Room, cal: ClientCalibration, per_activity: int, eval_per_activity: int, seed: int, workers: int = 1
+    room: Room,
+    cal: ClientCalibration,
+    per_activity: int,
+    eval_per_activity: int,
+    seed: int,
+    workers: int = 1,
+    walk_references: list | None = None,
 ) -> tuple[Sets, Sets, Sets]:
     """(train, threshold, evaluation) windows for one client, as the module docstring says;
-    the three simulated sets in `workers` processes (the same windows either way)."""
+    the three simulated sets in `workers` processes (the same windows either way). Given a
+    list as `walk_references`, it receives each simulated home's walking reference intensity
+    (`_walk_references`) for the fall-intensity check."""
     if cal.fit is not None:
         devices = exponent_variants(
             cal.fit.device, cal.fit.walk_speed_ms or float(np.mean(cal.resident.walk_speed_ms))
@@ -191,17 +234,24 @@ def client_sets(
         (rooms, devices, cal.resident, eval_per_activity, seed + 202),
         (rooms, devices, cal.resident, max(eval_per_activity // 2, 4), seed + 303),
     ]
+    ref_job = (rooms, devices, cal.resident, seed + 404, cal.amplitude_only)
+    want_refs = walk_references is not None
     if workers > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(min(workers, 3), mp_context=mp.get_context("spawn")) as ex:
+            refs = ex.submit(_walk_references, ref_job) if want_refs else None
             train_xy, eval_xy, thr_xy = ex.map(_sim_set, jobs)
+            refs = refs.result() if refs is not None else None
     else:
         train_xy, eval_xy, thr_xy = map(_sim_set, jobs)
-    train_parts = [(*train_xy, "sim")]
-    thr_parts = [(*thr_xy, "sim")]
-    eval_parts = [(*eval_xy, "sim")]
+        refs = _walk_references(ref_job) if want_refs else None
+    if want_refs:
+        walk_references[:] = list(refs)
+    train_parts = [(train_xy[0], train_xy[1], "sim", train_xy[2])]
+    thr_parts = [(thr_xy[0], thr_xy[1], "sim", thr_xy[2])]
+    eval_parts = [(eval_xy[0], eval_xy[1], "sim", eval_xy[2])]
     n_sim_per_class = per_activity
     for c in cal.captures:
         y = np.full(len(c.windows), ACTIVITIES.index(c.activity))
@@ -268,6 +318,9 @@ class ClientResult:
     # the Text-to-LoRA start (issue #20): {"generated", "trained"} decision metrics on the
     # simulated client room, both at the default decision
     zero_shot_metrics: dict | None = None
+    # the fall-intensity check (intensity.py): {"reference", "factor"} or None, and what it did
+    intensity_check: dict | None = None
+    intensity_report: dict | None = None
 
 
 def _import_peft() -> None:
@@ -297,6 +350,7 @@ def train_client_adapter(
     log=lambda _m: None,
     workers: int = 1,
     init_state: dict | None = None,
+    intensity_recall_cost: float | None = DEFAULT_RECALL_COST,
 ) -> ClientResult:
     import torch
 
@@ -310,7 +364,8 @@ def train_client_adapter(
     # with the simulation, whose worker processes leave this one waiting
     warm = threading.Thread(target=_import_peft, name="import-peft", daemon=True)
     warm.start()
-    tr, th, ev = client_sets(room, cal, per_activity, eval_per_activity, seed, workers)
+    refs: list | None = [] if intensity_recall_cost is not None and has_walking_calibration(cal) else None
+    tr, th, ev = client_sets(room, cal, per_activity, eval_per_activity, seed, workers, walk_references=refs)
     warm.join()
     log(
         f"client sets in {time.perf_counter() - t0:.1f} s: {len(tr.y)} training windows "
@@ -380,7 +435,14 @@ def train_client_adapter(
         )
     p_sel = p_ad_ev if selected == "adapter" else p_base_ev
     t_sel = thr[selected]
-    evidence = evidence_report(p_sel, ev, t_sel, cal, room, target_fa)
+    p_sel_th = p_ad_th if selected == "adapter" else p_base_th
+    check, report = fall_intensity_check(cal, th, ev, p_sel_th, p_sel, t_sel, refs, intensity_recall_cost)
+    allow_ev = allow_th = None
+    if check is not None:
+        allow_ev, allow_th = report.pop("_allow_ev"), report.pop("_allow_th")
+    log("fall-intensity check: " + report["why"])
+    evidence = evidence_report(p_sel, ev, t_sel, cal, room, target_fa, allow_ev)
+    evidence["decision"]["intensity_check"] = check.to_dict() if check is not None else None
     evidence["decision"]["threshold_set_false_alarm_rate"] = th_fa[selected]
     evidence["decision"]["target_reachable"] = all(v <= target_fa + 1e-9 for v in th_fa[selected].values())
     # how far each threshold set can vouch for the target: its windows and the Wilson 95 %
@@ -409,8 +471,7 @@ def train_client_adapter(
     )
     from iv_pipelines.sensing.drift import summarise
 
-    p_sel_th = p_ad_th if selected == "adapter" else p_base_th
-    decided = decide(p_sel_th, t_sel)
+    decided = decide(p_sel_th, t_sel, allow_th)
     return ClientResult(
         reference_features=summarise(th.x).astype(np.float32),
         reference_decisions={c: int((decided == k).sum()) for k, c in enumerate(ACTIVITIES)},
@@ -425,15 +486,94 @@ def train_client_adapter(
         trainable_params=rep.trainable_params,
         total_params=rep.total_params,
         n_train=len(tr.y),
-        confusion=confusion(ev.y, decide(p_sel, t_sel)),
+        confusion=confusion(ev.y, decide(p_sel, t_sel, allow_ev)),
         base_metrics=m_base,
         adapter_metrics=m_ad,
         zero_shot_metrics=zero_shot,
+        intensity_check=check.to_dict() if check is not None else None,
+        intensity_report=report,
     )
 
 
+def fall_intensity_check(
+    cal: ClientCalibration,
+    th: Sets,
+    ev: Sets,
+    p_th: np.ndarray,
+    p_ev: np.ndarray,
+    threshold: float,
+    refs: list | None,
+    recall_cost: float | None,
+):
+    """The DAC's fall-intensity check (intensity.py) and what it does on the evaluation
+    windows: (IntensityCheck or None, report). The factor is chosen on the threshold set's
+    twin fall windows the shipped model calls fall; the report gives, with and without the
+    check, the twin's fall recall and walking false alarms on the held-out twin windows and
+    the false alarms on the client's held-out real captures."""
+    from iv_pipelines.sensing.evaluate import FALL, decide
+    from iv_pipelines.sensing.intensity import (
+        IntensityCheck,
+        choose_factor,
+        walking_reference,
+        window_intensity,
+    )
+
+    if recall_cost is None:
+        return None, {"on": False, "why": "off for this DAC (intensity_recall_cost: null)"}
+    if refs is None or not has_walking_calibration(cal):
+        return None, {"on": False, "why": "no walking calibration capture: no reference, no check"}
+    walk = [c.windows for c in cal.captures if c.activity == "walk" and c.split == "train"]
+    ref_real = walking_reference(np.concatenate(walk))
+    twin_ref = np.maximum(np.asarray(refs, float), 1e-9)
+
+    def ratios(s: Sets) -> np.ndarray:
+        inten = window_intensity(s.x)
+        sim = s.home >= 0
+        ref = np.where(sim, twin_ref[np.clip(s.home, 0, None)], max(ref_real or 0.0, 1e-9))
+        return inten / ref
+
+    r_th, r_ev = ratios(th), ratios(ev)
+    sim_fall = (th.source == "sim") & (th.y == FALL)
+    called = sim_fall & (decide(p_th, threshold) == FALL)
+    factor, why = choose_factor(r_th[called], recall_cost)
+    report = {
+        "on": factor > 0,
+        "why": why,
+        "recall_cost": recall_cost,
+        "reference": ref_real,
+        "factor": factor,
+        "twin_walking_references": [round(float(v), 5) for v in twin_ref],
+    }
+    allow_ev = r_ev >= factor
+    with_c, without = decide(p_ev, threshold, allow_ev), decide(p_ev, threshold)
+    sim, real = ev.source == "sim", ev.source == "real"
+    walk_i = ACTIVITIES.index("walk")
+    for name, mask in (
+        ("simulated_fall_recall", sim & (ev.y == FALL)),
+        ("simulated_walking_called_fall", sim & (ev.y == walk_i)),
+        ("simulated_nonfall_called_fall", sim & (ev.y != FALL)),
+        ("client_device_called_fall", real & (ev.y != FALL)),
+    ):
+        if mask.any():
+            report[name] = {
+                "without": float((without[mask] == FALL).mean()),
+                "with": float((with_c[mask] == FALL).mean()),
+                "windows": int(mask.sum()),
+            }
+    if factor <= 0:
+        return None, report
+    report["_allow_ev"], report["_allow_th"] = allow_ev, r_th >= factor
+    return IntensityCheck(float(ref_real), factor), report
+
+
 def evidence_report(
-    proba, ev: Sets, threshold: float, cal: ClientCalibration, room: Room, target_fa: float
+    proba,
+    ev: Sets,
+    threshold: float,
+    cal: ClientCalibration,
+    room: Room,
+    target_fa: float,
+    allow_fall: np.ndarray | None = None,
 ) -> dict:
     """What each reported number rests on (DESIGN §2): `simulation` always, `client_device`
     when held-out real captures exist; `validated_on` says which one decides."""
@@ -448,7 +588,7 @@ def evidence_report(
         "simulation": {
             "data": f"simulated client room ({room.width_m:.1f} x {room.depth_m:.1f} m), twin device {device}; "
             f"{int(sim.sum())} held-out windows, falls included",
-            **decision_metrics(proba[sim], ev.y[sim], threshold),
+            **decision_metrics(proba[sim], ev.y[sim], threshold, allow_fall=_rows(allow_fall, sim)),
         },
         "client_device": None,
         "public_real": None,
@@ -465,10 +605,14 @@ def evidence_report(
         out["client_device"] = {
             "data": f"real captures of the client's device held out by capture ({', '.join(names)}); "
             f"{int(real.sum())} windows; {falls}",
-            **decision_metrics(proba[real], ev.y[real], threshold),
+            **decision_metrics(proba[real], ev.y[real], threshold, allow_fall=_rows(allow_fall, real)),
         }
     out["validated_on"] = "client_device" if real.any() else "simulation_only"
     return out
+
+
+def _rows(a: np.ndarray | None, m: np.ndarray) -> np.ndarray | None:
+    return None if a is None else a[m]
 
 
 def uncalibrated(resident: Resident) -> ClientCalibration:

@@ -97,15 +97,21 @@ DEFAULT_FALL_THRESHOLD = 0.5
 THRESHOLD_BOUNDS = (0.2, 0.95)
 
 
-def decide(proba: np.ndarray, fall_threshold: float = DEFAULT_FALL_THRESHOLD) -> np.ndarray:
-    """The capsule's label per window: `fall` when P(fall) >= the DAC's fall threshold,
-    otherwise the most probable of the other classes."""
+def decide(
+    proba: np.ndarray, fall_threshold: float = DEFAULT_FALL_THRESHOLD, allow_fall: np.ndarray | None = None
+) -> np.ndarray:
+    """The capsule's label per window: `fall` when P(fall) >= the DAC's fall threshold (and,
+    where the DAC has an intensity check, `allow_fall` is true for the window:
+    `intensity.py`), otherwise the most probable of the other classes."""
     proba = np.asarray(proba)
     if len(proba) == 0:
         return np.zeros(0, int)
     others = proba.copy()
     others[:, FALL] = -1.0
-    return np.where(proba[:, FALL] >= fall_threshold, FALL, others.argmax(1))
+    fall = proba[:, FALL] >= fall_threshold
+    if allow_fall is not None:
+        fall &= np.asarray(allow_fall, bool)
+    return np.where(fall, FALL, others.argmax(1))
 
 
 def choose_fall_threshold(nonfall_p_fall: list[np.ndarray], target_fa: float) -> float:
@@ -131,12 +137,18 @@ def choose_fall_threshold(nonfall_p_fall: list[np.ndarray], target_fa: float) ->
     return float(min(max(thr, lo), hi))
 
 
-def decision_metrics(proba: np.ndarray, y: np.ndarray, fall_threshold: float, prefix: str = "") -> dict:
+def decision_metrics(
+    proba: np.ndarray,
+    y: np.ndarray,
+    fall_threshold: float,
+    prefix: str = "",
+    allow_fall: np.ndarray | None = None,
+) -> dict:
     """Metrics of the decisions the capsule returns (not of a ranking): accuracy, recall per
     class present, fall false-alarm rate on non-fall windows, and the presence shares (windows
     with a person called non-empty, empty windows called empty)."""
     y = np.asarray(y)
-    pred = decide(proba, fall_threshold)
+    pred = decide(proba, fall_threshold, allow_fall)
     out = {f"{prefix}n": int(len(y))}
     if len(y) == 0:
         return out

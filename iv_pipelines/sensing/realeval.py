@@ -203,16 +203,21 @@ def geotecinit_scores(model, threshold: float = 0.5, calibrate: bool = False) ->
     return _score_sessions(model, data, ctx, threshold)
 
 
-def _score_sessions(model, data: dict, ctx, threshold: float) -> dict:
+def _score_sessions(model, data: dict, ctx, threshold: float, check=None) -> dict:
     """Share of windows called non-empty / called fall per activity group (and `all`) over
-    sessions D2-D4 of `geotecinit_windows()` output, at `threshold`."""
+    sessions D2-D4 of `geotecinit_windows()` output, at `threshold` (and the DAC's
+    fall-intensity `check`, an `IntensityCheck`, when given)."""
     from iv_pipelines.sensing.evaluate import EMPTY, FALL, decide
     from iv_pipelines.sensing.model import predict_proba
 
     rows: dict[str, list[int]] = {}
     for session in ("D2", "D3", "D4"):
         for x, groups in data[session]:
-            pred = decide(predict_proba(model, x, ctx=ctx), threshold)
+            pred = decide(
+                predict_proba(model, x, ctx=ctx),
+                threshold,
+                check.allows_fall(x) if check is not None else None,
+            )
             for p, g in zip(pred, groups, strict=True):
                 rows.setdefault(g, []).append(int(p))
     rows["all"] = [p for g in sorted(rows) for p in rows[g]]
@@ -259,7 +264,8 @@ def geotecinit_adapter_scores(base_dir: Path, budget: dict | None = None, seed: 
     """The DAC's own path on a device none of the models was fitted to: the first 20 s of
     session D1's walking is the client's calibration capture (`walk`); the device is fitted,
     the adapter trained and its fall threshold chosen as the lifecycle does; sessions D2-D4
-    (10-90 min later) are scored at that threshold. Every window called fall is a false alarm."""
+    (10-90 min later) are scored at that threshold, with the DAC's fall-intensity check (and,
+    under `_without_check`, without it). Every window called fall is a false alarm."""
     from iv_pipelines.sensing.calibration import Calibration
     from iv_pipelines.sensing.client import calibrate_client, train_client_adapter
     from iv_pipelines.sensing.model import load_model
@@ -273,8 +279,14 @@ def geotecinit_adapter_scores(base_dir: Path, budget: dict | None = None, seed: 
     res = train_client_adapter(base_dir, room, cal, seed=seed, **(budget or {}))
     model = res.model if res.selected == "adapter" else load_model(base_dir)[0]
     thr = res.thresholds[res.selected]
-    out = _score_sessions(model, geotecinit_windows(), cal.context, thr)
+    from iv_pipelines.sensing.intensity import IntensityCheck
+
+    data = geotecinit_windows()
+    check = IntensityCheck.from_dict(res.intensity_check)
+    out = _score_sessions(model, data, cal.context, thr, check)
+    out["_without_check"] = _score_sessions(model, data, cal.context, thr) if check is not None else None
     out["_dac"] = {
+        "intensity_check": res.intensity_report["why"],
         "selected": res.selected,
         "fall_threshold": thr,
         "threshold_set_false_alarm_rate": res.evidence["decision"].get("threshold_set_false_alarm_rate"),

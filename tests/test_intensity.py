@@ -1,0 +1,179 @@
+"""The fall-intensity check (issue #13): the statistic, the factor's choice, the decision it
+changes, what runtime.json may say, and the capsule applying it."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from iv_pipelines.sensing.evaluate import FALL, decide
+from iv_pipelines.sensing.features import AMP_COLUMNS, N_FEATURES, VALID_COLUMN, T
+from iv_pipelines.sensing.intensity import (
+    MIN_FALL_WINDOWS,
+    IntensityCheck,
+    choose_factor,
+    walking_reference,
+    window_intensity,
+)
+
+
+def _windows(stds, valid=T, seed=0):
+    """Feature windows whose relative-amplitude columns have the given temporal std."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((len(stds), T, N_FEATURES), np.float32)
+    for i, s in enumerate(stds):
+        n_amp = AMP_COLUMNS.stop - AMP_COLUMNS.start
+        z = rng.standard_normal((valid, n_amp))
+        z = (z - z.mean(0)) / z.std(0)  # exactly std 1 per column
+        x[i, :valid, AMP_COLUMNS] = s * z
+        x[i, :valid, VALID_COLUMN] = 1.0
+        x[i, valid:, AMP_COLUMNS] = 100.0  # padding: must be ignored
+    return x
+
+
+def test_intensity_is_the_mean_temporal_std_over_valid_samples_only():
+    x = _windows([0.1, 0.4], valid=120)
+    assert window_intensity(x) == pytest.approx([0.1, 0.4], rel=1e-5)
+    assert walking_reference(_windows([0.1, 0.2, 0.3])) == pytest.approx(0.2, rel=1e-5)
+    assert walking_reference(np.zeros((0, T, N_FEATURES))) is None
+
+
+def test_the_factor_gives_up_at_most_the_budget_of_falls():
+    ratios = np.linspace(0.5, 2.5, 40)  # 40 fall windows: 5 % is 2 of them
+    factor, why = choose_factor(ratios, 0.05)
+    assert factor == pytest.approx(ratios[2])
+    assert (ratios < factor).sum() == 2 and "2 of 40" in why
+    # a budget of 0 keeps every fall
+    assert choose_factor(ratios, 0.0)[0] == pytest.approx(ratios.min())
+    # too few windows to place the quantile: no check
+    factor, why = choose_factor(ratios[: MIN_FALL_WINDOWS - 1], 0.05)
+    assert factor == 0.0 and "no intensity check" in why
+    with pytest.raises(ValueError, match="recall_cost"):
+        choose_factor(ratios, 1.0)
+
+
+def test_a_vetoed_fall_becomes_the_most_probable_other_class():
+    p = np.array([[0.1, 0.3, 0.05, 0.55], [0.0, 0.1, 0.2, 0.7], [0.6, 0.1, 0.1, 0.2]])
+    assert FALL == 3
+    assert decide(p, 0.5).tolist() == [3, 3, 0]
+    assert decide(p, 0.5, np.array([False, True, False])).tolist() == [1, 3, 0]
+    chk = IntensityCheck(reference=0.2, factor=1.0)
+    assert chk.allows_fall(_windows([0.1, 0.25])).tolist() == [False, True]
+
+
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        ({"reference": "x", "factor": 1}, "needs numbers"),
+        ({"factor": 1}, "needs numbers"),
+        ({"reference": 0.2, "factor": -1}, "must be finite and >= 0"),
+        ({"reference": float("nan"), "factor": 1}, "must be finite"),
+    ],
+)
+def test_runtime_json_check_errors_name_the_field(bad, needle):
+    with pytest.raises(ValueError, match=needle) as e:
+        IntensityCheck.from_dict(bad)
+    assert "decision.intensity_check" in str(e.value)
+
+
+def test_absent_or_zero_factor_means_no_check():
+    assert IntensityCheck.from_dict(None) is None
+    assert IntensityCheck.from_dict({"reference": 0.2, "factor": 0}) is None
+    assert IntensityCheck.from_dict({"reference": 0.2, "factor": 1.2}) == IntensityCheck(0.2, 1.2)
+
+
+@pytest.mark.filterwarnings("ignore:serving an unverified package")
+def test_the_capsule_applies_its_check_to_every_window(small_package, tmp_path, monkeypatch):
+    """A package whose runtime.json says fall at P >= 0 (every window) and checks intensity:
+    with an unreachable factor no window is called fall, on /v1/predict and /v1/stream; with
+    a factor every window clears, every window is. (The edited copies carry no attestation:
+    they load unverified, as a package opened outside a deployment does.)"""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from iv_pipelines.runtime.app import create_app
+    from iv_pipelines.runtime.predictor import REQUIRE_ATTESTATION_ENV, Predictor
+    from iv_pipelines.sensing.formats import write_esp_csi_lines
+    from iv_pipelines.sensing.twin import Room, simulate_episode
+
+    monkeypatch.delenv(REQUIRE_ATTESTATION_ENV, raising=False)
+    _root, _key, pkg, _ = small_package
+    e = simulate_episode(Room.random(np.random.default_rng(5)), "walk", seed=11, duration_s=4.0)
+    lines = write_esp_csi_lines(e.csi, e.t_s)
+    labels, streamed = {}, {}
+    for name, factor in (("never", 1e6), ("always", 1e-6)):
+        d = tmp_path / name
+        shutil.copytree(pkg.directory, d)
+        doc = json.loads((d / "runtime.json").read_text())
+        doc["decision"] = {"fall_threshold": 0.0, "intensity_check": {"reference": 0.1, "factor": factor}}
+        (d / "runtime.json").write_text(json.dumps(doc))
+        pred = Predictor(d, verify=False)
+        with pytest.raises(ValueError, match="needs the windows"):
+            pred.decide(np.full((1, 4), 0.25), None)
+        with TestClient(create_app(d)) as c:
+            for _ in range(200):
+                if c.get("/readyz").status_code == 200:
+                    break
+                time.sleep(0.05)
+            r = c.post("/v1/predict", json={"lines": lines})
+            assert r.status_code == 200, r.text
+            labels[name] = [w["label"] for w in r.json()["windows"]]
+            with c.websocket_connect("/v1/stream") as ws:
+                ws.send_text("\n".join(lines[1:]))
+                streamed[name] = [ws.receive_json()["label"] for _ in range(2)]
+    assert labels["always"] and set(labels["always"]) == {"fall"} == set(streamed["always"])
+    assert "fall" not in labels["never"] + streamed["never"]
+    assert len(labels["never"]) == len(labels["always"])
+
+
+def _cal_with_walk(walk_windows, split="train"):
+    from iv_pipelines.sensing.client import ClientCalibration, RealCapture
+    from iv_pipelines.sensing.context import CTX_DIM
+    from iv_pipelines.sensing.twin import RESIDENTS
+
+    cap = RealCapture("walk 20 s", "walk", "real", split, True, walk_windows, 20.0)
+    return ClientCalibration(None, np.zeros(CTX_DIM, np.float32), True, [cap], RESIDENTS["adult"])
+
+
+def test_the_dac_chooses_its_factor_on_twin_falls_against_their_own_homes_walking():
+    """Two simulated homes whose walking differs 2x: each fall window is measured against its
+    own home's walking reference; real windows against the client's calibration."""
+    from iv_pipelines.sensing.client import Sets, fall_intensity_check
+    from iv_pipelines.sensing.twin import ACTIVITIES
+
+    walk = ACTIVITIES.index("walk")
+    # 40 twin fall windows, 20 per home, at 0.5x..2.4x their home's walking (0.1 and 0.2)
+    ratios = np.linspace(0.5, 2.4, 40)
+    home = np.repeat([0, 1], 20)
+    refs = [0.1, 0.2]
+    stds = ratios * np.asarray(refs)[home]
+    th = Sets(_windows(stds), np.full(40, FALL), np.full(40, "sim"), home)
+    p_th = np.tile([0.0, 0.0, 0.0, 1.0], (40, 1))
+    # evaluation: 2 twin falls (0.55x, 2x of home 0) and 3 real walking windows the model calls
+    # fall at 0.5x, 1x and 3x the client's walking (0.3)
+    ev = Sets(
+        _windows([0.055, 0.2, 0.15, 0.3, 0.9]),
+        np.array([FALL, FALL, walk, walk, walk]),
+        np.array(["sim", "sim", "real", "real", "real"]),
+        np.array([0, 0, -1, -1, -1]),
+    )
+    cal = _cal_with_walk(_windows([0.3, 0.3, 0.3]))
+    chk, rep = fall_intensity_check(cal, th, ev, p_th, np.tile([0.0, 0.0, 0.0, 1.0], (5, 1)), 0.5, refs, 0.05)
+    order = np.sort(ratios)
+    assert chk.factor == pytest.approx(order[2], rel=1e-4)  # 5 % of 40: 2 windows given up
+    assert chk.reference == pytest.approx(0.3, rel=1e-5)
+    assert rep["on"] and rep["simulated_fall_recall"] == {"without": 1.0, "with": 0.5, "windows": 2}
+    assert rep["client_device_called_fall"] == {"without": 1.0, "with": pytest.approx(2 / 3), "windows": 3}
+    assert rep["_allow_ev"].tolist() == [False, True, False, True, True]
+    # off: by configuration, and without a walking calibration capture
+    assert fall_intensity_check(cal, th, ev, p_th, p_th[:5], 0.5, refs, None)[0] is None
+    no_walk = _cal_with_walk(_windows([0.3]), split="eval")
+    chk, rep = fall_intensity_check(no_walk, th, ev, p_th, p_th[:5], 0.5, refs, 0.05)
+    assert chk is None and "no walking calibration" in rep["why"]
+    # falls the model does not call fall do not choose the factor: too few left, no check
+    p_few = p_th.copy()
+    p_few[5:, FALL] = 0.0
+    chk, rep = fall_intensity_check(cal, th, ev, p_few, p_th[:5], 0.5, refs, 0.05)
+    assert chk is None and not rep["on"] and "only 5 twin fall windows" in rep["why"]
