@@ -1,6 +1,6 @@
-"""Issue #13, analysis for a decision rule not built: would "a fall must disturb the channel
-more than the resident's own walking" (a device-relative intensity check on top of P(fall))
-cut walking false alarms without losing falls?
+"""Issue #13: "a fall must disturb the channel more than the resident's own walking" — the
+analysis behind the DAC's fall-intensity check (`iv_pipelines/sensing/intensity.py`) and its
+effect on real development captures.
 
 Intensity of a window = the mean over subcarriers of the temporal standard deviation of the
 model's relative-amplitude features (valid samples only), divided by the median of the same
@@ -8,14 +8,16 @@ over the windows of a walking calibration capture of the same device.
 
 - **espectre (real, development data)**: per chip, the first movement capture plays the
   walking calibration; on the second, the windows the base model (conditioned on that
-  calibration) calls fall, and their intensity ratios — all of them are false alarms.
+  calibration) calls fall, and their intensity ratios — all of them are false alarms. Then the
+  DAC's own path (device fit, adapter, threshold and intensity check at the lifecycle's
+  budget; calibrate on one empty/movement pair, score the other): windows called fall with
+  and without the check.
 - **Shadow Twin (SIMULATED)**: 4 labs as in `bench/fall_protocol.py` (amplitude-only legacy
   LLTF at 100 Hz, a 20 s walking calibration capture), fall clips and 10 s walking captures:
   the share of falls and of walking windows at or above each ratio.
 
 The issue's lab reports falls at 1.76x walking's spread on its real captures; this bench shows
-whether the twin and the real development captures agree with a rule built on it. It changes
-no decision of the product.
+whether the twin and the real development captures agree with a rule built on it.
 
     .venv/bin/python bench/fall_intensity.py [--base-model DIR]   # default: make demo's base model
 """

@@ -159,6 +159,11 @@ def test_lora_adapter_starts_from_the_hypernetworks_adapter_when_one_exists(tiny
     layout = storage.layout
     md = _lifecycle_to_adapter(storage, tiny, req)
     assert md["t2l_start"].startswith("zero start") and "t2l_zero_shot_simulated_accuracy" not in md
+    # the plain request has no walking calibration: no fall-intensity check, and it says why
+    assert md["fall_intensity_check"] == "off: no walking calibration capture: no reference, no check"
+    assert md["fall_intensity_factor"] == 0.0
+    ev = json.loads((layout.adapter_dir(req.dac_id) / "evaluation.json").read_text())
+    assert ev["intensity_check"]["on"] is False and ev["evidence"]["decision"]["intensity_check"] is None
     inputs = json.loads((layout.adapter_dir(req.dac_id) / T2L_INPUTS).read_text())
     from iv_pipelines.sensing.context import CTX_DIM
 

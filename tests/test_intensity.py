@@ -39,16 +39,26 @@ def test_intensity_is_the_mean_temporal_std_over_valid_samples_only():
     assert walking_reference(np.zeros((0, T, N_FEATURES))) is None
 
 
-def test_the_factor_gives_up_at_most_the_budget_of_falls():
-    ratios = np.linspace(0.5, 2.5, 40)  # 40 fall windows: 5 % is 2 of them
+def test_the_factor_is_a_split_conformal_quantile_of_the_falls():
+    ratios = np.linspace(0.5, 2.5, 59)  # (k + 1) / (59 + 1) <= 0.05: k = 2
     factor, why = choose_factor(ratios, 0.05)
     assert factor == pytest.approx(ratios[2])
-    assert (ratios < factor).sum() == 2 and "2 of 40" in why
-    # a budget of 0 keeps every fall
-    assert choose_factor(ratios, 0.0)[0] == pytest.approx(ratios.min())
+    assert (ratios < factor).sum() == 2 and "2 of 59" in why
+    # one window fewer: (2 + 1) / 59 > 0.05, so one window less is given up
+    assert choose_factor(ratios[:58], 0.05)[0] == pytest.approx(ratios[1])
+    # over draws, a new fall window falls below the factor at most 5 % of the time on average
+    rng = np.random.default_rng(0)
+    lost = [
+        np.mean(rng.lognormal(0, 0.5, 4000) < choose_factor(rng.lognormal(0, 0.5, 60), 0.05)[0])
+        for _ in range(400)
+    ]
+    # split-conformal: the expected share is exactly (k + 1) / (n + 1) = 3 / 61 (Monte Carlo
+    # standard error ~0.0015 over 400 draws)
+    assert np.mean(lost) == pytest.approx(3 / 61, abs=0.005)
     # too few windows to place the quantile: no check
     factor, why = choose_factor(ratios[: MIN_FALL_WINDOWS - 1], 0.05)
     assert factor == 0.0 and "no intensity check" in why
+    assert choose_factor(ratios, 0.01)[0] == 0.0  # 59 windows cannot place a 1 % quantile
     with pytest.raises(ValueError, match="recall_cost"):
         choose_factor(ratios, 1.0)
 
@@ -144,13 +154,19 @@ def test_the_dac_chooses_its_factor_on_twin_falls_against_their_own_homes_walkin
     from iv_pipelines.sensing.twin import ACTIVITIES
 
     walk = ACTIVITIES.index("walk")
-    # 40 twin fall windows, 20 per home, at 0.5x..2.4x their home's walking (0.1 and 0.2)
-    ratios = np.linspace(0.5, 2.4, 40)
-    home = np.repeat([0, 1], 20)
+    # 59 twin fall windows over two sets (training and threshold), at 0.5x..2.5x their home's
+    # walking (homes 0 and 1 walk at 0.1 and 0.2); the real window of the training set is no fall
+    ratios = np.linspace(0.5, 2.5, 59)
+    home = np.arange(59) % 2
     refs = [0.1, 0.2]
     stds = ratios * np.asarray(refs)[home]
-    th = Sets(_windows(stds), np.full(40, FALL), np.full(40, "sim"), home)
-    p_th = np.tile([0.0, 0.0, 0.0, 1.0], (40, 1))
+    tr = Sets(
+        _windows(np.append(stds[:30], 0.01)),
+        np.append(np.full(30, FALL), walk),
+        np.append(np.full(30, "sim"), "real"),
+        np.append(home[:30], -1),
+    )
+    th = Sets(_windows(stds[30:]), np.full(29, FALL), np.full(29, "sim"), home[30:])
     # evaluation: 2 twin falls (0.55x, 2x of home 0) and 3 real walking windows the model calls
     # fall at 0.5x, 1x and 3x the client's walking (0.3)
     ev = Sets(
@@ -159,21 +175,24 @@ def test_the_dac_chooses_its_factor_on_twin_falls_against_their_own_homes_walkin
         np.array(["sim", "sim", "real", "real", "real"]),
         np.array([0, 0, -1, -1, -1]),
     )
+    p_ev = np.tile([0.0, 0.0, 0.0, 1.0], (5, 1))
     cal = _cal_with_walk(_windows([0.3, 0.3, 0.3]))
-    chk, rep = fall_intensity_check(cal, th, ev, p_th, np.tile([0.0, 0.0, 0.0, 1.0], (5, 1)), 0.5, refs, 0.05)
-    order = np.sort(ratios)
-    assert chk.factor == pytest.approx(order[2], rel=1e-4)  # 5 % of 40: 2 windows given up
+    chk, rep = fall_intensity_check(cal, (tr, th), ev, p_ev, 0.5, refs, 0.05)
+    assert chk.factor == pytest.approx(np.sort(ratios)[2], rel=1e-4)  # k = 2 of 59 (conformal)
     assert chk.reference == pytest.approx(0.3, rel=1e-5)
     assert rep["on"] and rep["simulated_fall_recall"] == {"without": 1.0, "with": 0.5, "windows": 2}
     assert rep["client_device_called_fall"] == {"without": 1.0, "with": pytest.approx(2 / 3), "windows": 3}
-    assert rep["_allow_ev"].tolist() == [False, True, False, True, True]
+    assert rep["_allow"].tolist() == [False, True, False, True, True]
+    assert [a.sum() for a in rep["_allow_choose_on"]] == [
+        28,
+        29,
+    ]  # 2 falls under the factor, the 0.03x real walk
     # off: by configuration, and without a walking calibration capture
-    assert fall_intensity_check(cal, th, ev, p_th, p_th[:5], 0.5, refs, None)[0] is None
+    assert fall_intensity_check(cal, (tr, th), ev, p_ev, 0.5, refs, None)[0] is None
     no_walk = _cal_with_walk(_windows([0.3]), split="eval")
-    chk, rep = fall_intensity_check(no_walk, th, ev, p_th, p_th[:5], 0.5, refs, 0.05)
+    chk, rep = fall_intensity_check(no_walk, (tr, th), ev, p_ev, 0.5, refs, 0.05)
     assert chk is None and "no walking calibration" in rep["why"]
-    # falls the model does not call fall do not choose the factor: too few left, no check
-    p_few = p_th.copy()
-    p_few[5:, FALL] = 0.0
-    chk, rep = fall_intensity_check(cal, th, ev, p_few, p_th[:5], 0.5, refs, 0.05)
-    assert chk is None and not rep["on"] and "only 5 twin fall windows" in rep["why"]
+    # too few twin fall windows: no check
+    few = Sets(th.x[:15], th.y[:15], th.source[:15], th.home[:15])
+    chk, rep = fall_intensity_check(cal, (few,), ev, p_ev, 0.5, refs, 0.05)
+    assert chk is None and not rep["on"] and "only 15 twin fall windows" in rep["why"]

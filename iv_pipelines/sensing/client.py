@@ -436,10 +436,9 @@ def train_client_adapter(
     p_sel = p_ad_ev if selected == "adapter" else p_base_ev
     t_sel = thr[selected]
     p_sel_th = p_ad_th if selected == "adapter" else p_base_th
-    check, report = fall_intensity_check(cal, th, ev, p_sel_th, p_sel, t_sel, refs, intensity_recall_cost)
-    allow_ev = allow_th = None
-    if check is not None:
-        allow_ev, allow_th = report.pop("_allow_ev"), report.pop("_allow_th")
+    check, report = fall_intensity_check(cal, (tr, th), ev, p_sel, t_sel, refs, intensity_recall_cost)
+    allow_ev = report.pop("_allow", None)
+    allow_th = report.pop("_allow_choose_on", [None, None])[1]
     log("fall-intensity check: " + report["why"])
     evidence = evidence_report(p_sel, ev, t_sel, cal, room, target_fa, allow_ev)
     evidence["decision"]["intensity_check"] = check.to_dict() if check is not None else None
@@ -497,19 +496,20 @@ def train_client_adapter(
 
 def fall_intensity_check(
     cal: ClientCalibration,
-    th: Sets,
+    choose_on: tuple[Sets, ...],
     ev: Sets,
-    p_th: np.ndarray,
     p_ev: np.ndarray,
     threshold: float,
     refs: list | None,
     recall_cost: float | None,
 ):
     """The DAC's fall-intensity check (intensity.py) and what it does on the evaluation
-    windows: (IntensityCheck or None, report). The factor is chosen on the threshold set's
-    twin fall windows the shipped model calls fall; the report gives, with and without the
-    check, the twin's fall recall and walking false alarms on the held-out twin windows and
-    the false alarms on the client's held-out real captures."""
+    windows: (IntensityCheck or None, report). The factor is chosen on the twin fall windows
+    of the `choose_on` sets (training and threshold: never the evaluation windows); the report
+    gives, with and without the check, the twin's fall recall and walking false alarms on the
+    held-out twin windows and the false alarms on the client's held-out real captures; under
+    "_allow" and "_allow_choose_on" (popped by the caller) which evaluation windows, and which
+    windows of each `choose_on` set, may be called fall."""
     from iv_pipelines.sensing.evaluate import FALL, decide
     from iv_pipelines.sensing.intensity import (
         IntensityCheck,
@@ -527,15 +527,16 @@ def fall_intensity_check(
     twin_ref = np.maximum(np.asarray(refs, float), 1e-9)
 
     def ratios(s: Sets) -> np.ndarray:
+        """Each window's intensity over its walking reference: its simulated home's, or the
+        client's calibration for captured windows."""
         inten = window_intensity(s.x)
         sim = s.home >= 0
         ref = np.where(sim, twin_ref[np.clip(s.home, 0, None)], max(ref_real or 0.0, 1e-9))
         return inten / ref
 
-    r_th, r_ev = ratios(th), ratios(ev)
-    sim_fall = (th.source == "sim") & (th.y == FALL)
-    called = sim_fall & (decide(p_th, threshold) == FALL)
-    factor, why = choose_factor(r_th[called], recall_cost)
+    falls = [ratios(s)[(s.source == "sim") & (s.y == FALL)] for s in choose_on]
+    factor, why = choose_factor(np.concatenate(falls), recall_cost)
+    r_ev = ratios(ev)
     report = {
         "on": factor > 0,
         "why": why,
@@ -562,7 +563,8 @@ def fall_intensity_check(
             }
     if factor <= 0:
         return None, report
-    report["_allow_ev"], report["_allow_th"] = allow_ev, r_th >= factor
+    report["_allow"] = allow_ev
+    report["_allow_choose_on"] = [ratios(s) >= factor for s in choose_on]
     return IntensityCheck(float(ref_real), factor), report
 
 

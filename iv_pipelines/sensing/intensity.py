@@ -6,10 +6,10 @@ model's relative-amplitude features over the window's valid samples (the window 
 device fit matches). The reference is the median intensity of the client's walking
 calibration windows, so the check is relative to the device and the resident.
 
-The factor is not a constant: per DAC it is the largest one that keeps at least
-1 - `recall_cost` of the twin's fall windows the shipped model calls fall, each fall window
-measured against a plain-walking calibration simulated with the same twin device and room
-layout. Where the twin's falls on the fitted device are far more intense than its walking
+The factor is not a constant: per DAC it is the largest one expected to keep at least
+1 - `recall_cost` of the twin's fall windows (those the adapter trained on and those that set
+the threshold: the ratio does not depend on the model), each measured against a plain-walking
+calibration simulated with the same twin device and room layout. Where the twin's falls on the fitted device are far more intense than its walking
 (devices whose motion shows as packet-to-packet fluctuation, like the issue's lab) the factor
 is high and the check removes the walking windows the model confuses with falls; where they
 are not (devices whose motion shows as body scattering) it falls towards 0 and removes
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 DEFAULT_RECALL_COST = 0.05  # share of the twin's called falls the check may give up
-MIN_FALL_WINDOWS = 20  # fewer twin fall windows called fall cannot place a 5 % quantile
+MIN_FALL_WINDOWS = 20  # fewer twin fall windows cannot place a 5 % quantile
 
 
 def window_intensity(x: np.ndarray) -> np.ndarray:
@@ -48,21 +48,25 @@ def walking_reference(walk_windows: np.ndarray) -> float | None:
 
 
 def choose_factor(fall_ratios: np.ndarray, recall_cost: float = DEFAULT_RECALL_COST) -> tuple[float, str]:
-    """The largest factor whose check removes at most `recall_cost` of the given fall windows
-    (their intensity over their walking reference), with the reason. Too few windows to place
-    the quantile: factor 0 (no check)."""
+    """The largest factor whose check is expected to remove at most `recall_cost` of fall
+    windows like the given ones (their intensity over their walking reference), with the
+    reason. Split-conformal: with n windows sorted, the k-th smallest (0-based) with
+    (k + 1) / (n + 1) <= recall_cost, so a new fall window from the same distribution falls
+    below it with probability at most recall_cost. Too few windows for that: factor 0 (no
+    check)."""
     r = np.sort(np.asarray(fall_ratios, float))
     if not 0 <= recall_cost < 1:
         raise ValueError(f"recall_cost must be in [0, 1); got {recall_cost}")
-    if len(r) < MIN_FALL_WINDOWS:
+    k = int(np.floor(recall_cost * (len(r) + 1))) - 1
+    if len(r) < MIN_FALL_WINDOWS or k < 0:
         return 0.0, (
-            f"only {len(r)} twin fall windows called fall (need {MIN_FALL_WINDOWS}): no intensity check"
+            f"only {len(r)} twin fall windows (need {max(MIN_FALL_WINDOWS, int(np.ceil(1 / max(recall_cost, 1e-9))) - 1)}"
+            f" for a {recall_cost:.0%} budget): no intensity check"
         )
-    k = int(np.floor(recall_cost * len(r)))
     factor = float(r[k])
     return factor, (
-        f"{k} of {len(r)} twin fall windows called fall lie below {factor:.2f}x their walking "
-        f"reference (budget {recall_cost:.0%})"
+        f"{k} of {len(r)} twin fall windows lie below {factor:.2f}x their walking reference "
+        f"(budget {recall_cost:.0%}, split-conformal)"
     )
 
 
