@@ -7,6 +7,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from iv_pipelines.sensing.intensity import DEFAULT_RECALL_COST
+
 _DEFAULT_REAL = (
     Path(__file__).resolve().parent.parent.parent
     / "shared"
@@ -40,11 +42,11 @@ class SensingResource(dg.ConfigurableResource):
         default=0.02, gt=0, lt=0.5, description="fall false-alarm target when the request sets none"
     )
     fall_intensity_recall_cost: float | None = Field(
-        default=0.05,
+        default=DEFAULT_RECALL_COST,
         ge=0,
         lt=0.5,
         description="the fall-intensity check (iv_pipelines/sensing/intensity.py): the share of the "
-        "twin's called falls it may give up; null turns it off. Needs a walking calibration capture.",
+        "twin's falls it may give up (expected); null turns it off. Needs a walking calibration capture.",
     )
     seed: int = 0
     real_data_dir: str | None = Field(

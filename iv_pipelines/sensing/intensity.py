@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_RECALL_COST = 0.05  # share of the twin's called falls the check may give up
-MIN_FALL_WINDOWS = 20  # fewer twin fall windows cannot place a 5 % quantile
+DEFAULT_RECALL_COST = 0.02  # share of the twin's falls the check may give up (expected)
+MIN_FALL_WINDOWS = 20  # and at least 1 / budget - 1: fewer cannot place the quantile
 
 
 def window_intensity(x: np.ndarray) -> np.ndarray:
