@@ -41,11 +41,9 @@ ESPECTRE = REPO.parent / "shared" / "data" / "csi" / "francescopace__espectre" /
 
 
 def intensity(w: np.ndarray) -> np.ndarray:
-    from iv_pipelines.sensing.features import AMP_COLUMNS, VALID_COLUMN
+    from iv_pipelines.sensing.intensity import window_intensity
 
-    valid = w[:, :, VALID_COLUMN] > 0.5
-    amp = w[:, :, AMP_COLUMNS]
-    return np.array([amp[i][valid[i]].std(0).mean() for i in range(len(w))])
+    return window_intensity(w)
 
 
 def dac_path(base_dir: Path) -> None:
@@ -53,13 +51,11 @@ def dac_path(base_dir: Path) -> None:
     empty/movement pair: device fit, adapter, threshold and the DAC's intensity check; score
     the other pair): windows called fall with and without the check. No falls were recorded,
     so every one is a false alarm."""
-    from iv_pipelines.sensing.calibration import Calibration
-    from iv_pipelines.sensing.client import calibrate_client, train_client_adapter
+    from iv_pipelines.sensing.client import train_client_adapter
     from iv_pipelines.sensing.evaluate import FALL, decide
     from iv_pipelines.sensing.intensity import IntensityCheck
     from iv_pipelines.sensing.model import load_model, predict_proba
-    from iv_pipelines.sensing.realeval import as_mode, capture_windows, espectre_captures
-    from iv_pipelines.sensing.twin import RESIDENTS, Room
+    from iv_pipelines.sensing.realeval import capture_windows, espectre_captures, pair_calibration
 
     print("\nespectre (real) through the DAC's path: calibrate on one empty/movement pair, score the other")
     print(
@@ -72,18 +68,7 @@ def dac_path(base_dir: Path) -> None:
             n = without = with_ = 0
             factors = []
             for i in range(2):
-                j = 1 - i
-                cb, _ = as_mode(d["baseline"][j], mode)
-                cm, _ = as_mode(d["movement"][j], mode)
-                room = Room.random(np.random.default_rng(100 + i))
-                cal = calibrate_client(
-                    room,
-                    RESIDENTS["mixed"],
-                    [
-                        (Calibration("empty", cb, False, "baseline"), "real"),
-                        (Calibration("walk", cm, False, "movement"), "real"),
-                    ],
-                )
+                room, cal = pair_calibration(d, mode, i)
                 res = train_client_adapter(base_dir, room, cal, workers=2)  # the lifecycle's defaults
                 model = res.model if res.selected == "adapter" else load_model(base_dir)[0]
                 thr = res.thresholds[res.selected]

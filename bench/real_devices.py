@@ -50,27 +50,14 @@ def chip_fit(caps, seed=0):
 
 def calibrated_rows(base_dir: Path, chip: str, caps: dict, mode: str, budget: dict):
     """(c): calibrate on one pair, train the DAC's adapter, score the other pair; both ways."""
-    from iv_pipelines.sensing.calibration import Calibration
-    from iv_pipelines.sensing.client import calibrate_client, train_client_adapter
+    from iv_pipelines.sensing.client import train_client_adapter
     from iv_pipelines.sensing.model import load_model, predict_proba
-    from iv_pipelines.sensing.realeval import as_mode, capture_windows, score
-    from iv_pipelines.sensing.twin import RESIDENTS, Room
+    from iv_pipelines.sensing.realeval import capture_windows, pair_calibration, score
 
     b, m = caps["baseline"], caps["movement"]
     pe, pm, thresholds = [], [], []
     for i in range(2):
-        j = 1 - i
-        cb, _ = as_mode(b[j], mode)
-        cm, _ = as_mode(m[j], mode)
-        room = Room.random(np.random.default_rng(100 + i))
-        cal = calibrate_client(
-            room,
-            RESIDENTS["mixed"],
-            [
-                (Calibration("empty", cb, False, "baseline"), "real"),
-                (Calibration("walk", cm, False, "movement"), "real"),
-            ],
-        )
+        room, cal = pair_calibration(caps, mode, i)
         res = train_client_adapter(base_dir, room, cal, **budget)
         model = res.model if res.selected == "adapter" else load_model(base_dir)[0]
         thr = res.thresholds[res.selected]

@@ -55,6 +55,29 @@ def as_mode(cap: CsiCapture, mode: str) -> tuple[CsiCapture, bool]:
     return parsed, True
 
 
+def pair_calibration(caps: dict, mode: str, fold: int):
+    """(room, ClientCalibration) of one espectre chip's fold: the *other* empty/movement pair
+    (index 1 - fold), in `mode`, as a client's `empty` and `walk` calibration captures, in a
+    guessed room; the pair `fold` is the one to score."""
+    from iv_pipelines.sensing.calibration import Calibration
+    from iv_pipelines.sensing.client import calibrate_client
+    from iv_pipelines.sensing.twin import RESIDENTS, Room
+
+    other = 1 - fold
+    cb, _ = as_mode(caps["baseline"][other], mode)
+    cm, _ = as_mode(caps["movement"][other], mode)
+    room = Room.random(np.random.default_rng(100 + fold))
+    cal = calibrate_client(
+        room,
+        RESIDENTS["mixed"],
+        [
+            (Calibration("empty", cb, False, "baseline"), "real"),
+            (Calibration("walk", cm, False, "movement"), "real"),
+        ],
+    )
+    return room, cal
+
+
 def capture_windows(cap: CsiCapture, mode: str, hop_s: float = 1.0) -> np.ndarray:
     from iv_pipelines.sensing.features import windows_from_capture
 
