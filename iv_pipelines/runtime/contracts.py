@@ -80,7 +80,9 @@ class WindowPrediction(_Model):
     start_s: float = Field(description="window start, seconds from the first frame")
     length_s: float = Field(description="window length: 2.0 s, or 1.0-2.0 s for a short capture")
     label: str = Field(
-        description="the capsule's decision: fall when P(fall) >= fall_threshold, else the most probable class"
+        description="the capsule's decision: fall when P(fall) >= fall_threshold and, where the DAC "
+        "checks fall intensity, the window disturbs the channel at least its factor times the "
+        "client's walking calibration; else the most probable other class"
     )
     confidence: float = Field(description="probability of `label`")
     probabilities: list[float] = Field(description="one per class, in the order of `classes`")
