@@ -51,22 +51,28 @@ def chip_fit(caps, seed=0):
 def calibrated_rows(base_dir: Path, chip: str, caps: dict, mode: str, budget: dict):
     """(c): calibrate on one pair, train the DAC's adapter, score the other pair; both ways."""
     from iv_pipelines.sensing.client import train_client_adapter
+    from iv_pipelines.sensing.intensity import IntensityCheck
     from iv_pipelines.sensing.model import load_model, predict_proba
     from iv_pipelines.sensing.realeval import capture_windows, pair_calibration, score
 
     b, m = caps["baseline"], caps["movement"]
-    pe, pm, thresholds = [], [], []
+    pe, pm, thresholds, ae, am, factors = [], [], [], [], [], []
     for i in range(2):
         room, cal = pair_calibration(caps, mode, i)
         res = train_client_adapter(base_dir, room, cal, **budget)
         model = res.model if res.selected == "adapter" else load_model(base_dir)[0]
         thr = res.thresholds[res.selected]
         thresholds.append(thr)
-        pe.append(predict_proba(model, capture_windows(b[i], mode), ctx=cal.context))
-        pm.append(predict_proba(model, capture_windows(m[i], mode), ctx=cal.context))
-    row = score(chip, mode, "adapter", pe, pm, float(np.mean(thresholds)))
-    # score() decides with one threshold; the two folds' own thresholds are close and printed
-    return row, thresholds
+        chk = IntensityCheck.from_dict(res.intensity_check)
+        factors.append(round(chk.factor, 2) if chk else 0.0)
+        xe, xm = capture_windows(b[i], mode), capture_windows(m[i], mode)
+        pe.append(predict_proba(model, xe, ctx=cal.context))
+        pm.append(predict_proba(model, xm, ctx=cal.context))
+        ae.append(chk.allows_fall(xe) if chk else None)
+        am.append(chk.allows_fall(xm) if chk else None)
+    # each fold decided as its own DAC would: its threshold and its fall-intensity check
+    row = score(chip, mode, "adapter", pe, pm, thresholds, ae, am)
+    return row, {"thresholds": thresholds, "intensity_factors": factors}
 
 
 def main() -> int:
@@ -141,7 +147,7 @@ def main() -> int:
         print(table_md(rows))
     met = [r for r in rows if min(r.empty_called_empty, r.moving_called_nonempty) >= 0.95]
     print(
-        f"goal met in {len(met)} of {len(rows)} rows; adapter fall thresholds per fold: {json.dumps(thresholds)}"
+        f"goal met in {len(met)} of {len(rows)} rows; adapter fall thresholds and intensity factors per fold: {json.dumps(thresholds)}"
     )
     for chip in [c for c in args.chips.split(",") if c]:
         by = {(r.mode, r.calibration): r for r in rows if r.chip == chip}

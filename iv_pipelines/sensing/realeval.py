@@ -107,13 +107,25 @@ def score(
     calibration: str,
     p_empty_files: list[np.ndarray],
     p_moving_files: list[np.ndarray],
-    threshold: float,
+    threshold: float | list[float],
+    allow_empty_files: list[np.ndarray] | None = None,
+    allow_moving_files: list[np.ndarray] | None = None,
 ) -> ChipScore:
+    """`threshold`: one for every file, or one per file (a fold's own DAC); `allow_*_files`:
+    per file, the windows its DAC's fall-intensity check lets be called fall (None: no check)."""
     from iv_pipelines.scoring.calibration import auroc
     from iv_pipelines.sensing.evaluate import EMPTY, FALL, decide
 
+    def decided(files, thresholds, allows):
+        thresholds = thresholds if isinstance(thresholds, list) else [thresholds] * len(files)
+        allows = allows or [None] * len(files)
+        return np.concatenate([decide(p, t, a) for p, t, a in zip(files, thresholds, allows, strict=True)])
+
     pe, pm = np.concatenate(p_empty_files), np.concatenate(p_moving_files)
-    de, dm = decide(pe, threshold), decide(pm, threshold)
+    de, dm = (
+        decided(p_empty_files, threshold, allow_empty_files),
+        decided(p_moving_files, threshold, allow_moving_files),
+    )
     return ChipScore(
         chip,
         mode,
