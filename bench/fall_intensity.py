@@ -53,7 +53,7 @@ def dac_path(base_dir: Path) -> None:
     so every one is a false alarm."""
     from iv_pipelines.sensing.client import train_client_adapter
     from iv_pipelines.sensing.evaluate import FALL, decide
-    from iv_pipelines.sensing.intensity import IntensityCheck
+    from iv_pipelines.sensing.intensity import IntensityCheck, allowed
     from iv_pipelines.sensing.model import load_model, predict_proba
     from iv_pipelines.sensing.realeval import capture_windows, espectre_captures, pair_calibration
 
@@ -80,7 +80,7 @@ def dac_path(base_dir: Path) -> None:
                 p = predict_proba(model, x, ctx=cal.context)
                 n += len(x)
                 without += int((decide(p, thr) == FALL).sum())
-                with_ += int((decide(p, thr, chk.allows_fall(x) if chk else None) == FALL).sum())
+                with_ += int((decide(p, thr, allowed(chk, x)) == FALL).sum())
             tot += (n, without, with_)
             print(f"| {chip} | {mode} | {factors[0]:.2f}, {factors[1]:.2f} | {n} | {without} | {with_} |")
     print(f"all chips: {tot[1]} of {tot[0]} windows called fall without the check, {tot[2]} with it")

@@ -88,14 +88,14 @@ def decisions(model, caps, ctx, threshold: float, check: dict | None = None) -> 
     fall-intensity check when given."""
     from iv_pipelines.runtime.predictor import windows
     from iv_pipelines.sensing.evaluate import decide
-    from iv_pipelines.sensing.intensity import IntensityCheck
+    from iv_pipelines.sensing.intensity import IntensityCheck, allowed
     from iv_pipelines.sensing.model import predict_proba
 
     chk = IntensityCheck.from_dict(check)
     out = []
     for cap in caps:
         x, _, _ = windows(cap, hop_s=1.0, amplitude_only=True)
-        out.append(decide(predict_proba(model, x, ctx=ctx), threshold, chk.allows_fall(x) if chk else None))
+        out.append(decide(predict_proba(model, x, ctx=ctx), threshold, allowed(chk, x)))
     return np.concatenate(out)
 
 

@@ -51,7 +51,7 @@ def chip_fit(caps, seed=0):
 def calibrated_rows(base_dir: Path, chip: str, caps: dict, mode: str, budget: dict):
     """(c): calibrate on one pair, train the DAC's adapter, score the other pair; both ways."""
     from iv_pipelines.sensing.client import train_client_adapter
-    from iv_pipelines.sensing.intensity import IntensityCheck
+    from iv_pipelines.sensing.intensity import IntensityCheck, allowed
     from iv_pipelines.sensing.model import load_model, predict_proba
     from iv_pipelines.sensing.realeval import capture_windows, pair_calibration, score
 
@@ -68,8 +68,8 @@ def calibrated_rows(base_dir: Path, chip: str, caps: dict, mode: str, budget: di
         xe, xm = capture_windows(b[i], mode), capture_windows(m[i], mode)
         pe.append(predict_proba(model, xe, ctx=cal.context))
         pm.append(predict_proba(model, xm, ctx=cal.context))
-        ae.append(chk.allows_fall(xe) if chk else None)
-        am.append(chk.allows_fall(xm) if chk else None)
+        ae.append(allowed(chk, xe))
+        am.append(allowed(chk, xm))
     # each fold decided as its own DAC would: its threshold and its fall-intensity check
     row = score(chip, mode, "adapter", pe, pm, thresholds, ae, am)
     return row, {"thresholds": thresholds, "intensity_factors": factors}

@@ -228,21 +228,6 @@ def lora_adapter(
     )
 
 
-def _intensity_sentence(rep: dict | None) -> str:
-    """What the fall-intensity check did, in words (every rate says its data)."""
-    if not rep:
-        return "off"
-    out = ("on: " if rep.get("on") else "off: ") + rep["why"]
-    for key, label in (
-        ("simulated_fall_recall", "simulated fall recall"),
-        ("simulated_walking_called_fall", "simulated walking called fall"),
-        ("client_device_called_fall", "client-device non-fall windows called fall"),
-    ):
-        if rep.get("on") and (v := rep.get(key)):
-            out += f"; {label} {v['without']:.3f} -> {v['with']:.3f} ({v['windows']} windows)"
-    return out
-
-
 TWIN_CONTEXT_FILE = "twin_context.pkl"  # the Pipes pod's input (k8s_pipes only)
 
 
@@ -256,6 +241,7 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
 
     from iv_pipelines.sensing.client import train_client_adapter
     from iv_pipelines.sensing.evaluate import confusion_png
+    from iv_pipelines.sensing.intensity import describe as describe_intensity
     from iv_pipelines.sensing.pipeline import training_curve_png
 
     if twin.room is None:
@@ -399,7 +385,7 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
             else {"client_device": ("text", "no held-out real captures: simulation only")}
         ),
         "gate": ("text", res.why),
-        "fall_intensity_check": ("text", _intensity_sentence(res.intensity_report)),
+        "fall_intensity_check": ("text", describe_intensity(res.intensity_report)),
         "fall_intensity_factor": ("float", float((res.intensity_check or {}).get("factor", 0.0))),
         "t2l_start": ("text", t2l_note),
         **(

@@ -186,8 +186,9 @@ def _print_adapter(result) -> None:
             f"[demo]   threshold set false alarms (target {dec['target_false_alarm_rate']:.3f}"
             f"{'' if dec.get('certified') else ', NOT certified by every set'}): {sets}"
         )
-    chk = report.get("intensity_check") or {}
-    print(f"[demo]   fall-intensity check: {'on' if chk.get('on') else 'off'} ({chk.get('why', 'not run')})")
+    from iv_pipelines.sensing.intensity import describe
+
+    print(f"[demo]   fall-intensity check: {describe(report.get('intensity_check'))}")
     print(
         f"[demo]   SIMULATED ({sim['data']}): accuracy {sim['accuracy']:.3f}, fall recall "
         f"{sim.get('recall_fall', float('nan')):.3f}, fall false alarms {sim['fall_false_alarm_rate']:.3f} "

@@ -284,10 +284,9 @@ def versus_deployed(
     deployed = Predictor(Path(cur["directory"]))
     p_dep = deployed.proba(x)
     p_new = candidate_proba(x)
-    from iv_pipelines.sensing.intensity import IntensityCheck
+    from iv_pipelines.sensing.intensity import IntensityCheck, allowed
 
-    chk = IntensityCheck.from_dict(intensity_check)
-    correct_new = decide(p_new, threshold, chk.allows_fall(x) if chk else None) == y
+    correct_new = decide(p_new, threshold, allowed(IntensityCheck.from_dict(intensity_check), x)) == y
     correct_dep = deployed.decide(p_dep, x) == y
     idx = np.arange(len(y))
     nll_new = -np.log(np.clip(p_new[idx, y], 1e-9, 1))

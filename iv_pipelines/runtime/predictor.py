@@ -124,12 +124,12 @@ class Predictor:
         """The DAC's decision for each window: its fall threshold and, where it has one, its
         fall-intensity check on the same `windows` (required then: the check reads them)."""
         from iv_pipelines.sensing.evaluate import decide
+        from iv_pipelines.sensing.intensity import allowed
 
         chk = self.config.intensity_check
         if chk is not None and windows is None:
             raise ValueError("this DAC checks fall intensity: decide() needs the windows")
-        allow = chk.allows_fall(windows) if chk is not None else None
-        return decide(proba, self.config.fall_threshold, allow)
+        return decide(proba, self.config.fall_threshold, allowed(chk, windows))
 
 
 def capture_from_lines(lines: list[str]) -> tuple[CsiCapture, int]:

@@ -97,3 +97,24 @@ class IntensityCheck:
                 f"decision.intensity_check: reference {ref} and factor {fac} must be finite and >= 0"
             )
         return cls(ref, fac) if fac > 0 else None
+
+
+def allowed(check: IntensityCheck | None, x: np.ndarray) -> np.ndarray | None:
+    """`decide`'s `allow_fall` for windows `x` under a DAC's check; None without one."""
+    return None if check is None else check.allows_fall(x)
+
+
+def describe(report: dict | None) -> str:
+    """What a DAC's check did, in words (`ClientResult.intensity_report`); every rate names
+    its data."""
+    if not report:
+        return "off"
+    out = ("on: " if report.get("on") else "off: ") + report["why"]
+    for key, label in (
+        ("simulated_fall_recall", "simulated fall recall"),
+        ("simulated_walking_called_fall", "simulated walking called fall"),
+        ("client_device_called_fall", "client-device non-fall windows called fall"),
+    ):
+        if report.get("on") and (v := report.get(key)):
+            out += f"; {label} {v['without']:.3f} -> {v['with']:.3f} ({v['windows']} windows)"
+    return out

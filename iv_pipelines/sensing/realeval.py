@@ -243,6 +243,7 @@ def _score_sessions(model, data: dict, ctx, threshold: float, check=None) -> dic
     sessions D2-D4 of `geotecinit_windows()` output, at `threshold` (and the DAC's
     fall-intensity `check`, an `IntensityCheck`, when given)."""
     from iv_pipelines.sensing.evaluate import EMPTY, FALL, decide
+    from iv_pipelines.sensing.intensity import allowed
     from iv_pipelines.sensing.model import predict_proba
 
     rows: dict[str, list[int]] = {}
@@ -251,7 +252,7 @@ def _score_sessions(model, data: dict, ctx, threshold: float, check=None) -> dic
             pred = decide(
                 predict_proba(model, x, ctx=ctx),
                 threshold,
-                check.allows_fall(x) if check is not None else None,
+                allowed(check, x),
             )
             for p, g in zip(pred, groups, strict=True):
                 rows.setdefault(g, []).append(int(p))
