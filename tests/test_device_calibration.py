@@ -196,3 +196,45 @@ def test_real_windows_are_split_without_shared_packets_and_eval_captures_stay_ou
     ks = int(round(TRAIN_SHARE * len(w_sim)))
     np.testing.assert_array_equal(th.x[th.source == "simulated capture"], w_sim[ks + GUARD_WINDOWS :])
     assert not any((x == w_sim[0]).all() for x in tr.x[tr.source == "real"])
+
+
+def test_session_spread_and_variants():
+    """The adapter's twin devices cover noisier empty-room sessions than the calibration one:
+    the spread is measured per device over its sessions, the first variant is the fitted
+    session itself, the others are noisier by their share of the spread, and none without."""
+    from dataclasses import replace
+
+    from iv_pipelines.sensing.calibration import session_spread
+    from iv_pipelines.sensing.client import SESSION_LEVELS, session_variants
+
+    quiet = Device(snr_db=40.0, ripple_noise=0.01, interference_per_s=0.0)
+    loud = replace(quiet, snr_db=34.0, ripple_noise=0.03, interference_per_s=0.25)
+    other = [Device(snr_db=30.0, ripple_noise=0.02), Device(snr_db=28.0, ripple_noise=0.02)]
+    spread = session_spread({"a": [quiet, loud], "b": other, "single": [Device(snr_db=10.0)]})
+    assert spread == {"snr_db": 6.0, "ripple_x": 3.0, "interference_per_s": 0.25}
+    out = session_variants([quiet] * 4, spread)
+    assert out[0] == quiet
+    for dev, s in zip(out, SESSION_LEVELS, strict=True):
+        assert dev.snr_db == pytest.approx(40.0 - 6.0 * s)
+        assert dev.ripple_noise == pytest.approx(0.01 * (1 + 2.0 * s))
+        assert dev.interference_per_s == pytest.approx(0.25 * s)
+        assert dev.motion_noise == quiet.motion_noise  # only the empty-room nuisances move
+    assert max(d.snr_db for d in out) - min(d.snr_db for d in out) == pytest.approx(6.0)
+    assert session_variants([quiet] * 4, None) == [quiet] * 4
+
+
+@needs_data
+def test_session_spread_constant_is_measured():
+    """client.SESSION_SPREAD is what session_spread measures on espectre's empty rooms."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from real_devices import session_fits
+
+    from iv_pipelines.sensing.calibration import session_spread
+    from iv_pipelines.sensing.client import SESSION_SPREAD
+    from iv_pipelines.sensing.realeval import espectre_captures
+
+    caps = espectre_captures(ESPECTRE)
+    assert session_spread({c: session_fits(caps[c]) for c in caps}) == SESSION_SPREAD
