@@ -396,20 +396,3 @@ def prior_from_fits(
             lo, hi = min(lo, b_lo), max(hi, b_hi)
         kw[name] = (lo, hi)
     return DevicePrior(**kw)
-
-
-def session_spread(sessions: dict[str, list]) -> dict:
-    """How much noisier than another session of the same device an empty room measured:
-    `sessions` maps a device (chip) to the Devices fitted to each of its empty-room captures
-    alone; the largest SNR drop (dB), ripple ratio and interference rate over all devices.
-    What `client.SESSION_SPREAD` holds for espectre's five chips."""
-    snr, ripple, interference = 0.0, 1.0, 0.0
-    for devs in sessions.values():
-        if len(devs) < 2:
-            continue
-        snr = max(snr, max(d.snr_db for d in devs) - min(d.snr_db for d in devs))
-        r = [max(d.ripple_noise, 1e-6) for d in devs]
-        ripple = max(ripple, max(r) / min(r))
-        interference = max(interference, max(d.interference_per_s for d in devs))
-    return {"snr_db": round(snr, 1), "ripple_x": round(ripple, 1), "interference_per_s": round(interference, 2)}
-

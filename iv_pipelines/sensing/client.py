@@ -37,15 +37,6 @@ REAL_HOP_S = 0.5
 GUARD_WINDOWS = int(np.ceil(WINDOW_S / REAL_HOP_S)) - 1
 DEFAULT_TARGET_FA = 0.02
 
-# How much noisier an empty room can be in another session of the same device than in the
-# calibration session: `calibration.session_spread` over espectre's two empty-room captures
-# per chip (ESP32, S3, C3, C5, C6), each fitted alone (`bench/real_devices.py` prints the
-# fits): SNR up to 8.4 dB lower (S3), band-wide ripple up to 2.8x (C6), interference bursts
-# from none to 0.5 per s (ESP32). An adapter trained only on the calibration session's noise
-# called up to half of a noisier session's empty windows occupied (C6).
-SESSION_SPREAD = {"snr_db": 8.4, "ripple_x": 2.8, "interference_per_s": 0.5}
-SESSION_LEVELS = (0.0, 2 / 3, 1 / 3, 1.0)  # per device variant (exponent low to high)
-
 
 @dataclass
 class RealCapture:
@@ -78,9 +69,6 @@ class ClientCalibration:
     captures: list[RealCapture]
     resident: Resident
     warnings: list[str] = field(default_factory=list)
-    # the session-to-session spread the adapter's twin devices cover (None: the fitted session
-    # only); leave-one-chip-out benches measure it without the held-out chip
-    session_spread: dict | None = field(default_factory=lambda: dict(SESSION_SPREAD))
 
     @property
     def has_real_eval(self) -> bool:
@@ -93,7 +81,6 @@ class ClientCalibration:
             "captures": [c.summary() for c in self.captures],
             "context_activities": sorted({c.activity for c in self.captures if c.split == "train"}),
             "resident_walk_speed_ms": list(self.resident.walk_speed_ms),
-            "session_spread": self.session_spread,
             "warnings": self.warnings,
         }
 
@@ -220,37 +207,14 @@ def twin_walk_references(
     return np.asarray(out)
 
 
-def session_variants(devices: list, spread: dict | None) -> list:
-    """Each device with its empty-room nuisances raised by its SESSION_LEVELS share of
-    `spread` (the first device unchanged: the calibration session itself)."""
-    from dataclasses import replace
-
-    if not spread:
-        return list(devices)
-    out = []
-    for i, dev in enumerate(devices):
-        s = SESSION_LEVELS[i % len(SESSION_LEVELS)]
-        out.append(
-            replace(
-                dev,
-                snr_db=float(dev.snr_db - s * spread["snr_db"]),
-                ripple_noise=float(dev.ripple_noise * (1 + s * (spread["ripple_x"] - 1))),
-                interference_per_s=float(max(dev.interference_per_s, s * spread["interference_per_s"])),
-            )
-        )
-    return out
-
-
 def client_homes(room: Room, cal: ClientCalibration, seed: int) -> tuple[list[Room], list]:
     """The simulated homes (room layout, device) every client set is drawn from: the fitted
-    device's exponent variants, their empty-room nuisances spread over the calibration's
-    `session_spread`, in as many layouts of the declared room; without calibration, devices
-    from the prior."""
+    device's exponent variants in as many layouts of the declared room, or without
+    calibration devices from the prior."""
     if cal.fit is not None:
         devices = exponent_variants(
             cal.fit.device, cal.fit.walk_speed_ms or float(np.mean(cal.resident.walk_speed_ms))
         )
-        devices = session_variants(devices, cal.session_spread)
     else:  # no calibration: the client's device is unknown, so cover the prior
         devices = [room_device(seed, i, DEFAULT_PRIOR) for i in range(8)]
     return room_layouts(room, len(devices), seed), devices
