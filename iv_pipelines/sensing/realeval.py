@@ -238,16 +238,21 @@ def geotecinit_scores(model, threshold: float = 0.5, calibrate: bool = False) ->
     return _score_sessions(model, data, ctx, threshold)
 
 
-def _score_sessions(model, data: dict, ctx, threshold: float, check=None) -> dict:
+EVALUATION_SESSIONS = ("D2", "D3", "D4")
+
+
+def _score_sessions(
+    model, data: dict, ctx, threshold: float, check=None, sessions=EVALUATION_SESSIONS
+) -> dict:
     """Share of windows called non-empty / called fall per activity group (and `all`) over
-    sessions D2-D4 of `geotecinit_windows()` output, at `threshold` (and the DAC's
-    fall-intensity `check`, an `IntensityCheck`, when given)."""
+    `sessions` of `geotecinit_windows()` output (the evaluation sessions D2-D4 unless told),
+    at `threshold` (and the DAC's fall-intensity `check`, an `IntensityCheck`, when given)."""
     from iv_pipelines.sensing.evaluate import EMPTY, FALL, decide
     from iv_pipelines.sensing.intensity import allowed
     from iv_pipelines.sensing.model import predict_proba
 
     rows: dict[str, list[int]] = {}
-    for session in ("D2", "D3", "D4"):
+    for session in sessions:
         for x, groups in data[session]:
             pred = decide(
                 predict_proba(model, x, ctx=ctx),
@@ -272,7 +277,8 @@ def geotecinit_walk_capture(
 ) -> CsiCapture:
     """The first `seconds` of walking of `session` (the packets labelled WALKING or TURN, in
     recording order, their runs joined end to end at 100 Hz): what a client would record as
-    the device's walking calibration (issue #13: 15-20 s of walking)."""
+    the device's walking calibration (issue #13: 15-20 s of walking). `meta["sequences"]`:
+    how many of the session's sequences (in file order) it drew on."""
     parts, total = [], 0
     with np.load(path) as z:
         names = [str(v) for v in z["labels"]]
@@ -292,16 +298,26 @@ def geotecinit_walk_capture(
         np.arange(len(amp)) / 100.0,
         np.zeros(len(amp)),
         f"geotecinit {session} walking",
-        {"amplitude_only": True},
+        {"amplitude_only": True, "sequences": len(parts)},
     )
 
 
-def geotecinit_adapter_scores(base_dir: Path, budget: dict | None = None, seed: int = 0) -> dict:
+def geotecinit_adapter_scores(
+    base_dir: Path, budget: dict | None = None, seed: int = 0, split: str = "evaluation", keep=None
+) -> dict:
     """The DAC's own path on a device none of the models was fitted to: the first 20 s of
     session D1's walking is the client's calibration capture (`walk`); the device is fitted,
-    the adapter trained and its fall threshold chosen as the lifecycle does; sessions D2-D4
-    (10-90 min later) are scored at that threshold, with the DAC's fall-intensity check (and,
-    under `_without_check`, without it). Every window called fall is a false alarm."""
+    the adapter trained and its fall threshold chosen as the lifecycle does; then scored at
+    that threshold, with the DAC's fall-intensity check (and, under `_without_check`, without
+    it). Every window called fall is a false alarm. `split`:
+    - `evaluation`: sessions D2-D4 (10-90 min later), never used to choose anything;
+    - `development`: the sequences of session D1 the calibration capture did not draw on (the
+      same session as the calibration: real walking to develop against; development data
+      since 2026-12-06, before any development on it; D2-D4 stay evaluation only).
+    `keep`: a dict that receives the fitted DAC's pieces for diagnostics (model, context,
+    threshold, check, the scored windows) when given."""
+    if split not in ("evaluation", "development"):
+        raise ValueError(f"split {split!r}: use evaluation or development")
     from iv_pipelines.sensing.calibration import Calibration
     from iv_pipelines.sensing.client import calibrate_client, train_client_adapter
     from iv_pipelines.sensing.model import load_model
@@ -318,9 +334,17 @@ def geotecinit_adapter_scores(base_dir: Path, budget: dict | None = None, seed: 
     from iv_pipelines.sensing.intensity import IntensityCheck
 
     data = geotecinit_windows()
+    sessions = EVALUATION_SESSIONS
+    if split == "development":
+        data = {"D1 (development)": data["D1"][int(cap.meta["sequences"]) :]}
+        sessions = tuple(data)
     check = IntensityCheck.from_dict(res.intensity_check)
-    out = _score_sessions(model, data, cal.context, thr, check)
-    out["_without_check"] = _score_sessions(model, data, cal.context, thr) if check is not None else None
+    out = _score_sessions(model, data, cal.context, thr, check, sessions)
+    out["_without_check"] = (
+        _score_sessions(model, data, cal.context, thr, None, sessions) if check is not None else None
+    )
+    if keep is not None:
+        keep.update(model=model, context=cal.context, threshold=thr, check=check, data=data, result=res)
     out["_dac"] = {
         "intensity_check": res.intensity_report["why"],
         "selected": res.selected,
@@ -331,6 +355,8 @@ def geotecinit_adapter_scores(base_dir: Path, budget: dict | None = None, seed: 
             "threshold_set_false_alarm_upper95"
         ),
         "calibration_seconds": float(cap.t_s[-1]),
+        "calibration_sequences": int(cap.meta["sequences"]),
+        "split": split,
         "device_fit": {
             k: round(float(v), 4) for k, v in cal.fit.device.to_dict().items() if isinstance(v, float)
         },
