@@ -196,3 +196,23 @@ def test_real_windows_are_split_without_shared_packets_and_eval_captures_stay_ou
     ks = int(round(TRAIN_SHARE * len(w_sim)))
     np.testing.assert_array_equal(th.x[th.source == "simulated capture"], w_sim[ks + GUARD_WINDOWS :])
     assert not any((x == w_sim[0]).all() for x in tr.x[tr.source == "real"])
+
+
+def test_real_windows_weigh_like_the_twin_class():
+    """An activity's captured training windows weigh together REAL_WEIGHT x the simulated
+    windows of its class (split between its captures), each at least once; eval captures
+    never train."""
+    from iv_pipelines.sensing.client import REAL_WEIGHT, TRAIN_SHARE, RealCapture, real_repeats
+
+    def cap(act, n, split="train"):
+        return RealCapture(f"{act}-{n}", act, "real", split, False, np.zeros((n, 2, 2)), n / 2)
+
+    caps = [cap("walk", 40), cap("walk", 20), cap("empty", 30), cap("walk", 40, "eval"), cap("sit", 400)]
+    reps = real_repeats(caps, 120)
+    k = {c.name: int(round(TRAIN_SHARE * len(c.windows))) for c in caps}
+    walk_total = reps[0] * k["walk-40"] + reps[1] * k["walk-20"]
+    assert reps[0] == reps[1] and walk_total == pytest.approx(REAL_WEIGHT * 120, rel=0.1)
+    assert reps[2] * k["empty-30"] == pytest.approx(REAL_WEIGHT * 120, rel=0.1)
+    assert reps[3] == 0
+    assert reps[4] == 1  # more captured windows than the twin's: each once, never dropped
+    assert real_repeats(caps, 120, weight=0.25)[2] < reps[2]

@@ -36,6 +36,15 @@ REAL_HOP_S = 0.5
 # after the split overlap the last training window (2.0 s windows, 0.5 s hop) and are dropped
 GUARD_WINDOWS = int(np.ceil(WINDOW_S / REAL_HOP_S)) - 1
 DEFAULT_TARGET_FA = 0.02
+# How much the client's calibration windows of an activity weigh in the adapter's training,
+# against the twin's windows of that class (1.0: as much). It was 0.25 until 2026-12-06: on
+# real walking the adapter then learned nearly nothing from the client's 20 s capture (the
+# same session's other walking called fall 0.18 by the DAC, 0.16 by the uncalibrated base);
+# at 1.0, 0.06 (6 windows fewer, none more: exact McNemar p = 0.03; `bench/walking_dev.py`,
+# development data). Cost, in the twin: no fall recall on devices whose motion shows as
+# packet-to-packet noise (as the issue's lab), 0.15 of it on body-scattering devices
+# (`bench/fall_protocol.py`), where falls look like walking. docs/sensing.md has the numbers.
+REAL_WEIGHT = 1.0
 
 
 @dataclass
@@ -224,6 +233,24 @@ def has_walking_calibration(cal: ClientCalibration) -> bool:
     return any(c.activity == "walk" and c.split == "train" for c in cal.captures)
 
 
+def real_repeats(captures: list[RealCapture], n_sim_per_class: int, weight: float | None = None) -> list[int]:
+    """How many times each capture's training windows enter the adapter's training set: an
+    activity's captured training windows weigh together `weight` (REAL_WEIGHT) times the
+    `n_sim_per_class` simulated windows of its class, at least once each (0 for `eval`
+    captures, which never train)."""
+    weight = REAL_WEIGHT if weight is None else weight
+    n_train: dict[str, int] = {}
+    for c in captures:
+        if c.split == "train":
+            n_train[c.activity] = n_train.get(c.activity, 0) + int(round(TRAIN_SHARE * len(c.windows)))
+    return [
+        max(1, int(round(weight * n_sim_per_class / max(n_train[c.activity], 1))))
+        if c.split == "train"
+        else 0
+        for c in captures
+    ]
+
+
 def client_sets(
     room: Room, cal: ClientCalibration, per_activity: int, eval_per_activity: int, seed: int, workers: int = 1
 ) -> tuple[Sets, Sets, Sets]:
@@ -246,15 +273,13 @@ def client_sets(
     train_parts = [(train_xy[0], train_xy[1], "sim", train_xy[2])]
     thr_parts = [(thr_xy[0], thr_xy[1], "sim", thr_xy[2])]
     eval_parts = [(eval_xy[0], eval_xy[1], "sim", eval_xy[2])]
-    n_sim_per_class = per_activity
-    for c in cal.captures:
+    repeats = real_repeats(cal.captures, per_activity)
+    for c, reps in zip(cal.captures, repeats, strict=True):
         y = np.full(len(c.windows), ACTIVITIES.index(c.activity))
         if c.split == "eval":
             eval_parts.append((c.windows, y, "real"))
             continue
         k = int(round(TRAIN_SHARE * len(c.windows)))
-        # the real windows weigh like a quarter of the simulated ones of their class
-        reps = max(1, int(round(0.25 * n_sim_per_class / max(k, 1))))
         # "real" only for real-origin captures; twin-generated stand-ins keep their own label
         src = "real" if c.origin == "real" else "simulated capture"
         train_parts.append((np.repeat(c.windows[:k], reps, axis=0), np.repeat(y[:k], reps), src))
