@@ -8,16 +8,19 @@ fall is a false alarm. Sessions D2-D4 stay evaluation only (`bench/real_devices.
 this script never reads their windows. Same-session walking is easier than walking 10-90 min
 later: use it to develop against, never to quote the device's false-alarm rate.
 
-Baseline in the same run: the base model, uncalibrated, at the default threshold 0.5, on the
-same windows. For every window the DAC calls fall it prints P(fall) and the window's
-intensity over the DAC's walking reference (`intensity.py`).
+Baselines in the same run, on the same windows: the base model uncalibrated at the default
+threshold 0.5, and the DAC built with another weight of the calibration windows in the
+adapter's training (`--compare-weight`, default 0.25: the recipe before 2026-12-06), paired
+window by window (exact McNemar test). For every window the shipped recipe's DAC calls fall it
+prints P(fall) and the window's intensity over the DAC's walking reference (`intensity.py`).
 
-    .venv/bin/python bench/walking_dev.py [--base-model DIR]   # default: make demo's base model
+    .venv/bin/python bench/walking_dev.py [--base-model DIR] [--compare-weight 0.25]   # default: make demo's base model
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -30,62 +33,98 @@ from iv_pipelines.storage import StorageLayout  # noqa: E402
 DEFAULT_BASE = StorageLayout(Path(__file__).resolve().parent.parent / ".dagster_home" / "iv").base_model_dir()
 
 
+def mcnemar_exact(n10: int, n01: int) -> float:
+    """Two-sided exact McNemar p-value for n10 vs n01 discordant pairs."""
+    n = n10 + n01
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(n10, n01) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def dac_windows(base_dir: Path, seed: int, weight: float | None):
+    """The DAC's path on D1's development sequences: (scores, dac, without-check scores,
+    per window [(activity, called fall, P(fall), intensity / walking reference)], data)."""
+    from iv_pipelines.sensing.evaluate import FALL, decide
+    from iv_pipelines.sensing.intensity import allowed, window_intensity
+    from iv_pipelines.sensing.model import predict_proba
+    from iv_pipelines.sensing.realeval import geotecinit_adapter_scores
+
+    keep: dict = {}
+    budget = None if weight is None else {"real_weight": weight}
+    res = geotecinit_adapter_scores(base_dir, budget=budget, seed=seed, split="development", keep=keep)
+    dac, without = res.pop("_dac"), res.pop("_without_check")
+    chk = keep["check"]
+    ref = chk.reference if chk is not None else float("nan")
+    windows = []
+    for seqs in keep["data"].values():
+        for x, groups in seqs:
+            p = predict_proba(keep["model"], x, ctx=keep["context"])
+            called = decide(p, keep["threshold"], allowed(chk, x)) == FALL
+            ratio = window_intensity(x) / ref
+            windows += [
+                (g, bool(c), float(pf), float(r))
+                for g, c, pf, r in zip(groups, called, p[:, FALL], ratio, strict=True)
+            ]
+    return res, dac, without, windows, keep["data"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base-model", type=Path, default=DEFAULT_BASE)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--compare-weight", type=float, default=0.25)
     args = ap.parse_args()
     if not (args.base_model / "model.safetensors").exists():
         print(f"SKIPPED: no base model at {args.base_model}; run `make demo` first")
         return 0
 
-    from iv_pipelines.sensing.evaluate import FALL, decide
-    from iv_pipelines.sensing.intensity import window_intensity
-    from iv_pipelines.sensing.model import load_model, predict_proba
-    from iv_pipelines.sensing.realeval import _score_sessions, geotecinit_adapter_scores
+    from iv_pipelines.sensing.client import REAL_WEIGHT
+    from iv_pipelines.sensing.model import load_model
+    from iv_pipelines.sensing.realeval import _score_sessions
 
-    keep: dict = {}
-    res = geotecinit_adapter_scores(args.base_model, seed=args.seed, split="development", keep=keep)
-    dac, without = res.pop("_dac"), res.pop("_without_check")
-    base = load_model(args.base_model)[0]
-    uncal = _score_sessions(base, keep["data"], None, 0.5, None, tuple(keep["data"]))
+    res, dac, without, win, data = dac_windows(args.base_model, args.seed, None)
+    res_b, dac_b, _, win_b, _ = dac_windows(args.base_model, args.seed, args.compare_weight)
+    uncal = _score_sessions(load_model(args.base_model)[0], data, None, 0.5, None, tuple(data))
     print(
         f"== GeoTecINIT ESP32-S2, session D1 (development), the DAC's path: calibrated on the first "
         f"{dac['calibration_seconds']:.0f} s of D1 walking ({dac['calibration_sequences']} sequences), "
-        f"scored on the other D1 sequences; ships the {dac['selected']}, fall threshold "
-        f"{dac['fall_threshold']:.2f}; fall-intensity check: {dac['intensity_check']}"
+        f"scored on the other D1 sequences; calibration windows weigh {REAL_WEIGHT:g}x the twin's class; "
+        f"ships the {dac['selected']}, fall threshold {dac['fall_threshold']:.2f}; fall-intensity check: "
+        f"{dac['intensity_check']}"
     )
     print(
-        "| activity | windows | DAC called fall | without the check | base, uncalibrated, 0.5 | DAC called non-empty |"
+        f"| activity | windows | DAC called fall | without the check | weight {args.compare_weight:g}: called fall "
+        "| base, uncalibrated, 0.5 | DAC called non-empty |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for g, v in res.items():
         print(
             f"| {g} | {v['windows']} | {v['called_fall']:.2f} | "
-            f"{without[g]['called_fall'] if without else v['called_fall']:.2f} | "
+            f"{without[g]['called_fall'] if without else v['called_fall']:.2f} | {res_b[g]['called_fall']:.2f} | "
             f"{uncal[g]['called_fall']:.2f} | {v['called_nonempty']:.2f} |"
         )
     a, b = res["all"]["called_fall"], uncal["all"]["called_fall"]
     print(f"all windows called fall: DAC {a:.3f} vs uncalibrated base {b:.3f} ({a / max(b, 1e-9):.2f}x)")
-    model, ctx, thr, chk = keep["model"], keep["context"], keep["threshold"], keep["check"]
-    ref = chk.reference if chk is not None else float("nan")
-    rows, walk_p = [], []
-    for session, seqs in keep["data"].items():
-        for k, (x, groups) in enumerate(seqs):
-            p = predict_proba(model, x, ctx=ctx)
-            inten = window_intensity(x)
-            allow = inten >= chk.factor * chk.reference if chk is not None else None
-            pred = decide(p, thr, allow)
-            walk_p += [float(p[i, FALL]) for i, g in enumerate(groups) if g == "walking"]
-            for i in np.flatnonzero(pred == FALL):
-                rows.append((session, k, int(i), groups[i], float(p[i, FALL]), float(inten[i] / ref)))
+    for name, keep in (("walking", lambda g: g == "walking"), ("all", lambda g: True)):
+        pairs = [(w[1], v[1]) for w, v in zip(win, win_b, strict=True) if keep(w[0])]
+        n10 = sum(1 for x, y in pairs if y and not x)  # the compared weight called fall, the shipped did not
+        n01 = sum(1 for x, y in pairs if x and not y)
+        print(
+            f"{name}: weight {REAL_WEIGHT:g} called fall {sum(x for x, _ in pairs)} of {len(pairs)}, "
+            f"weight {args.compare_weight:g} {sum(y for _, y in pairs)}; discordant {n10} vs {n01}, "
+            f"exact McNemar p = {mcnemar_exact(n10, n01):.3f} (fall thresholds {dac['fall_threshold']:.2f} "
+            f"and {dac_b['fall_threshold']:.2f})"
+        )
+    walk_p = [w[2] for w in win if w[0] == "walking"]
     q = np.quantile(walk_p, [0.5, 0.9, 0.95]) if walk_p else [np.nan] * 3
     print(
         f"P(fall) on the {len(walk_p)} walking windows: median {q[0]:.2f}, 90th percentile {q[1]:.2f}, "
-        f"95th {q[2]:.2f}; windows called fall (sequence, window, activity, P(fall), intensity / walking reference):"
+        f"95th {q[2]:.2f}; windows called fall (activity, P(fall), intensity / walking reference):"
     )
-    for s, k, i, g, pf, r in rows:
-        print(f"  {s} seq {k} window {i}: {g}, P(fall) {pf:.2f}, intensity {r:.2f}x")
+    for g, called, pf, r in win:
+        if called:
+            print(f"  {g}, P(fall) {pf:.2f}, intensity {r:.2f}x")
     return 0
 
 

@@ -252,7 +252,13 @@ def real_repeats(captures: list[RealCapture], n_sim_per_class: int, weight: floa
 
 
 def client_sets(
-    room: Room, cal: ClientCalibration, per_activity: int, eval_per_activity: int, seed: int, workers: int = 1
+    room: Room,
+    cal: ClientCalibration,
+    per_activity: int,
+    eval_per_activity: int,
+    seed: int,
+    workers: int = 1,
+    real_weight: float | None = None,
 ) -> tuple[Sets, Sets, Sets]:
     """(train, threshold, evaluation) windows for one client, as the module docstring says;
     the three simulated sets in `workers` processes (the same windows either way)."""
@@ -273,7 +279,7 @@ def client_sets(
     train_parts = [(train_xy[0], train_xy[1], "sim", train_xy[2])]
     thr_parts = [(thr_xy[0], thr_xy[1], "sim", thr_xy[2])]
     eval_parts = [(eval_xy[0], eval_xy[1], "sim", eval_xy[2])]
-    repeats = real_repeats(cal.captures, per_activity)
+    repeats = real_repeats(cal.captures, per_activity, real_weight)
     for c, reps in zip(cal.captures, repeats, strict=True):
         y = np.full(len(c.windows), ACTIVITIES.index(c.activity))
         if c.split == "eval":
@@ -370,6 +376,7 @@ def train_client_adapter(
     workers: int = 1,
     init_state: dict | None = None,
     intensity_recall_cost: float | None = DEFAULT_RECALL_COST,
+    real_weight: float | None = None,
 ) -> ClientResult:
     import torch
 
@@ -383,7 +390,7 @@ def train_client_adapter(
     # with the simulation, whose worker processes leave this one waiting
     warm = threading.Thread(target=_import_peft, name="import-peft", daemon=True)
     warm.start()
-    tr, th, ev = client_sets(room, cal, per_activity, eval_per_activity, seed, workers)
+    tr, th, ev = client_sets(room, cal, per_activity, eval_per_activity, seed, workers, real_weight)
     warm.join()
     log(
         f"client sets in {time.perf_counter() - t0:.1f} s: {len(tr.y)} training windows "
