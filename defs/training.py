@@ -283,6 +283,7 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
             workers=sensing.sim_workers,
             init_state=init_state,
             intensity_recall_cost=sensing.fall_intensity_recall_cost,
+            real_weight=sensing.lora_calibration_weight,
         )
     except StaleModelError as e:
         raise dg.Failure(description=str(e)) from e
@@ -340,6 +341,7 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
         "room": twin.room.digest(),
         "resident": twin.resident,
         "calibration": cal.to_dict(),
+        "calibration_weight": sensing.lora_calibration_weight,
         "production_feedback": fb_note if fb_caps else None,
         "versus_deployed": versus,
         "intensity_check": res.intensity_report,
@@ -387,6 +389,7 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
         "gate": ("text", res.why),
         "fall_intensity_check": ("text", describe_intensity(res.intensity_report)),
         "fall_intensity_factor": ("float", float((res.intensity_check or {}).get("factor", 0.0))),
+        "calibration_weight": ("float", float(sensing.lora_calibration_weight)),
         "t2l_start": ("text", t2l_note),
         **(
             {

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from iv_pipelines.sensing.client import REAL_WEIGHT
 from iv_pipelines.sensing.intensity import DEFAULT_RECALL_COST
 
 _DEFAULT_REAL = (
@@ -47,6 +48,14 @@ class SensingResource(dg.ConfigurableResource):
         lt=0.5,
         description="the fall-intensity check (iv_pipelines/sensing/intensity.py): the share of the "
         "twin's falls it may give up (expected); null turns it off. Needs a walking calibration capture.",
+    )
+    lora_calibration_weight: float = Field(
+        default=REAL_WEIGHT,
+        gt=0,
+        le=10,
+        description="how much the request's calibration windows of an activity weigh in the "
+        "adapter's training against the twin's windows of that class (1: as much; 0.25 before "
+        "2026-12-06, see docs/sensing.md, 'Real walking, development')",
     )
     seed: int = 0
     real_data_dir: str | None = Field(

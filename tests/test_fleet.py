@@ -164,6 +164,10 @@ def test_lora_adapter_starts_from_the_hypernetworks_adapter_when_one_exists(tiny
     assert md["fall_intensity_factor"] == 0.0
     ev = json.loads((layout.adapter_dir(req.dac_id) / "evaluation.json").read_text())
     assert ev["intensity_check"]["on"] is False and ev["evidence"]["decision"]["intensity_check"] is None
+    # the calibration windows' weight in the adapter's training is the resource's, on record
+    from iv_pipelines.sensing.client import REAL_WEIGHT
+
+    assert md["calibration_weight"] == ev["calibration_weight"] == REAL_WEIGHT
     inputs = json.loads((layout.adapter_dir(req.dac_id) / T2L_INPUTS).read_text())
     from iv_pipelines.sensing.context import CTX_DIM
 
