@@ -20,6 +20,11 @@ import json
 import re
 from pathlib import Path
 
+# imported here, at collection, in the main thread: kmock is a pytest plugin distribution, so
+# pytest rewrites its modules on import (ast.parse); imported first inside the emulator's
+# thread, that parse could race another thread's and CPython 3.11.7 raises "AST constructor
+# recursion depth mismatch" (it failed the emulator's start once in a fresh-clone CI run)
+import kmock
 import pytest
 import yaml
 from conftest import TINY_SENSING
@@ -306,8 +311,6 @@ class KubeEmulator:
     async def _main(self):
         import asyncio
 
-        import kmock
-
         self._stop = asyncio.Event()
         async with kmock.KubernetesEmulator() as self.handler, kmock.Server(self.handler) as srv:
             self.url = str(srv.url).rstrip("/")
@@ -427,8 +430,6 @@ class FakeKubelet:
 
     def __init__(self, kube):
         import threading
-
-        import kmock
 
         self.kube, self.pods, self.logs, self.status, self.results = kube, {}, {}, {}, {}
         self._stop = threading.Event()
