@@ -29,3 +29,16 @@ def report(name: str, value: float, unit: str, baseline_name: str, baseline: flo
 
 
 PY = sys.executable
+
+
+def demo_base_model_dir():
+    """The base model `make demo` trains (under the repo's .dagster_home), the default
+    `--base-model` of the benches that score the product's own model."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    from iv_pipelines.storage import StorageLayout
+
+    return StorageLayout(repo / ".dagster_home" / "iv").base_model_dir()

@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from iv_pipelines.storage import StorageLayout  # noqa: E402
+from _common import demo_base_model_dir  # noqa: E402
 
-DEFAULT_BASE = StorageLayout(REPO / ".dagster_home" / "iv").base_model_dir()
+DEFAULT_BASE = demo_base_model_dir()
 ESPECTRE = REPO.parent / "shared" / "data" / "csi" / "francescopace__espectre" / "micro-espectre" / "data"
 
 

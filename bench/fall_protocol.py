@@ -31,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iv_pipelines.storage import StorageLayout  # noqa: E402
+from _common import demo_base_model_dir  # noqa: E402
 
-DEFAULT_BASE = StorageLayout(Path(__file__).resolve().parent.parent / ".dagster_home" / "iv").base_model_dir()
+DEFAULT_BASE = demo_base_model_dir()
 
 
 def as_amplitude_csv(ep, rate_hz: float = 100.0):

@@ -20,7 +20,6 @@ prints P(fall) and the window's intensity over the DAC's walking reference (`int
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -28,18 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iv_pipelines.storage import StorageLayout  # noqa: E402
+from _common import demo_base_model_dir  # noqa: E402
 
-DEFAULT_BASE = StorageLayout(Path(__file__).resolve().parent.parent / ".dagster_home" / "iv").base_model_dir()
-
-
-def mcnemar_exact(n10: int, n01: int) -> float:
-    """Two-sided exact McNemar p-value for n10 vs n01 discordant pairs."""
-    n = n10 + n01
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(n10, n01) + 1)) / 2**n
-    return min(1.0, 2 * tail)
+DEFAULT_BASE = demo_base_model_dir()
 
 
 def dac_windows(base_dir: Path, seed: int, weight: float | None):
@@ -80,6 +70,7 @@ def main() -> int:
         return 0
 
     from iv_pipelines.sensing.client import REAL_WEIGHT
+    from iv_pipelines.sensing.gate import mcnemar_exact
     from iv_pipelines.sensing.model import load_model
     from iv_pipelines.sensing.realeval import _score_sessions
 

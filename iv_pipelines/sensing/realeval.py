@@ -344,7 +344,7 @@ def geotecinit_adapter_scores(
         _score_sessions(model, data, cal.context, thr, None, sessions) if check is not None else None
     )
     if keep is not None:
-        keep.update(model=model, context=cal.context, threshold=thr, check=check, data=data, result=res)
+        keep.update(model=model, context=cal.context, threshold=thr, check=check, data=data)
     out["_dac"] = {
         "intensity_check": res.intensity_report["why"],
         "selected": res.selected,
