@@ -34,11 +34,12 @@ DEFAULT_BASE = demo_base_model_dir()
 
 def dac_windows(base_dir: Path, seed: int, weight: float | None):
     """The DAC's path on D1's development sequences: (scores, dac, without-check scores,
-    per window [(activity, called fall, P(fall), intensity / walking reference)], data)."""
+    per window [(activity, called fall, P(fall), intensity / walking reference, the dataset's
+    labels in it)], data)."""
     from iv_pipelines.sensing.evaluate import FALL, decide
     from iv_pipelines.sensing.intensity import allowed, window_intensity
     from iv_pipelines.sensing.model import predict_proba
-    from iv_pipelines.sensing.realeval import geotecinit_adapter_scores
+    from iv_pipelines.sensing.realeval import geotecinit_adapter_scores, geotecinit_windows
 
     keep: dict = {}
     budget = None if weight is None else {"real_weight": weight}
@@ -47,6 +48,10 @@ def dac_windows(base_dir: Path, seed: int, weight: float | None):
     chk = keep["check"]
     ref = chk.reference if chk is not None else float("nan")
     windows = []
+    comp: dict = {}
+    geotecinit_windows(composition=comp)  # the dataset's labels in each window (D1 only is read below)
+    first = len(comp["D1"]) - len(keep["data"]["D1 (development)"])
+    parts = [p for execution in comp["D1"][first:] for p in execution]
     for seqs in keep["data"].values():
         for x, groups in seqs:
             p = predict_proba(keep["model"], x, ctx=keep["context"])
@@ -56,6 +61,7 @@ def dac_windows(base_dir: Path, seed: int, weight: float | None):
                 (g, bool(c), float(pf), float(r))
                 for g, c, pf, r in zip(groups, called, p[:, FALL], ratio, strict=True)
             ]
+    windows = [w + (c,) for w, c in zip(windows, parts, strict=True)]
     return res, dac, without, windows, keep["data"]
 
 
@@ -111,11 +117,12 @@ def main() -> int:
     q = np.quantile(walk_p, [0.5, 0.9, 0.95]) if walk_p else [np.nan] * 3
     print(
         f"P(fall) on the {len(walk_p)} walking windows: median {q[0]:.2f}, 90th percentile {q[1]:.2f}, "
-        f"95th {q[2]:.2f}; windows called fall (activity, P(fall), intensity / walking reference):"
+        f"95th {q[2]:.2f}; windows called fall (activity, P(fall), intensity / walking reference, "
+        "the dataset's labels of its packets; TURN counts as walking):"
     )
-    for g, called, pf, r in win:
+    for g, called, pf, r, labels in win:
         if called:
-            print(f"  {g}, P(fall) {pf:.2f}, intensity {r:.2f}x")
+            print(f"  {g}, P(fall) {pf:.2f}, intensity {r:.2f}x; {labels}")
     return 0
 
 

@@ -196,11 +196,12 @@ GEO_GROUPS = {
 
 
 def geotecinit_windows(
-    path: Path = GEOTECINIT, hop_s: float = 1.0
+    path: Path = GEOTECINIT, hop_s: float = 1.0, composition: dict | None = None
 ) -> dict[str, list[tuple[np.ndarray, list[str]]]]:
     """{session: [(windows, group of each window), ...] per execution}; a window's group is the
     label of most of its packets. Amplitudes only, 100 Hz, subcarriers -28..28 placed in the
-    centred 64-entry layout."""
+    centred 64-entry layout. `composition`, when given, receives the same structure with, per
+    window, "execution: LABEL packets, ..." (the dataset's own labels, most packets first)."""
     from iv_pipelines.sensing.features import window_starts, windows_from_capture
 
     out: dict[str, list] = {}
@@ -214,11 +215,20 @@ def geotecinit_windows(
             t = np.arange(len(amp)) / 100.0
             x = windows_from_capture(csi, t, hop_s=hop_s, amplitude_only=True)
             starts, length = window_starts(t, hop_s)
-            groups = []
+            groups, parts = [], []
             for s in starts:
                 sel = lab[int(round(s * 100)) : int(round((s + length) * 100))]
-                groups.append(GEO_GROUPS[names[int(np.bincount(sel).argmax())]])
+                counts = np.bincount(sel, minlength=len(names))
+                groups.append(GEO_GROUPS[names[int(counts.argmax())]])
+                parts.append(
+                    f"{key} at {s:.0f} s: "
+                    + ", ".join(
+                        f"{names[i]} {counts[i]}" for i in np.argsort(-counts, kind="stable") if counts[i]
+                    )
+                )
             out.setdefault(key.split("_")[0], []).append((x, groups))
+            if composition is not None:
+                composition.setdefault(key.split("_")[0], []).append(parts)
     return out
 
 
