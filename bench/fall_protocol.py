@@ -143,6 +143,7 @@ def run(args) -> int:
     from iv_pipelines.sensing.client import calibrate_client, train_client_adapter
     from iv_pipelines.sensing.device import DECLARED_RANGES, DEFAULT_PRIOR
     from iv_pipelines.sensing.evaluate import EMPTY, FALL
+    from iv_pipelines.sensing.gate import cluster_interval
     from iv_pipelines.sensing.model import load_model
     from iv_pipelines.sensing.twin import RESIDENTS, Room, simulate_episode
 
@@ -217,6 +218,16 @@ def run(args) -> int:
         )
 
     (rec, fa, sit), (rec1, fa1, sit1), (rec0, fa0, _) = rates("dac"), rates("nocheck"), rates("base")
+
+    def spread(act, m):  # labs resampled whole: how much the rate moves from lab to lab
+        lo, hi = cluster_interval([d == FALL for d in totals[act][m]], seed=args.seed)
+        return f"{lo:.2f}-{hi:.2f}"
+
+    print(
+        f"95 % lab-bootstrap intervals ({args.labs} labs resampled whole): DAC fall recall {spread('fall', 'dac')}, "
+        f"walking called fall {spread('walk', 'dac')}; baseline recall {spread('fall', 'base')}, "
+        f"walking called fall {spread('walk', 'base')}"
+    )
     print(
         f"all labs (SIMULATED): DAC fall recall {rec:.3f}, walking called fall {fa:.3f}, sitting called fall "
         f"{sit:.3f} | without the intensity check: recall {rec1:.3f}, walking called fall {fa1:.3f}, sitting "

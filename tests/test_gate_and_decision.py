@@ -159,3 +159,16 @@ def test_constraint_violations_judge_the_decisive_evidence_with_its_noise():
     assert constraint_violations(close, _evidence(False)) == []
     assert [r[0] for r in accuracy_constraints(close, _evidence(False))] == ["min_accuracy"]
     assert accuracy_constraints(strict, _evidence(False))[1][4] == 450  # false alarms over non-fall windows
+
+
+def test_the_cluster_interval_widens_with_the_spread_between_clusters():
+    from iv_pipelines.sensing.gate import cluster_interval
+
+    same = [np.r_[np.ones(18), np.zeros(2)] for _ in range(6)]  # every lab 0.90
+    spread = [np.ones(20)] * 3 + [np.r_[np.ones(16), np.zeros(4)]] * 2 + [np.r_[np.ones(8), np.zeros(12)]]
+    lo_s, hi_s = cluster_interval(same)
+    lo_d, hi_d = cluster_interval(spread)
+    assert lo_s == hi_s == pytest.approx(0.9)  # no spread between labs: nothing to resample
+    assert lo_d < 0.80 < 0.90 < hi_d <= 1.0  # pooled 0.833, one poor lab
+    with pytest.raises(ValueError, match="non-empty cluster"):
+        cluster_interval([np.zeros(0)])

@@ -127,6 +127,28 @@ def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return float(max(0.0, (c - h) / d)), float(min(1.0, (c + h) / d))
 
 
+def cluster_interval(
+    clusters: list[np.ndarray], n_boot: int = 4000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of a pooled proportion whose outcomes (0/1 arrays) come in
+    correlated clusters (the windows of one lab, one home): whole clusters are resampled with
+    replacement, so the interval reflects how much the rate varies between clusters, not only
+    the window count. Few clusters make it rough (six labs: read it as a scale, not a test)."""
+    if not clusters or sum(len(c) for c in clusters) == 0:
+        raise ValueError("cluster_interval needs at least one non-empty cluster")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level}")
+    hits = np.array([float(np.sum(c)) for c in clusters])
+    sizes = np.array([len(c) for c in clusters], float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(clusters), (n_boot, len(clusters)))
+    total = sizes[idx].sum(axis=1)
+    rates = hits[idx].sum(axis=1) / np.maximum(total, 1)
+    rates = rates[total > 0]
+    a = (1 - level) / 2
+    return float(np.quantile(rates, a)), float(np.quantile(rates, 1 - a))
+
+
 def constraint_status(measured: float, n: int, limit: float, sense: str) -> tuple[str, tuple[float, float]]:
     """`met` (the point estimate meets the limit), `missed` (the whole 95 % interval is on the
     wrong side: significantly worse) or `uncertain` (the estimate misses the limit by less than
