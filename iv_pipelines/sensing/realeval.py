@@ -288,7 +288,8 @@ def geotecinit_walk_capture(
     """The first `seconds` of walking of `session` (the packets labelled WALKING or TURN, in
     recording order, their runs joined end to end at 100 Hz): what a client would record as
     the device's walking calibration (issue #13: 15-20 s of walking). `meta["sequences"]`:
-    how many of the session's sequences (in file order) it drew on."""
+    how many of the session's sequences (in file order) it drew on; `meta["joins_s"]`: where
+    their runs meet."""
     parts, total = [], 0
     with np.load(path) as z:
         names = [str(v) for v in z["labels"]]
@@ -308,7 +309,13 @@ def geotecinit_walk_capture(
         np.arange(len(amp)) / 100.0,
         np.zeros(len(amp)),
         f"geotecinit {session} walking",
-        {"amplitude_only": True, "sequences": len(parts)},
+        {
+            "amplitude_only": True,
+            "sequences": len(parts),
+            # where one sequence's walking run ends and the next begins (s): steps no
+            # continuous capture has
+            "joins_s": [float(v) / 100.0 for v in np.cumsum([len(p) for p in parts])[:-1] if v < len(amp)],
+        },
     )
 
 
