@@ -114,18 +114,15 @@ def main() -> int:
             f"and {dac_b['fall_threshold']:.2f})"
         )
     from iv_pipelines.sensing.client import REAL_HOP_S
-    from iv_pipelines.sensing.features import WINDOW_S, window_starts, windows_from_capture
-    from iv_pipelines.sensing.intensity import window_intensity
-    from iv_pipelines.sensing.realeval import geotecinit_walk_capture
+    from iv_pipelines.sensing.features import stretch_windows
+    from iv_pipelines.sensing.realeval import GAP_S, geotecinit_walk_capture
 
     cap = geotecinit_walk_capture()
-    starts, _ = window_starts(cap.t_s, REAL_HOP_S)
-    joined = np.array([any(s < j < s + WINDOW_S for j in cap.meta["joins_s"]) for s in starts])
-    inten = window_intensity(windows_from_capture(cap.csi, cap.t_s, hop_s=REAL_HOP_S, amplitude_only=True))
+    n_cal = len(stretch_windows(cap.csi, cap.t_s, REAL_HOP_S, True)[0])
     print(
-        f"the calibration capture joins {cap.meta['sequences']} walking runs end to end: {int(joined.sum())} of "
-        f"its {len(starts)} windows straddle a join, their median intensity "
-        f"{np.median(inten[joined]) / np.median(inten[~joined]):.2f}x the others'"
+        f"the calibration capture: {cap.meta['seconds']:g} s of walking in {len(cap.meta['runs_s'])} runs "
+        f"recorded apart ({GAP_S:g} s gaps between them), {n_cal} windows at hop {REAL_HOP_S:g} s, none "
+        "straddling two runs"
     )
     walk_p = [w[2] for w in win if w[0] == "walking"]
     q = np.quantile(walk_p, [0.5, 0.9, 0.95]) if walk_p else [np.nan] * 3

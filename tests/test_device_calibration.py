@@ -216,3 +216,35 @@ def test_real_windows_weigh_like_the_twin_class():
     assert reps[3] == 0
     assert reps[4] == 1  # more captured windows than the twin's: each once, never dropped
     assert real_repeats(caps, 120, weight=0.25)[2] < reps[2]
+
+
+def test_calibration_windows_never_straddle_a_gap_as_the_capsules_do_not():
+    """A calibration capture with a silence in it (a dropped link, or runs recorded apart) is
+    cut there as the capsule cuts what it serves: no calibration window interpolates across
+    the gap, and a capture whose times come from a declared rate keeps that rate."""
+    from iv_pipelines.runtime.predictor import windows
+    from iv_pipelines.sensing.client import REAL_HOP_S, calibrate_client
+    from iv_pipelines.sensing.devicestats import capture_stats
+    from iv_pipelines.sensing.features import MAX_GAP_S, windows_from_capture
+
+    room = Room.random(np.random.default_rng(3))
+    walk = _captures(Device(rate_hz=100, snr_db=30), room, seconds=12.0)[1].capture
+    t = walk.t_s.copy()
+    half = np.searchsorted(t, 6.0)
+    t[half:] += 2 * MAX_GAP_S + 0.5  # the second half recorded 1.5 s later
+    gapped = CsiCapture(walk.csi, t, np.zeros(len(t)), "twin, two runs")
+    cal = calibrate_client(room, RESIDENTS["adult"], [(Calibration("walk", gapped), "real")])
+    got = cal.captures[0].windows
+    served, starts, lengths = windows(gapped, hop_s=REAL_HOP_S, amplitude_only=False)
+    np.testing.assert_array_equal(got, served)  # the capsule's cut, window for window
+    first = windows_from_capture(walk.csi[:half], walk.t_s[:half], hop_s=REAL_HOP_S)
+    second = windows_from_capture(walk.csi[half:], t[half:], hop_s=REAL_HOP_S)
+    np.testing.assert_array_equal(got, np.concatenate([first, second]))
+    assert not any(s < t[half] - t[0] < s + ln for s, ln in zip(starts, lengths, strict=True))
+    bridged = windows_from_capture(gapped.csi, t, hop_s=REAL_HOP_S)
+    assert len(bridged) > len(got)  # what the calibration did before: windows across the silence
+    # times synthesised at a declared 100 Hz (amplitude CSV), two runs 1 s apart: still 100 Hz
+    n = 1200
+    t2 = np.r_[np.arange(600), np.arange(600, n) + 100] / 100.0
+    amp = np.abs(walk.csi[:n])
+    assert capture_stats(amp, t2, timestamps=False).rate_hz == pytest.approx(100.0)

@@ -16,11 +16,10 @@ import numpy as np
 
 from iv_pipelines.runtime.limits import LimitExceeded, RequestLimits, expected_windows
 from iv_pipelines.sensing.features import (
+    MAX_GAP_S,
     MIN_WINDOW_S,
-    WINDOW_S,
     capture_seconds,
-    window_starts,
-    windows_from_capture,
+    stretch_windows,
 )
 from iv_pipelines.sensing.formats import (
     CsiCapture,
@@ -32,7 +31,6 @@ from iv_pipelines.sensing.formats import (
 from iv_pipelines.sensing.intensity import IntensityCheck
 
 RUNTIME_FILE = "runtime.json"
-MAX_GAP_S = 0.5  # a longer silence splits the capture: windows are never interpolated across it
 
 
 class PayloadError(ValueError):
@@ -212,18 +210,10 @@ def windows(cap: CsiCapture, hop_s: float, amplitude_only: bool) -> tuple[np.nda
             f"need at least {MIN_WINDOW_S:.1f} s of CSI for one window; got {span:.2f} s ({len(t)} frames)"
         )
     # windows never straddle a gap in the capture (a dropped link, or separate recordings)
-    cuts = np.flatnonzero(np.diff(t) > MAX_GAP_S) + 1
-    xs, starts, lengths = [], [], []
-    for seg in np.split(np.arange(len(t)), cuts):
-        if len(seg) < 2 or capture_seconds(t[seg]) + 1e-9 < MIN_WINDOW_S:
-            continue
-        x = windows_from_capture(cap.csi[seg], t[seg], hop_s=hop_s, amplitude_only=amplitude_only)
-        st, length = window_starts(t[seg], hop_s)
-        xs.append(x)
-        starts.append(np.asarray(st) - t[0])
-        lengths.append(np.full(len(x), min(length, WINDOW_S)))
-    if not xs:
+    x, starts, lengths = stretch_windows(cap.csi, t, hop_s, amplitude_only)
+    if not len(x):
+        gaps = int((np.diff(t) > MAX_GAP_S).sum())
         raise PayloadError(
-            f"no {MIN_WINDOW_S:.1f} s stretch of CSI without a gap over {MAX_GAP_S} s ({len(t)} frames, {len(cuts)} gaps)"
+            f"no {MIN_WINDOW_S:.1f} s stretch of CSI without a gap over {MAX_GAP_S} s ({len(t)} frames, {gaps} gaps)"
         )
-    return np.concatenate(xs), np.concatenate(starts), np.concatenate(lengths)
+    return x, starts, lengths

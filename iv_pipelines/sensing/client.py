@@ -26,7 +26,7 @@ import numpy as np
 from iv_pipelines.sensing.calibration import Calibration, DeviceFit, fit_device, resident_at
 from iv_pipelines.sensing.context import CTX_DIM, context_vector
 from iv_pipelines.sensing.device import DEFAULT_PRIOR
-from iv_pipelines.sensing.features import WINDOW_S, drop_phase, windows_from_capture
+from iv_pipelines.sensing.features import WINDOW_S, drop_phase, stretch_windows, windows_from_capture
 from iv_pipelines.sensing.intensity import DEFAULT_RECALL_COST
 from iv_pipelines.sensing.twin import ACTIVITIES, Resident, Room, room_device
 
@@ -114,7 +114,8 @@ def calibrate_client(
     amp_only = all(bool(c.capture.meta.get("amplitude_only")) for c, _ in calibrations)
     captures = []
     for (c, origin), split in zip(calibrations, splits, strict=True):
-        w = windows_from_capture(c.capture.csi, c.capture.t_s, hop_s=REAL_HOP_S, amplitude_only=amp_only)
+        # cut as the capsule cuts what it serves: no window straddles a gap (stretch_windows)
+        w = stretch_windows(c.capture.csi, c.capture.t_s, REAL_HOP_S, amp_only)[0]
         span = float(c.capture.t_s[-1] - c.capture.t_s[0])
         captures.append(RealCapture(c.name or c.activity, c.activity, origin, split, amp_only, w, span))
     train = [c for (c, _), s in zip(calibrations, splits, strict=True) if s == "train"]

@@ -155,7 +155,10 @@ def capture_stats(csi: np.ndarray, t_s: np.ndarray, timestamps: bool = True) -> 
     rate, jitter, drop, burst = timing_stats(t_all)  # all packets: cleaning is not a drop
     if not timestamps:
         jitter = drop = burst = None
-        rate = (len(t_all) - 1) / max(duration, 1e-9)
+        # times synthesised from the declared rate: its spacing (the median, so that runs
+        # joined with a gap between them keep the rate they were recorded at)
+        dt = np.diff(t_all)
+        rate = 1.0 / float(np.median(dt[dt > 0])) if (dt > 0).any() else float("nan")
     common = np.log(amp.mean(axis=1))
     gain_jitter = float(np.std(np.diff(common)) / np.sqrt(2))
     rel = relative_amplitude(amp)

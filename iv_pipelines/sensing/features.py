@@ -216,6 +216,32 @@ def windows_from_capture(
     return np.stack(out) if out else np.zeros((0, T, N_FEATURES), np.float32)
 
 
+MAX_GAP_S = 0.5  # a longer silence splits a capture: windows are never interpolated across it
+
+
+def stretch_windows(
+    csi: np.ndarray, t_s: np.ndarray, hop_s: float, amplitude_only: bool = False, max_gap_s: float = MAX_GAP_S
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`windows_from_capture` per stretch of the capture between gaps of more than
+    `max_gap_s` (a dropped link, or separate recordings joined): (n, T, F) windows, their start
+    times (s from the first packet) and lengths (s). Stretches under MIN_WINDOW_S give none.
+    The capsule's windows and a client's calibration windows are cut the same way."""
+    t = np.asarray(t_s, dtype=np.float64)
+    cuts = np.flatnonzero(np.diff(t) > max_gap_s) + 1
+    xs, starts, lengths = [], [], []
+    for seg in np.split(np.arange(len(t)), cuts):
+        if len(seg) < 2 or capture_seconds(t[seg]) + 1e-9 < MIN_WINDOW_S:
+            continue
+        x = windows_from_capture(csi[seg], t[seg], hop_s=hop_s, amplitude_only=amplitude_only)
+        st, length = window_starts(t[seg], hop_s)
+        xs.append(x)
+        starts.append(np.asarray(st) - t[0])
+        lengths.append(np.full(len(x), min(length, WINDOW_S)))
+    if not xs:
+        return np.zeros((0, T, N_FEATURES), np.float32), np.zeros(0), np.zeros(0)
+    return np.concatenate(xs), np.concatenate(starts), np.concatenate(lengths)
+
+
 def drop_phase(x: np.ndarray, rows=slice(None)):
     """Turn windows (..., T, N_FEATURES) into their amplitude-only form, in place."""
     x[rows, :, PHASE_COLUMNS] = 0.0

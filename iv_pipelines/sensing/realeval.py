@@ -282,39 +282,52 @@ def _score_sessions(
     }
 
 
+GAP_S = 1.0  # silence between the separate walking runs of the calibration capture (> MAX_GAP_S)
+
+
 def geotecinit_walk_capture(
     seconds: float = 20.0, session: str = "D1", path: Path = GEOTECINIT
 ) -> CsiCapture:
     """The first `seconds` of walking of `session` (the packets labelled WALKING or TURN, in
-    recording order, their runs joined end to end at 100 Hz): what a client would record as
-    the device's walking calibration (issue #13: 15-20 s of walking). `meta["sequences"]`:
-    how many of the session's sequences (in file order) it drew on; `meta["joins_s"]`: where
-    their runs meet."""
+    recording order, at 100 Hz): what a client would record as the device's walking
+    calibration (issue #13: 15-20 s of walking). The dataset holds no 20 s of continuous
+    walking, so the capture is the walking runs of the session's first sequences (~3.4 s each)
+    as separate recordings: GAP_S of silence between runs, so that no window straddles two
+    runs (the capsule and the calibration cut at gaps, `features.stretch_windows`); until
+    2026-12-06 they were joined end to end, and 20 of the 37 windows straddled a join.
+    `meta["sequences"]`: how many sequences (in file order) it drew on; `meta["seconds"]`:
+    the seconds of walking it holds; `meta["runs_s"]`: where each run starts."""
     parts, total = [], 0
     with np.load(path) as z:
         names = [str(v) for v in z["labels"]]
         walking = [i for i, n in enumerate(names) if GEO_GROUPS[n] == "walking"]
         for key in sorted(k[: -len("_amp")] for k in z.files if k.endswith("_amp") and k.startswith(session)):
             amp, lab = z[key + "_amp"].astype(np.float32), z[key + "_label"]
-            sel = amp[np.isin(lab, walking)]
+            sel = amp[np.isin(lab, walking)][: max(int(seconds * 100) - total, 0)]
             parts.append(sel)
             total += len(sel)
             if total >= seconds * 100:
                 break
-    amp = np.concatenate(parts)[: int(seconds * 100)]
+    amp = np.concatenate(parts)
+    starts = np.concatenate([[0], np.cumsum([len(p) for p in parts])[:-1]])
+    t = np.concatenate(
+        [
+            (np.arange(len(p)) + s0) / 100.0 + GAP_S * k
+            for k, (p, s0) in enumerate(zip(parts, starts, strict=True))
+        ]
+    )
     csi = np.zeros((len(amp), 64), np.complex64)
     csi[:, 4:32], csi[:, 33:61] = amp[:, :28], amp[:, 28:]
     return CsiCapture(
         csi,
-        np.arange(len(amp)) / 100.0,
+        t,
         np.zeros(len(amp)),
         f"geotecinit {session} walking",
         {
             "amplitude_only": True,
             "sequences": len(parts),
-            # where one sequence's walking run ends and the next begins (s): steps no
-            # continuous capture has
-            "joins_s": [float(v) / 100.0 for v in np.cumsum([len(p) for p in parts])[:-1] if v < len(amp)],
+            "seconds": len(amp) / 100.0,
+            "runs_s": [float(t[s0]) for s0 in starts],
         },
     )
 
@@ -371,7 +384,7 @@ def geotecinit_adapter_scores(
         "threshold_set_false_alarm_upper95": res.evidence["decision"].get(
             "threshold_set_false_alarm_upper95"
         ),
-        "calibration_seconds": float(cap.t_s[-1]),
+        "calibration_seconds": float(cap.meta["seconds"]),
         "calibration_sequences": int(cap.meta["sequences"]),
         "split": split,
         "device_fit": {
