@@ -41,7 +41,8 @@ DEFAULT_TARGET_FA = 0.02
 # real walking the adapter then learned nearly nothing from the client's 20 s capture (the
 # same session's other walking called fall 0.18 by the DAC, 0.16 by the uncalibrated base);
 # at 1.0, 0.06 (6 windows fewer, none more: exact McNemar p = 0.03; `bench/walking_dev.py`,
-# development data). Cost, in the twin: no fall recall on devices whose motion shows as
+# development data, with the calibration's runs still joined end to end; recorded apart since,
+# 0.08 -> 0.00: docs/sensing.md). Cost, in the twin: no fall recall on devices whose motion shows as
 # packet-to-packet noise (as the lab), 0.15 of it on body-scattering devices
 # (`bench/fall_protocol.py`), where falls look like walking. docs/sensing.md has the numbers.
 REAL_WEIGHT = 1.0
