@@ -248,3 +248,10 @@ def test_calibration_windows_never_straddle_a_gap_as_the_capsules_do_not():
     t2 = np.r_[np.arange(600), np.arange(600, n) + 100] / 100.0
     amp = np.abs(walk.csi[:n])
     assert capture_stats(amp, t2, timestamps=False).rate_hz == pytest.approx(100.0)
+    # with real timestamps, the silence is a cut, not a run of 100 dropped packets
+    from iv_pipelines.sensing.devicestats import timing_stats
+
+    rate, _, drop, burst = timing_stats(t2)
+    assert rate == pytest.approx(100.0) and drop == 0.0 and burst == 1.0
+    t3 = np.delete(t2, [100, 101, 300])  # two dropped packets in a row, and one alone
+    assert timing_stats(t3)[2:] == pytest.approx((3 / 1198, 1.5))  # 1195 spacings within runs + 3 missing

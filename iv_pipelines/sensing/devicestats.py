@@ -113,9 +113,13 @@ def typical_white_level(rel: np.ndarray) -> float:
 
 
 def timing_stats(t_s: np.ndarray) -> tuple[float, float, float, float]:
-    """(rate_hz, jitter_ms, drop_rate, burst_len) from packet timestamps."""
+    """(rate_hz, jitter_ms, drop_rate, burst_len) from packet timestamps. A silence of more
+    than MAX_GAP_S cuts the capture (no window spans it, in the capsule or the calibration),
+    so it is not counted as a run of dropped packets."""
+    from iv_pipelines.sensing.features import MAX_GAP_S
+
     dt = np.diff(t_s)
-    dt = dt[dt > 0]
+    dt = dt[(dt > 0) & (dt <= MAX_GAP_S)]
     if len(dt) < 3:
         return float("nan"), float("nan"), float("nan"), float("nan")
     period = float(np.median(dt))
