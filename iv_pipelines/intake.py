@@ -53,6 +53,7 @@ class RequestStore:
         import tempfile
 
         from iv_pipelines.sensing.calibration import MIN_CALIBRATION_S
+        from iv_pipelines.sensing.features import MAX_GAP_S, MIN_WINDOW_S, stretches, usable_seconds
         from iv_pipelines.sensing.formats import CsiFormatError, read_capture
 
         faults, staged, caps = [], [], []
@@ -101,6 +102,15 @@ class RequestStore:
                 faults.append(
                     f"{where}.path: {src.name} lasts {span:.1f} s; a calibration capture lasts "
                     f"{MIN_CALIBRATION_S:.0f}-{MAX_CALIBRATION_S:.0f} s (20 s or more recommended)"
+                )
+                continue
+            usable = usable_seconds(cap.t_s)
+            if usable + 1e-6 < MIN_CALIBRATION_S:
+                gaps = len(stretches(cap.t_s)) - 1
+                faults.append(
+                    f"{where}.path: {src.name} holds only {usable:.1f} s of CSI in stretches of at least "
+                    f"{MIN_WINDOW_S:.1f} s between its {gaps} silence(s) over {MAX_GAP_S} s; a calibration "
+                    f"capture needs {MIN_CALIBRATION_S:.0f} s of such CSI (windows never span a silence)"
                 )
                 continue
             data = src.read_bytes()

@@ -243,6 +243,10 @@ def test_calibration_windows_never_straddle_a_gap_as_the_capsules_do_not():
     assert not any(s < t[half] - t[0] < s + ln for s, ln in zip(starts, lengths, strict=True))
     bridged = windows_from_capture(gapped.csi, t, hop_s=REAL_HOP_S)
     assert len(bridged) > len(got)  # what the calibration did before: windows across the silence
+    bursts = (walk.t_s % 1.4) < 0.8  # 0.8 s bursts between 0.6 s silences: no window anywhere
+    bursty = CsiCapture(walk.csi[bursts], walk.t_s[bursts], np.zeros(int(bursts.sum())), "twin, bursts")
+    with pytest.raises(ValueError, match="calibration capture 'walk': no stretch of 1.0 s without a silence"):
+        calibrate_client(room, RESIDENTS["adult"], [(Calibration("walk", bursty), "real")])
     # times synthesised at a declared 100 Hz (amplitude CSV), two runs 1 s apart: still 100 Hz
     n = 1200
     t2 = np.r_[np.arange(600), np.arange(600, n) + 100] / 100.0

@@ -40,6 +40,19 @@ def _write(tmp_path, doc, captures: dict[str, str]):
 ROW = ",".join(["12.5"] * 64)
 
 
+def _bursty_esp_csi() -> str:
+    """20 s of esp-csi lines in 0.8 s bursts between 0.6 s silences: no stretch holds a window."""
+    import numpy as np
+
+    from iv_pipelines.sensing.formats import write_esp_csi_lines
+
+    t = np.arange(2000) / 100.0
+    t = t[(t % 1.4) < 0.8]
+    csi = np.full((len(t), 64), 20 + 5j, np.complex64)
+    csi[:, 32] = 0  # DC
+    return "\n".join(write_esp_csi_lines(csi, t))
+
+
 @pytest.mark.parametrize(
     "cal, files, needle",
     [
@@ -61,6 +74,11 @@ ROW = ",".join(["12.5"] * 64)
             "line 6: 2 columns",
         ),
         ({"activity": "walk", "path": "noise.csv"}, {"noise.csv": "hello\nworld\n"}, "give its packet rate"),
+        (
+            {"activity": "walk", "path": "bursty.csv", "format": "esp-csi"},
+            {"bursty.csv": _bursty_esp_csi()},
+            "holds only 0.0 s of CSI in stretches of at least 1.0 s between its 14 silence(s) over 0.5 s",
+        ),
     ],
 )
 def test_bad_calibration_is_refused_naming_the_capture_and_nothing_is_stored(tmp_path, cal, files, needle):

@@ -26,7 +26,14 @@ import numpy as np
 from iv_pipelines.sensing.calibration import Calibration, DeviceFit, fit_device, resident_at
 from iv_pipelines.sensing.context import CTX_DIM, context_vector
 from iv_pipelines.sensing.device import DEFAULT_PRIOR
-from iv_pipelines.sensing.features import WINDOW_S, drop_phase, stretch_windows, windows_from_capture
+from iv_pipelines.sensing.features import (
+    MAX_GAP_S,
+    MIN_WINDOW_S,
+    WINDOW_S,
+    drop_phase,
+    stretch_windows,
+    windows_from_capture,
+)
 from iv_pipelines.sensing.intensity import DEFAULT_RECALL_COST
 from iv_pipelines.sensing.twin import ACTIVITIES, Resident, Room, room_device
 
@@ -117,6 +124,11 @@ def calibrate_client(
     for (c, origin), split in zip(calibrations, splits, strict=True):
         # cut as the capsule cuts what it serves: no window straddles a gap (stretch_windows)
         w = stretch_windows(c.capture.csi, c.capture.t_s, REAL_HOP_S, amp_only)[0]
+        if not len(w):
+            raise ValueError(
+                f"calibration capture {c.name or c.activity!r}: no stretch of {MIN_WINDOW_S:.1f} s without a "
+                f"silence over {MAX_GAP_S} s, so no window ({len(c.capture.t_s)} packets)"
+            )
         span = float(c.capture.t_s[-1] - c.capture.t_s[0])
         captures.append(RealCapture(c.name or c.activity, c.activity, origin, split, amp_only, w, span))
     train = [c for (c, _), s in zip(calibrations, splits, strict=True) if s == "train"]

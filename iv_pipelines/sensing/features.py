@@ -219,6 +219,20 @@ def windows_from_capture(
 MAX_GAP_S = 0.5  # a longer silence splits a capture: windows are never interpolated across it
 
 
+def stretches(t_s: np.ndarray, max_gap_s: float = MAX_GAP_S) -> list[np.ndarray]:
+    """Packet indices of each stretch of a capture between silences over `max_gap_s`."""
+    t = np.asarray(t_s, dtype=np.float64)
+    return np.split(np.arange(len(t)), np.flatnonzero(np.diff(t) > max_gap_s) + 1)
+
+
+def usable_seconds(t_s: np.ndarray, max_gap_s: float = MAX_GAP_S) -> float:
+    """Seconds of a capture in stretches long enough for a window (MIN_WINDOW_S) between
+    silences over `max_gap_s`: what windows can be cut from."""
+    t = np.asarray(t_s, dtype=np.float64)
+    spans = [capture_seconds(t[seg]) for seg in stretches(t, max_gap_s) if len(seg) > 1]
+    return float(sum(s for s in spans if s + 1e-9 >= MIN_WINDOW_S))
+
+
 def stretch_windows(
     csi: np.ndarray, t_s: np.ndarray, hop_s: float, amplitude_only: bool = False, max_gap_s: float = MAX_GAP_S
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -227,9 +241,8 @@ def stretch_windows(
     times (s from the first packet) and lengths (s). Stretches under MIN_WINDOW_S give none.
     The capsule's windows and a client's calibration windows are cut the same way."""
     t = np.asarray(t_s, dtype=np.float64)
-    cuts = np.flatnonzero(np.diff(t) > max_gap_s) + 1
     xs, starts, lengths = [], [], []
-    for seg in np.split(np.arange(len(t)), cuts):
+    for seg in stretches(t, max_gap_s):
         if len(seg) < 2 or capture_seconds(t[seg]) + 1e-9 < MIN_WINDOW_S:
             continue
         x = windows_from_capture(csi[seg], t[seg], hop_s=hop_s, amplitude_only=amplitude_only)
