@@ -187,6 +187,27 @@ def test_stream_emits_one_detection_per_second_and_survives_bad_chunks(client, e
     assert all(d["error"] is None and d["label"] in ("empty", "walk", "sit", "fall") for d in got)
 
 
+def test_stream_windows_never_span_a_silence(client, episode_lines):
+    """A 1 s silence in the stream (a dropped link) is cut as /v1/predict cuts it: the stretch
+    before it gets one shorter window, the next window starts after it."""
+    from iv_pipelines.sensing.formats import parse_lines, write_esp_csi_lines
+
+    cap, _ = parse_lines(episode_lines)
+    t = cap.t_s - cap.t_s[0]
+    t = np.where(t >= 1.3, t + 1.0, t)  # nothing arrives for 1 s after 1.3 s
+    lines = write_esp_csi_lines(cap.csi, t)[1:]
+    with client.websocket_connect("/v1/stream") as ws:
+        for i in range(0, len(lines), 40):
+            ws.send_text("\n".join(lines[i : i + 40]))
+        got = [ws.receive_json(), ws.receive_json()]
+    assert [d["error"] for d in got] == [None, None]
+    first_after = float(t[t >= 2.3][0])
+    assert got[0]["start_s"] == 0.0 and 1.25 <= got[0]["length_s"] <= 1.33  # ends before the silence (+ one packet period)
+    assert got[1]["start_s"] == pytest.approx(first_after, abs=1e-3) and got[1]["length_s"] == 2.0
+    body = client.post("/v1/predict", json={"lines": write_esp_csi_lines(cap.csi, t), "hop_s": 1.0}).json()
+    assert body["windows"][0]["length_s"] == pytest.approx(got[0]["length_s"], abs=0.011)
+
+
 def test_stream_accepts_amplitude_csv_chunks_and_rejects_bad_rows(client, episode_lines):
     from iv_pipelines.sensing.formats import parse_lines, to_legacy_amplitude, write_amplitude_csv
 

@@ -558,8 +558,10 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
         return cap, amp
 
     def _stream_windows(st: dict, cfg) -> list[Detection]:
-        """Every full window the buffer now holds (one per second of stream), classified."""
-        from iv_pipelines.sensing.features import windows_from_capture
+        """Every full window the buffer now holds (one per second of stream), classified. As
+        in /v1/predict, no window spans a silence over MAX_GAP_S: the stretch before one gets
+        a shorter window when it lasts MIN_WINDOW_S, and the stream resumes after it."""
+        from iv_pipelines.sensing.features import MIN_WINDOW_S, capture_seconds, windows_from_capture
 
         out = []
         while st["next"] is not None:
@@ -568,25 +570,39 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
             if not sel.any() or buf_t[-1] < buf_t[sel][0] + WINDOW_S:
                 break
             first = float(buf_t[sel][0])
-            x = windows_from_capture(
-                st["csi"][sel], buf_t[sel], hop_s=1e9, amplitude_only=st["amp"] or cfg.amplitude_only
-            )[:1]
-            row = state.predictor.proba(x)[0]
-            k = int(state.predictor.decide(row[None], x)[0])
-            in_window = sel & (buf_t <= first + WINDOW_S)
-            wid = state.observe(st["csi"][in_window], x[0], cfg.classes[k], row, None, buf_t[in_window])
-            out.append(
-                Detection(
-                    start_s=round(first - st["origin"], 3),
-                    label=cfg.classes[k],
-                    confidence=float(row[k]),
-                    probabilities=[round(float(v), 6) for v in row],
-                    length_s=WINDOW_S,
-                    window_id=wid,
+            idx = np.flatnonzero(sel)
+            gaps = np.flatnonzero(np.diff(buf_t[idx]) > MAX_GAP_S)
+            resume = None
+            if len(gaps) and buf_t[idx[gaps[0]]] < first + WINDOW_S - 1e-9:
+                part = idx[: gaps[0] + 1]  # the stretch before the silence
+                resume = float(buf_t[idx[gaps[0] + 1]])
+                length = capture_seconds(buf_t[part])
+                in_window = np.zeros(len(buf_t), bool)
+                in_window[part] = True
+            else:
+                length, in_window = WINDOW_S, sel & (buf_t <= first + WINDOW_S)
+            if resume is None or length + 1e-9 >= MIN_WINDOW_S:
+                x = windows_from_capture(
+                    st["csi"][in_window if resume is not None else sel],
+                    buf_t[in_window if resume is not None else sel],
+                    hop_s=1e9,
+                    amplitude_only=st["amp"] or cfg.amplitude_only,
+                )[:1]
+                row = state.predictor.proba(x)[0]
+                k = int(state.predictor.decide(row[None], x)[0])
+                wid = state.observe(st["csi"][in_window], x[0], cfg.classes[k], row, None, buf_t[in_window])
+                out.append(
+                    Detection(
+                        start_s=round(first - st["origin"], 3),
+                        label=cfg.classes[k],
+                        confidence=float(row[k]),
+                        probabilities=[round(float(v), 6) for v in row],
+                        length_s=round(min(length, WINDOW_S), 3),
+                        window_id=wid,
+                    )
                 )
-            )
-            st["next"] = first + 1.0
-            keep = buf_t >= st["next"] - 0.5  # what later windows can still need
+            st["next"] = first + 1.0 if resume is None else resume
+            keep = buf_t >= (st["next"] - 0.5 if resume is None else resume)  # what later windows can need
             st["csi"], st["t"] = st["csi"][keep], buf_t[keep]
         return out
 
