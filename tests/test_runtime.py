@@ -202,7 +202,9 @@ def test_stream_windows_never_span_a_silence(client, episode_lines):
         got = [ws.receive_json(), ws.receive_json()]
     assert [d["error"] for d in got] == [None, None]
     first_after = float(t[t >= 2.3][0])
-    assert got[0]["start_s"] == 0.0 and 1.25 <= got[0]["length_s"] <= 1.33  # ends before the silence (+ one packet period)
+    assert (
+        got[0]["start_s"] == 0.0 and 1.25 <= got[0]["length_s"] <= 1.33
+    )  # ends before the silence (+ one packet period)
     assert got[1]["start_s"] == pytest.approx(first_after, abs=1e-3) and got[1]["length_s"] == 2.0
     body = client.post("/v1/predict", json={"lines": write_esp_csi_lines(cap.csi, t), "hop_s": 1.0}).json()
     assert body["windows"][0]["length_s"] == pytest.approx(got[0]["length_s"], abs=0.011)
