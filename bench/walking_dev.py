@@ -49,7 +49,7 @@ def dac_windows(base_dir: Path, seed: int, weight: float | None):
     ref = chk.reference if chk is not None else float("nan")
     windows = []
     comp: dict = {}
-    geotecinit_windows(composition=comp)  # the dataset's labels in each window (D1 only is read below)
+    geotecinit_windows(composition=comp, sessions=("D1",))  # the dataset's labels in each window
     first = len(comp["D1"]) - len(keep["data"]["D1 (development)"])
     parts = [p for execution in comp["D1"][first:] for p in execution]
     for seqs in keep["data"].values():

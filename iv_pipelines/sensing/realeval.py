@@ -196,12 +196,16 @@ GEO_GROUPS = {
 
 
 def geotecinit_windows(
-    path: Path = GEOTECINIT, hop_s: float = 1.0, composition: dict | None = None
+    path: Path = GEOTECINIT,
+    hop_s: float = 1.0,
+    composition: dict | None = None,
+    sessions: tuple[str, ...] | None = None,
 ) -> dict[str, list[tuple[np.ndarray, list[str]]]]:
     """{session: [(windows, group of each window), ...] per execution}; a window's group is the
     label of most of its packets. Amplitudes only, 100 Hz, subcarriers -28..28 placed in the
     centred 64-entry layout. `composition`, when given, receives the same structure with, per
-    window, "execution: LABEL packets, ..." (the dataset's own labels, most packets first)."""
+    window, "execution: LABEL packets, ..." (the dataset's own labels, most packets first).
+    `sessions`: read only these (development code reads D1 alone; default all)."""
     from iv_pipelines.sensing.features import window_starts, windows_from_capture
 
     out: dict[str, list] = {}
@@ -209,6 +213,8 @@ def geotecinit_windows(
         names = [str(v) for v in z["labels"]]
         keys = sorted(k[: -len("_amp")] for k in z.files if k.endswith("_amp"))
         for key in keys:
+            if sessions is not None and key.split("_")[0] not in sessions:
+                continue
             amp, lab = z[key + "_amp"].astype(np.float32), z[key + "_label"]
             csi = np.zeros((len(amp), 64), np.complex64)
             csi[:, 4:32], csi[:, 33:61] = amp[:, :28], amp[:, 28:]  # k = -28..-1 and 1..28
@@ -363,7 +369,7 @@ def geotecinit_adapter_scores(
     thr = res.thresholds[res.selected]
     from iv_pipelines.sensing.intensity import IntensityCheck
 
-    data = geotecinit_windows()
+    data = geotecinit_windows(sessions=("D1",) if split == "development" else None)
     sessions = EVALUATION_SESSIONS
     if split == "development":
         data = {"D1 (development)": data["D1"][int(cap.meta["sequences"]) :]}
