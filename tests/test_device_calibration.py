@@ -259,3 +259,22 @@ def test_calibration_windows_never_straddle_a_gap_as_the_capsules_do_not():
     assert rate == pytest.approx(100.0) and drop == 0.0 and burst == 1.0
     t3 = np.delete(t2, [100, 101, 300])  # two dropped packets in a row, and one alone
     assert timing_stats(t3)[2:] == pytest.approx((3 / 1198, 1.5))  # 1195 spacings within runs + 3 missing
+
+
+def test_geotecinit_development_code_reads_session_d1_alone_and_its_calibration_runs_apart():
+    """GeoTecINIT's D2-D4 are evaluation only: the development path never featurises them; the
+    walking calibration is 20 s of D1's walking runs recorded apart, no window across two."""
+    from iv_pipelines.sensing.client import REAL_HOP_S
+    from iv_pipelines.sensing.features import WINDOW_S, stretch_windows
+    from iv_pipelines.sensing.realeval import geotecinit_walk_capture, geotecinit_windows
+
+    comp: dict = {}
+    data = geotecinit_windows(composition=comp, sessions=("D1",))
+    assert set(data) == set(comp) == {"D1"} and len(data["D1"]) == 20
+    assert all(len(x) == len(c) for (x, _), c in zip(data["D1"], comp["D1"], strict=True))
+    cap = geotecinit_walk_capture()
+    assert cap.meta["seconds"] == 20.0 and len(cap.t_s) == 2000 and cap.meta["sequences"] == 6
+    _, starts, lengths = stretch_windows(cap.csi, cap.t_s, REAL_HOP_S, True)
+    runs = cap.meta["runs_s"][1:]
+    assert len(starts) == 23 and all(ln <= WINDOW_S for ln in lengths)
+    assert not any(s < r <= s + ln for s, ln in zip(starts, lengths, strict=True) for r in runs)
