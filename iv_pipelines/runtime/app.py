@@ -574,19 +574,15 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
             gaps = np.flatnonzero(np.diff(buf_t[idx]) > MAX_GAP_S)
             resume = None
             if len(gaps) and buf_t[idx[gaps[0]]] < first + WINDOW_S - 1e-9:
-                part = idx[: gaps[0] + 1]  # the stretch before the silence
+                # the window would span a silence: the stretch before it, alone
                 resume = float(buf_t[idx[gaps[0] + 1]])
-                length = capture_seconds(buf_t[part])
-                in_window = np.zeros(len(buf_t), bool)
-                in_window[part] = True
-            else:
-                length, in_window = WINDOW_S, sel & (buf_t <= first + WINDOW_S)
+                feed = in_window = sel & (buf_t < resume)
+                length = capture_seconds(buf_t[in_window])
+            else:  # features from the buffer onwards (resampling stops at WINDOW_S)
+                feed, in_window, length = sel, sel & (buf_t <= first + WINDOW_S), WINDOW_S
             if resume is None or length + 1e-9 >= MIN_WINDOW_S:
                 x = windows_from_capture(
-                    st["csi"][in_window if resume is not None else sel],
-                    buf_t[in_window if resume is not None else sel],
-                    hop_s=1e9,
-                    amplitude_only=st["amp"] or cfg.amplitude_only,
+                    st["csi"][feed], buf_t[feed], hop_s=1e9, amplitude_only=st["amp"] or cfg.amplitude_only
                 )[:1]
                 row = state.predictor.proba(x)[0]
                 k = int(state.predictor.decide(row[None], x)[0])

@@ -72,13 +72,12 @@ def limits_for(
 def expected_windows(t_s: np.ndarray, hop_s: float, max_gap_s: float) -> int:
     """How many windows `predictor.windows` would make of these packet times (from the times
     alone, before any feature is computed)."""
-    from iv_pipelines.sensing.features import window_starts
+    from iv_pipelines.sensing.features import stretches, window_starts
 
     t = np.asarray(t_s, dtype=np.float64)
     if len(t) < 2:
         return 0
-    cuts = np.flatnonzero(np.diff(t) > max_gap_s) + 1
-    return sum(len(window_starts(seg, hop_s)[0]) for seg in np.split(t, cuts) if len(seg) > 1)
+    return sum(len(window_starts(t[seg], hop_s)[0]) for seg in stretches(t, max_gap_s) if len(seg) > 1)
 
 
 class InferenceGate:

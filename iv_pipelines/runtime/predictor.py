@@ -20,6 +20,7 @@ from iv_pipelines.sensing.features import (
     MIN_WINDOW_S,
     capture_seconds,
     stretch_windows,
+    stretches,
 )
 from iv_pipelines.sensing.formats import (
     CsiCapture,
@@ -212,8 +213,8 @@ def windows(cap: CsiCapture, hop_s: float, amplitude_only: bool) -> tuple[np.nda
     # windows never straddle a gap in the capture (a dropped link, or separate recordings)
     x, starts, lengths = stretch_windows(cap.csi, t, hop_s, amplitude_only)
     if not len(x):
-        gaps = int((np.diff(t) > MAX_GAP_S).sum())
         raise PayloadError(
-            f"no {MIN_WINDOW_S:.1f} s stretch of CSI without a gap over {MAX_GAP_S} s ({len(t)} frames, {gaps} gaps)"
+            f"no {MIN_WINDOW_S:.1f} s stretch of CSI without a gap over {MAX_GAP_S} s "
+            f"({len(t)} frames, {len(stretches(t)) - 1} gaps)"
         )
     return x, starts, lengths
