@@ -108,23 +108,28 @@ def hypotheses(
     )
 
 
-def load_calibrations(request: DacRequest, storage: FactoryStorage, log) -> list:
-    """The request's stored calibration captures as (Calibration, origin) pairs."""
+def load_calibrations(
+    request: DacRequest, storage: FactoryStorage, log, section: str = "calibration"
+) -> list:
+    """The request's stored calibration captures as (Calibration, origin) pairs; with
+    `section="evaluation"`, its evaluation captures (always real) the same way."""
     from iv_pipelines.sensing.calibration import Calibration
     from iv_pipelines.sensing.formats import CsiFormatError, read_capture
 
     store = storage.requests()
     out = []
-    for i, spec in enumerate(request.calibration):
+    for i, spec in enumerate(getattr(request, section)):
         try:
             cap, rep, timed = read_capture(store.calibration_file(spec), spec.format, spec.rate_hz)
         except (CsiFormatError, KeyError) as e:
-            raise dg.Failure(description=f"calibration[{i}] ({spec.activity}): {e}") from e
-        name = f"{spec.activity}-{i}" + (f" ({spec.device})" if spec.device else "")
+            raise dg.Failure(description=f"{section}[{i}] ({spec.activity}): {e}") from e
+        origin = getattr(spec, "origin", "real")
+        prefix = "" if section == "calibration" else "eval-"
+        name = f"{prefix}{spec.activity}-{i}" + (f" ({spec.device})" if spec.device else "")
         log(
-            f"calibration[{i}]: {spec.activity}, {len(cap.csi)} packets over {cap.t_s[-1] - cap.t_s[0]:.1f} s, {spec.origin}; {rep.summary()}"
+            f"{section}[{i}]: {spec.activity}, {len(cap.csi)} packets over {cap.t_s[-1] - cap.t_s[0]:.1f} s, {origin}; {rep.summary()}"
         )
-        out.append((Calibration(spec.activity, cap, timed, name), spec.origin))
+        out.append((Calibration(spec.activity, cap, timed, name), origin))
     return out
 
 
@@ -174,7 +179,13 @@ def shadow_twin_context(
 
     domain = resolve_domain(dac_request).name
     calibrations = load_calibrations(dac_request, storage, context.log.info)
-    twin = twin_context(dac_request, domain, config.episodes_per_activity, config.seed, calibrations)
+    evaluations = [c for c, _ in load_calibrations(dac_request, storage, context.log.info, "evaluation")]
+    try:
+        twin = twin_context(
+            dac_request, domain, config.episodes_per_activity, config.seed, calibrations, evaluations
+        )
+    except ValueError as e:  # a capture that yields no window: named, nothing written
+        raise dg.Failure(description=str(e)) from e
     out = storage.dac_dir(dac_request.dac_id) / "twin"
     metadata = tidy(
         {
@@ -205,13 +216,18 @@ def shadow_twin_context(
         if cal.fit:
             metadata |= {
                 "device_fit": dg.MetadataValue.md(_fit_table(cal.fit)),
-                "calibration_captures": dg.MetadataValue.json([c.summary() for c in cal.captures]),
+                "calibration_captures": dg.MetadataValue.json(
+                    [c.summary() for c in cal.captures if c.split != "test"]
+                ),
                 "calibration_warnings": dg.MetadataValue.json(cal.warnings),
             }
             for w in cal.warnings:
                 context.log.warning(f"calibration: {w}")
         else:
             metadata["device_fit"] = "no calibration captures in the request: device prior"
+        tests = [c.summary() for c in cal.captures if c.split == "test"]
+        if tests:  # evidence only: never fitted, trained or chosen on (sensing/client.py)
+            metadata["evaluation_captures"] = dg.MetadataValue.json(tests)
         metadata |= {
             "episodes_path": dg.MetadataValue.path(str(out / "episodes.csv")),
             "room": dg.MetadataValue.json(

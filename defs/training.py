@@ -382,6 +382,14 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
                     float(real.get("fall_false_alarm_rate", nan)),
                 ),
                 "client_device_windows": ("int", int(real.get("n", 0))),
+                **(
+                    {
+                        "client_device_fall_recall": ("float", float(real["recall_fall"])),
+                        "client_device_fall_windows": ("int", int(real.get("n_fall", 0))),
+                    }
+                    if "recall_fall" in real
+                    else {}
+                ),
             }
             if real
             else {"client_device": ("text", "no held-out real captures: simulation only")}

@@ -195,16 +195,39 @@ def _print_adapter(result) -> None:
         "(simulated evidence: not a measurement on a real home)"
     )
     if real:
-        print(
-            f"[demo]   REAL client device ({real['data']}): accuracy {real['accuracy']:.3f}, fall false alarms "
-            f"{real.get('fall_false_alarm_rate', float('nan')):.3f}"
-        )
+        print(f"[demo]   REAL client device ({real['data']}): {real_evidence_line(real)}")
     else:
         print("[demo]   REAL client device: none (no held-out real captures in the request)")
     cal = report.get("calibration") or {}
-    if cal.get("captures"):
-        kinds = ", ".join(f"{c['activity']} {c['seconds']:.0f} s ({c['origin']})" for c in cal["captures"])
+    used = [c for c in cal.get("captures", []) if c.get("split") != "test"]
+    if used:
+        kinds = ", ".join(f"{c['activity']} {c['seconds']:.0f} s ({c['origin']})" for c in used)
         print(f"[demo]   device calibration from: {kinds}")
+
+
+def real_evidence_line(real: dict) -> str:
+    """The client-device evidence as one line: accuracy, false alarms, and, where the request
+    gave real falls for evaluation, fall recall by window and by capture, with 95 % intervals."""
+    nan = float("nan")
+    parts = [f"accuracy {real.get('accuracy', nan):.3f}"]
+    fa = real.get("fall_false_alarm_rate")
+    if fa is not None:
+        lo, hi = real.get("fall_false_alarm_rate_interval95", [nan, nan])
+        parts.append(
+            f"fall false alarms {fa:.3f} (95 % {lo:.2f}-{hi:.2f}, {real.get('n', 0) - real.get('n_fall', 0)} windows)"
+        )
+    if "recall_fall" in real:
+        lo, hi = real.get("recall_fall_interval95", [nan, nan])
+        parts.append(
+            f"fall recall {real['recall_fall']:.3f} (95 % {lo:.2f}-{hi:.2f}, {real.get('n_fall', 0)} windows)"
+        )
+    for act, pc in (real.get("per_capture") or {}).items():
+        what = "detected" if act == "fall" else "with a false alarm"
+        lo, hi = pc["interval95"]
+        parts.append(
+            f"{act} captures {what}: {pc['any_window_called_fall']} of {pc['captures']} ({lo:.2f}-{hi:.2f})"
+        )
+    return ", ".join(parts)
 
 
 def _print_lineage(result) -> None:

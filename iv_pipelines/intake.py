@@ -46,9 +46,12 @@ class RequestStore:
         return self.calibration_dir / Path(capture.path).name
 
     def ingest_calibration(self, request: DacRequest, base_dir: Path | None) -> DacRequest:
-        """Check every calibration capture of `request` (readable, no malformed lines, long
-        enough) and copy it into the store under its sha256; returns the request pointing at
-        the stored copies. Nothing is written unless every capture is good."""
+        """Check every calibration and evaluation capture of `request` (readable, no malformed
+        lines, long enough: a calibration capture MIN_CALIBRATION_S of usable CSI, an
+        evaluation capture one window) and copy it into the store under its sha256; returns
+        the request pointing at the stored copies. Nothing is written unless every capture is
+        good. An evaluation capture with the same content as a calibration capture is refused:
+        what trains a DAC never evaluates it."""
         import hashlib
         import tempfile
 
@@ -56,20 +59,21 @@ class RequestStore:
         from iv_pipelines.sensing.features import MAX_GAP_S, MIN_WINDOW_S, stretches, usable_seconds
         from iv_pipelines.sensing.formats import CsiFormatError, read_capture
 
-        faults, staged, caps = [], [], []
+        faults: list[str] = []
+        staged: dict[str, bytes] = {}
         tmp = tempfile.TemporaryDirectory()  # exports of device captures, read then stored by digest
-        for i, c in enumerate(request.calibration):
-            where = f"calibration[{i}]"
+
+        def ingest(where: str, c, min_s: float, kind: str):
+            """The stored spec of capture `c` (or None, with a fault recorded)."""
             if c.sha256:
                 stored = self.calibration_dir / Path(c.path).name
                 if not stored.is_file() or hashlib.sha256(stored.read_bytes()).hexdigest() != c.sha256:
                     faults.append(f"{where}.sha256: no stored capture {c.path!r} with this digest")
-                caps.append(c)
-                continue
-            if c.from_device is not None:  # frames the edge ingest service stored for that device
+                return c
+            if getattr(c, "from_device", None) is not None:  # frames the edge ingest service stored
                 from iv_pipelines.edge.captures import export_capture
 
-                src = Path(tmp.name) / f"{c.from_device}-{i}.csv"
+                src = Path(tmp.name) / f"{c.from_device}-{where}.csv"
                 try:
                     export_capture(
                         StorageLayout(self.root).edge_captures_dir(),
@@ -80,7 +84,7 @@ class RequestStore:
                     )
                 except (FileNotFoundError, ValueError) as e:
                     faults.append(f"{where}.from_device: {e}")
-                    continue
+                    return None
                 c = c.model_copy(update={"format": "esp-csi"})
             else:
                 src = Path(c.path)
@@ -90,45 +94,36 @@ class RequestStore:
                 cap, rep, _ = read_capture(src, c.format, c.rate_hz)
             except CsiFormatError as e:
                 faults.append(f"{where}.path: {e}")
-                continue
+                return None
             if rep.rejected:
                 n, why = rep.rejected[0]
                 faults.append(
                     f"{where}.path: {len(rep.rejected)} malformed line(s) in {src.name}; line {n}: {why}"
                 )
-                continue
+                return None
             span = float(cap.t_s[-1] - cap.t_s[0]) if len(cap.t_s) > 1 else 0.0
-            if span + 1e-6 < MIN_CALIBRATION_S or span > MAX_CALIBRATION_S:
+            if span + 1e-6 < min_s or span > MAX_CALIBRATION_S:
                 faults.append(
-                    f"{where}.path: {src.name} lasts {span:.1f} s; a calibration capture lasts "
-                    f"{MIN_CALIBRATION_S:.0f}-{MAX_CALIBRATION_S:.0f} s (20 s or more recommended)"
+                    f"{where}.path: {src.name} lasts {span:.1f} s; a {kind} capture lasts "
+                    f"{min_s:.0f}-{MAX_CALIBRATION_S:.0f} s"
+                    + (" (20 s or more recommended)" if kind == "calibration" else "")
                 )
-                continue
+                return None
             usable = usable_seconds(cap.t_s)
-            if usable + 1e-6 < MIN_CALIBRATION_S:
+            if usable + 1e-6 < min_s:
                 gaps = len(stretches(cap.t_s)) - 1
                 faults.append(
                     f"{where}.path: {src.name} holds only {usable:.1f} s of CSI in stretches of at least "
-                    f"{MIN_WINDOW_S:.1f} s between its {gaps} silence(s) over {MAX_GAP_S} s; a calibration "
-                    f"capture needs {MIN_CALIBRATION_S:.0f} s of such CSI (windows never span a silence)"
+                    f"{MIN_WINDOW_S:.1f} s between its {gaps} silence(s) over {MAX_GAP_S} s; a {kind} "
+                    f"capture needs {min_s:.0f} s of such CSI (windows never span a silence)"
                 )
-                continue
+                return None
             data = src.read_bytes()
             digest = hashlib.sha256(data).hexdigest()
             name = digest + src.suffix.lower()
-            staged.append((name, data))
-            caps.append(
-                c.model_copy(
-                    update={
-                        "path": name,
-                        "sha256": digest,
-                        "from_device": None,
-                        "seconds": None,
-                        "start_us": None,
-                    }
-                )
-                if c.from_device is None
-                else CalibrationCapture(
+            staged[name] = data
+            if getattr(c, "from_device", None) is not None:
+                return CalibrationCapture(
                     activity=c.activity,
                     path=name,
                     format="esp-csi",
@@ -136,16 +131,42 @@ class RequestStore:
                     device=c.device or c.from_device,
                     sha256=digest,
                 )
-            )
+            extra = {"from_device": None, "seconds": None, "start_us": None} if kind == "calibration" else {}
+            return c.model_copy(update={"path": name, "sha256": digest, **extra})
+
+        cals = [
+            ingest(f"calibration[{i}]", c, MIN_CALIBRATION_S, "calibration")
+            for i, c in enumerate(request.calibration)
+        ]
+        evals = [
+            ingest(f"evaluation[{i}]", c, MIN_WINDOW_S, "evaluation")
+            for i, c in enumerate(request.evaluation)
+        ]
         tmp.cleanup()
+        trained = {c.sha256: i for i, c in enumerate(cals) if c is not None}
+        seen: dict[str, int] = {}
+        for i, c in enumerate(evals):
+            if c is None:
+                continue
+            if c.sha256 in trained:
+                faults.append(
+                    f"evaluation[{i}].path: the same capture as calibration[{trained[c.sha256]}]; "
+                    "a capture that calibrates or trains the DAC never evaluates it"
+                )
+            elif c.sha256 in seen:
+                faults.append(
+                    f"evaluation[{i}].path: the same capture as evaluation[{seen[c.sha256]}] "
+                    "(it would count twice)"
+                )
+            seen.setdefault(c.sha256, i)
         if faults:
             raise InputError(f"request for {request.dac_id}", faults)
-        for name, data in staged:
+        for name, data in staged.items():
             target = self.calibration_dir / name
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_bytes(target, data)
-        return request.model_copy(update={"calibration": caps})
+        return request.model_copy(update={"calibration": cals, "evaluation": evals})
 
     def path_for(self, dac_id: str) -> Path:
         if not re.match(DAC_ID_PATTERN, dac_id):
@@ -163,14 +184,15 @@ class RequestStore:
         return DacRequest.model_validate_json(path.read_text(encoding="utf-8"))
 
     def put(self, request: DacRequest, base_dir: Path | None = None) -> tuple[Path, bool]:
-        """Store `request` (and its calibration captures, found relative to `base_dir`);
+        """Store `request` (and its calibration and evaluation captures, found relative to
+        `base_dir`);
         returns (path, created). Same content again is a no-op.
 
         A different request under an existing `dac_id` is refused: the stored one may already
         have lineage, a UTID and a deployment attached to it.
         """
         path = self.path_for(request.dac_id)
-        if request.calibration:
+        if request.calibration or request.evaluation:
             request = self.ingest_calibration(request, base_dir)
         text = canonical_json(request.canonical_dict()).decode() + "\n"
         if path.exists():

@@ -164,6 +164,44 @@ class CalibrationCapture(BaseModel):
         return self
 
 
+EVALUATION_ACTIVITIES = ("empty", "walk", "sit", "fall")
+MAX_EVALUATION_CAPTURES = 500
+
+
+class EvaluationCapture(BaseModel):
+    """A labelled real capture of the client's own device kept for evaluation only: it never
+    fits the device, trains the adapter, sets the fall threshold or chooses between the adapter
+    and the base model; the DAC's `client_device` evidence reports its decisions on it. Unlike
+    calibration, it may hold a fall (one a caregiver confirmed, or a staged fall onto a mat)
+    and may be as short as one window (1.0 s). Stored like a calibration capture: under its
+    sha256, which the DAC's digest covers."""
+
+    model_config = ConfigDict(extra="forbid")
+    activity: str = Field(description="empty | walk | sit | fall")
+    path: str = Field(min_length=1, max_length=500)
+    format: Literal["auto", "esp-csi", "esp32-csi-tool", "espectre-npz", "amplitude-csv"] = "auto"
+    rate_hz: float | None = Field(default=None, gt=0, le=1000, description="packet rate (amplitude CSV)")
+    device: str | None = Field(default=None, max_length=64, description="chip or board, e.g. ESP32-S3")
+    sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="set by the request store"
+    )
+
+    _safe = field_validator("path", "device")(classmethod(lambda cls, v: v if v is None else _displayable(v)))
+
+    @field_validator("activity")
+    @classmethod
+    def _activity(cls, v: str) -> str:
+        if v not in EVALUATION_ACTIVITIES:
+            raise ValueError(f"{v!r} is not an activity; use {', '.join(EVALUATION_ACTIVITIES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _rate_for_amplitude_csv(self) -> EvaluationCapture:
+        if self.format == "amplitude-csv" and self.rate_hz is None:
+            raise ValueError("rate_hz is required for amplitude-csv captures (they carry no timestamps)")
+        return self
+
+
 class DacRequest(BaseModel):
     """A validated client request. `dac_id` defaults to `<domain>-<client_id>`."""
 
@@ -177,6 +215,11 @@ class DacRequest(BaseModel):
     target: Literal["local", "docker", "kubernetes"] = "local"
     constraints: Constraints = Field(default_factory=Constraints)
     calibration: list[CalibrationCapture] = Field(default_factory=list, max_length=16)
+    evaluation: list[EvaluationCapture] = Field(
+        default_factory=list,
+        max_length=MAX_EVALUATION_CAPTURES,
+        description="labelled real captures of the client's device, falls included, for evaluation only",
+    )
     accept_simulation_evidence: bool = Field(
         default=False,
         description="accuracy constraints may be judged on simulated evidence when no real labelled captures exist",
@@ -213,12 +256,13 @@ class DacRequest(BaseModel):
 
     def canonical_dict(self) -> dict:
         """The request as stored and hashed. Fields added after requests were first stored
-        (`calibration`, `accept_simulation_evidence`, `inference_log`, a capture's `from_device`, `seconds`,
-        `start_us`) are left out while at their defaults, so a request that does not use them
+        (`calibration`, `evaluation`, `accept_simulation_evidence`, `inference_log`, a capture's
+        `from_device`, `seconds`, `start_us`) are left out while at their defaults, so a request that does not use them
         keeps its digest (and its DAC its identity)."""
         doc = self.model_dump(mode="json")
         for name, default in (
             ("calibration", []),
+            ("evaluation", []),
             ("accept_simulation_evidence", False),
             ("inference_log", None),
         ):

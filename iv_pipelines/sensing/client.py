@@ -10,9 +10,13 @@ Data hygiene (by capture, never by window):
   first 70 % of each `train` capture's windows; the fall threshold is set on separate twin
   episodes and the last 30 % of those captures (less the windows that share packets with a
   training window); evidence is measured on further twin episodes
-  (`simulation`) and on the `eval` captures (`client_device`).
-Falls are never captured, so fall recall is only ever simulated evidence; real evidence gives
-the false-alarm rate on real walking/sitting and the presence decisions.
+  (`simulation`) and on the `eval` captures (`client_device`);
+- a request's `evaluation` captures (`test`: falls allowed, as short as one window) are
+  evidence only: they never fit, train, set the threshold or choose between the adapter and
+  the base model (the gate's paired test leaves them out), and are reported in `client_device`.
+Falls are never asked for in calibration, so without evaluation captures fall recall is only
+ever simulated evidence; real calibration evidence gives the false-alarm rate on real
+walking/sitting and the presence decisions.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ class RealCapture:
     name: str
     activity: str
     origin: str  # real | simulated
-    split: str  # train | eval
+    split: str  # train | eval (held out, informs the gate) | test (a request's evaluation capture)
     amplitude_only: bool
     windows: np.ndarray  # (n, T, F), hop REAL_HOP_S
     seconds: float
@@ -89,7 +93,7 @@ class ClientCalibration:
 
     @property
     def has_real_eval(self) -> bool:
-        return any(c.split == "eval" and c.origin == "real" for c in self.captures)
+        return any(c.split in ("eval", "test") and c.origin == "real" for c in self.captures)
 
     def to_dict(self) -> dict:
         return {
@@ -143,6 +147,25 @@ def calibrate_client(
     return ClientCalibration(fit, ctx, amp_only, captures, res, list(fit.warnings))
 
 
+def evaluation_captures(evaluations: list[Calibration], amplitude_only: bool) -> list[RealCapture]:
+    """A request's evaluation captures (split `test`), windowed as the capsule windows what it
+    serves (`stretch_windows`: no window across a silence, one shorter window for a stretch of
+    1.0-2.0 s, such as a fall recorded on its own). Raises ValueError naming a capture with
+    no window."""
+    out = []
+    for c in evaluations:
+        amp = amplitude_only or bool(c.capture.meta.get("amplitude_only"))
+        w = stretch_windows(c.capture.csi, c.capture.t_s, REAL_HOP_S, amp)[0]
+        if not len(w):
+            raise ValueError(
+                f"evaluation capture {c.name or c.activity!r}: no stretch of {MIN_WINDOW_S:.1f} s without a "
+                f"silence over {MAX_GAP_S} s, so no window ({len(c.capture.t_s)} packets)"
+            )
+        span = float(c.capture.t_s[-1] - c.capture.t_s[0])
+        out.append(RealCapture(c.name or c.activity, c.activity, "real", "test", amp, w, span))
+    return out
+
+
 def room_layouts(room: Room, n: int, seed: int) -> list[Room]:
     """`room` and n - 1 other layouts of the same size: the request declares the room's size,
     not where the furniture, the access point and the sensor stand, so an adapter trained (and
@@ -179,6 +202,11 @@ class Sets:
     y: np.ndarray
     source: np.ndarray  # "sim" | "real" per window
     home: np.ndarray | None = None  # the simulated home (layout, device) per window; -1 for captures
+    test: np.ndarray | None = None  # windows of evaluation-only captures (None: none)
+
+    def choosable(self) -> np.ndarray:
+        """The windows a choice may be made on: all but the evaluation-only ones."""
+        return np.ones(len(self.y), bool) if self.test is None else ~self.test
 
 
 def _stack(parts: list[tuple]) -> Sets:
@@ -294,8 +322,12 @@ def client_sets(
     thr_parts = [(thr_xy[0], thr_xy[1], "sim", thr_xy[2])]
     eval_parts = [(eval_xy[0], eval_xy[1], "sim", eval_xy[2])]
     repeats = real_repeats(cal.captures, per_activity, real_weight)
+    test_windows = []
     for c, reps in zip(cal.captures, repeats, strict=True):
         y = np.full(len(c.windows), ACTIVITIES.index(c.activity))
+        if c.split == "test":
+            test_windows.append((c.windows, y, "real"))
+            continue
         if c.split == "eval":
             eval_parts.append((c.windows, y, "real"))
             continue
@@ -305,7 +337,10 @@ def client_sets(
         train_parts.append((np.repeat(c.windows[:k], reps, axis=0), np.repeat(y[:k], reps), src))
         guard = 0 if c.independent else GUARD_WINDOWS
         thr_parts.append((c.windows[k + guard :], y[k + guard :], src))
-    out = [_stack(p) for p in (train_parts, thr_parts, eval_parts)]
+    n_choosable = sum(len(p[0]) for p in eval_parts)
+    out = [_stack(p) for p in (train_parts, thr_parts, eval_parts + test_windows)]
+    if test_windows:  # evaluation-only windows come last in the evaluation set
+        out[2].test = np.arange(len(out[2].y)) >= n_choosable
     if cal.amplitude_only:
         for s in out:
             drop_phase(s.x)
@@ -457,9 +492,12 @@ def train_client_adapter(
         return {src: float((p[m, FALL] >= t).mean()) for src, m in masks.items()}
 
     th_fa = {"base": threshold_fa(p_base_th, thr["base"]), "adapter": threshold_fa(p_ad_th, thr["adapter"])}
-    correct = {k: decide(p, thr[k]) == ev.y for k, p in (("base", p_base_ev), ("adapter", p_ad_ev))}
+    # the paired test runs on the held-out windows a choice may use: never on a request's
+    # evaluation captures, which only report what the chosen model does
+    g = ev.choosable()
+    correct = {k: decide(p[g], thr[k]) == ev.y[g] for k, p in (("base", p_base_ev), ("adapter", p_ad_ev))}
     nll = {
-        k: -np.log(np.clip(p[np.arange(len(ev.y)), ev.y], 1e-9, 1))
+        k: -np.log(np.clip(p[g][np.arange(int(g.sum())), ev.y[g]], 1e-9, 1))
         for k, p in (("base", p_base_ev), ("adapter", p_ad_ev))
     }
     cmp = compare(correct["adapter"], correct["base"], nll["adapter"], nll["base"], seed=seed)
@@ -643,23 +681,88 @@ def evidence_report(
     real = ev.source == "real"
     if real.any():
         held = [c for c in cal.captures if c.split == "eval"]
-        names = [c.name for c in held]
-        falls = (
-            "falls included (confirmed by caregivers)"
-            if any(c.activity == "fall" for c in held)
-            else "no falls (falls are never captured)"
-        )
+        tests = [c for c in cal.captures if c.split == "test"]
+        parts = []
+        if held:
+            parts.append(f"held out by capture ({', '.join(c.name for c in held)})")
+        if tests:
+            parts.append(
+                f"{len(tests)} evaluation-only capture(s) of the request ({_activity_counts(tests)})"
+            )
+        if any(c.activity == "fall" for c in tests):
+            falls = "falls included (the request's evaluation captures)"
+        elif any(c.activity == "fall" for c in held):
+            falls = "falls included (confirmed by caregivers)"
+        else:
+            falls = "no falls (falls are never captured for calibration)"
+        allow_real = _rows(allow_fall, real)
         out["client_device"] = {
-            "data": f"real captures of the client's device held out by capture ({', '.join(names)}); "
-            f"{int(real.sum())} windows; {falls}",
-            **decision_metrics(proba[real], ev.y[real], threshold, allow_fall=_rows(allow_fall, real)),
+            "data": f"real captures of the client's device: {'; '.join(parts)}; {int(real.sum())} windows; {falls}",
+            **decision_metrics(proba[real], ev.y[real], threshold, allow_fall=allow_real),
+            **decision_intervals(proba[real], ev.y[real], threshold, allow_real),
         }
+        if tests:
+            out["client_device"]["per_capture"] = per_capture_decisions(
+                tests, proba[ev.test], threshold, _rows(allow_fall, ev.test)
+            )
     out["validated_on"] = "client_device" if real.any() else "simulation_only"
     return out
 
 
 def _rows(a: np.ndarray | None, m: np.ndarray) -> np.ndarray | None:
     return None if a is None else a[m]
+
+
+def _activity_counts(captures: list[RealCapture]) -> str:
+    n: dict[str, int] = {}
+    for c in captures:
+        n[c.activity] = n.get(c.activity, 0) + 1
+    return ", ".join(f"{k} {v}" for k, v in sorted(n.items()))
+
+
+def decision_intervals(proba, y, threshold: float, allow_fall=None) -> dict:
+    """Wilson 95 % intervals of the fall recall and the fall false-alarm rate of these
+    decisions (windows counted as independent: windows of one capture are not, so the
+    per-capture counts beside them are the sturdier figure)."""
+    from iv_pipelines.sensing.evaluate import FALL, decide
+    from iv_pipelines.sensing.gate import wilson
+
+    pred = decide(proba, threshold, allow_fall)
+    out = {}
+    fall = np.asarray(y) == FALL
+    if fall.any():
+        out["recall_fall_interval95"] = list(wilson(int((pred[fall] == FALL).sum()), int(fall.sum())))
+    if (~fall).any():
+        out["fall_false_alarm_rate_interval95"] = list(
+            wilson(int((pred[~fall] == FALL).sum()), int((~fall).sum()))
+        )
+    return out
+
+
+def per_capture_decisions(captures: list[RealCapture], proba, threshold: float, allow_fall=None) -> dict:
+    """Per activity, the evaluation captures with at least one window called fall (for fall
+    captures: detected; for the others: a false alarm), with a Wilson 95 % interval; `proba`
+    holds the captures' windows in order."""
+    from iv_pipelines.sensing.evaluate import FALL, decide
+    from iv_pipelines.sensing.gate import wilson
+
+    pred = decide(proba, threshold, allow_fall)
+    hit: dict[str, list[bool]] = {}
+    i = 0
+    for c in captures:
+        n = len(c.windows)
+        hit.setdefault(c.activity, []).append(bool((pred[i : i + n] == FALL).any()))
+        i += n
+    if i != len(pred):
+        raise ValueError(f"{len(pred)} decisions for {i} windows of the evaluation captures")
+    return {
+        act: {
+            "captures": len(h),
+            "any_window_called_fall": int(sum(h)),
+            "interval95": list(wilson(int(sum(h)), len(h))),
+        }
+        for act, h in sorted(hit.items())
+    }
 
 
 def uncalibrated(resident: Resident) -> ClientCalibration:

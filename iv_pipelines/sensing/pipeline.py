@@ -167,10 +167,13 @@ def twin_context(
     episodes_per_activity: int = 2,
     seed: int = 0,
     calibrations: list | None = None,
+    evaluations: list | None = None,
 ) -> TwinContext:
     """The client room, its resident and (with calibration captures: (Calibration, origin)
-    pairs) the fitted device; the sample episodes are simulated with that device."""
-    from iv_pipelines.sensing.client import calibrate_client, uncalibrated
+    pairs) the fitted device; the sample episodes are simulated with that device. The
+    request's evaluation captures (Calibration objects) join the calibration's captures as
+    `test` captures: evidence only (`client.py`)."""
+    from iv_pipelines.sensing.client import calibrate_client, evaluation_captures, uncalibrated
     from iv_pipelines.sensing.twin import SIM_VERSION, static_response
 
     if domain != "wifi-sensing":
@@ -178,6 +181,9 @@ def twin_context(
     room = client_room(request)
     resident = client_resident(request)
     cal = calibrate_client(room, resident, calibrations, seed) if calibrations else uncalibrated(resident)
+    calibrated = list(cal.captures)
+    if evaluations:
+        cal.captures = calibrated + evaluation_captures(evaluations, cal.amplitude_only)
     devices = [cal.fit.device] if cal.fit else None
     eps = simulate_dataset(
         [room], episodes_per_activity, seed, duration_s=EPISODE_S, resident=cal.resident, devices=devices
@@ -203,9 +209,9 @@ def twin_context(
     ]
     if cal.fit:
         d = cal.fit.device
-        acts = ", ".join(sorted({c.activity for c in cal.captures}))
+        acts = ", ".join(sorted({c.activity for c in calibrated}))
         facts.append(
-            f"The client's device was calibrated on {len(cal.captures)} capture(s) ({acts}): "
+            f"The client's device was calibrated on {len(calibrated)} capture(s) ({acts}): "
             f"{d.rate_hz:.0f} packets/s, gain jitter {d.gain_jitter:.3f}, SNR {d.snr_db:.0f} dB, "
             f"motion noise {d.motion_noise:.3f}, body gain {d.body_gain:.1f}"
             + (", amplitude-only firmware" if cal.amplitude_only else "")
