@@ -5,6 +5,7 @@ iv request list          list stored requests
 iv manifest validate F…  validate DAC manifests (errors name the field and the rule)
 iv verify BUNDLE          check a DAC lineage bundle offline (signature, Merkle, file digests)
 iv verify-package PKG     check a package directory or .tar.gz against its signed attestation
+iv dac evaluate DAC F…    decide labelled captures with a DAC's package as its capsule does
 iv demo                  register the sample request and run the lifecycle job for it
 """
 
@@ -569,7 +570,7 @@ def gateway_serve(host: str, port: int, demo: bool, detections: str, dagster_url
 
 @main.group()
 def dac() -> None:
-    """Deployed DACs: their deployment history and aliases."""
+    """Deployed DACs: their deployment history and aliases, and evaluations on labelled captures."""
 
 
 @dac.command("history")
@@ -595,6 +596,149 @@ def dac_history(dac_id: str) -> None:
     st = CanaryController(layout, LocalDeployer(layout.deployments_dir())).state(dac_id)
     if st:
         click.echo(f"canary: {st['version']} at {st['url']}, {st['share']:.0%} of windows")
+
+
+@dac.command("evaluate")
+@click.argument("dac_id")
+@click.argument("captures", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--label",
+    type=click.Choice(["empty", "walk", "sit", "fall"]),
+    help="the activity of every capture given (else: the folder a capture sits in, e.g. "
+    "captures/fall/, or an amplitude CSV's label column)",
+)
+@click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "esp-csi", "esp32-csi-tool", "espectre-npz", "amplitude-csv"]),
+)
+@click.option(
+    "--rate-hz", type=float, help="packet rate of amplitude CSV captures (they carry no timestamps)"
+)
+@click.option(
+    "--hop-s", default=1.0, show_default=True, type=click.FloatRange(0.1, 10.0), help="as /v1/predict"
+)
+@click.option(
+    "--package",
+    "package_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="a package directory to evaluate instead of DAC_ID's current one",
+)
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="write the report here"
+)
+def dac_evaluate(
+    dac_id: str,
+    captures: tuple[Path, ...],
+    label: str | None,
+    fmt: str,
+    rate_hz: float | None,
+    hop_s: float,
+    package_dir: Path | None,
+    json_out: Path | None,
+) -> None:
+    """Decide labelled CAPTURES (files, or folders searched for capture files) with DAC_ID's
+    package exactly as its capsule decides (`/v1/predict`'s windows, its fall threshold and
+    fall-intensity check) and print, per capture and per label, what it called each window:
+    fall recall and false alarms by window and by capture, with Wilson 95 % intervals. A
+    capture with the same content as one of the DAC's calibration captures is refused (it
+    trained the DAC or set its threshold: no evaluation on it is held out)."""
+    import hashlib
+    import json
+
+    from iv_pipelines.paths import atomic_write_text
+    from iv_pipelines.runtime.evaluation import (
+        CaptureError,
+        Evaluation,
+        capture_files,
+        evaluate_capture,
+        folder_label,
+    )
+    from iv_pipelines.runtime.predictor import Predictor
+
+    storage = _storage()
+    layout = storage.layout
+    if package_dir is None:
+        cur = layout.current_package(dac_id)
+        if cur is None:
+            raise click.ClickException(
+                f"{dac_id} has no package under {layout.root}: run its lifecycle first"
+            )
+        package_dir = Path(cur["directory"])
+    try:
+        files = capture_files(list(captures))
+    except CaptureError as e:
+        raise click.ClickException(str(e)) from None
+    if not files:
+        raise click.ClickException("no capture files among " + ", ".join(map(str, captures)))
+    try:
+        request = storage.requests().get(dac_id)
+    except KeyError:
+        request = None
+        click.echo(
+            f"note: no stored request for {dac_id}: the captures are not checked against its calibration"
+        )
+    used = {}
+    if request is not None:
+        used = {
+            c.sha256: f"calibration[{i}] ({c.activity})"
+            for i, c in enumerate(request.calibration)
+            if c.sha256
+        }
+        in_evidence = {c.sha256: f"evaluation[{i}]" for i, c in enumerate(request.evaluation) if c.sha256}
+    predictor = Predictor(package_dir)
+    cfg = predictor.config
+    if cfg.dac_id != dac_id:
+        raise click.ClickException(f"{package_dir} is a package of {cfg.dac_id}, not of {dac_id}")
+    ev = Evaluation(cfg.dac_id, cfg.version, cfg.fall_threshold, cfg.validated_on, list(cfg.classes))
+    for f in files:
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        if digest in used:
+            raise click.ClickException(
+                f"{f}: the same capture as {dac_id}'s {used[digest]}, which trained it or set its fall "
+                "threshold: an evaluation on it is not held out; leave it out"
+            )
+        if request is not None and digest in in_evidence:
+            click.echo(
+                f"note: {f} is {dac_id}'s {in_evidence[digest]}: already in its client_device evidence"
+            )
+        lab = label or folder_label(f, ev.classes)
+        try:
+            ev.captures.append(evaluate_capture(predictor, f, lab, fmt, rate_hz, hop_s))
+        except CaptureError as e:
+            raise click.ClickException(str(e)) from None
+    click.echo(
+        f"{cfg.dac_id} {cfg.version}: fall threshold {cfg.fall_threshold:.3f}, fall-intensity check "
+        f"{'on' if cfg.intensity_check else 'off'}; its own evidence: {cfg.validated_on}"
+    )
+    click.echo("data: the captures given here, labelled by you (their origin is yours to state)")
+    width = max(len(str(c.path)) for c in ev.captures)
+    head = "  ".join(f"{k:>5}" for k in ev.classes)
+    click.echo(f"{'capture':<{width}}  {'label':<6} {'seconds':>7} {'windows':>7}  {head}")
+    for c in ev.captures:
+        counts = "  ".join(f"{c.decisions.count(k):>5}" for k in ev.classes)
+        click.echo(f"{c.path:<{width}}  {c.label:<6} {c.seconds:>7.1f} {len(c.decisions):>7}  {counts}")
+    s = ev.summary()
+    for act, row in s.get("per_label", {}).items():
+        lo, hi = row["called_fall_interval95"]
+        what = "fall recall" if act == "fall" else "called fall"
+        line = (
+            f"{act}: {what} {row['called_fall']:.3f} ({row['called']['fall']} of {row['windows']} windows, "
+            f"95 % {lo:.2f}-{hi:.2f})"
+        )
+        if "captures" in row:
+            clo, chi = row["captures_interval95"]
+            line += (
+                f"; {'detected' if act == 'fall' else 'with a false alarm'}: "
+                f"{row['captures_with_a_window_called_fall']} of {row['captures']} captures ({clo:.2f}-{chi:.2f})"
+            )
+        click.echo(line)
+    click.echo(f"accuracy {s['accuracy']:.3f} over {s['windows']} windows of {s['captures']} captures")
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps(ev.to_dict(), indent=2) + "\n")
+        click.echo(f"report: {json_out}")
 
 
 @main.group()
