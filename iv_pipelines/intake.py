@@ -45,13 +45,18 @@ class RequestStore:
             raise KeyError(f"calibration capture {capture.path!r} has not been stored yet (no sha256)")
         return self.calibration_dir / Path(capture.path).name
 
-    def ingest_calibration(self, request: DacRequest, base_dir: Path | None) -> DacRequest:
+    def ingest_calibration(
+        self, request: DacRequest, base_dir: Path | None, confine: bool = False
+    ) -> DacRequest:
         """Check every calibration and evaluation capture of `request` (readable, no malformed
         lines, long enough: a calibration capture MIN_CALIBRATION_S of usable CSI, an
         evaluation capture one window) and copy it into the store under its sha256; returns
         the request pointing at the stored copies. Nothing is written unless every capture is
         good. An evaluation capture with the same content as a calibration capture is refused:
-        what trains a DAC never evaluates it."""
+        what trains a DAC never evaluates it. With `confine` (drop-folder requests, written by
+        whoever may write there) a capture path must lead inside `base_dir`: such a request
+        cannot make the factory read, and bind into a DAC, a file elsewhere on the machine
+        (another client's stored capture, say)."""
         import hashlib
         import tempfile
 
@@ -73,6 +78,17 @@ class RequestStore:
             if getattr(c, "from_device", None) is not None:  # frames the edge ingest service stored
                 from iv_pipelines.edge.captures import export_capture
 
+                if confine:  # a dropped request reads only a device registered to its own DAC
+                    from iv_pipelines.edge.ingest import DeviceKeys
+
+                    fed = DeviceKeys(StorageLayout(self.root).edge_devices_file()).dac_for(c.from_device)
+                    if fed != request.dac_id:
+                        faults.append(
+                            f"{where}.from_device: device {c.from_device!r} is not registered to "
+                            f"{request.dac_id} (`iv ingest device {c.from_device} --dac {request.dac_id}`)"
+                        )
+                        return None
+
                 src = Path(tmp.name) / f"{c.from_device}-{where}.csv"
                 try:
                     export_capture(
@@ -87,9 +103,16 @@ class RequestStore:
                     return None
                 c = c.model_copy(update={"format": "esp-csi"})
             else:
+                root = Path(base_dir) if base_dir else Path.cwd()
                 src = Path(c.path)
                 if not src.is_absolute():
-                    src = (Path(base_dir) if base_dir else Path.cwd()) / src
+                    src = root / src
+                if confine and not src.resolve().is_relative_to(root.resolve()):
+                    faults.append(
+                        f"{where}.path: {c.path!r} leads outside the request's folder; a dropped "
+                        "request's captures must sit beside it (or in a folder below it)"
+                    )
+                    return None
             try:
                 cap, rep, _ = read_capture(src, c.format, c.rate_hz)
             except CsiFormatError as e:
@@ -183,7 +206,9 @@ class RequestStore:
             )
         return DacRequest.model_validate_json(path.read_text(encoding="utf-8"))
 
-    def put(self, request: DacRequest, base_dir: Path | None = None) -> tuple[Path, bool]:
+    def put(
+        self, request: DacRequest, base_dir: Path | None = None, confine: bool = False
+    ) -> tuple[Path, bool]:
         """Store `request` (and its calibration and evaluation captures, found relative to
         `base_dir`);
         returns (path, created). Same content again is a no-op.
@@ -193,7 +218,7 @@ class RequestStore:
         """
         path = self.path_for(request.dac_id)
         if request.calibration or request.evaluation:
-            request = self.ingest_calibration(request, base_dir)
+            request = self.ingest_calibration(request, base_dir, confine)
         text = canonical_json(request.canonical_dict()).decode() + "\n"
         if path.exists():
             old = path.read_text(encoding="utf-8")
@@ -276,7 +301,7 @@ def process_drop_folder(drop_dir: Path, store: RequestStore, max_files: int = 50
     for src in files[:max_files]:
         try:
             request = load_request_file(src)
-            _, created = store.put(request, base_dir=src.parent)
+            _, created = store.put(request, base_dir=src.parent, confine=True)
         except InputError as err:
             rejected_dir = drop_dir / "rejected"
             rejected_dir.mkdir(parents=True, exist_ok=True)

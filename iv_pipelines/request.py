@@ -21,6 +21,8 @@ from iv_pipelines.errors import InputError, describe_validation_error, register_
 # Dagster partition keys are free text, but these also become directory names, Kubernetes
 # namespaces and labels: keep them DNS-label safe.
 DAC_ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+# an edge device's id names its capture folder (`<storage>/edge/captures/<id>/`): no path parts
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,30}$"
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 register_pattern(DAC_ID_PATTERN, "lowercase letters, digits and '-' (1-63 chars, alphanumeric at both ends)")
 DOMAIN_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
@@ -120,6 +122,7 @@ class CalibrationCapture(BaseModel):
         default=None,
         min_length=1,
         max_length=31,
+        pattern=DEVICE_ID_PATTERN,
         description="instead of `path`: a device registered with the edge ingest service; the "
         "request store takes `seconds` of its stored frames (from `start_us`, device time, or "
         "the newest) as this capture",

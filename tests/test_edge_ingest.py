@@ -192,6 +192,8 @@ def test_cli_registers_devices_and_refuses_what_it_cannot_do(tmp_path, monkeypat
     assert len(keys.key_for("esp-a1")) == 32
     r = CliRunner().invoke(main, ["ingest", "device", "x" * 40])
     assert r.exit_code != 0 and "printable characters" in r.output
+    r = CliRunner().invoke(main, ["ingest", "device", "../calibration"])
+    assert r.exit_code != 0 and "capture folder" in r.output
     r = CliRunner().invoke(main, ["ingest", "simulate", "--host", "10.0.0.1"])
     assert r.exit_code != 0 and "loopback only" in r.output
     r = CliRunner().invoke(main, ["ingest", "simulate", "--devices", "3"])

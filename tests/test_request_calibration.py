@@ -104,3 +104,41 @@ def test_drop_folder_requests_find_their_captures_beside_them(tmp_path):
     assert len(out.accepted) == 1 and not out.rejected
     assert len(list((tmp_path / "store" / "calibration").glob("*.csv"))) == 2
     assert (drop / "calibration").is_dir()  # the captures folder is not taken for a request
+
+
+def test_a_dropped_request_reads_captures_beside_it_only(tmp_path):
+    """The drop folder is written by whoever may write there: its requests cannot make the
+    factory read (and bind into a DAC) a file elsewhere, such as another client's stored
+    capture, nor another DAC's device frames; `iv request add` (an operator) may point anywhere."""
+    elsewhere = tmp_path / "other-client"
+    elsewhere.mkdir()
+    shutil.copyfile(next(SAMPLE_REQUEST.parent.glob("calibration/acme-*walk*.csv")), elsewhere / "walk.csv")
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    doc = _doc() | {
+        "calibration": [
+            {
+                "activity": "walk",
+                "path": "../other-client/walk.csv",
+                "format": "amplitude-csv",
+                "rate_hz": 100,
+            }
+        ]
+    }
+    (drop / "req.yaml").write_text(yaml.safe_dump(doc))
+    store = RequestStore(tmp_path / "store")
+    out = process_drop_folder(drop, store)
+    assert not out.accepted and "leads outside the request's folder" in out.rejected[0].message
+    assert not (tmp_path / "store" / "calibration").exists()
+    # the same request added by an operator from its own folder is fine
+    store.put(parse_request_text(yaml.safe_dump(doc)), base_dir=drop)
+    assert len(list((tmp_path / "store" / "calibration").glob("*.csv"))) == 1
+    # a device id is never a path, and a dropped request reads only its own DAC's devices
+    with pytest.raises(InputError, match="from_device"):
+        parse_request_text(
+            yaml.safe_dump(_doc() | {"calibration": [{"activity": "walk", "from_device": "../calibration"}]})
+        )
+    doc2 = _doc() | {"dac_id": "other", "calibration": [{"activity": "walk", "from_device": "esp-1"}]}
+    (drop / "req2.yaml").write_text(yaml.safe_dump(doc2))
+    out = process_drop_folder(drop, store)
+    assert "device 'esp-1' is not registered to other" in out.rejected[0].message

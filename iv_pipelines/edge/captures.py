@@ -72,8 +72,13 @@ def export_capture(
 ) -> int:
     """Write `seconds` of a device's stored frames (from device time `start_us`, default the
     newest `seconds`) as an esp-csi capture file; returns the number of frames."""
+    import re
+
+    from iv_pipelines.request import DEVICE_ID_PATTERN
     from iv_pipelines.sensing.formats import ESP_CSI_HEADER
 
+    if not re.match(DEVICE_ID_PATTERN, device):  # it names a folder: never a path
+        raise ValueError(f"device id {device!r} is not a device id (letters, digits, '.', '_', ':', '-')")
     lines = []
     for f in sorted((Path(captures_dir) / device).glob("*.csv")):
         lines += [ln for ln in f.read_text().splitlines() if _line_fields(ln)]

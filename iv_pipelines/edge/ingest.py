@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -92,9 +93,13 @@ class DeviceKeys:
     def add(self, device_id: str, key: bytes, dac_id: str | None = None) -> None:
         from iv_pipelines.edge.frames import MAX_DEVICE_ID
         from iv_pipelines.paths import atomic_write_text
+        from iv_pipelines.request import DEVICE_ID_PATTERN
 
-        if not device_id or len(device_id) > MAX_DEVICE_ID or not device_id.isprintable():
-            raise ValueError(f"device id {device_id!r}: 1..{MAX_DEVICE_ID} printable characters")
+        if not re.match(DEVICE_ID_PATTERN, device_id or "") or len(device_id) > MAX_DEVICE_ID:
+            raise ValueError(
+                f"device id {device_id!r}: 1..{MAX_DEVICE_ID} printable characters, letters, digits, "
+                "'.', '_', ':' or '-', starting with a letter or digit (it names the device's capture folder)"
+            )
         if len(key) < 16:
             raise ValueError("a device key needs at least 16 bytes")
         self._devices[device_id] = {"key_hex": key.hex(), "dac_id": dac_id}
