@@ -97,6 +97,10 @@ def run_demo(request_file: Path | None = None, keep_running: bool = False) -> in
         _print_mesh(mesh)
     _print_deployment(result, defs, storage, keep_running)
     if not result.success:
+        for c in result.get_asset_check_evaluations():  # why a blocking check stopped the run
+            if not c.passed:
+                why = c.description or getattr(c.metadata.get("why"), "value", "")
+                print(f"[demo]   check {c.check_name} FAILED: {why}")
         for ev in result.all_events:
             if ev.is_failure:
                 print(f"[demo]   failure: {ev.message}")
