@@ -1,5 +1,6 @@
-"""Generated documentation: the operations table (from the code location itself) and the
-measurements page (from the bench records). `iv docs` writes both; a test fails when the
+"""Generated documentation: the operations table (from the code location itself), the
+measurements page and the README's leave-one-chip-out quote (from the bench records).
+`iv docs` writes them; a test fails when the
 committed pages differ from what this module generates, so a number or a schedule in them
 always has a command behind it.
 
@@ -121,6 +122,39 @@ def measurements_page(records: list[dict], benches: list[str]) -> str:
     return "\n".join(lines)
 
 
+LOCO_MARK = "== leave-one-chip-out"
+
+
+def loco_table(records: list[dict]) -> str:
+    """The README's quote of `bench/real_devices.py`'s leave-one-chip-out table (issue #13): per
+    chip, the empty-room and movement shares in each mode, from the bench's record (so the
+    README cannot drift from what the bench printed), with the command and date."""
+    rec = next((r for r in records if r["bench"] == "real_devices"), None)
+    if rec is None:
+        return "(no record of bench/real_devices.py yet: `bench/record.py real_devices --public`)\n"
+    lines = rec["output"]
+    if not any(ln.startswith(LOCO_MARK) for ln in lines):
+        raise ValueError("the real_devices record holds no leave-one-chip-out table")
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(LOCO_MARK))
+    cells: dict[str, dict[str, str]] = {}
+    for ln in lines[start + 3 :]:
+        if not ln.startswith("| "):
+            break
+        chip, mode, cal, empty, moving = (c.strip() for c in ln.strip("|").split("|")[:5])
+        col = mode + ("" if cal == "none" else ", calibrated")
+        cells.setdefault(chip, {})[col] = f"{empty.split()[0]} / {moving.split()[0]}"
+    cols = ["iq", "amp52", "iq, calibrated", "amp52, calibrated"]
+    out = [
+        f"`{rec['command']}`, recorded {rec['recorded_at']}: empty-room windows called empty / movement "
+        "windows called non-empty (goal: >= 0.95 both)",
+        "",
+        "| chip | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
+    out += [f"| {chip} | " + " | ".join(row.get(c, "-") for c in cols) + " |" for chip, row in cells.items()]
+    return "\n".join(out) + "\n"
+
+
 def bench_names(bench_dir: Path = REPO / "bench") -> list[str]:
     return sorted(
         p.stem for p in Path(bench_dir).glob("*.py") if not p.stem.startswith("_") and p.stem != "record"
@@ -141,9 +175,12 @@ def render(docs: Path = DOCS, results: Path = RESULTS) -> dict[Path, str]:
     from iv_app.definitions import defs
 
     ops = docs / "operations.md"
+    readme = docs.parent / "README.md"
+    records = load_records(results)
     return {
         ops: splice(ops.read_text(), operations_tables(defs)),
-        docs / "measurements.md": measurements_page(load_records(results), bench_names()),
+        docs / "measurements.md": measurements_page(records, bench_names()),
+        readme: splice(readme.read_text(), loco_table(records)),
     }
 
 

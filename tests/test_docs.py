@@ -115,3 +115,28 @@ def test_a_record_keeps_what_the_bench_printed_without_logs_or_warnings():
         "cost_anomaly_sensor: 38 ms with 1,000 DACs | goal < 2 s: met",
         "  indented result line kept",
     ]
+
+
+def test_the_readme_quotes_the_leave_one_chip_out_table_from_its_bench_record():
+    """Issue #13: the README quotes `bench/real_devices.py`'s table; it is generated from the
+    bench's record, so it changes only when the bench prints something else."""
+    rec = {
+        "bench": "real_devices",
+        "command": "bench/real_devices.py --public",
+        "recorded_at": "2026-12-07",
+        "output": [
+            "| c3 | iq | none | 0.50 (18) | 1.00 (18) | 0.9 | 0.0 |",  # a per-fold table: not quoted
+            "== leave-one-chip-out, at the capsule's decision (goal: >= 0.95 in both share columns)",
+            "| chip | input | calibration | empty→empty | moving→non-empty | AUROC | called fall |",
+            "|---|---|---|---|---|---|---|",
+            "| c3 | iq | none | 1.00 (18) | 0.94 (18) | 1.000 | 0.08 |",
+            "| c3 | amp52 | adapter | 0.72 (18) | 1.00 (18) | 1.000 | 0.11 |",
+            "goal met in 1 of 2 rows",
+        ],
+    }
+    table = docs.loco_table([rec])
+    assert "| c3 | 1.00 / 0.94 | - | - | 0.72 / 1.00 |" in table
+    assert "bench/real_devices.py --public`, recorded 2026-12-07" in table
+    with pytest.raises(ValueError, match="no leave-one-chip-out table"):
+        docs.loco_table([rec | {"output": rec["output"][:1]}])
+    assert docs.loco_table(docs.load_records()) in (REPO / "README.md").read_text()
