@@ -26,6 +26,9 @@ from iv_pipelines.request import (
 from iv_pipelines.storage import StorageLayout
 
 MAX_CALIBRATION_S = 1800.0
+# all of a request's evaluation captures together: their windows travel with the twin context
+# (one window a second, ~54 KB each: 1800 s is ~100 MB)
+MAX_EVALUATION_S = 1800.0
 
 REQUEST_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -66,6 +69,7 @@ class RequestStore:
 
         faults: list[str] = []
         staged: dict[str, bytes] = {}
+        eval_seconds = [0.0]  # the evaluation captures read, together
         tmp = tempfile.TemporaryDirectory()  # exports of device captures, read then stored by digest
 
         def ingest(where: str, c, min_s: float, kind: str):
@@ -125,6 +129,8 @@ class RequestStore:
                 )
                 return None
             span = float(cap.t_s[-1] - cap.t_s[0]) if len(cap.t_s) > 1 else 0.0
+            if kind == "evaluation":
+                eval_seconds[0] += span
             if span + 1e-6 < min_s or span > MAX_CALIBRATION_S:
                 faults.append(
                     f"{where}.path: {src.name} lasts {span:.1f} s; a {kind} capture lasts "
@@ -166,6 +172,12 @@ class RequestStore:
             for i, c in enumerate(request.evaluation)
         ]
         tmp.cleanup()
+        if eval_seconds[0] > MAX_EVALUATION_S:
+            faults.append(
+                f"evaluation: its {len(evals)} captures last {eval_seconds[0]:.0f} s together; a request's "
+                f"evaluation captures last at most {MAX_EVALUATION_S:.0f} s in all (split them over "
+                "requests, or score more with `iv dac evaluate` after the lifecycle)"
+            )
         trained = {c.sha256: i for i, c in enumerate(cals) if c is not None}
         seen: dict[str, int] = {}
         for i, c in enumerate(evals):

@@ -164,3 +164,18 @@ def test_the_dac_reports_real_fall_recall_from_evaluation_captures_and_chooses_w
 
     line = real_evidence_line(real)
     assert "fall recall" in line and "fall captures detected:" in line and "of 3" in line
+
+
+def test_evaluation_captures_are_bounded_in_all(tmp_path, monkeypatch):
+    """Their windows travel with the twin context: a request's evaluation captures last at
+    most MAX_EVALUATION_S together, or the request is refused and nothing is stored."""
+    import iv_pipelines.intake as intake
+
+    monkeypatch.setattr(intake, "MAX_EVALUATION_S", 10.0)
+    files = {f"w{i}.csv": _episode_lines("walk", 70 + i, 6.0) for i in range(2)}
+    ev = [{"activity": "walk", "path": f"w{i}.csv"} for i in range(2)]
+    store = RequestStore(tmp_path / "store")
+    with pytest.raises(InputError, match="its 2 captures last 12 s together"):
+        store.put(_request(tmp_path, ev, files), base_dir=tmp_path)
+    assert not (tmp_path / "store" / "calibration").exists()
+    store.put(_request(tmp_path, ev[:1], files), base_dir=tmp_path)  # one of them is fine

@@ -147,15 +147,18 @@ def calibrate_client(
     return ClientCalibration(fit, ctx, amp_only, captures, res, list(fit.warnings))
 
 
+EVAL_HOP_S = 1.0  # /v1/predict's default hop: evaluation windows are the ones the capsule decides
+
+
 def evaluation_captures(evaluations: list[Calibration], amplitude_only: bool) -> list[RealCapture]:
     """A request's evaluation captures (split `test`), windowed as the capsule windows what it
-    serves (`stretch_windows`: no window across a silence, one shorter window for a stretch of
-    1.0-2.0 s, such as a fall recorded on its own). Raises ValueError naming a capture with
-    no window."""
+    serves by default (`stretch_windows` at EVAL_HOP_S: no window across a silence, one
+    shorter window for a stretch of 1.0-2.0 s, such as a fall recorded on its own). Raises
+    ValueError naming a capture with no window."""
     out = []
     for c in evaluations:
         amp = amplitude_only or bool(c.capture.meta.get("amplitude_only"))
-        w = stretch_windows(c.capture.csi, c.capture.t_s, REAL_HOP_S, amp)[0]
+        w = stretch_windows(c.capture.csi, c.capture.t_s, EVAL_HOP_S, amp)[0]
         if not len(w):
             raise ValueError(
                 f"evaluation capture {c.name or c.activity!r}: no stretch of {MIN_WINDOW_S:.1f} s without a "
