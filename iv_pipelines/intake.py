@@ -26,8 +26,9 @@ from iv_pipelines.request import (
 from iv_pipelines.storage import StorageLayout
 
 MAX_CALIBRATION_S = 1800.0
-# all of a request's evaluation captures together: their windows travel with the twin context
-# (one window a second, ~54 KB each: 1800 s is ~100 MB)
+# all of a request's calibration (or evaluation) captures together: their windows travel with
+# the twin context (~54 KB each, two a second for calibration, one for evaluation: ~100-200 MB)
+MAX_TOTAL_CALIBRATION_S = 1800.0
 MAX_EVALUATION_S = 1800.0
 
 REQUEST_SUFFIXES = (".json", ".yaml", ".yml")
@@ -69,7 +70,7 @@ class RequestStore:
 
         faults: list[str] = []
         staged: dict[str, bytes] = {}
-        eval_seconds = [0.0]  # the evaluation captures read, together
+        seconds = {"calibration": 0.0, "evaluation": 0.0}  # the captures read, together
         tmp = tempfile.TemporaryDirectory()  # exports of device captures, read then stored by digest
 
         def ingest(where: str, c, min_s: float, kind: str):
@@ -129,8 +130,7 @@ class RequestStore:
                 )
                 return None
             span = float(cap.t_s[-1] - cap.t_s[0]) if len(cap.t_s) > 1 else 0.0
-            if kind == "evaluation":
-                eval_seconds[0] += span
+            seconds[kind] += span
             if span + 1e-6 < min_s or span > MAX_CALIBRATION_S:
                 faults.append(
                     f"{where}.path: {src.name} lasts {span:.1f} s; a {kind} capture lasts "
@@ -172,9 +172,14 @@ class RequestStore:
             for i, c in enumerate(request.evaluation)
         ]
         tmp.cleanup()
-        if eval_seconds[0] > MAX_EVALUATION_S:
+        if seconds["calibration"] > MAX_TOTAL_CALIBRATION_S:
             faults.append(
-                f"evaluation: its {len(evals)} captures last {eval_seconds[0]:.0f} s together; a request's "
+                f"calibration: its {len(cals)} captures last {seconds['calibration']:.0f} s together; a "
+                f"request's calibration captures last at most {MAX_TOTAL_CALIBRATION_S:.0f} s in all"
+            )
+        if seconds["evaluation"] > MAX_EVALUATION_S:
+            faults.append(
+                f"evaluation: its {len(evals)} captures last {seconds['evaluation']:.0f} s together; a request's "
                 f"evaluation captures last at most {MAX_EVALUATION_S:.0f} s in all (split them over "
                 "requests, or score more with `iv dac evaluate` after the lifecycle)"
             )

@@ -179,3 +179,7 @@ def test_evaluation_captures_are_bounded_in_all(tmp_path, monkeypatch):
         store.put(_request(tmp_path, ev, files), base_dir=tmp_path)
     assert not (tmp_path / "store" / "calibration").exists()
     store.put(_request(tmp_path, ev[:1], files), base_dir=tmp_path)  # one of them is fine
+    monkeypatch.setattr(intake, "MAX_TOTAL_CALIBRATION_S", 10.0)  # calibration likewise
+    cal = [{"activity": "walk", "path": f"w{i}.csv"} for i in range(2)]
+    with pytest.raises(InputError, match="calibration: its 2 captures last 12 s together"):
+        RequestStore(tmp_path / "store2").put(_request(tmp_path, [], files, cal), base_dir=tmp_path)
