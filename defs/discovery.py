@@ -40,7 +40,9 @@ def dac_request(context: dg.AssetExecutionContext, storage: FactoryStorage) -> d
     except InputError as err:  # a stored file edited by hand into something invalid
         raise dg.Failure(description=str(err)) from None
     out = storage.dac_dir(dac_id) / "request.json"
-    atomic_write_text(out, request.model_dump_json(indent=2) + "\n")
+    # the canonical form (what the request digest covers): fields added to requests later, left
+    # at their defaults, do not change the file (nor the DAC's lineage) of a request without them
+    atomic_write_text(out, json.dumps(request.canonical_dict(), indent=2, sort_keys=True) + "\n")
     context.log.info(f"validated request {dac_id} for client {request.client_id} -> {out}")
     return dg.Output(
         request,

@@ -81,6 +81,9 @@ class Constraints(BaseModel):
     budget_usd: float | None = Field(default=None, ge=0)
     min_accuracy: float | None = Field(default=None, ge=0, le=1)
     max_false_alarm_rate: float | None = Field(default=None, ge=0, le=1)
+    min_fall_recall: float | None = Field(
+        default=None, ge=0, le=1, description="on real falls when the request gives some to evaluate on"
+    )
     data_residency: str | None = Field(default=None, min_length=2, max_length=32)
 
     _safe = field_validator("data_residency")(classmethod(lambda cls, v: _displayable(v)))
@@ -271,6 +274,8 @@ class DacRequest(BaseModel):
         ):
             if doc.get(name) == default:
                 doc.pop(name)
+        if doc["constraints"].get("min_fall_recall") is None:  # added with evaluation captures
+            doc["constraints"].pop("min_fall_recall", None)
         for cap in doc.get("calibration", []):  # added with the edge (`from_device`): same rule
             for name in ("from_device", "seconds", "start_us"):
                 if cap.get(name) is None:

@@ -172,3 +172,49 @@ def test_the_cluster_interval_widens_with_the_spread_between_clusters():
     assert lo_d < 0.80 < 0.90 < hi_d <= 1.0  # pooled 0.833, one poor lab
     with pytest.raises(ValueError, match="non-empty cluster"):
         cluster_interval([np.zeros(0)])
+
+
+def test_min_fall_recall_is_judged_on_real_falls_only_where_the_request_gave_some():
+    """Fall recall comes from the client's device only when its evaluation captures hold real
+    falls; otherwise it is the simulated room's, unverified for the Shield unless the request
+    accepts simulated evidence — even when the DAC is validated on real non-fall captures."""
+    from types import SimpleNamespace
+
+    from iv_pipelines.packaging.dac import measured_constraints
+    from iv_pipelines.request import DacRequest
+    from iv_pipelines.sensing.gate import accuracy_constraints, constraint_violations
+
+    c = SimpleNamespace(min_accuracy=None, max_false_alarm_rate=None, min_fall_recall=0.9)
+    no_falls = _evidence(True) | {"simulation": _evidence(True)["simulation"] | {"recall_fall": 0.95}}
+    [row] = accuracy_constraints(c, no_falls)
+    assert row[5] == "simulation" and row[4] == 150  # the simulated room's 150 fall windows
+    falls = no_falls | {"client_device": no_falls["client_device"] | {"recall_fall": 0.5, "n_fall": 40}}
+    [row] = accuracy_constraints(c, falls)
+    assert row[5] == "client_device" and row[4] == 40
+    [miss] = constraint_violations(c, falls)  # 20 of 40 real falls: beyond noise under 0.9
+    assert miss.startswith("min_fall_recall 0.9: measured 0.500") and "client_device" in miss
+    assert constraint_violations(c, no_falls) == []  # 0.95 simulated meets it
+    req = DacRequest.model_validate(
+        {
+            "client_id": "acme-healthcare",
+            "domain": "wifi-sensing",
+            "text": "Detect falls of elderly people living alone",
+            "environment": {"description": "a flat"},
+            "constraints": {"min_fall_recall": 0.9},
+        }
+    )
+    meas = {"peak_rss_mib": 200, "wall_seconds_per_window": 0.01}
+    constraints, unverified = measured_constraints(req, no_falls, meas)
+    assert constraints == [] and "give evaluation captures of real falls" in unverified[0]
+    constraints, unverified = measured_constraints(req, falls, meas)
+    assert not unverified and constraints[0][:2] == (
+        "min_fall_recall (client device, held-out captures)",
+        0.5,
+    )
+    assert "min_fall_recall" in req.canonical_dict()["constraints"]
+    assert (
+        "min_fall_recall"
+        not in DacRequest.model_validate(req.model_dump() | {"constraints": {}}).canonical_dict()[
+            "constraints"
+        ]
+    )

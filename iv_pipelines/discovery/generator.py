@@ -53,6 +53,8 @@ def grounding_phrases(request: DacRequest) -> list[str]:
         out.append(f"False alarms must stay below {100 * c.max_false_alarm_rate:g}%")
     if c.min_accuracy is not None:
         out.append(f"Held-out accuracy must reach {100 * c.min_accuracy:g}%")
+    if c.min_fall_recall is not None:
+        out.append(f"Fall recall must reach {100 * c.min_fall_recall:g}%")
     if c.max_memory_mb:
         out.append(f"The capsule must fit in {c.max_memory_mb} MB of memory")
     return out

@@ -107,25 +107,26 @@ def measured_constraints(req: DacRequest, ev: dict, meas: dict) -> tuple[list, l
     Accuracy-type constraints are judged on the client's own held-out captures when the DAC has
     them; on simulated evidence only if the request accepts it (`accept_simulation_evidence`),
     otherwise they are `unverified` and block approval (DESIGN §2)."""
-    from iv_pipelines.sensing.gate import accuracy_constraints, decisive_evidence
+    from iv_pipelines.sensing.gate import accuracy_constraints
 
     c = req.constraints
-    decisive = decisive_evidence(ev)
-    usable = ev["validated_on"] == "client_device" or req.accept_simulation_evidence
-    label = (
-        "client device, held-out captures"
-        if ev["validated_on"] == "client_device"
-        else "simulated client room"
-    )
+    labels = {"client_device": "client device, held-out captures", "simulation": "simulated client room"}
     constraints, unverified = [], []
-    for name, key, limit, sense, n in accuracy_constraints(c, ev):
-        if usable and key in decisive:
-            constraints.append((f"{name} ({label})", decisive[key], limit, sense, n))
+    for name, key, limit, sense, n, source in accuracy_constraints(c, ev):
+        src = ev[source] or {}
+        usable = source == "client_device" or req.accept_simulation_evidence
+        if usable and key in src:
+            constraints.append((f"{name} ({labels[source]})", src[key], limit, sense, n))
         else:
+            give = (
+                "give evaluation captures of real falls on the client's device"
+                if key == "recall_fall"
+                else "give labelled calibration or evaluation captures of the client's device"
+            )
             unverified.append(
                 f"{name} {limit}: unverified, only simulated evidence "
-                f"(measured {decisive.get(key, float('nan')):.3f} on the simulated client room); give labelled "
-                "calibration captures of the client's device or set accept_simulation_evidence"
+                f"(measured {src.get(key, float('nan')):.3f} on the simulated client room); {give} "
+                "or set accept_simulation_evidence"
             )
     if c.max_memory_mb is not None:
         constraints.append(("max_memory_mb (capsule peak RSS)", meas["peak_rss_mib"], c.max_memory_mb, "max"))

@@ -169,37 +169,52 @@ def decisive_evidence(evidence: dict) -> dict:
     )
 
 
-def accuracy_constraints(constraints, evidence: dict) -> list[tuple[str, str, float, str, int]]:
-    """(name, metric key, limit, sense, windows) of each accuracy-type constraint a request
-    sets, on the decisive evidence: accuracy over every window, the fall false-alarm rate over
-    the non-fall windows."""
-    src = decisive_evidence(evidence)
-    n_all = int(src.get("n", 0))
+def accuracy_constraints(constraints, evidence: dict) -> list[tuple[str, str, float, str, int, str]]:
+    """(name, metric key, limit, sense, windows, source) of each accuracy-type constraint a
+    request sets: accuracy over every window, the fall false-alarm rate over the non-fall
+    windows, fall recall over the fall windows. `source` is the evidence it is judged on: the
+    client's held-out real captures when the DAC has them (`validated_on == client_device`)
+    and they measure it — fall recall only where the request gave real falls to evaluate on —
+    else the simulated client room."""
+    real = evidence.get("client_device") if evidence["validated_on"] == "client_device" else None
     rows = (
-        ("min_accuracy", "accuracy", constraints.min_accuracy, "min", n_all),
+        ("min_accuracy", "accuracy", constraints.min_accuracy, "min", lambda e: int(e.get("n", 0))),
         (
             "max_false_alarm_rate",
             "fall_false_alarm_rate",
             constraints.max_false_alarm_rate,
             "max",
-            n_all - int(src.get("n_fall", 0)),
+            lambda e: int(e.get("n", 0)) - int(e.get("n_fall", 0)),
+        ),
+        (
+            "min_fall_recall",
+            "recall_fall",
+            getattr(constraints, "min_fall_recall", None),
+            "min",
+            lambda e: int(e.get("n_fall", 0)),
         ),
     )
-    return [r for r in rows if r[2] is not None]
+    out = []
+    for name, key, limit, sense, count in rows:
+        if limit is None:
+            continue
+        source = "client_device" if real and key in real else "simulation"
+        out.append((name, key, limit, sense, count(evidence[source]), source))
+    return out
 
 
 def constraint_violations(constraints, evidence: dict) -> list[str]:
     """Client constraints the shipped model's decisions significantly miss (the whole 95 %
-    Wilson interval on the wrong side), on the evidence that decides (`validated_on`); an
-    estimate that misses by less than its noise is not a violation."""
-    src = decisive_evidence(evidence)
+    Wilson interval on the wrong side), each on the evidence that judges it
+    (`accuracy_constraints`); an estimate that misses by less than its noise is not a violation."""
     out = []
-    for name, key, limit, sense, n in accuracy_constraints(constraints, evidence):
+    for name, key, limit, sense, n, source in accuracy_constraints(constraints, evidence):
+        src = evidence[source] or {}
         if key not in src:
             continue
         status, (lo, hi) = constraint_status(src[key], n, limit, sense)
         if status == "missed":
             out.append(
-                f"{name} {limit}: measured {src[key]:.3f} (95% CI {lo:.3f}-{hi:.3f}, {n} windows, {evidence['validated_on']})"
+                f"{name} {limit}: measured {src[key]:.3f} (95% CI {lo:.3f}-{hi:.3f}, {n} windows, {source})"
             )
     return out
