@@ -183,3 +183,22 @@ def test_evaluation_captures_are_bounded_in_all(tmp_path, monkeypatch):
     cal = [{"activity": "walk", "path": f"w{i}.csv"} for i in range(2)]
     with pytest.raises(InputError, match="calibration: its 2 captures last 12 s together"):
         RequestStore(tmp_path / "store2").put(_request(tmp_path, [], files, cal), base_dir=tmp_path)
+
+
+def test_the_manifest_carries_evidence_intervals_as_numbers():
+    from iv_pipelines.packaging.dac import _flat_evidence
+
+    e = {
+        "data": "real captures",
+        "recall_fall": 0.8,
+        "recall_fall_interval95": [0.5, 0.95],
+        "n": 10,
+        "per_capture": {"fall": {"captures": 3}},
+    }
+    assert _flat_evidence(e) == {
+        "data": "real captures",
+        "recall_fall": 0.8,
+        "recall_fall_low95": 0.5,
+        "recall_fall_high95": 0.95,
+        "n": 10,
+    }

@@ -101,6 +101,20 @@ def runtime_json(
     return json.dumps(doc, indent=2) + "\n"
 
 
+def _flat_evidence(e: dict) -> dict:
+    """One evidence kind for the manifest: its data note and numbers; a 95 % interval
+    (`x_interval95: [lo, hi]`) becomes `x_low95` and `x_high95`; per-capture tables stay in
+    the package's adapter/evaluation.json."""
+    out = {}
+    for m, v in e.items():
+        if m == "data" or isinstance(v, int | float):
+            out[m] = v
+        elif m.endswith("_interval95") and isinstance(v, list | tuple) and len(v) == 2:
+            out[m.removesuffix("_interval95") + "_low95"] = float(v[0])
+            out[m.removesuffix("_interval95") + "_high95"] = float(v[1])
+    return out
+
+
 def measured_constraints(req: DacRequest, ev: dict, meas: dict) -> tuple[list, list[str]]:
     """(constraints with a measured value, unverified constraint notes) for the Shield.
 
@@ -236,11 +250,7 @@ def build_manifest(
             "metrics": metrics,
             "validated_on": ev["validated_on"],
             "evidence": {
-                k: (
-                    {m: v for m, v in ev[k].items() if m == "data" or isinstance(v, int | float)}
-                    if ev[k]
-                    else None
-                )
+                k: (_flat_evidence(ev[k]) if ev[k] else None)
                 for k in ("simulation", "client_device", "public_real")
             },
             "fall_threshold": ev["decision"]["fall_threshold"],
