@@ -629,6 +629,11 @@ def dac_history(dac_id: str) -> None:
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="write the report here"
 )
+@click.option(
+    "--record",
+    is_flag=True,
+    help="also record the summary in Dagster, as an observation of dac_deployment[DAC_ID] (DAGSTER_HOME)",
+)
 def dac_evaluate(
     dac_id: str,
     captures: tuple[Path, ...],
@@ -638,6 +643,7 @@ def dac_evaluate(
     hop_s: float,
     package_dir: Path | None,
     json_out: Path | None,
+    record: bool,
 ) -> None:
     """Decide labelled CAPTURES (files, or folders searched for capture files) with DAC_ID's
     package exactly as its capsule decides (`/v1/predict`'s windows, its fall threshold and
@@ -739,6 +745,32 @@ def dac_evaluate(
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(ev.to_dict(), indent=2) + "\n")
         click.echo(f"report: {json_out}")
+    if record:
+        import dagster as dg
+
+        md = {
+            "evaluation": "labelled captures given to `iv dac evaluate` (their origin is the caller's to state)",
+            "package_version": cfg.version,
+            "fall_threshold": cfg.fall_threshold,
+            "captures": s["captures"],
+            "windows": s["windows"],
+            "accuracy": s["accuracy"],
+            **{k: s[k] for k in ("fall_recall", "fall_false_alarm_rate") if k in s},
+            **{
+                f"{k}_{end}": s[f"{k}_interval95"][i]
+                for k in ("fall_recall", "fall_false_alarm_rate")
+                if f"{k}_interval95" in s
+                for i, end in enumerate(("low95", "high95"))
+            },
+            "per_label": dg.MetadataValue.json(s.get("per_label", {})),
+        }
+        instance = _instance()
+        instance.report_runless_asset_event(
+            dg.AssetObservation("dac_deployment", partition=dac_id, metadata=md)
+        )
+        click.echo(
+            f"recorded in Dagster: an observation of dac_deployment[{dac_id}] ({instance.root_directory})"
+        )
 
 
 @main.group()

@@ -118,3 +118,24 @@ def test_calibration_captures_and_bad_input_are_refused_by_name(small_package, c
         assert r.exit_code != 0 and needle in r.output, r.output
     r = _run(["another-dac", "--package", str(pkg.directory), str(unlabelled), "--label", "walk"], root)
     assert r.exit_code != 0 and "not of another-dac" in r.output
+
+
+def test_record_leaves_the_summary_in_dagster_as_an_observation(small_package, captures, tmp_path):
+    import dagster as dg
+
+    _root, _key, pkg, _ = small_package
+    home = tmp_path / "home"
+    home.mkdir()
+    r = CliRunner().invoke(
+        main,
+        ["dac", "evaluate", pkg.dac_id, str(captures / "fall"), "--package", str(pkg.directory), "--record"],
+        env={"IV_STORAGE_ROOT": str(tmp_path / "iv"), "DAGSTER_HOME": str(home)},
+    )
+    assert r.exit_code == 0 and "recorded in Dagster" in r.output, r.output
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        [rec] = instance.fetch_observations(dg.AssetKey("dac_deployment"), limit=5).records
+    obs = rec.asset_observation
+    assert obs.partition == pkg.dac_id
+    md = {k: v.value for k, v in obs.metadata.items()}
+    assert md["captures"] == 3 and md["fall_recall_low95"] <= md["fall_recall"] <= md["fall_recall_high95"]
+    assert "caller" in md["evaluation"]
