@@ -124,17 +124,10 @@ def calibrate_client(
         return ClientCalibration(None, np.zeros(CTX_DIM, np.float32), False, [], resident)
     splits = assign_splits([(c.activity, origin) for c, origin in calibrations])
     amp_only = all(bool(c.capture.meta.get("amplitude_only")) for c, _ in calibrations)
-    captures = []
-    for (c, origin), split in zip(calibrations, splits, strict=True):
-        # cut as the capsule cuts what it serves: no window straddles a gap (stretch_windows)
-        w = stretch_windows(c.capture.csi, c.capture.t_s, REAL_HOP_S, amp_only)[0]
-        if not len(w):
-            raise ValueError(
-                f"calibration capture {c.name or c.activity!r}: no stretch of {MIN_WINDOW_S:.1f} s without a "
-                f"silence over {MAX_GAP_S} s, so no window ({len(c.capture.t_s)} packets)"
-            )
-        span = float(c.capture.t_s[-1] - c.capture.t_s[0])
-        captures.append(RealCapture(c.name or c.activity, c.activity, origin, split, amp_only, w, span))
+    captures = [
+        _real_capture(c, origin, split, amp_only, REAL_HOP_S, "calibration")
+        for (c, origin), split in zip(calibrations, splits, strict=True)
+    ]
     train = [c for (c, _), s in zip(calibrations, splits, strict=True) if s == "train"]
     fit = fit_device(train, room, resident, seed=seed)
     ctx = context_vector(
@@ -155,18 +148,30 @@ def evaluation_captures(evaluations: list[Calibration], amplitude_only: bool) ->
     serves by default (`stretch_windows` at EVAL_HOP_S: no window across a silence, one
     shorter window for a stretch of 1.0-2.0 s, such as a fall recorded on its own). Raises
     ValueError naming a capture with no window."""
-    out = []
-    for c in evaluations:
-        amp = amplitude_only or bool(c.capture.meta.get("amplitude_only"))
-        w = stretch_windows(c.capture.csi, c.capture.t_s, EVAL_HOP_S, amp)[0]
-        if not len(w):
-            raise ValueError(
-                f"evaluation capture {c.name or c.activity!r}: no stretch of {MIN_WINDOW_S:.1f} s without a "
-                f"silence over {MAX_GAP_S} s, so no window ({len(c.capture.t_s)} packets)"
-            )
-        span = float(c.capture.t_s[-1] - c.capture.t_s[0])
-        out.append(RealCapture(c.name or c.activity, c.activity, "real", "test", amp, w, span))
-    return out
+    return [
+        _real_capture(
+            c,
+            "real",
+            "test",
+            amplitude_only or bool(c.capture.meta.get("amplitude_only")),
+            EVAL_HOP_S,
+            "evaluation",
+        )
+        for c in evaluations
+    ]
+
+
+def _real_capture(c: Calibration, origin: str, split: str, amp: bool, hop_s: float, kind: str) -> RealCapture:
+    """One capture's windows, cut as the capsule cuts what it serves: no window straddles a
+    gap (stretch_windows); a capture with no window is a ValueError naming it."""
+    w = stretch_windows(c.capture.csi, c.capture.t_s, hop_s, amp)[0]
+    if not len(w):
+        raise ValueError(
+            f"{kind} capture {c.name or c.activity!r}: no stretch of {MIN_WINDOW_S:.1f} s without a "
+            f"silence over {MAX_GAP_S} s, so no window ({len(c.capture.t_s)} packets)"
+        )
+    span = float(c.capture.t_s[-1] - c.capture.t_s[0])
+    return RealCapture(c.name or c.activity, c.activity, origin, split, amp, w, span)
 
 
 def room_layouts(room: Room, n: int, seed: int) -> list[Room]:
