@@ -686,7 +686,8 @@ def dac_evaluate(
         click.echo(
             f"note: no stored request for {dac_id}: the captures are not checked against its calibration"
         )
-    used = {}
+    used: dict[str, str] = {}
+    in_evidence: dict[str, str] = {}
     if request is not None:
         used = {
             c.sha256: f"calibration[{i}] ({c.activity})"
@@ -706,7 +707,7 @@ def dac_evaluate(
                 f"{f}: the same capture as {dac_id}'s {used[digest]}, which trained it or set its fall "
                 "threshold: an evaluation on it is not held out; leave it out"
             )
-        if request is not None and digest in in_evidence:
+        if digest in in_evidence:
             click.echo(
                 f"note: {f} is {dac_id}'s {in_evidence[digest]}: already in its client_device evidence"
             )

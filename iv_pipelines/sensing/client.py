@@ -66,7 +66,7 @@ class RealCapture:
     origin: str  # real | simulated
     split: str  # train | eval (held out, informs the gate) | test (a request's evaluation capture)
     amplitude_only: bool
-    windows: np.ndarray  # (n, T, F), hop REAL_HOP_S
+    windows: np.ndarray  # (n, T, F), hop REAL_HOP_S (EVAL_HOP_S for `test` captures)
     seconds: float
     independent: bool = False  # windows share no packets (production feedback): no guard needed
 
