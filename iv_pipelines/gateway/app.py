@@ -197,15 +197,29 @@ def create_gateway_app(
     def client_of(request: Request) -> str | None:
         return keys.client_for(_key_of(request))
 
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next):
-        if request.url.path.startswith("/v1/"):
-            client = client_of(request)
-            if client is None:
-                return UNAUTHORIZED
-            request.state.client = client
-            request.state.scopes = keys.scopes_for(_key_of(request))
-        return await call_next(request)
+    class Authenticate:
+        """Every /v1/ HTTP request carries a client's key (401 otherwise); the client and its
+        scopes go to `request.state`. A plain ASGI middleware: responses (static files,
+        streams) pass through untouched. (Starlette's BaseHTTPMiddleware re-streams every body
+        through a memory pipe, which now and then cut the web components' bundle short of its
+        Content-Length — uvicorn: "Response content shorter than Content-Length" — and the
+        demo page stayed blank: 2 of 4 CI runs on 2026-12-07.)"""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+                request = Request(scope)
+                client = client_of(request)
+                if client is None:
+                    await UNAUTHORIZED(scope, receive, send)
+                    return
+                request.state.client = client  # scope["state"]: every later Request sees it
+                request.state.scopes = keys.scopes_for(_key_of(request))
+            await self.inner(scope, receive, send)
+
+    app.add_middleware(Authenticate)
 
     def own(request: Request, dac: str) -> str:
         if not view.owns(request.state.client, dac):
