@@ -35,6 +35,7 @@ from iv_pipelines.proof.lineage import ENVELOPE_FILE, ZK_FILE, sha256_file, veri
 from iv_pipelines.request import DacRequest
 from iv_pipelines.runtime.contracts import endpoints
 from iv_pipelines.runtime.limits import limits_for
+from iv_pipelines.sensing.gate import decisive_evidence
 from iv_pipelines.sensing.twin import ACTIVITIES
 from iv_pipelines.shield.decision import Decision, Evidence, decide
 from iv_pipelines.shield.policies import LICENCE_FILE, PolicyReport, run_policies
@@ -163,7 +164,7 @@ def evidence(pkg_dir: Path, provenance_ok: bool, policies: PolicyReport) -> Evid
     req = DacRequest.model_validate(_json(pkg_dir / "request.json"))
     ev = ev_adapter["evidence"]
     constraints, unverified = measured_constraints(req, ev, meas)
-    decisive = ev["client_device"] if ev["validated_on"] == "client_device" else ev["simulation"]
+    decisive = decisive_evidence(ev)
     vh = _json(pkg_dir / "lineage" / "validation.json")  # the discovery gate's own record
     return Evidence(
         validation_score=vh["validation_score"],
@@ -208,7 +209,7 @@ def build_manifest(
         }
     tx = registration.get("tx_hash")
     ev = adapter_eval["evidence"]
-    decisive = ev["client_device"] if ev["validated_on"] == "client_device" else ev["simulation"]
+    decisive = decisive_evidence(ev)
     metrics = {
         k: float(v) for k, v in decisive.items() if isinstance(v, int | float) and not k.startswith("n")
     }
