@@ -111,6 +111,13 @@ class InferenceLogSpec(BaseModel):
         }
 
 
+def _rate_given(capture):
+    """A capture file's check: amplitude CSV carries no timestamps, so its rate must be given."""
+    if capture.format == "amplitude-csv" and capture.rate_hz is None:
+        raise ValueError("rate_hz is required for amplitude-csv captures (they carry no timestamps)")
+    return capture
+
+
 class CalibrationCapture(BaseModel):
     """A capture from the client's own device with a declared activity (falls are never asked
     of anyone). `path` is relative to the request file when the request is added; the request
@@ -165,9 +172,7 @@ class CalibrationCapture(BaseModel):
 
     @model_validator(mode="after")
     def _rate_for_amplitude_csv(self) -> CalibrationCapture:
-        if self.format == "amplitude-csv" and self.rate_hz is None:
-            raise ValueError("rate_hz is required for amplitude-csv captures (they carry no timestamps)")
-        return self
+        return _rate_given(self)
 
 
 EVALUATION_ACTIVITIES = ("empty", "walk", "sit", "fall")
@@ -203,9 +208,7 @@ class EvaluationCapture(BaseModel):
 
     @model_validator(mode="after")
     def _rate_for_amplitude_csv(self) -> EvaluationCapture:
-        if self.format == "amplitude-csv" and self.rate_hz is None:
-            raise ValueError("rate_hz is required for amplitude-csv captures (they carry no timestamps)")
-        return self
+        return _rate_given(self)
 
 
 class DacRequest(BaseModel):
