@@ -84,11 +84,9 @@ def lab_test_sets(room, dev, resident, seed: int, n_falls: int, n_walks: int):
 
 
 def build_lab(args, lab: int, profile: str, calibration_s: float):
-    """One simulated lab of the protocol: (room, device, resident, client calibration, adapter
-    result). Its room and device are drawn from `args.seed + lab`; the DAC is built from a
-    `calibration_s` walking capture in a room of the same size but a guessed layout. Test
-    captures are simulated with the returned resident, never the calibration's (whose walking
-    speed is the one the device fit estimated)."""
+    """One simulated lab of the protocol: (room, device, client calibration, adapter result).
+    Its room and device are drawn from `args.seed + lab`; the DAC is built from a
+    `calibration_s` walking capture in a room of the same size but a guessed layout."""
     from iv_pipelines.sensing.calibration import Calibration
     from iv_pipelines.sensing.client import calibrate_client, train_client_adapter
     from iv_pipelines.sensing.device import DECLARED_RANGES, DEFAULT_PRIOR
@@ -112,7 +110,7 @@ def build_lab(args, lab: int, profile: str, calibration_s: float):
     cal = calibrate_client(
         guess, resident, [(Calibration("walk", walk_cal, False, f"walk {calibration_s:g} s"), "real")]
     )
-    return room, dev, resident, cal, train_client_adapter(args.base_model, guess, cal, workers=2)
+    return room, dev, cal, train_client_adapter(args.base_model, guess, cal, workers=2)
 
 
 def decisions(model, caps, ctx, threshold: float, check: dict | None = None) -> np.ndarray:
@@ -174,12 +172,14 @@ def run(args) -> int:
     from iv_pipelines.sensing.evaluate import EMPTY, FALL
     from iv_pipelines.sensing.gate import cluster_interval
     from iv_pipelines.sensing.model import load_model
+    from iv_pipelines.sensing.twin import RESIDENTS
 
     if not (args.base_model / "config.json").is_file():
         print(f"SKIPPED: no base model at {args.base_model}: run `make demo` first (or pass --base-model)")
         return 0
     base, _ = load_model(args.base_model)
     t0 = time.perf_counter()
+    resident = RESIDENTS["adult"]
     totals = {k: {"dac": [], "nocheck": [], "base": []} for k in ("fall", "walk", "sit")}
     print(
         f"SIMULATED evidence (Shadow Twin labs, devices: {args.profile}), amplitude-only legacy LLTF at 100 Hz, "
@@ -190,7 +190,7 @@ def run(args) -> int:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for lab in range(args.labs):
-        room, dev, resident, cal, res = build_lab(args, lab, args.profile, args.calibration_s)
+        room, dev, cal, res = build_lab(args, lab, args.profile, args.calibration_s)
         model = res.model if res.selected == "adapter" else base
         thr = res.thresholds[res.selected]
         if args.verbose:

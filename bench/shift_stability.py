@@ -110,14 +110,14 @@ def dac_path(args) -> None:
     for profile in ("white", "prior"):
         called = {(a, r): [] for a in ("fall", "walk") for r in ("grid", "mean")}
         for lab in range(args.labs):
-            room, dev, resident, cal, res = fp.build_lab(args, lab, profile, 20.0)
+            room, dev, cal, res = fp.build_lab(args, lab, profile, 20.0)
             if res.selected != "adapter":
                 raise SystemExit(
                     f"lab {lab}: the DAC ships the base model; this comparison needs its adapter"
                 )
             chk = IntensityCheck.from_dict(res.intensity_check)
             thr = res.thresholds["adapter"]
-            sets = fp.lab_test_sets(room, dev, resident, args.seed + 1000 * (lab + 1), 20, 4)
+            sets = fp.lab_test_sets(room, dev, cal.resident, args.seed + 1000 * (lab + 1), 20, 4)
             for act in ("fall", "walk"):
                 for cap in sets[act]:
                     x, p, mean = averaged(res.model, cap, cal.context)
