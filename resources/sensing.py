@@ -27,9 +27,9 @@ class SensingResource(dg.ConfigurableResource):
     The espectre captures of `real_data_dir` are used for evaluation only (the base model's
     real-capture tables); a request's own calibration captures train its adapter."""
 
-    # recipe-4: 960 homes (each with its own device and calibration context) x 10 episodes x
-    # 4 activities, 8 epochs: ~2 min of simulation and ~2 min of training on 2 cores
-    pretrain_rooms: int = Field(default=960, ge=4)
+    # recipe-3: 480 homes (each with its own device and calibration context) x 10 episodes x
+    # 4 activities, 8 epochs: ~3.5 min of simulation and ~3 min of training on 2 cores
+    pretrain_rooms: int = Field(default=480, ge=4)
     pretrain_episodes_per_activity: int = Field(default=10, ge=1)
     pretrain_epochs: int = Field(default=8, ge=1)
     sim_workers: int = Field(default=2, ge=1, description="processes simulating pretraining rooms")

@@ -75,7 +75,7 @@ class BaseModelResult:
 
 
 def pretrain_base(
-    n_rooms: int = 960,
+    n_rooms: int = 480,
     per_activity: int = 10,
     epochs: int = 8,
     seed: int = 0,
