@@ -83,6 +83,38 @@ def lab_test_sets(room, dev, resident, seed: int, n_falls: int, n_walks: int):
     return {"fall": falls, "walk": walks, "sit": sits}
 
 
+def build_lab(args, lab: int, profile: str, calibration_s: float):
+    """One simulated lab of the protocol: (room, device, resident, client calibration, adapter
+    result). Its room and device are drawn from `args.seed + lab`; the DAC is built from a
+    `calibration_s` walking capture in a room of the same size but a guessed layout. Test
+    captures are simulated with the returned resident, never the calibration's (whose walking
+    speed is the one the device fit estimated)."""
+    from iv_pipelines.sensing.calibration import Calibration
+    from iv_pipelines.sensing.client import calibrate_client, train_client_adapter
+    from iv_pipelines.sensing.device import DECLARED_RANGES, DEFAULT_PRIOR
+    from iv_pipelines.sensing.twin import RESIDENTS, Room, simulate_episode
+
+    resident = RESIDENTS["adult"]
+    rng = np.random.default_rng(args.seed + lab)
+    room = Room.random(rng)
+    dev = DEFAULT_PRIOR.sample(rng, name=f"lab-{lab}")
+    over = {"rate_hz": 100.0}
+    if profile == "white":
+        lo, hi = DECLARED_RANGES["motion_noise"]
+        over["motion_noise"] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    dev = type(dev)(**(dev.to_dict() | over))
+    walk_cal = as_amplitude_csv(
+        simulate_episode(room, "walk", args.seed + 50 + lab, calibration_s, dev, resident, variant="walking")
+    )
+    guess = Room.random(
+        np.random.default_rng(args.seed + 99 + lab), size=(room.width_m, room.depth_m, room.height_m)
+    )
+    cal = calibrate_client(
+        guess, resident, [(Calibration("walk", walk_cal, False, f"walk {calibration_s:g} s"), "real")]
+    )
+    return room, dev, resident, cal, train_client_adapter(args.base_model, guess, cal, workers=2)
+
+
 def decisions(model, caps, ctx, threshold: float, check: dict | None = None) -> np.ndarray:
     """The capsule's decisions on each capture's windows (hop 1 s), with the DAC's
     fall-intensity check when given."""
@@ -139,20 +171,15 @@ def main() -> int:
 
 
 def run(args) -> int:
-    from iv_pipelines.sensing.calibration import Calibration
-    from iv_pipelines.sensing.client import calibrate_client, train_client_adapter
-    from iv_pipelines.sensing.device import DECLARED_RANGES, DEFAULT_PRIOR
     from iv_pipelines.sensing.evaluate import EMPTY, FALL
     from iv_pipelines.sensing.gate import cluster_interval
     from iv_pipelines.sensing.model import load_model
-    from iv_pipelines.sensing.twin import RESIDENTS, Room, simulate_episode
 
     if not (args.base_model / "config.json").is_file():
         print(f"SKIPPED: no base model at {args.base_model}: run `make demo` first (or pass --base-model)")
         return 0
     base, _ = load_model(args.base_model)
     t0 = time.perf_counter()
-    resident = RESIDENTS["adult"]
     totals = {k: {"dac": [], "nocheck": [], "base": []} for k in ("fall", "walk", "sit")}
     print(
         f"SIMULATED evidence (Shadow Twin labs, devices: {args.profile}), amplitude-only legacy LLTF at 100 Hz, "
@@ -163,28 +190,7 @@ def run(args) -> int:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for lab in range(args.labs):
-        rng = np.random.default_rng(args.seed + lab)
-        room = Room.random(rng)
-        dev = DEFAULT_PRIOR.sample(rng, name=f"lab-{lab}")
-        over = {"rate_hz": 100.0}
-        if args.profile == "white":
-            lo, hi = DECLARED_RANGES["motion_noise"]
-            over["motion_noise"] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-        dev = type(dev)(**(dev.to_dict() | over))
-        walk_cal = as_amplitude_csv(
-            simulate_episode(
-                room, "walk", args.seed + 50 + lab, args.calibration_s, dev, resident, variant="walking"
-            )
-        )
-        guess = Room.random(
-            np.random.default_rng(args.seed + 99 + lab), size=(room.width_m, room.depth_m, room.height_m)
-        )
-        cal = calibrate_client(
-            guess,
-            resident,
-            [(Calibration("walk", walk_cal, False, f"walk {args.calibration_s:g} s"), "real")],
-        )
-        res = train_client_adapter(args.base_model, guess, cal, workers=2)
+        room, dev, resident, cal, res = build_lab(args, lab, args.profile, args.calibration_s)
         model = res.model if res.selected == "adapter" else base
         thr = res.thresholds[res.selected]
         if args.verbose:

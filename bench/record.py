@@ -1,6 +1,7 @@
 """Run one bench script and keep what it printed, for docs/measurements.md.
 
     .venv/bin/python bench/record.py NAME [ARGS...]   # runs bench/NAME.py ARGS, writes bench/results/NAME.json
+    .venv/bin/python bench/record.py NAME.VARIANT [ARGS...]   # the same bench with other ARGS, kept apart
     .venv/bin/iv docs                                 # regenerates docs/measurements.md from the records
 
 The output is passed through as it comes; the record is written only when the script exits 0
@@ -63,16 +64,23 @@ def machine() -> str:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or not (REPO / "bench" / f"{argv[0]}.py").is_file() or argv[0] in ("record", "_common"):
+    script, _, variant = argv[0].partition(".") if argv else ("", "", "")
+    if (
+        not argv
+        or not (REPO / "bench" / f"{script}.py").is_file()
+        or script in ("record", "_common")
+        or (variant and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", variant))
+    ):
         names = sorted(p.stem for p in (REPO / "bench").glob("*.py") if not p.stem.startswith("_"))
         print(
-            f"usage: bench/record.py NAME [ARGS...]; NAME is one of {', '.join(n for n in names if n != 'record')}"
+            f"usage: bench/record.py NAME[.VARIANT] [ARGS...]; NAME is one of "
+            f"{', '.join(n for n in names if n != 'record')}; VARIANT: lower-case letters, digits, '-'"
         )
         return 2
     name, args = argv[0], argv[1:]
-    command = " ".join([".venv/bin/python", f"bench/{name}.py", *args])
+    command = " ".join([".venv/bin/python", f"bench/{script}.py", *args])
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "bench" / f"{name}.py"), *args],
+        [sys.executable, str(REPO / "bench" / f"{script}.py"), *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

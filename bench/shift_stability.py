@@ -11,7 +11,13 @@ Printed per set: windows called fall at the grid (the baseline), at any of the f
 and by the mean P(fall) of the five (test-time averaging, a candidate rule, not the
 capsule's), and how many windows change their most probable class across the five starts.
 
-    .venv/bin/python bench/shift_stability.py [--base-model DIR]   # default: make demo's base model
+Then the candidate rule through the DAC's own path, SIMULATED: `bench/fall_protocol.py`'s labs
+(`--labs`, both device profiles, a 20 s walking calibration, amplitude-only at 100 Hz), each
+lab's DAC (its adapter, threshold and fall-intensity check) deciding the same fall clips and
+walking captures (hop 1 s) from P(fall) at the grid and from its mean over the starts within
++-0.2 s that fit the capture (a clip shorter than a window keeps its one window).
+
+    .venv/bin/python bench/shift_stability.py [--base-model DIR] [--labs 6]   # default: make demo's base model
 """
 
 from __future__ import annotations
@@ -75,9 +81,65 @@ def line(name: str, p: np.ndarray) -> str:
     )
 
 
+def averaged(model, cap, ctx, shift_s: float = 0.1 * SHIFTS):
+    """A capture's windows as `/v1/predict` cuts them (hop 1 s) and P per window: at the grid,
+    and averaged over the windows of the same length starting within `shift_s` of it."""
+    from iv_pipelines.runtime.predictor import windows
+    from iv_pipelines.sensing.features import stretch_windows
+    from iv_pipelines.sensing.model import predict_proba
+
+    x, starts, lengths = windows(cap, hop_s=1.0, amplitude_only=True)
+    p = predict_proba(model, x, ctx=ctx)
+    xf, sf, lf = stretch_windows(cap.csi, cap.t_s, 0.1, True)
+    pf = predict_proba(model, xf, ctx=ctx)
+    mean = p.copy()
+    for i, (s, n) in enumerate(zip(starts, lengths, strict=True)):
+        near = (np.abs(sf - s) <= shift_s + 1e-6) & (np.abs(lf - n) < 1e-6)
+        if near.any():
+            mean[i] = pf[near].mean(0)
+    return x, p, mean
+
+
+def dac_path(args) -> None:
+    """The candidate rule through each simulated lab's DAC (fall_protocol's labs)."""
+    import fall_protocol as fp
+
+    from iv_pipelines.sensing.evaluate import FALL, decide
+    from iv_pipelines.sensing.intensity import IntensityCheck, allowed
+
+    for profile in ("white", "prior"):
+        called = {(a, r): [] for a in ("fall", "walk") for r in ("grid", "mean")}
+        for lab in range(args.labs):
+            room, dev, resident, cal, res = fp.build_lab(args, lab, profile, 20.0)
+            if res.selected != "adapter":
+                raise SystemExit(
+                    f"lab {lab}: the DAC ships the base model; this comparison needs its adapter"
+                )
+            chk = IntensityCheck.from_dict(res.intensity_check)
+            thr = res.thresholds["adapter"]
+            sets = fp.lab_test_sets(room, dev, resident, args.seed + 1000 * (lab + 1), 20, 4)
+            for act in ("fall", "walk"):
+                for cap in sets[act]:
+                    x, p, mean = averaged(res.model, cap, cal.context)
+                    ok = allowed(chk, x)
+                    called[act, "grid"].append(decide(p, thr, ok) == FALL)
+                    called[act, "mean"].append(decide(mean, thr, ok) == FALL)
+        c = {k: np.concatenate(v) for k, v in called.items()}
+        print(
+            f"SIMULATED DAC path, {profile} devices, {args.labs} labs: fall recall at the grid "
+            f"{c['fall', 'grid'].mean():.3f} | by the mean of the starts {c['fall', 'mean'].mean():.3f} "
+            f"({len(c['fall', 'grid'])} fall windows); walking called fall {c['walk', 'grid'].mean():.3f} | "
+            f"{c['walk', 'mean'].mean():.3f} ({len(c['walk', 'grid'])} windows)"
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base-model", type=Path, default=demo_base_model_dir())
+    ap.add_argument(
+        "--labs", type=int, default=6, help="simulated labs per device profile (0: skip that part)"
+    )
+    ap.add_argument("--seed", type=int, default=7000, help="as bench/fall_protocol.py's")
     args = ap.parse_args()
     from iv_pipelines.sensing.model import load_model
 
@@ -91,6 +153,8 @@ def main() -> int:
     print(line("REAL walking, GeoTecINIT D1 (development)", real_walking(model)))
     print(line("SIMULATED twin walking", twin(model, "walk")))
     print(line("SIMULATED twin falls", twin(model, "fall")))
+    if args.labs:
+        dac_path(args)
     return 0
 
 

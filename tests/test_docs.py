@@ -92,8 +92,22 @@ def test_measurements_come_only_from_records_with_a_command(tmp_path):
 
 def test_every_committed_record_names_a_bench_that_exists():
     for rec in docs.load_records():
-        assert (REPO / "bench" / f"{rec['bench']}.py").is_file()
-        assert rec["command"].startswith(f".venv/bin/python bench/{rec['bench']}.py")
+        script = rec["bench"].partition(".")[0]  # NAME.VARIANT: the same bench with other arguments
+        assert (REPO / "bench" / f"{script}.py").is_file()
+        assert rec["command"].startswith(f".venv/bin/python bench/{script}.py")
+
+
+def test_record_names_a_variant_of_a_bench_or_refuses(capsys):
+    """`bench/record.py NAME.VARIANT` keeps a second record of one bench run with other
+    arguments; a variant that is not a plain lower-case word is refused before anything runs."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from record import main
+
+    for bad in (["real_devices.../x"], ["real_devices.Demo"], ["nosuchbench.demo"], ["record.x"]):
+        assert main(bad) == 2, bad
+        assert "usage: bench/record.py NAME[.VARIANT]" in capsys.readouterr().out
 
 
 def test_a_record_keeps_what_the_bench_printed_without_logs_or_warnings():
