@@ -103,6 +103,7 @@ def main() -> int:
 
     from iv_pipelines.memory.ace import AceMemory
     from iv_pipelines.scoring.calibration import build_calibration
+    from iv_pipelines.scoring.novelty import nearest_delivery
     from iv_pipelines.scoring.scorer import ObmiScorer
     from iv_pipelines.scoring.validate import EvolutionConfig, validate_hypotheses
 
@@ -126,7 +127,7 @@ def main() -> int:
                 gen,
                 sc,
                 cal,
-                ace.validated_texts(req.domain),
+                nearest_delivery(sc.embedder, req.text, ace.deliveries(req.domain)).texts,
                 ace.guidance(req.domain),
                 EvolutionConfig(),
             )

@@ -407,23 +407,31 @@ def validated_hypothesis(
     stale = score_calibration.mismatch(scorer.embedder.model_id, scorer.precision)
     if stale:
         raise dg.Failure(description=stale)
+    from iv_pipelines.scoring.novelty import nearest_delivery
+
     memory = ace.get()
+    bank = nearest_delivery(
+        scorer.embedder, dac_request.text, memory.deliveries(domain, exclude_dac=dac_request.dac_id)
+    )
+    context.log.info(bank.describe())
     outcome, _ = validate_hypotheses(
         dac_request,
         hypotheses,
         generator.get(),
         scorer,
         score_calibration,
-        memory_texts=memory.validated_texts(domain, exclude_dac=dac_request.dac_id),
+        memory_texts=bank.texts,
         guidance=memory.guidance(domain, exclude_dac=dac_request.dac_id),
         config=EvolutionConfig(**config.model_dump()),
         extra_facts=shadow_twin_context.facts,
         log=context.log.info,
     )
-    memory.record_attempts(dac_request.dac_id, domain, outcome.trace)
+    memory.record_attempts(dac_request.dac_id, domain, outcome.trace, request_text=dac_request.text)
     counts = memory.curate(playbook_deltas(domain, outcome), source_dac=dac_request.dac_id)
     out = storage.dac_dir(dac_request.dac_id) / "validated_hypothesis.json"
-    atomic_write_text(out, json.dumps(outcome.to_dict(), indent=2, default=str) + "\n")
+    novelty = {"dacs": bank.dacs, "request_cosine": bank.similarity, "hypotheses": len(bank.texts)}
+    record = {**outcome.to_dict(), "novelty_memory": novelty}
+    atomic_write_text(out, json.dumps(record, indent=2, default=str) + "\n")
     ops = "| operator | raw | percentile |\n|---|---|---|\n" + "\n".join(
         f"| {op} | {outcome.raw[op]:.4f} | {outcome.percentiles[op]:.3f} |" for op in outcome.raw
     )
@@ -454,6 +462,7 @@ def validated_hypothesis(
                 "evolution_trace": dg.MetadataValue.md(trace),
                 "ace_deltas": dg.MetadataValue.json(counts),
                 "calibration_digest": outcome.calibration_digest,
+                "novelty_memory": bank.describe(),
             }
         ),
     )

@@ -74,11 +74,18 @@ def test_record_attempts_is_idempotent_and_feeds_novelty_bank(mem):
         Attempt(0, "h1", "text one", {"percentiles": {}}, 0.97, True, ()),
         Attempt(0, "h2", "text two", {"percentiles": {}}, 0.20, False, ()),
     ]
-    mem.record_attempts("dac-a", "wifi-sensing", trace)
-    mem.record_attempts("dac-a", "wifi-sensing", trace)
+    mem.record_attempts("dac-a", "wifi-sensing", trace, request_text="first wording")
+    mem.record_attempts("dac-a", "wifi-sensing", trace, request_text="Detect falls in the bedroom")
+    mem.record_attempts("dac-b", "wifi-sensing", trace)  # a DAC from before requests were kept
+    mem.record_attempts("dac-c", "wifi-sensing", trace[1:], request_text="never validated")
     assert len(mem.attempts_for("dac-a")) == 2
-    assert mem.validated_texts("wifi-sensing") == ["text one"]
-    assert mem.validated_texts("wifi-sensing", exclude_dac="dac-a") == []
+    got = mem.deliveries("wifi-sensing")
+    assert [(d.dac_id, d.request_text, d.validated) for d in got] == [
+        ("dac-a", "Detect falls in the bedroom", ("text one",)),  # the re-run replaced the text
+        ("dac-b", None, ("text one",)),
+    ]
+    assert [d.dac_id for d in mem.deliveries("wifi-sensing", exclude_dac="dac-a")] == ["dac-b"]
+    assert mem.deliveries("other-domain") == []
 
 
 def test_reflector_deltas():

@@ -81,7 +81,11 @@ def test_validated_hypothesis_passes_gate_and_records_ace(resources, calibrated,
         (resources["storage"].root / "dacs" / "fall-detection-acme" / "validated_hypothesis.json").read_text()
     )
     assert stored["hypothesis"]["text"] == outcome.hypothesis.text
+    # a new home: novelty against the request alone, and the request is kept for later DACs
+    assert stored["novelty_memory"] == {"dacs": [], "request_cosine": None, "hypotheses": 0}
+    assert "against the request only" in md["novelty_memory"].value
     mem = resources["ace"].get()
+    assert [d.dac_id for d in mem.deliveries("wifi-sensing") if d.request_text] == ["fall-detection-acme"]
     assert len(mem.attempts_for("fall-detection-acme")) == outcome.candidates_scored
     assert mem.bullets("wifi-sensing"), "the reflector/curator wrote playbook advice"
 

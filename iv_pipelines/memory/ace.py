@@ -2,7 +2,9 @@
 
 Tables (SQLAlchemy; SQLite embedded, PostgreSQL in production):
 - `ace_bullets`: playbook advice per domain with helpful/harmful counters;
-- `ace_attempts`: every scored hypothesis attempt (DAC, iteration, scores, pass/fail).
+- `ace_attempts`: every scored hypothesis attempt (DAC, iteration, scores, pass/fail);
+- `ace_requests`: the request text of each DAC whose attempts are recorded, so the novelty
+  bank can find the earlier delivery nearest to a new request (`scoring/novelty.py`).
 
 The loop follows ACE: the *generator* proposes (discovery), the *reflector* turns an
 evolution trace into candidate deltas (`reflect`), the *curator* merges deltas into the
@@ -51,6 +53,24 @@ attempts = sa.Table(
     sa.Column("guidance", sa.Text, nullable=False),  # JSON list of bullet texts applied
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+requests = sa.Table(
+    "ace_requests",
+    metadata,
+    sa.Column("dac_id", sa.String(63), primary_key=True),
+    sa.Column("domain", sa.String(63), nullable=False, index=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A DAC of the domain whose hypothesis search validated at least one hypothesis."""
+
+    dac_id: str
+    request_text: str | None  # None: recorded before requests were kept (not comparable)
+    validated: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -127,13 +147,25 @@ class AceMemory:
         rows.sort(key=lambda b: (-b.net, b.id))
         return [b.text for b in rows[:k]]
 
-    def validated_texts(self, domain: str, exclude_dac: str | None = None) -> list[str]:
-        """Texts of hypotheses that passed validation for other DACs (the novelty bank)."""
-        q = sa.select(attempts.c.text).where(attempts.c.domain == domain, attempts.c.passed.is_(True))
+    def deliveries(self, domain: str, exclude_dac: str | None = None) -> list[Delivery]:
+        """The domain's DACs with validated hypotheses, each with its request text (by DAC id)."""
+        texts = self.validated_by_dac(domain, exclude_dac)
+        q = sa.select(requests.c.dac_id, requests.c.text).where(requests.c.dac_id.in_(list(texts)))
+        with self.engine.connect() as c:
+            req = {r.dac_id: r.text for r in c.execute(q)} if texts else {}
+        return [Delivery(d, req.get(d), tuple(t)) for d, t in sorted(texts.items())]
+
+    def validated_by_dac(self, domain: str, exclude_dac: str | None = None) -> dict[str, list[str]]:
+        q = sa.select(attempts.c.dac_id, attempts.c.text).where(
+            attempts.c.domain == domain, attempts.c.passed.is_(True)
+        )
         if exclude_dac:
             q = q.where(attempts.c.dac_id != exclude_dac)
+        out: dict[str, set[str]] = {}
         with self.engine.connect() as c:
-            return sorted({r.text for r in c.execute(q)})
+            for r in c.execute(q):
+                out.setdefault(r.dac_id, set()).add(r.text)
+        return {d: sorted(t) for d, t in out.items()}
 
     def attempts_for(self, dac_id: str) -> list[dict]:
         q = (
@@ -145,11 +177,20 @@ class AceMemory:
             return [dict(r._mapping) for r in c.execute(q)]
 
     # -- writing --------------------------------------------------------------------------
-    def record_attempts(self, dac_id: str, domain: str, trace: list[Attempt]) -> None:
-        """Replace this DAC's attempt log with `trace` in one transaction (idempotent re-runs)."""
+    def record_attempts(
+        self, dac_id: str, domain: str, trace: list[Attempt], request_text: str | None = None
+    ) -> None:
+        """Replace this DAC's attempt log (and its request text, when given) with `trace` in
+        one transaction (idempotent re-runs)."""
         now = _now()
         with self.engine.begin() as c:
             c.execute(sa.delete(attempts).where(attempts.c.dac_id == dac_id))
+            if request_text is not None:
+                c.execute(sa.delete(requests).where(requests.c.dac_id == dac_id))
+                c.execute(
+                    sa.insert(requests),
+                    [{"dac_id": dac_id, "domain": domain, "text": request_text, "recorded_at": now}],
+                )
             if trace:
                 c.execute(
                     sa.insert(attempts),
