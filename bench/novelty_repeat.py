@@ -2,7 +2,7 @@
 load run: 5 copies stopped at 0.938-0.949 < 0.95).
 
 For each DAC of a home, its winning hypothesis's validation score as run, then recomputed
-with its novelty (AIEO: 1 - nearest cosine to the domain's validated hypotheses in ACE memory)
+with its novelty (AIEO: 1 - nearest cosine to its novelty bank, `scoring/novelty.py`)
 halved, and with its own text in memory (AIEO = 0: what a later copy of the same request
 meets if it proposes the same hypothesis). The other three operators are kept as run; the
 score is the home's own calibration (`score_calibration`).
