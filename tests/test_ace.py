@@ -78,6 +78,12 @@ def test_record_attempts_is_idempotent_and_feeds_novelty_bank(mem):
     mem.record_attempts("dac-a", "wifi-sensing", trace, request_text="Detect falls in the bedroom")
     mem.record_attempts("dac-b", "wifi-sensing", trace)  # a DAC from before requests were kept
     mem.record_attempts("dac-c", "wifi-sensing", trace[1:], request_text="never validated")
+    ranked = [
+        Attempt(0, f"h{i}", f"t{i}", {"percentiles": {}}, v, True, ())
+        for i, v in enumerate((0.96, 0.99, 0.97))
+    ]
+    mem.record_attempts("dac-d", "other-domain", ranked, request_text="ranked")
+    assert mem.deliveries("other-domain")[0].validated == ("t1", "t2", "t0")  # best first
     assert len(mem.attempts_for("dac-a")) == 2
     got = mem.deliveries("wifi-sensing")
     assert [(d.dac_id, d.request_text, d.validated) for d in got] == [
@@ -85,7 +91,7 @@ def test_record_attempts_is_idempotent_and_feeds_novelty_bank(mem):
         ("dac-b", None, ("text one",)),
     ]
     assert [d.dac_id for d in mem.deliveries("wifi-sensing", exclude_dac="dac-a")] == ["dac-b"]
-    assert mem.deliveries("other-domain") == []
+    assert mem.deliveries("third-domain") == []
 
 
 def test_reflector_deltas():

@@ -28,6 +28,9 @@ def test_nearest_delivery_ties_and_unrecorded(embedder):
     assert "left out" in bank.describe() and "bedroom-copy" in bank.describe()
     other = nearest_delivery(embedder, "Detect falls in a hallway with WiFi CSI from an ESP32", earlier[:2])
     assert other.dacs == ["kitchen"]  # the closest earlier delivery, not the fraud one
+    # as many of its hypotheses as the null set's memory holds (3), the best validated first
+    busy = Delivery("kitchen", KITCHEN, ("k1", "k2", "k3", "k4", "k5"))
+    assert nearest_delivery(embedder, KITCHEN + " at night", [busy]).texts == ["k1", "k2", "k3"]
     empty = nearest_delivery(embedder, BEDROOM, [Delivery("legacy", None, ("l1",))])
     assert empty.texts == [] and empty.dacs == [] and "request only" in empty.describe()
 

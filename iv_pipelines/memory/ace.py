@@ -70,7 +70,7 @@ class Delivery:
 
     dac_id: str
     request_text: str | None  # None: recorded before requests were kept (not comparable)
-    validated: tuple[str, ...]
+    validated: tuple[str, ...]  # best validation score first
 
 
 @dataclass(frozen=True)
@@ -156,16 +156,21 @@ class AceMemory:
         return [Delivery(d, req.get(d), tuple(t)) for d, t in sorted(texts.items())]
 
     def validated_by_dac(self, domain: str, exclude_dac: str | None = None) -> dict[str, list[str]]:
-        q = sa.select(attempts.c.dac_id, attempts.c.text).where(
-            attempts.c.domain == domain, attempts.c.passed.is_(True)
+        """Each DAC's validated hypothesis texts, best validation score first."""
+        q = (
+            sa.select(attempts.c.dac_id, attempts.c.text)
+            .where(attempts.c.domain == domain, attempts.c.passed.is_(True))
+            .order_by(attempts.c.dac_id, attempts.c.validation_score.desc(), attempts.c.text)
         )
         if exclude_dac:
             q = q.where(attempts.c.dac_id != exclude_dac)
-        out: dict[str, set[str]] = {}
+        out: dict[str, list[str]] = {}
         with self.engine.connect() as c:
             for r in c.execute(q):
-                out.setdefault(r.dac_id, set()).add(r.text)
-        return {d: sorted(t) for d, t in out.items()}
+                texts = out.setdefault(r.dac_id, [])
+                if r.text not in texts:
+                    texts.append(r.text)
+        return out
 
     def attempts_for(self, dac_id: str) -> list[dict]:
         q = (

@@ -35,6 +35,9 @@ TRAJECTORY_LEN = 6  # ODS compares trajectories of equal length: 6 hypotheses
 # PRIN weights (AROE, AESP, QERO, AIEO), declared up front, not fitted to positives.
 DEFAULT_WEIGHTS = (0.3, 0.2, 0.3, 0.2)
 DEFAULT_THRESHOLD = 0.95
+# each null request's novelty memory: this many hypotheses of one other request of its domain
+# (the live novelty bank keeps as many of the nearest delivery's, `novelty.py`)
+MEMORY_PER_REQUEST = 3
 
 
 @dataclass
@@ -145,7 +148,7 @@ def build_calibration(
     seed: int = 0,
     requests_per_domain: int = 4,
     nulls_per_kind: int = TRAJECTORY_LEN,
-    memory_per_request: int = 3,
+    memory_per_request: int = MEMORY_PER_REQUEST,
     weights=DEFAULT_WEIGHTS,
     threshold: float = DEFAULT_THRESHOLD,
     log=print,

@@ -1,9 +1,10 @@
 """The novelty bank: what a new request's hypotheses must be novel against (AIEO).
 
 `score_calibration` builds its null set with the hypotheses of *one* other request of the
-same domain as memory (3 texts). The live bank matches that: the validated hypotheses of the
-earlier delivery whose request is nearest to this one (cosine of the request sentences, the
-embedder AIEO uses), together with any other delivery of a word-for-word identical request.
+same domain as memory (`MEMORY_PER_REQUEST`, 3 texts). The live bank matches that: the 3 best
+validated hypotheses of the earlier delivery whose request is nearest to this one (cosine of
+the request sentences, the embedder AIEO uses), and as many of every other delivery of a
+word-for-word identical request.
 Comparing with *every* validated hypothesis of the domain instead made the score fall as a
 factory delivered more DACs (max over a growing set only grows), until equally fitting
 hypotheses of new clients stopped at the gate (docs/lifecycle.md, *Discovery*).
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from iv_pipelines.memory.ace import Delivery
+from iv_pipelines.scoring.calibration import MEMORY_PER_REQUEST
 
 TIE = 1e-6  # identical request texts embed identically; anything closer than this is a tie
 
@@ -51,5 +53,5 @@ def nearest_delivery(embedder, request_text: str, deliveries: list[Delivery]) ->
     cos = z[1:] @ z[0]
     best = float(cos.max())
     near = [d for d, c in zip(known, cos, strict=True) if c >= best - TIE]
-    texts = sorted({t for d in near for t in d.validated})
+    texts = sorted({t for d in near for t in d.validated[:MEMORY_PER_REQUEST]})
     return NoveltyBank(texts, [d.dac_id for d in near], best, len(known), unrecorded)
