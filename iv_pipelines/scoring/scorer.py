@@ -1,6 +1,6 @@
 """Raw OBMI scores for hypothesis texts against one request, context and memory.
 
-The memory bank used for novelty (AIEO) is the novelty bank (`novelty.py`: the validated
+The memory bank used for novelty (AIEO) is the novelty bank (`novelty.py`: the best validated
 hypotheses of the nearest earlier delivery, from ACE memory) *plus the request itself*: a
 hypothesis must add something beyond restating what is already known, so parroting the
 request (a keyword salad) is as unoriginal as repeating a memory item.
