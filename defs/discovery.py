@@ -176,6 +176,7 @@ def shadow_twin_context(
     context: dg.AssetExecutionContext, config: TwinConfig, dac_request: DacRequest, storage: FactoryStorage
 ):
     from iv_pipelines.discovery.generator import resolve_domain
+    from iv_pipelines.sensing.context import CONTEXT_FILE, context_json
     from iv_pipelines.sensing.formats import write_esp_csi_lines
     from iv_pipelines.sensing.pipeline import spectrogram_png, twin_context
 
@@ -215,6 +216,9 @@ def shadow_twin_context(
         atomic_write_text(
             out / "calibration.json", json.dumps(cal.to_dict(), indent=2, sort_keys=True) + "\n"
         )
+        # the device context the adapter trains and is evaluated with: the package's
+        # runtime.json carries it, so the capsule conditions what it serves on it too
+        atomic_write_text(out / CONTEXT_FILE, context_json(cal.context))
         if cal.fit:
             metadata |= {
                 "device_fit": dg.MetadataValue.md(_fit_table(cal.fit)),

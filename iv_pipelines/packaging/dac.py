@@ -85,7 +85,17 @@ def runtime_json(
     the per-request limits that follow from the package's measured costs."""
     cal_path = dac_dir / "twin" / "calibration.json"
     cal = json.loads(cal_path.read_text()) if cal_path.exists() else {}
-    ctx_path = dac_dir / "twin" / "context.json"
+    from iv_pipelines.sensing.context import CONTEXT_FILE
+
+    ctx_path = dac_dir / "twin" / CONTEXT_FILE
+    context = json.loads(ctx_path.read_text())["context"] if ctx_path.exists() else None
+    if context is None and cal.get("context_activities"):
+        # a calibrated DAC served without its context would answer as an uncalibrated one,
+        # not as the adapter that was trained and evaluated
+        raise FileNotFoundError(
+            f"{ctx_path}: the DAC was calibrated on {cal['context_activities']} but its device "
+            "context is missing; re-materialize shadow_twin_context for this DAC"
+        )
     doc = {
         "dac_id": dac_id,
         "version": version,
@@ -95,7 +105,7 @@ def runtime_json(
         "decision": adapter_eval["evidence"]["decision"],
         "validated_on": adapter_eval["evidence"]["validated_on"],
         "amplitude_only": bool(cal.get("amplitude_only", False)),
-        "context": json.loads(ctx_path.read_text())["context"] if ctx_path.exists() else None,
+        "context": context,
     }
     if limits is not None:
         doc["limits"] = limits

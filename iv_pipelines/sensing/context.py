@@ -11,12 +11,17 @@ the model is trained with every subset of activities dropped at random, so it se
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from iv_pipelines.sensing.features import N_SUMMARY, summary
 
 CONTEXT_ACTIVITIES = ("empty", "walk", "sit")
 CTX_DIM = len(CONTEXT_ACTIVITIES) * (1 + N_SUMMARY)
+# under a DAC's `twin/` directory: the context its adapter trained and was evaluated with,
+# which the package's runtime.json carries to the capsule (`packaging/dac.py`)
+CONTEXT_FILE = "context.json"
 
 
 def context_vector(windows: dict[str, np.ndarray]) -> np.ndarray:
@@ -48,3 +53,11 @@ def keep_only(ctx: np.ndarray, activities) -> np.ndarray:
 
 def activities_in(ctx: np.ndarray) -> list[str]:
     return [a for i, a in enumerate(CONTEXT_ACTIVITIES) if ctx[i * (1 + N_SUMMARY)] > 0.5]
+
+
+def context_json(ctx: np.ndarray) -> str:
+    """The context file's text: the vector (exact float32 values) and its activities; `null`
+    for an uncalibrated DAC (no activity), which the capsule serves as zeros, as it trained."""
+    acts = activities_in(ctx)
+    vec = [float(v) for v in np.asarray(ctx, np.float32)] if acts else None
+    return json.dumps({"context": vec, "activities": acts}, indent=2) + "\n"
