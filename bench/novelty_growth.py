@@ -3,7 +3,7 @@ request's first proposals as the factory's ACE memory grows, under the two novel
 (AIEO = 1 - the nearest cosine of a hypothesis to its memory and its own request):
 
 - `all`: memory = every validated hypothesis of the domain (the rule until 2026-12-07);
-- `bank`: memory = the validated hypotheses of the earlier delivery whose request is nearest
+- `bank`: memory = the 3 best validated hypotheses of the earlier delivery whose request is nearest
   (`scoring/novelty.py`; the null set is calibrated with one other request's hypotheses).
 
 Each of the 9 example requests (`examples/requests/`: the sample and the 8 new clients) is the

@@ -36,7 +36,8 @@ def test_a_calibrated_dac_ships_its_context_and_the_capsule_uses_it(tmp_path):
     from iv_pipelines.packaging.dac import runtime_json
     from iv_pipelines.runtime.predictor import RuntimeConfig
     from iv_pipelines.sensing.context import CONTEXT_FILE, activities_in
-    from iv_pipelines.sensing.model import predict_proba
+    from iv_pipelines.sensing.features import N_FEATURES, VALID_COLUMN, T
+    from iv_pipelines.sensing.model import load_model, predict_proba
     from resources.training import GpuStepResource
 
     storage, tiny, _ = tiny_home(tmp_path / "iv")
@@ -55,12 +56,9 @@ def test_a_calibrated_dac_ships_its_context_and_the_capsule_uses_it(tmp_path):
     (pkg / "runtime.json").write_text(runtime_json(req.dac_id, "1.0.0", report, dac_dir))
     served = RuntimeConfig.load(pkg).context
     assert served is not None and np.array_equal(np.asarray(served, np.float32), trained)  # bit for bit
-    # what the capsule computes is what the DAC's evaluation computed, not the uncalibrated answer
-    from iv_pipelines.sensing.model import load_model
-
+    # the served context is not a no-op: the model answers differently with it than with zeros
+    # (what the capsule served before the fix)
     model, _ = load_model(storage.layout.base_model_dir())
-    from iv_pipelines.sensing.features import N_FEATURES, VALID_COLUMN, T
-
     x = np.random.default_rng(0).normal(size=(4, T, N_FEATURES)).astype(np.float32)
     x[..., VALID_COLUMN] = 1.0
     with_ctx = predict_proba(model, x, ctx=np.asarray(served, np.float32))
