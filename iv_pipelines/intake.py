@@ -65,7 +65,13 @@ class RequestStore:
         import tempfile
 
         from iv_pipelines.sensing.calibration import MIN_CALIBRATION_S
-        from iv_pipelines.sensing.features import MAX_GAP_S, MIN_WINDOW_S, stretches, usable_seconds
+        from iv_pipelines.sensing.features import (
+            MAX_GAP_S,
+            MIN_WINDOW_S,
+            rate_fault,
+            stretches,
+            usable_seconds,
+        )
         from iv_pipelines.sensing.formats import CsiFormatError, read_capture
 
         faults: list[str] = []
@@ -137,6 +143,10 @@ class RequestStore:
                     f"{min_s:.0f}-{MAX_CALIBRATION_S:.0f} s"
                     + (" (20 s or more recommended)" if kind == "calibration" else "")
                 )
+                return None
+            slow = rate_fault(cap.t_s)
+            if slow:
+                faults.append(f"{where}.path: {src.name}: {slow}")
                 return None
             usable = usable_seconds(cap.t_s)
             if usable + 1e-6 < min_s:

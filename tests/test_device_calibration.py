@@ -87,7 +87,7 @@ def test_fit_recovers_known_impairments_from_twin_captures(true):
     assert fit.sources["snr_db"] == "fitted"
 
 
-def test_fit_refuses_falls_and_too_short_captures():
+def test_fit_refuses_falls_and_too_short_and_too_slow_captures():
     room = Room.random(np.random.default_rng(3))
     caps = _captures(Device(), room, seconds=5.0)
     with pytest.raises(ValueError, match="at least 8 s"):
@@ -95,6 +95,9 @@ def test_fit_refuses_falls_and_too_short_captures():
     fall = Calibration("fall", caps[0].capture)
     with pytest.raises(ValueError, match="never falls"):
         fit_device([fall], room, RESIDENTS["adult"])
+    slow = _captures(Device(rate_hz=40.0), room, seconds=12.0)
+    with pytest.raises(ValueError, match="packet rate 40/s"):
+        fit_device(slow, room, RESIDENTS["adult"])
 
 
 def test_short_captures_are_fitted_with_a_warning():

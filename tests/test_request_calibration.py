@@ -75,6 +75,11 @@ def _bursty_esp_csi() -> str:
         ),
         ({"activity": "walk", "path": "noise.csv"}, {"noise.csv": "hello\nworld\n"}, "give its packet rate"),
         (
+            {"activity": "walk", "path": "slow.csv", "format": "amplitude-csv", "rate_hz": 40},
+            {"slow.csv": "\n".join([ROW] * 800)},
+            "packet rate 40/s: the model decides on 55 packets/s or more",
+        ),
+        (
             {"activity": "walk", "path": "bursty.csv", "format": "esp-csi"},
             {"bursty.csv": _bursty_esp_csi()},
             "holds only 0.0 s of CSI in stretches of at least 1.0 s between its 14 silence(s) over 0.5 s",

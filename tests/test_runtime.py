@@ -142,6 +142,38 @@ def test_a_one_second_recording_is_one_second(client):
     assert [w["length_s"] for w in r.json()["windows"]] == [2.0]
 
 
+def test_a_capture_slower_than_the_model_decides_on_is_refused_with_its_rate(client, episode_lines):
+    """Below features.MIN_RATE_HZ the base model's answers collapse (bench/rate_range.py): the
+    capsule says so (422 naming the rate and the floor) instead of classifying; dropped packets
+    do not make a device slow (the rate is the median interval); the stream answers each such
+    window with the reason instead of a class."""
+    from iv_pipelines.sensing.features import MIN_RATE_HZ, packet_rate
+    from iv_pipelines.sensing.formats import parse_lines, write_esp_csi_lines
+
+    row = ",".join(["40"] * 64)
+    r = client.post("/v1/predict", json={"amplitude_csv": [row] * 200, "rate_hz": 40})
+    assert r.status_code == 422
+    assert (
+        "packet rate 40/s" in r.json()["detail"][0]
+        and f"{MIN_RATE_HZ:.0f} packets/s" in r.json()["detail"][0]
+    )
+    assert client.post("/v1/predict", json={"amplitude_csv": [row] * 300, "rate_hz": 60}).status_code == 200
+    cap, _ = parse_lines(episode_lines)
+    stretch = packet_rate(cap.t_s) / 40.0
+    slow = write_esp_csi_lines(cap.csi, (cap.t_s - cap.t_s[0]) * stretch)  # the same packets at 40/s
+    r = client.post("/v1/predict", json={"lines": slow})
+    assert r.status_code == 422 and "packet rate 40/s" in r.json()["detail"][0]
+    # a 100/s capture that lost a third of its packets: still 100/s, classified
+    keep = np.random.default_rng(0).random(len(cap.t_s)) > 0.33
+    r = client.post("/v1/predict", json={"lines": write_esp_csi_lines(cap.csi[keep], cap.t_s[keep])})
+    assert r.status_code == 200, r.text
+    with client.websocket_connect("/v1/stream") as ws:
+        for _ in range(4):  # 4 s of amplitude rows at 40/s
+            ws.send_text(json.dumps({"amplitude_csv": [row] * 40, "rate_hz": 40}))
+        got = ws.receive_json()
+    assert got["label"] == "" and "packet rate 40/s" in got["error"] and got["start_s"] == 0.0
+
+
 def test_amplitude_csv_is_classified_like_the_same_capture_amplitude_only(client, episode_lines):
     from iv_pipelines.sensing.formats import parse_lines, to_legacy_amplitude, write_amplitude_csv
 

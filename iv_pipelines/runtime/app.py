@@ -502,7 +502,10 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
                 if st["origin"] is None and len(st["t"]):
                     st["origin"] = st["next"] = float(st["t"][0])
                 for det in await run_in_threadpool(_stream_windows, st, cfg):
-                    m.predictions.labels(det.label).inc()
+                    if det.error:
+                        m.requests.labels("/v1/stream", "422").inc()
+                    else:
+                        m.predictions.labels(det.label).inc()
                     await ws.send_json(det.model_dump())
                 m.requests.labels("/v1/stream", "200").inc()
                 m.latency.labels("/v1/stream").observe(time.perf_counter() - t0)
@@ -561,7 +564,12 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
         """Every full window the buffer now holds (one per second of stream), classified. As
         in /v1/predict, no window spans a silence over MAX_GAP_S: the stretch before one gets
         a shorter window when it lasts MIN_WINDOW_S, and the stream resumes after it."""
-        from iv_pipelines.sensing.features import MIN_WINDOW_S, capture_seconds, windows_from_capture
+        from iv_pipelines.sensing.features import (
+            MIN_WINDOW_S,
+            capture_seconds,
+            rate_fault,
+            windows_from_capture,
+        )
 
         out = []
         while st["next"] is not None:
@@ -580,7 +588,20 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
                 length = capture_seconds(buf_t[in_window])
             else:  # features from the buffer onwards (resampling stops at WINDOW_S)
                 feed, in_window, length = sel, sel & (buf_t <= first + WINDOW_S), WINDOW_S
-            if resume is None or length + 1e-9 >= MIN_WINDOW_S:
+            fault = rate_fault(buf_t[in_window])
+            if fault and (resume is None or length + 1e-9 >= MIN_WINDOW_S):
+                # too slow to decide on: the window is answered with why, not with a class
+                out.append(
+                    Detection(
+                        start_s=round(first - st["origin"], 3),
+                        label="",
+                        confidence=0,
+                        probabilities=[],
+                        length_s=round(min(length, WINDOW_S), 3),
+                        error=fault,
+                    )
+                )
+            elif resume is None or length + 1e-9 >= MIN_WINDOW_S:
                 x = windows_from_capture(
                     st["csi"][feed], buf_t[feed], hop_s=1e9, amplitude_only=st["amp"] or cfg.amplitude_only
                 )[:1]

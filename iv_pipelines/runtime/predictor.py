@@ -19,6 +19,7 @@ from iv_pipelines.sensing.features import (
     MAX_GAP_S,
     MIN_WINDOW_S,
     capture_seconds,
+    rate_fault,
     stretch_windows,
     stretches,
 )
@@ -210,6 +211,9 @@ def windows(cap: CsiCapture, hop_s: float, amplitude_only: bool) -> tuple[np.nda
         raise PayloadError(
             f"need at least {MIN_WINDOW_S:.1f} s of CSI for one window; got {span:.2f} s ({len(t)} frames)"
         )
+    fault = rate_fault(t)
+    if fault:
+        raise PayloadError(fault)
     # windows never straddle a gap in the capture (a dropped link, or separate recordings)
     x, starts, lengths = stretch_windows(cap.csi, t, hop_s, amplitude_only)
     if not len(x):

@@ -20,6 +20,7 @@ import numpy as np
 
 from iv_pipelines.sensing.device import DEFAULT_PRIOR, Device, DevicePrior
 from iv_pipelines.sensing.devicestats import CaptureStats, capture_stats
+from iv_pipelines.sensing.features import rate_fault
 from iv_pipelines.sensing.formats import CsiCapture
 
 MIN_CALIBRATION_S = 8.0  # hard floor per capture; 20 s or more is recommended
@@ -146,6 +147,9 @@ def fit_device(
     for c in calibrations:
         if c.activity not in ("empty", "walk", "sit"):
             raise ValueError(f"calibration activity {c.activity!r}: use empty, walk or sit (never falls)")
+        slow = rate_fault(c.capture.t_s)
+        if slow:
+            raise ValueError(f"calibration capture {c.name or c.activity!r}: {slow}")
         st = c.stats()
         if st.duration_s + 1e-6 < MIN_CALIBRATION_S:
             raise ValueError(

@@ -31,6 +31,10 @@ FEATURES_VERSION = "features-4"  # 4: glitches judged against local motion; 3: v
 RATE_HZ = 100.0
 WINDOW_S = 2.0
 MIN_WINDOW_S = 1.0  # shorter captures are refused: not enough of an event to classify
+# Slower captures are refused. The twin draws 70-150 packets/s; on held-out simulated homes the
+# base model's accuracy stays within 5 % of its 100/s accuracy down to 55/s and collapses below
+# 50/s, towards one answer for every window (bench/rate_range.py)
+MIN_RATE_HZ = 55.0
 T = int(RATE_HZ * WINDOW_S)
 PATCH = 4  # the model's patch length; valid lengths are whole patches
 GROUP = 2  # adjacent subcarriers averaged: halves the noise dimensions the model must ignore
@@ -223,6 +227,29 @@ def stretches(t_s: np.ndarray, max_gap_s: float = MAX_GAP_S) -> list[np.ndarray]
     """Packet indices of each stretch of a capture between silences over `max_gap_s`."""
     t = np.asarray(t_s, dtype=np.float64)
     return np.split(np.arange(len(t)), np.flatnonzero(np.diff(t) > max_gap_s) + 1)
+
+
+def packet_rate(t_s: np.ndarray, max_gap_s: float = MAX_GAP_S) -> float | None:
+    """A capture's nominal packets/s: 1 / the median interval between consecutive packets
+    within its stretches (dropped packets and silences leave it unchanged); None with fewer
+    than 2 such intervals."""
+    dt = np.diff(np.asarray(t_s, dtype=np.float64))
+    dt = dt[(dt > 0) & (dt <= max_gap_s)]
+    if len(dt) < 2:
+        return None
+    return float(1.0 / np.median(dt))
+
+
+def rate_fault(t_s: np.ndarray) -> str | None:
+    """Why a capture is too slow for the model to decide on (a sentence), or None."""
+    rate = packet_rate(t_s)
+    if rate is None or rate + 1e-6 >= MIN_RATE_HZ:
+        return None
+    return (
+        f"packet rate {rate:.0f}/s: the model decides on {MIN_RATE_HZ:.0f} packets/s or more (it was "
+        f"trained on 70-150/s; slower windows lose what it looks at and its answers collapse: "
+        f"bench/rate_range.py); raise the device's CSI rate (ping the access point every 10 ms)"
+    )
 
 
 def usable_seconds(t_s: np.ndarray, max_gap_s: float = MAX_GAP_S) -> float:
