@@ -174,3 +174,76 @@ def test_legacy_conversion_decimates_to_100_hz_and_keeps_52_subcarriers():
     assert len(leg.t_s) == 300 and leg.rate_hz == pytest.approx(100, rel=0.01)
     k = np.arange(-32, 32)
     assert np.all(leg.csi[:, (np.abs(k) <= 26) & (k != 0)] == 5) and np.all(leg.csi[:, np.abs(k) > 26] == 0)
+
+
+def _twin_csi():
+    e = simulate_episode(Room.random(np.random.default_rng(9)), "walk", seed=3, duration_s=2.0)
+    return np.asarray(e.csi), e.t_s
+
+
+def _entries(csi: np.ndarray, layout: str) -> np.ndarray:
+    """(N, 64) centred CSI -> (N, 128) int8 (imag, real) entries in `layout` order."""
+    from iv_pipelines.sensing.formats import centred_to_entries
+
+    fft = centred_to_entries(csi)
+    if layout == "fft":
+        return fft
+    c = fft.reshape(len(fft), 64, 2)
+    return np.concatenate([c[:, 32:], c[:, :32]], axis=1).reshape(len(fft), 128)  # fft -> centred order
+
+
+def _lines(raw: np.ndarray, t: np.ndarray) -> list[str]:
+    """esp-csi lines of the template writer (secondary channel 0: FFT order declared) holding `raw`."""
+    out = []
+    for ln, r in zip(write_esp_csi_lines(np.zeros((len(t), 64), np.complex64), t)[1:], raw, strict=True):
+        out.append(ln[: ln.rindex(',"[')] + ',"[' + ",".join(str(int(v)) for v in r) + ']"')
+    return out
+
+
+def test_a_capture_in_centred_order_is_read_in_centred_order_whatever_its_lines_declare():
+    """ESP32-C5/C6 buffers come in centred order while the lines' secondary-channel field says
+    nothing of it (the espectre captures below): the guard subcarriers decide, the report says
+    so, and a capture in the declared order is left alone."""
+    from iv_pipelines.runtime.predictor import capture_from_frames
+
+    csi, t = _twin_csi()
+    right, rep = parse_lines(_lines(_entries(csi, "fft"), t))
+    assert not rep.notes
+    np.testing.assert_allclose(right.csi, csi, atol=0.51)  # int8 rounding
+    swapped, rep = parse_lines(_lines(_entries(csi, "centred"), t))
+    np.testing.assert_array_equal(swapped.csi, right.csi)
+    assert "read in centred order" in rep.summary() and "secondary channel" in rep.summary()
+    # the JSON frames of /v1/predict likewise, whatever their `layout` says
+    frames = capture_from_frames(list(t), _entries(csi, "centred").tolist(), "fft")
+    np.testing.assert_array_equal(frames.csi, right.csi)
+    # no guard pattern (noise everywhere): the declared order stands
+    noise = np.random.default_rng(0).integers(-60, 60, size=(len(t), 128))
+    declared, rep = parse_lines(_lines(noise, t))
+    assert not rep.notes
+    np.testing.assert_array_equal(declared.csi, parse_lines(_lines(noise, t))[0].csi)
+
+
+def test_amplitude_csv_in_centred_order_is_noticed():
+    from iv_pipelines.sensing.formats import parse_amplitude_csv
+
+    csi, _ = _twin_csi()
+    amp_fft = np.abs(np.concatenate([csi[:, 32:], csi[:, :32]], axis=1))
+    rows = [",".join(f"{v:.2f}" for v in r) for r in amp_fft]
+    good, rep = parse_amplitude_csv(rows, 100.0)
+    assert not rep.notes
+    centred = [",".join(f"{v:.2f}" for v in r) for r in np.abs(csi)]
+    fixed, rep = parse_amplitude_csv(centred, 100.0)
+    assert "read in centred order" in rep.summary()
+    np.testing.assert_allclose(fixed.csi, good.csi)
+
+
+@needs_data
+def test_the_guards_of_every_espectre_chip_give_its_order():
+    from iv_pipelines.sensing.formats import detect_layout
+
+    for f in ESPECTRE:
+        z = np.load(f)
+        raw = z["csi_data"].astype(float)
+        amp = np.hypot(raw[:, 0::2], raw[:, 1::2])
+        want = "centred" if str(z["chip"]).lower() in ("c5", "c6") else "fft"
+        assert detect_layout(amp) == want, f.name

@@ -26,7 +26,9 @@ from iv_pipelines.sensing.features import (
 from iv_pipelines.sensing.formats import (
     CsiCapture,
     CsiFormatError,
+    ParseReport,
     entries_to_centred,
+    ordered_entries,
     parse_amplitude_csv,
     parse_lines,
 )
@@ -148,7 +150,8 @@ def capture_from_frames(t_s: list[float], iq: list[list[int]], layout: str) -> C
         bad = int(np.argwhere((raw < -128) | (raw > 127))[0][0])
         raise PayloadError(f"frames[{bad}].iq: values must be int8 (-128..127)")
     try:
-        csi = entries_to_centred(raw.astype(np.int8), layout)
+        entries_to_centred(raw[:0].astype(np.int8), layout)  # an unknown layout is named
+        csi = ordered_entries(raw.astype(np.int8), [layout] * len(raw), ParseReport(), "`layout`")
     except CsiFormatError as e:
         raise PayloadError(f"frames: {e}") from None
     t = np.asarray(t_s, dtype=np.float64)

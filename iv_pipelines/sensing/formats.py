@@ -14,7 +14,10 @@ Subcarrier order (`layout`): `fft` = entries 0..31 are subcarriers 0..31 and 32.
 -32..-1 (esp-csi and classic-MAC chips without a secondary channel); `centred` = entry e is
 subcarrier e - 32 (C5/C6 recordings; ESP32-CSI-Tool LLTF with the secondary channel above,
 whose 20 MHz primary sits at entries 6..58 with DC at 32). Everything is converted to a
-complex (T, 64) array in centred order (index k + 32 for subcarrier k).
+complex (T, 64) array in centred order (index k + 32 for subcarrier k). A line's fields do not
+say which order its chip used (a C6 logs centred order with secondary channel 0), so the
+capture's guard subcarriers decide when they show one order clearly (`detect_layout`; the
+report notes it); otherwise the declared order stands.
 
 Amplitude-only CSV (`parse_amplitude_csv`): firmwares that log sqrt(I^2 + Q^2) per subcarrier
 write one packet per row: 64 amplitude columns in FFT order (entries 0..31 = subcarriers
@@ -72,13 +75,15 @@ class ParseReport:
     parsed: int = 0
     skipped: int = 0  # headers, blank lines, non-CSI log lines (counted, explained)
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+    notes: list[str] = field(default_factory=list)  # what the parser decided for the whole capture
 
     def summary(self) -> str:
         head = f"{self.parsed} frames from {self.lines} lines, {self.skipped} non-CSI lines skipped"
+        tail = "".join(f"; {n}" for n in self.notes)
         if not self.rejected:
-            return head + ", 0 rejected"
+            return head + ", 0 rejected" + tail
         first = "; ".join(f"line {n}: {why}" for n, why in self.rejected[:5])
-        return f"{head}, {len(self.rejected)} rejected ({first})"
+        return f"{head}, {len(self.rejected)} rejected ({first}){tail}"
 
 
 class CsiFormatError(ValueError):
@@ -96,6 +101,43 @@ def entries_to_centred(raw: np.ndarray, layout: str) -> np.ndarray:
     if layout == "centred":
         return c
     raise CsiFormatError(f"unknown subcarrier layout {layout!r}; use 'fft' or 'centred'")
+
+
+# Entries that hold no subcarrier (guards, DC) in each order, as every real capture here shows
+# them (espectre: ESP32, S3, C3 in FFT order; C5, C6 in centred order): near-zero amplitude there
+# (at most 0.08 of the capture's median entry) and data in the other order's (0.79 or more).
+FFT_NULL_ENTRIES = tuple(range(29, 36))  # subcarriers +-29..+-32 and DC's neighbourhood's guards
+CENTRED_NULL_ENTRIES = (0, 1, 2, 3, 61, 62, 63)  # subcarriers -32..-29 and +29..+31
+NULL_MAX, DATA_MIN = 0.25, 0.5
+
+
+def detect_layout(amplitudes: np.ndarray) -> str | None:
+    """The subcarrier order a capture's guard subcarriers reveal: (N, 64) amplitudes per buffer
+    entry, in the order the entries came -> "fft", "centred", or None when neither pattern is
+    clear (the declared order then stands). Chips differ (C5/C6 log centred order with the
+    secondary channel field saying nothing of it), and a wrong order scrambles the subcarriers
+    the model reads without any error."""
+    a = np.asarray(amplitudes, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != N_SUB or not len(a):
+        return None
+    mean = a.mean(axis=0)
+    med = float(np.median(mean))
+    if not np.isfinite(med) or med <= 0:
+        return None
+    r_fft = float(mean[list(FFT_NULL_ENTRIES)].mean() / med)
+    r_centred = float(mean[list(CENTRED_NULL_ENTRIES)].mean() / med)
+    if r_fft < NULL_MAX and r_centred > DATA_MIN:
+        return "fft"
+    if r_centred < NULL_MAX and r_fft > DATA_MIN:
+        return "centred"
+    return None
+
+
+def _layout_note(n: int, declared: str, found: str, why: str) -> str:
+    return (
+        f"{n} frame(s) declared in {declared} order ({why}) have their guard subcarriers where "
+        f"{found} order puts them: read in {found} order"
+    )
 
 
 def centred_to_entries(csi: np.ndarray) -> np.ndarray:
@@ -129,10 +171,26 @@ def _pick_layout(secondary_channel: int) -> str:
     raise CsiFormatError(f"secondary channel {secondary_channel} (below): LLTF layout not supported")
 
 
+def ordered_entries(raw: np.ndarray, layouts: list[str], report: ParseReport, why: str) -> np.ndarray:
+    """(N, 128) int8 entries -> (N, 64) centred CSI, each frame in its declared order unless the
+    capture's guard subcarriers show the other one (`detect_layout`; noted in the report)."""
+    found = detect_layout(np.hypot(raw[:, 0::2].astype(np.float32), raw[:, 1::2].astype(np.float32)))
+    if found is not None:
+        wrong = [lay for lay in layouts if lay != found]
+        if wrong:
+            report.notes.append(_layout_note(len(wrong), wrong[0], found, why))
+        layouts = [found] * len(layouts)
+    out = np.empty((len(raw), N_SUB), np.complex64)
+    for lay in set(layouts):
+        m = np.array([x == lay for x in layouts])
+        out[m] = entries_to_centred(raw[m], lay)
+    return out
+
+
 def parse_lines(lines: list[str] | io.TextIOBase, source: str = "csi") -> tuple[CsiCapture, ParseReport]:
     """Parse esp-csi and ESP32-CSI-Tool lines (mixed is fine) into one capture."""
     report = ParseReport()
-    frames, ts, rssi = [], [], []
+    frames, layouts, ts, rssi = [], [], [], []
     for n, line in enumerate(lines, start=1):
         report.lines += 1
         line = line.strip()
@@ -160,13 +218,18 @@ def parse_lines(lines: list[str] | io.TextIOBase, source: str = "csi") -> tuple[
             if vals.size < 2 * N_SUB:
                 raise CsiFormatError(f"{vals.size} CSI values, need at least 128 (64 subcarriers)")
             # HT40 frames print LLTF first: the first 128 values are the 64 LLTF entries
-            frames.append(entries_to_centred(vals[: 2 * N_SUB], layout))
+            frames.append(np.asarray(vals[: 2 * N_SUB], dtype=np.int8))
+            layouts.append(layout)
             ts.append(t)
             rssi.append(rs)
             report.parsed += 1
         except (CsiFormatError, ValueError, IndexError, csv.Error) as exc:
             report.rejected.append((n, str(exc)[:300]))
-    csi = np.stack(frames) if frames else np.zeros((0, N_SUB), np.complex64)
+    csi = (
+        ordered_entries(np.stack(frames), layouts, report, "secondary channel field")
+        if frames
+        else np.zeros((0, N_SUB), np.complex64)
+    )
     t = np.asarray(ts, dtype=np.float64)
     if len(t) > 1 and np.any(np.diff(t) < 0):  # the ESP32 us counter wraps at 2^32 us
         t = np.concatenate([[t[0]], t[0] + np.cumsum(np.mod(np.diff(t), 2**32 / 1e6))])
@@ -263,7 +326,11 @@ def parse_amplitude_csv(
         except CsiFormatError as exc:
             report.rejected.append((n, str(exc)))
     amp = np.stack(rows) if rows else np.zeros((0, N_SUB))
-    csi = np.concatenate([amp[:, 32:], amp[:, :32]], axis=1).astype(np.complex64)  # FFT -> centred
+    if detect_layout(amp) == "centred":  # the format says FFT order; the guards say otherwise
+        report.notes.append(_layout_note(len(amp), "fft", "centred", "amplitude CSV is FFT order"))
+        csi = amp.astype(np.complex64)
+    else:
+        csi = np.concatenate([amp[:, 32:], amp[:, :32]], axis=1).astype(np.complex64)  # FFT -> centred
     t = np.arange(len(csi)) / float(rate_hz)
     meta = {"amplitude_only": True, "rate_hz": float(rate_hz)}
     if has_label:
