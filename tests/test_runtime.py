@@ -174,6 +174,23 @@ def test_a_capture_slower_than_the_model_decides_on_is_refused_with_its_rate(cli
     assert got["label"] == "" and "packet rate 40/s" in got["error"] and got["start_s"] == 0.0
 
 
+def test_lines_from_two_transmitters_are_decided_on_one_link(client):
+    """A receiver logging every transmitter it hears interleaves two channels: /v1/predict
+    decides on the transmitter heard most (as if the other's lines were absent), and a stream
+    refuses a chunk from another transmitter than the one it follows."""
+    from tests.test_sensing_formats import _two_transmitters
+
+    a, mixed = _two_transmitters()
+    one = client.post("/v1/predict", json={"lines": a}).json()
+    both = client.post("/v1/predict", json={"lines": mixed}).json()
+    assert both["windows"] == one["windows"] and both["frames"] == one["frames"]
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_text("\n".join(a[:50]))
+        ws.send_text("\n".join(ln.replace("24:0a:c4:00:00:01", "aa:bb:cc:00:00:02") for ln in a[50:60]))
+        got = ws.receive_json()
+    assert "transmitter aa:bb:cc:00:00:02" in got["error"] and "follows 24:0a:c4:00:00:01" in got["error"]
+
+
 def test_amplitude_csv_is_classified_like_the_same_capture_amplitude_only(client, episode_lines):
     from iv_pipelines.sensing.formats import parse_lines, to_legacy_amplitude, write_amplitude_csv
 

@@ -247,3 +247,27 @@ def test_the_guards_of_every_espectre_chip_give_its_order():
         amp = np.hypot(raw[:, 0::2], raw[:, 1::2])
         want = "centred" if str(z["chip"]).lower() in ("c5", "c6") else "fft"
         assert detect_layout(amp) == want, f.name
+
+
+def _two_transmitters():
+    """esp-csi lines of one link (transmitter A) with a second transmitter's packets (B, another
+    channel, half as many) interleaved, as a receiver that logs every transmitter writes them."""
+    csi, t = _twin_csi()
+    other = simulate_episode(Room.random(np.random.default_rng(21)), "empty", seed=4, duration_s=2.0)
+    a = write_esp_csi_lines(csi, t, mac="24:0a:c4:00:00:01")[1:]
+    tb = other.t_s[::2] - other.t_s[0] + t[0] + 0.003
+    b = write_esp_csi_lines(np.asarray(other.csi)[::2], tb, mac="aa:bb:cc:00:00:02")[1:]
+    times = np.concatenate([t, tb])
+    mixed = [ln for _, ln in sorted(zip(times, a + b, strict=True), key=lambda p: p[0])]
+    return a, mixed
+
+
+def test_a_capture_keeps_the_transmitter_heard_most_and_says_so():
+    a, mixed = _two_transmitters()
+    alone, _ = parse_lines(a)
+    cap, rep = parse_lines(mixed)
+    np.testing.assert_array_equal(cap.csi, alone.csi)
+    np.testing.assert_array_equal(cap.t_s, alone.t_s)
+    assert cap.meta["transmitter"] == "24:0a:c4:00:00:01"
+    assert "other transmitter(s) (aa:bb:cc:00:00:02) left out" in rep.summary()
+    assert rep.parsed == len(mixed)  # every line was read; the other link's are noted, not mixed in

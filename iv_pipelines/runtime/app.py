@@ -495,6 +495,7 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
                     await refuse(str(e))
                     continue
                 st["amp"] = st["amp"] or amp
+                st["transmitter"] = st.get("transmitter") or cap.meta.get("transmitter")
                 if len(cap.t_s):
                     st["last_t"] = float(cap.t_s[-1])
                 st["csi"] = np.concatenate([st["csi"], cap.csi])
@@ -542,6 +543,12 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
             if rep.rejected:
                 n, why = rep.rejected[0]
                 raise PayloadError(f"{len(rep.rejected)} malformed line(s) in this chunk; line {n}: {why}")
+            tx = cap.meta.get("transmitter")
+            if tx and st.get("transmitter") and tx != st["transmitter"]:
+                raise PayloadError(
+                    f"this chunk's frames come from transmitter {tx}; the stream follows {st['transmitter']} "
+                    "(one stream is one link: open another for another transmitter)"
+                )
         if len(cap.t_s) and not np.all(np.isfinite(cap.t_s)):
             raise PayloadError("frame times must be finite numbers")
         if len(cap.t_s) and len(buf_t) and cap.t_s[0] <= buf_t[-1]:

@@ -18,6 +18,8 @@ complex (T, 64) array in centred order (index k + 32 for subcarrier k). A line's
 say which order its chip used (a C6 logs centred order with secondary channel 0), so the
 capture's guard subcarriers decide when they show one order clearly (`detect_layout`; the
 report notes it); otherwise the declared order stands.
+A capture is one link: when the lines come from several transmitters (`mac`), the one heard
+most is kept and the others are noted (`one_transmitter`).
 
 Amplitude-only CSV (`parse_amplitude_csv`): firmwares that log sqrt(I^2 + Q^2) per subcarrier
 write one packet per row: 64 amplitude columns in FFT order (entries 0..31 = subcarriers
@@ -171,6 +173,25 @@ def _pick_layout(secondary_channel: int) -> str:
     raise CsiFormatError(f"secondary channel {secondary_channel} (below): LLTF layout not supported")
 
 
+def one_transmitter(macs: list[str], report: ParseReport) -> list[int] | None:
+    """Indices of the frames of the transmitter heard most (None when there is one): a CSI
+    capture is one link, and a receiver that also logs other transmitters interleaves channels
+    that differ packet to packet as no movement makes them. The others are noted, not mixed in."""
+    from collections import Counter
+
+    counts = Counter(macs)
+    if len(counts) < 2:
+        return None
+    kept, n_kept = counts.most_common(1)[0]
+    others = [m for m in counts if m != kept]
+    report.notes.append(
+        f"{len(macs) - n_kept} frame(s) from {len(others)} other transmitter(s) "
+        f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}) left out: one capture is one "
+        f"link; kept the {n_kept} frames of {kept}"
+    )
+    return [i for i, m in enumerate(macs) if m == kept]
+
+
 def ordered_entries(raw: np.ndarray, layouts: list[str], report: ParseReport, why: str) -> np.ndarray:
     """(N, 128) int8 entries -> (N, 64) centred CSI, each frame in its declared order unless the
     capture's guard subcarriers show the other one (`detect_layout`; noted in the report)."""
@@ -190,7 +211,7 @@ def ordered_entries(raw: np.ndarray, layouts: list[str], report: ParseReport, wh
 def parse_lines(lines: list[str] | io.TextIOBase, source: str = "csi") -> tuple[CsiCapture, ParseReport]:
     """Parse esp-csi and ESP32-CSI-Tool lines (mixed is fine) into one capture."""
     report = ParseReport()
-    frames, layouts, ts, rssi = [], [], [], []
+    frames, layouts, macs, ts, rssi = [], [], [], [], []
     for n, line in enumerate(lines, start=1):
         report.lines += 1
         line = line.strip()
@@ -220,11 +241,15 @@ def parse_lines(lines: list[str] | io.TextIOBase, source: str = "csi") -> tuple[
             # HT40 frames print LLTF first: the first 128 values are the 64 LLTF entries
             frames.append(np.asarray(vals[: 2 * N_SUB], dtype=np.int8))
             layouts.append(layout)
+            macs.append(fields[2].strip().lower())
             ts.append(t)
             rssi.append(rs)
             report.parsed += 1
         except (CsiFormatError, ValueError, IndexError, csv.Error) as exc:
             report.rejected.append((n, str(exc)[:300]))
+    keep = one_transmitter(macs, report)
+    if keep is not None:
+        frames, layouts, ts, rssi = ([x[i] for i in keep] for x in (frames, layouts, ts, rssi))
     csi = (
         ordered_entries(np.stack(frames), layouts, report, "secondary channel field")
         if frames
@@ -233,7 +258,8 @@ def parse_lines(lines: list[str] | io.TextIOBase, source: str = "csi") -> tuple[
     t = np.asarray(ts, dtype=np.float64)
     if len(t) > 1 and np.any(np.diff(t) < 0):  # the ESP32 us counter wraps at 2^32 us
         t = np.concatenate([[t[0]], t[0] + np.cumsum(np.mod(np.diff(t), 2**32 / 1e6))])
-    return CsiCapture(csi, t, np.asarray(rssi, dtype=np.int16), source), report
+    meta = {"transmitter": macs[keep[0]] if keep else macs[0]} if macs else {}
+    return CsiCapture(csi, t, np.asarray(rssi, dtype=np.int16), source, meta), report
 
 
 def read_csi_file(path: Path) -> tuple[CsiCapture, ParseReport]:
