@@ -184,6 +184,7 @@ def test_lines_from_two_transmitters_are_decided_on_one_link(client):
     one = client.post("/v1/predict", json={"lines": a}).json()
     both = client.post("/v1/predict", json={"lines": mixed}).json()
     assert both["windows"] == one["windows"] and both["frames"] == one["frames"]
+    assert one["notes"] == [] and "other transmitter(s) (aa:bb:cc:00:00:02) left out" in both["notes"][0]
     with client.websocket_connect("/v1/stream") as ws:
         ws.send_text("\n".join(a[:50]))
         ws.send_text("\n".join(ln.replace("24:0a:c4:00:00:01", "aa:bb:cc:00:00:02") for ln in a[50:60]))

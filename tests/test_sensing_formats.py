@@ -216,6 +216,7 @@ def test_a_capture_in_centred_order_is_read_in_centred_order_whatever_its_lines_
     # the JSON frames of /v1/predict likewise, whatever their `layout` says
     frames = capture_from_frames(list(t), _entries(csi, "centred").tolist(), "fft")
     np.testing.assert_array_equal(frames.csi, right.csi)
+    assert "read in centred order" in frames.meta["notes"][0]  # /v1/predict returns it as `notes`
     # no guard pattern (noise everywhere): the declared order stands
     noise = np.random.default_rng(0).integers(-60, 60, size=(len(t), 128))
     declared, rep = parse_lines(_lines(noise, t))

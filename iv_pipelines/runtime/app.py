@@ -377,6 +377,7 @@ def create_app(package_dir: Path | None = None, predictor: Predictor | None = No
             fall_threshold=cfg.fall_threshold,
             validated_on=cfg.validated_on,
             windows=out,
+            notes=cap.meta.get("notes", []),
         )
 
     @app.post(

@@ -102,6 +102,11 @@ class PredictResponse(_Model):
     fall_threshold: float = Field(description="P(fall) from which this DAC decides fall")
     validated_on: str = Field(description="client_device | public_real | simulation_only")
     windows: list[WindowPrediction]
+    notes: list[str] = Field(
+        default_factory=list,
+        description="what the capsule decided about the input: the subcarrier order read from the "
+        "guard subcarriers, other transmitters' frames left out",
+    )
 
 
 class StreamChunk(_Model):

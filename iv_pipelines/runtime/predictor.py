@@ -141,6 +141,7 @@ def capture_from_lines(lines: list[str]) -> tuple[CsiCapture, int]:
         shown = "; ".join(f"line {n}: {why}" for n, why in report.rejected[:5])
         more = f" (and {len(report.rejected) - 5} more)" if len(report.rejected) > 5 else ""
         raise PayloadError(f"{len(report.rejected)} malformed CSI line(s): {shown}{more}")
+    cap.meta["notes"] = list(report.notes)
     return cap, report.skipped
 
 
@@ -151,11 +152,12 @@ def capture_from_frames(t_s: list[float], iq: list[list[int]], layout: str) -> C
         raise PayloadError(f"frames[{bad}].iq: values must be int8 (-128..127)")
     try:
         entries_to_centred(raw[:0].astype(np.int8), layout)  # an unknown layout is named
-        csi = ordered_entries(raw.astype(np.int8), [layout] * len(raw), ParseReport(), "`layout`")
+        report = ParseReport()
+        csi = ordered_entries(raw.astype(np.int8), [layout] * len(raw), report, "`layout`")
     except CsiFormatError as e:
         raise PayloadError(f"frames: {e}") from None
     t = np.asarray(t_s, dtype=np.float64)
-    return CsiCapture(csi, t, np.zeros(len(t), np.int16), "request")
+    return CsiCapture(csi, t, np.zeros(len(t), np.int16), "request", {"notes": list(report.notes)})
 
 
 def capture_from_amplitude_csv(rows: list[str], rate_hz: float | None) -> tuple[CsiCapture, int]:
@@ -170,6 +172,7 @@ def capture_from_amplitude_csv(rows: list[str], rate_hz: float | None) -> tuple[
         shown = "; ".join(f"line {n}: {why}" for n, why in report.rejected[:5])
         more = f" (and {len(report.rejected) - 5} more)" if len(report.rejected) > 5 else ""
         raise PayloadError(f"{len(report.rejected)} malformed amplitude CSV row(s): {shown}{more}")
+    cap.meta["notes"] = list(report.notes)
     return cap, report.skipped
 
 
