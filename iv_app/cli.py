@@ -725,24 +725,37 @@ def dac_evaluate(
     head = "  ".join(f"{k:>5}" for k in ev.classes)
     click.echo(f"{'capture':<{width}}  {'label':<6} {'seconds':>7} {'windows':>7}  {head}")
     for c in ev.captures:
+        if c.refused:
+            click.echo(f"{c.path:<{width}}  {c.label:<6} {c.seconds:>7.1f} {0:>7}  refused: {c.refused}")
+            continue
         counts = "  ".join(f"{c.decisions.count(k):>5}" for k in ev.classes)
         click.echo(f"{c.path:<{width}}  {c.label:<6} {c.seconds:>7.1f} {len(c.decisions):>7}  {counts}")
     s = ev.summary()
     for act, row in s.get("per_label", {}).items():
-        lo, hi = row["called_fall_interval95"]
         what = "fall recall" if act == "fall" else "called fall"
-        line = (
-            f"{act}: {what} {row['called_fall']:.3f} ({row['called']['fall']} of {row['windows']} windows, "
-            f"95 % {lo:.2f}-{hi:.2f})"
-        )
+        if "called_fall" in row:
+            lo, hi = row["called_fall_interval95"]
+            line = (
+                f"{act}: {what} {row['called_fall']:.3f} ({row['called']['fall']} of {row['windows']} windows, "
+                f"95 % {lo:.2f}-{hi:.2f})"
+            )
+        else:
+            line = f"{act}: no window"
         if "captures" in row:
             clo, chi = row["captures_interval95"]
             line += (
                 f"; {'detected' if act == 'fall' else 'with a false alarm'}: "
                 f"{row['captures_with_a_window_called_fall']} of {row['captures']} captures ({clo:.2f}-{chi:.2f})"
+                + (f", {row['captures_refused']} refused by the capsule" if row["captures_refused"] else "")
             )
         click.echo(line)
-    click.echo(f"accuracy {s['accuracy']:.3f} over {s['windows']} windows of {s['captures']} captures")
+    if s["refused_captures"]:
+        click.echo(
+            f"{s['refused_captures']} capture(s) refused by the capsule (no window; listed above): "
+            "counted as captures on which no fall was called"
+        )
+    if "accuracy" in s:
+        click.echo(f"accuracy {s['accuracy']:.3f} over {s['windows']} windows of {s['captures']} captures")
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(ev.to_dict(), indent=2) + "\n")
         click.echo(f"report: {json_out}")
@@ -754,8 +767,9 @@ def dac_evaluate(
             "package_version": cfg.version,
             "fall_threshold": cfg.fall_threshold,
             "captures": s["captures"],
+            "captures_refused": s["refused_captures"],
             "windows": s["windows"],
-            "accuracy": s["accuracy"],
+            **({"accuracy": s["accuracy"]} if "accuracy" in s else {}),
             **{k: s[k] for k in ("fall_recall", "fall_false_alarm_rate") if k in s},
             **{
                 f"{k}_{end}": s[f"{k}_interval95"][i]

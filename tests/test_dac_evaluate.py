@@ -76,6 +76,36 @@ def test_evaluate_decides_as_the_capsule_does_and_counts_by_window_and_capture(
     assert lo <= s["fall_recall"] <= hi
 
 
+def test_a_capture_the_capsule_refuses_is_kept_and_counts_as_no_fall_called(
+    small_package, captures, tmp_path
+):
+    """A 0.8 s fall clip and a 40 packets/s one: the capsule answers neither with a window, so
+    the evaluation lists them with the reason and counts them as fall captures missed, instead
+    of stopping or leaving them out (which would flatter the recall)."""
+    from iv_pipelines.sensing.formats import write_esp_csi_lines
+    from iv_pipelines.sensing.twin import Room, simulate_episode
+
+    _root, _key, pkg, _ = small_package
+    d = tmp_path / "caps"
+    shutil.copytree(captures, d)
+    ep = simulate_episode(
+        Room.random(np.random.default_rng(3), size=(5.0, 4.0, 2.6)), "fall", seed=44, duration_s=3.0
+    )
+    keep = ep.t_s - ep.t_s[0] < 0.8
+    (d / "fall" / "short.csv").write_text("\n".join(write_esp_csi_lines(ep.csi[keep], ep.t_s[keep])) + "\n")
+    (d / "fall" / "slow.csv").write_text("\n".join(write_esp_csi_lines(ep.csi[::3], ep.t_s[::3])) + "\n")
+    out = tmp_path / "report.json"
+    r = _run([pkg.dac_id, str(d), "--package", str(pkg.directory), "--json", str(out)], tmp_path / "iv")
+    assert r.exit_code == 0, r.output
+    assert "refused: need at least 1.0 s" in r.output and "refused: packet rate" in r.output
+    assert "of 5 captures" in r.output and "2 refused by the capsule" in r.output
+    s = json.loads(out.read_text())["summary"]
+    fall = s["per_label"]["fall"]
+    assert s["refused_captures"] == 2 and fall["captures"] == 5 and fall["captures_refused"] == 2
+    assert fall["windows"] == 3  # the three 1.4 s clips; the refused ones have none
+    assert fall["captures_with_a_window_called_fall"] <= 3
+
+
 def test_row_labels_of_an_amplitude_csv_label_its_windows(small_package, tmp_path):
     from iv_pipelines.runtime.evaluation import evaluate_capture
     from iv_pipelines.runtime.predictor import Predictor

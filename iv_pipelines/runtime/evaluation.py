@@ -9,7 +9,10 @@ for an amplitude CSV with a label column, the label most of its rows carry.
 
 The summary counts windows *and* captures: windows of one capture share the person, the
 moment and the room, so they are not independent; a fall capture counts as detected when
-any of its windows is called fall, any other capture as a false alarm likewise.
+any of its windows is called fall, any other capture as a false alarm likewise. A capture the
+capsule would refuse (under 1.0 s, slower than 55 packets/s, no 1.0 s stretch without a gap)
+is kept with the reason: it has no window, and at the capture level no fall was called on it
+(a fall capture refused is a fall missed).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class CaptureResult:
     decisions: list[str]
     starts_s: list[float]
     fall_probability: list[float]
+    refused: str | None = None  # why the capsule would answer no window (then the lists are empty)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,27 +64,33 @@ class Evaluation:
         d = [dec for c in self.captures for dec in c.decisions]
         y_arr, d_arr = np.asarray(y), np.asarray(d)
         out: dict = {"windows": len(y), "captures": len(self.captures)}
-        if not y:
+        if not self.captures:
             return out
-        out["accuracy"] = float((y_arr == d_arr).mean())
+        refused = [c for c in self.captures if c.refused]
+        out["refused_captures"] = len(refused)
+        if y:
+            out["accuracy"] = float((y_arr == d_arr).mean())
         per: dict[str, dict] = {}
         for act in self.classes:
-            m = y_arr == act
-            if not m.any():
-                continue
-            n = int(m.sum())
-            called = Counter(d_arr[m].tolist())
-            k = int(called.get("fall", 0))
-            row = {
-                "windows": n,
-                "called": {c: int(called.get(c, 0)) for c in self.classes},
-                "called_fall": k / n,
-                "called_fall_interval95": list(wilson(k, n)),
-            }
+            m = y_arr == act if y else np.zeros(0, bool)
             caps = [c for c in self.captures if c.label == act]
+            if not m.any() and not caps:
+                continue
+            row: dict = {"windows": int(m.sum())}
+            if m.any():
+                n = int(m.sum())
+                called = Counter(d_arr[m].tolist())
+                k = int(called.get("fall", 0))
+                row |= {
+                    "called": {c: int(called.get(c, 0)) for c in self.classes},
+                    "called_fall": k / n,
+                    "called_fall_interval95": list(wilson(k, n)),
+                }
             if caps:
+                # a refused capture got no window: no fall was called on it (a fall missed)
                 hit = sum("fall" in c.decisions for c in caps)
                 row["captures"] = len(caps)
+                row["captures_refused"] = sum(bool(c.refused) for c in caps)
                 row["captures_with_a_window_called_fall"] = hit
                 row["captures_interval95"] = list(wilson(hit, len(caps)))
             per[act] = row
@@ -90,7 +100,7 @@ class Evaluation:
             k = int((d_arr[nonfall] == "fall").sum())
             out["fall_false_alarm_rate"] = k / int(nonfall.sum())
             out["fall_false_alarm_rate_interval95"] = list(wilson(k, int(nonfall.sum())))
-        if "fall" in per:
+        if "called_fall" in per.get("fall", {}):
             out["fall_recall"] = per["fall"]["called_fall"]
             out["fall_recall_interval95"] = per["fall"]["called_fall_interval95"]
         return out
@@ -153,10 +163,17 @@ def evaluate_capture(
         raise CaptureError(f"{path}: {len(rep.rejected)} malformed line(s); line {n}: {why}")
     if len(cap.t_s) == 0:
         raise CaptureError(f"{path}: no CSI in it")
+    seconds = round(float(cap.t_s[-1] - cap.t_s[0]), 3)
     try:
         x, starts, lengths = windows(cap, hop_s, predictor.config.amplitude_only)
     except PayloadError as e:
-        raise CaptureError(f"{path}: {e}") from None
+        # what the capsule answers to this capture: a refusal, no window (too short, too slow,
+        # no stretch without a gap); kept and counted, never dropped from the evaluation
+        rows = cap.meta.get("labels")
+        lab = label or (Counter(rows).most_common(1)[0][0] if rows else None)
+        if lab is None:
+            raise CaptureError(f"{path}: no label, and the capsule refuses it: {e}") from None
+        return CaptureResult(str(path), lab, seconds, [], [], [], [], refused=str(e))
     if label is not None:
         wl = [label] * len(x)
         cap_label = label
@@ -174,7 +191,7 @@ def evaluate_capture(
     return CaptureResult(
         str(path),
         cap_label,
-        round(float(cap.t_s[-1] - cap.t_s[0]), 3),
+        seconds,
         wl,
         [classes[k] for k in dec],
         [round(float(s), 6) for s in starts],  # as /v1/predict reports them

@@ -108,8 +108,8 @@ def entries_to_centred(raw: np.ndarray, layout: str) -> np.ndarray:
 # Entries that hold no subcarrier (guards, DC) in each order, as every real capture here shows
 # them (espectre: ESP32, S3, C3 in FFT order; C5, C6 in centred order): near-zero amplitude there
 # (at most 0.08 of the capture's median entry) and data in the other order's (0.79 or more).
-FFT_NULL_ENTRIES = tuple(range(29, 36))  # subcarriers +-29..+-32 and DC's neighbourhood's guards
-CENTRED_NULL_ENTRIES = (0, 1, 2, 3, 61, 62, 63)  # subcarriers -32..-29 and +29..+31
+FFT_NULL_ENTRIES = tuple(range(29, 36))  # guard subcarriers +29..+31 and -32..-29
+CENTRED_NULL_ENTRIES = (0, 1, 2, 3, 61, 62, 63)  # the same guards: -32..-29 and +29..+31
 NULL_MAX, DATA_MIN = 0.25, 0.5
 
 
