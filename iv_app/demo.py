@@ -134,6 +134,13 @@ def _print_discovery(result) -> None:
     except Exception:  # the asset did not run (an upstream failure is printed below)
         return
     print(f"[demo] chosen hypothesis: {outcome.hypothesis.text}")
+    md = _metadata(result, "validated_hypothesis")
+    if md.get("task_matches_request") is False:
+        print(
+            f"[demo] NOTE: its task ({outcome.hypothesis.task}) is not one the request asks for "
+            f"({'; '.join(md.get('request_tasks') or [])}): the validation score does not check the task; "
+            "the DAC is trained as the domain's model whatever the hypothesis says (known issue)"
+        )
     ops = "  ".join(f"{op}={outcome.percentiles[op]:.3f}" for op in outcome.percentiles)
     print(f"[demo] OBMI percentiles: {ops}  PRIN={outcome.prin:.3f}")
     print(

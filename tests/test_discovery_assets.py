@@ -84,6 +84,10 @@ def test_validated_hypothesis_passes_gate_and_records_ace(resources, calibrated,
     # a new home: novelty against the request alone, and the request is kept for later DACs
     assert stored["novelty_memory"] == {"dacs": [], "request_cosine": None, "hypotheses": 0}
     assert "against the request only" in md["novelty_memory"].value
+    # whether the hypothesis answers the task asked for is reported (the score does not check it)
+    check = stored["task_check"]
+    assert check["matches"] == (check["task"] in check["request_tasks"]) == md["task_matches_request"].value
+    assert "fall detection from CSI windows" in check["request_tasks"]
     mem = resources["ace"].get()
     assert [d.dac_id for d in mem.deliveries("wifi-sensing") if d.request_text] == ["fall-detection-acme"]
     assert len(mem.attempts_for("fall-detection-acme")) == outcome.candidates_scored

@@ -56,3 +56,19 @@ def test_requester_simulator_covers_domains():
     reqs = RequesterSimulator().requests(2, seed=0)
     assert {r.domain for r in reqs} == set(knowledge_base())
     assert len({r.text for r in reqs}) > len(reqs) * 0.8
+
+
+def test_request_tasks_are_the_tasks_a_request_asks_for(sample_request_text, embedder):
+    """The sample asks for fall detection: that task (and the activity recognition that includes
+    falling) are asked for, breathing-rate estimation is not; a request for presence gets presence."""
+    from iv_pipelines.discovery.generator import request_tasks
+
+    req = parse_request_text(sample_request_text)
+    dom = resolve_domain(req)
+    asked = request_tasks(dom, req.text, embedder)
+    assert "fall detection from CSI windows" in asked and "breathing-rate estimation" not in asked
+    presence = request_tasks(
+        dom, "Tell us whether anyone is present in the meeting room, from WiFi CSI", embedder
+    )
+    assert "presence detection in a room" in presence
+    assert "breathing-rate estimation" not in presence

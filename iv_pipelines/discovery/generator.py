@@ -35,6 +35,21 @@ def resolve_domain(request: DacRequest) -> Domain:
     return max(kb.values(), key=lambda d: (overlap(d), d.name))
 
 
+TASK_MARGIN = 0.1  # a task within this sentence cosine of the best-aligned one counts as asked for
+
+
+def request_tasks(domain: Domain, request_text: str, embedder) -> list[str]:
+    """The domain's tasks a request asks for: ranked by sentence cosine to the request text,
+    those within TASK_MARGIN of the best (a fall-detection request asks for fall detection, and
+    activity recognition that includes falling; never breathing-rate estimation)."""
+    import numpy as np
+
+    v = np.asarray(embedder.sentences([request_text, *domain.tasks]), dtype=np.float64)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    cos = v[1:] @ v[0]
+    return [t for t, c in zip(domain.tasks, cos, strict=True) if c >= float(cos.max()) - TASK_MARGIN]
+
+
 def _first_clause(text: str, limit: int = 140) -> str:
     clause = re.split(r"(?<=[.;:])\s", text.strip())[0].rstrip(".;:")
     return clause if len(clause) <= limit else clause[:limit].rsplit(" ", 1)[0]
