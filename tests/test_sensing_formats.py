@@ -240,14 +240,18 @@ def test_amplitude_csv_in_centred_order_is_noticed():
 
 @needs_data
 def test_the_guards_of_every_espectre_chip_give_its_order():
-    from iv_pipelines.sensing.formats import detect_layout
+    from iv_pipelines.sensing.formats import detect_layout, guard_ratios
 
+    assert len(ESPECTRE) == 21
     for f in ESPECTRE:
         z = np.load(f)
         raw = z["csi_data"].astype(float)
         amp = np.hypot(raw[:, 0::2], raw[:, 1::2])
         want = "centred" if str(z["chip"]).lower() in ("c5", "c6") else "fft"
         assert detect_layout(amp) == want, f.name
+        # docs/sensing.md's numbers: guards near zero where they belong, data in the other's places
+        own, other = guard_ratios(amp)[:: 1 if want == "fft" else -1]
+        assert own <= 0.08 and other >= 0.79, (f.name, own, other)
 
 
 def _two_transmitters():

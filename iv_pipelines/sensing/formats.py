@@ -107,10 +107,26 @@ def entries_to_centred(raw: np.ndarray, layout: str) -> np.ndarray:
 
 # Entries that hold no subcarrier (guards, DC) in each order, as every real capture here shows
 # them (espectre: ESP32, S3, C3 in FFT order; C5, C6 in centred order): near-zero amplitude there
-# (at most 0.08 of the capture's median entry) and data in the other order's (0.79 or more).
+# (at most 0.08 of the capture's median entry) and data in the other order's (0.79 or more;
+# tests/test_sensing_formats.py holds every espectre capture to both).
 FFT_NULL_ENTRIES = tuple(range(29, 36))  # guard subcarriers +29..+31 and -32..-29
 CENTRED_NULL_ENTRIES = (0, 1, 2, 3, 61, 62, 63)  # the same guards: -32..-29 and +29..+31
 NULL_MAX, DATA_MIN = 0.25, 0.5
+
+
+def guard_ratios(amplitudes: np.ndarray) -> tuple[float, float] | None:
+    """Mean amplitude at the FFT order's and at the centred order's guard entries, each over the
+    capture's median entry (None for an empty or all-zero capture)."""
+    a = np.asarray(amplitudes, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != N_SUB or not len(a):
+        return None
+    mean = a.mean(axis=0)
+    med = float(np.median(mean))
+    if not np.isfinite(med) or med <= 0:
+        return None
+    return float(mean[list(FFT_NULL_ENTRIES)].mean() / med), float(
+        mean[list(CENTRED_NULL_ENTRIES)].mean() / med
+    )
 
 
 def detect_layout(amplitudes: np.ndarray) -> str | None:
@@ -119,15 +135,10 @@ def detect_layout(amplitudes: np.ndarray) -> str | None:
     clear (the declared order then stands). Chips differ (C5/C6 log centred order with the
     secondary channel field saying nothing of it), and a wrong order scrambles the subcarriers
     the model reads without any error."""
-    a = np.asarray(amplitudes, dtype=np.float64)
-    if a.ndim != 2 or a.shape[1] != N_SUB or not len(a):
+    ratios = guard_ratios(amplitudes)
+    if ratios is None:
         return None
-    mean = a.mean(axis=0)
-    med = float(np.median(mean))
-    if not np.isfinite(med) or med <= 0:
-        return None
-    r_fft = float(mean[list(FFT_NULL_ENTRIES)].mean() / med)
-    r_centred = float(mean[list(CENTRED_NULL_ENTRIES)].mean() / med)
+    r_fft, r_centred = ratios
     if r_fft < NULL_MAX and r_centred > DATA_MIN:
         return "fft"
     if r_centred < NULL_MAX and r_fft > DATA_MIN:
