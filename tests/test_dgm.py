@@ -40,9 +40,9 @@ def req(sample_request_text):
 
 def test_evolution_reaches_threshold_and_records_iterations(req):
     g = TemplateGenerator()
-    initial = g.propose(req, 2, seed=5)
+    initial = g.propose(req, 2, seed=2)  # neither mentions CSI in a field: evolution has work to do
     res = evolve(g, req, _evaluator("CSI"), initial, threshold=0.75, budget=30, seed=0)
-    assert res.passed and res.best.score >= 0.75
+    assert res.passed and res.best.score >= 0.75 and res.iterations > 0
     assert res.iterations_to_threshold == res.iterations
     assert res.history == sorted(res.history)  # the best never gets worse
     assert len(res.archive) > len(initial)

@@ -84,9 +84,11 @@ def test_validated_hypothesis_passes_gate_and_records_ace(resources, calibrated,
     # a new home: novelty against the request alone, and the request is kept for later DACs
     assert stored["novelty_memory"] == {"dacs": [], "request_cosine": None, "hypotheses": 0}
     assert "against the request only" in md["novelty_memory"].value
-    # whether the hypothesis answers the task asked for is reported (the score does not check it)
+    # whether the hypothesis answers the task asked for is reported; the generator proposes only
+    # those tasks, so it does
     check = stored["task_check"]
     assert check["matches"] == (check["task"] in check["request_tasks"]) == md["task_matches_request"].value
+    assert check["matches"] is True
     assert "fall detection from CSI windows" in check["request_tasks"]
     mem = resources["ace"].get()
     assert [d.dac_id for d in mem.deliveries("wifi-sensing") if d.request_text] == ["fall-detection-acme"]

@@ -72,3 +72,29 @@ def test_request_tasks_are_the_tasks_a_request_asks_for(sample_request_text, emb
     )
     assert "presence detection in a room" in presence
     assert "breathing-rate estimation" not in presence
+
+
+def test_proposals_and_mutations_keep_to_the_tasks_asked_for(sample_request_text):
+    """The template generator proposes (and mutates into) only the tasks the request asks for:
+    before, it drew from every task of the domain and a fall-detection factory validated
+    breathing-rate hypotheses (docs/lifecycle.md, Discovery)."""
+    import random
+
+    from iv_pipelines.discovery.generator import asked_tasks
+
+    req = parse_request_text(sample_request_text)
+    dom = resolve_domain(req)
+    asked = set(asked_tasks(dom.name, req.text))
+    assert asked and asked < set(dom.tasks)
+    g = TemplateGenerator()
+    hyps = g.propose(req, 40, seed=0)
+    assert {h.task for h in hyps} <= asked and len(hyps) == 40
+    rng = random.Random(0)
+    children = [g.mutate(hyps[i % 40], req, rng) for i in range(200)]
+    assert {c.task for c in children} <= asked
+    assert (
+        any(c.task != p.task for c, p in zip(children, (hyps[i % 40] for i in range(200)))) or len(asked) == 1
+    )
+    # a null with no request still ranges over every task of its domain
+    nulls = {g.unconditioned(random.Random(s)).task for s in range(300)}
+    assert nulls - asked

@@ -136,3 +136,25 @@ def test_keyword_salad_scores_low_aieo(scorer):
     salad = keyword_salad(REQUEST, random.Random(0))
     raw = scorer.raw_scores([GOOD, salad], REQUEST, CONTEXT, [])
     assert raw[1, 3] < raw[0, 3]  # parroting the request adds nothing new
+
+
+def test_aieo_compares_proposals_not_tasks(scorer):
+    """AIEO looks past the knowledge base's task phrase: a hypothesis that proposes exactly what
+    a validated one did, for another task of the domain, is not novel (before, the other task
+    alone made it look novel and off-task hypotheses won the gate); and the same proposal for
+    either task gets the same novelty. The other operators still see the whole text."""
+    from iv_pipelines.scoring.scorer import proposal_text
+
+    body = (
+        " using a LoRA adapter per room on top of a base model pretrained on simulated multipath rooms, "
+        "trained on ESP32 CSI captured in the client's home."
+    )
+    fall = "Hypothesis: fall detection from CSI windows" + body
+    breathing = "Hypothesis: breathing-rate estimation" + body
+    assert proposal_text(fall) == proposal_text(breathing)
+    assert "fall detection" not in proposal_text("Hypothesis: Fall Detection from CSI windows" + body)
+    raw = scorer.raw_scores([fall, breathing], REQUEST, CONTEXT, [fall])
+    assert raw[0, 3] == pytest.approx(0.0, abs=1e-5) and raw[1, 3] == pytest.approx(0.0, abs=1e-5)
+    assert raw[0, 0] != pytest.approx(raw[1, 0])  # alignment with the request does see the task
+    fresh = scorer.raw_scores([fall, breathing], REQUEST, CONTEXT, MEMORY)
+    assert fresh[0, 3] == pytest.approx(fresh[1, 3], abs=1e-5) and fresh[0, 3] > 0.2

@@ -2,7 +2,8 @@
 
 `TemplateGenerator` (the embedded default) composes structured hypotheses from the shipped
 knowledge base, the request (its text, environment and constraints) and ACE playbook
-guidance. It is deterministic for a seed. Every candidate differs in at least one structured
+guidance. Its task is one the request asks for (`request_tasks`); the other fields range over
+the domain. It is deterministic for a seed. Every candidate differs in at least one structured
 field, so the OBMI scores differ between candidates.
 
 The `transformers` and `openai` backends are not built yet (see the discovery issue).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import random
 import re
+from functools import lru_cache
 from typing import Protocol
 
 from iv_pipelines.discovery.hypothesis import Hypothesis
@@ -48,6 +50,19 @@ def request_tasks(domain: Domain, request_text: str, embedder) -> list[str]:
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
     cos = v[1:] @ v[0]
     return [t for t, c in zip(domain.tasks, cos, strict=True) if c >= float(cos.max()) - TASK_MARGIN]
+
+
+@lru_cache(maxsize=512)
+def asked_tasks(domain_name: str, request_text: str) -> tuple[str, ...]:
+    """`request_tasks` with the shared embedder, cached: the tasks a generator may propose."""
+    return tuple(request_tasks(knowledge_base()[domain_name], request_text, _task_embedder()))
+
+
+@lru_cache(maxsize=1)
+def _task_embedder():
+    from iv_pipelines.embedding import MiniLMEmbedder
+
+    return MiniLMEmbedder()
 
 
 def _first_clause(text: str, limit: int = 140) -> str:
@@ -103,7 +118,9 @@ class TemplateGenerator:
         applied = tuple(rng.sample(guidance, min(len(guidance), rng.randint(0, 2)))) if guidance else ()
         return Hypothesis(
             domain=domain.name,
-            task=rng.choice(domain.tasks),
+            # a request's hypotheses propose only the tasks it asks for; with no request (a null),
+            # any task of the domain
+            task=rng.choice(asked_tasks(domain.name, request.text) if request is not None else domain.tasks),
             approach=rng.choice(domain.approaches),
             data=rng.choice(domain.data),
             target_metric=rng.choice(domain.metrics),
@@ -137,7 +154,7 @@ class TemplateGenerator:
         """Rewrite one or two structured fields; with guidance, apply a playbook bullet."""
         domain = knowledge_base().get(parent.domain) or resolve_domain(request)
         fields = {
-            "task": domain.tasks,
+            "task": asked_tasks(domain.name, request.text),
             "approach": domain.approaches,
             "data": domain.data,
             "target_metric": domain.metrics,

@@ -53,3 +53,9 @@ def get_domain(name: str) -> Domain:
     if name not in kb:
         raise KeyError(f"domain {name!r} is not in the knowledge base; known: {', '.join(sorted(kb))}")
     return kb[name]
+
+
+@lru_cache(maxsize=1)
+def task_phrases() -> tuple[str, ...]:
+    """Every task of every domain, longest first (so a task containing another goes first)."""
+    return tuple(sorted({t for d in knowledge_base().values() for t in d.tasks}, key=lambda t: (-len(t), t)))

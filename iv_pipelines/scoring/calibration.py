@@ -241,7 +241,7 @@ def build_calibration(
 
 
 # Bump when the operators, the null generators or the calibration procedure change.
-SCORING_VERSION = "obmi-2"
+SCORING_VERSION = "obmi-3"  # 3: AIEO on proposal texts (task phrases removed); on-task generator
 
 
 def calibration_code_version() -> str:

@@ -162,11 +162,14 @@ def all_operators(
     aieo_fn=None,
     chunk: int = CHUNK,
     matmul_dtype=None,
+    novelty_sent=None,
 ):
     """(B, 4) raw scores in OPERATORS order, computed `chunk` rows at a time.
 
     Rows are sorted by hypothesis length so each chunk pads only to its own longest row.
     `matmul_dtype=torch.bfloat16` runs the similarity matmuls in bf16 (see `_MATMUL_DTYPE`).
+    `novelty_sent` (B, d): the vectors AIEO compares with `memory` (the scorer passes the
+    hypotheses' proposal texts, task phrases removed); default `h_sent`.
     """
     import torch
 
@@ -174,6 +177,7 @@ def all_operators(
     saved, _MATMUL_DTYPE = _MATMUL_DTYPE, matmul_dtype
     qero_fn = qero_fn or qero
     aieo_fn = aieo_fn or aieo
+    novelty_sent = h_sent if novelty_sent is None else novelty_sent
     order = torch.argsort(h.mask.sum(1), stable=True)
     out = []
     try:
@@ -186,7 +190,7 @@ def all_operators(
                     aroe(h_sent[rows], r_sent[rows], hh, r.rows(i, j, order)),
                     aesp(hh),
                     qero_fn(hh, c.rows(i, j, order)),
-                    aieo_fn(h_sent[rows], memory),
+                    aieo_fn(novelty_sent[rows], memory),
                 ]
                 out.append(torch.stack(cols, dim=1))
     finally:

@@ -76,7 +76,11 @@ def qero(h_tok: np.ndarray, c_tok: np.ndarray, tau: float = QERO_TAU, dustbin: f
 
 
 def aieo(h_sent: np.ndarray, memory: np.ndarray) -> float:
-    """Novelty against ACE memory: 1 - max_k cos(s_h, m_k), in [0, 2]; 1.0 for empty memory."""
+    """Novelty against ACE memory: 1 - max_k cos(s_h, m_k), in [0, 2]; 1.0 for empty memory.
+
+    The scorer passes the sentence vectors of *proposal texts* (`scorer.proposal_text`: the
+    knowledge base's task phrases removed) for the hypothesis and every memory row alike.
+    """
     if memory.shape[0] == 0:
         return 1.0
     return float(1.0 - (memory @ h_sent).max())
