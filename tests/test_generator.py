@@ -2,6 +2,8 @@
 
 import random
 
+import pytest
+
 from iv_pipelines.discovery.generator import RequesterSimulator, TemplateGenerator, crossover, resolve_domain
 from iv_pipelines.discovery.knowledge import knowledge_base
 from iv_pipelines.request import parse_request_text
@@ -72,6 +74,34 @@ def test_request_tasks_are_the_tasks_a_request_asks_for(sample_request_text, emb
     )
     assert "presence detection in a room" in presence
     assert "breathing-rate estimation" not in presence
+    # a request naming its task gets that task, even where the sentence cosine cannot tell (the
+    # bathroom client's request is as close to presence detection as to fall detection)
+    bathroom = (
+        "Our grandmother lives alone: detect if she falls in the bathroom using WiFi sensing from an ESP32"
+    )
+    assert "presence detection in a room" not in request_tasks(dom, bathroom, embedder)
+    assert "fall detection from CSI windows" in request_tasks(dom, bathroom, embedder)
+    # a word must start with the task's word ("windfall" does not name a fall)
+    assert request_tasks(dom, "Breathing monitoring of a sleeper", embedder) == ["breathing-rate estimation"]
+    # naming no task: the cosine rule decides
+    vague = request_tasks(
+        dom, "Use the WiFi in the flat to keep an eye on grandma, windfall budget", embedder
+    )
+    assert vague and set(vague) <= set(dom.tasks)
+
+
+def test_task_words_must_name_tasks_of_their_domain(monkeypatch):
+    from iv_pipelines.discovery import knowledge
+
+    raw = knowledge._read("domains.yaml")
+    raw["domains"]["wifi-sensing"]["task_words"]["gait speed"] = ["gait"]
+    monkeypatch.setattr(knowledge, "_read", lambda name: raw)
+    knowledge.knowledge_base.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="wifi-sensing: task_words names tasks it does not list"):
+            knowledge.knowledge_base()
+    finally:
+        knowledge.knowledge_base.cache_clear()
 
 
 def test_proposals_and_mutations_keep_to_the_tasks_asked_for(sample_request_text):

@@ -19,6 +19,11 @@ class Domain:
     data: tuple[str, ...]
     metrics: tuple[str, ...]
     risks: tuple[str, ...]
+    # per task, the word starts by which a request names it ("fall" names fall detection)
+    task_words: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def words_of(self, task: str) -> tuple[str, ...]:
+        return dict(self.task_words).get(task, ())
 
 
 def _read(name: str) -> dict:
@@ -30,6 +35,10 @@ def knowledge_base() -> dict[str, Domain]:
     raw = _read("domains.yaml")["domains"]
     out = {}
     for name, d in raw.items():
+        words = d.get("task_words") or {}
+        unknown = sorted(set(words) - set(d["tasks"]))
+        if unknown:
+            raise ValueError(f"domains.yaml: {name}: task_words names tasks it does not list: {unknown}")
         out[name] = Domain(
             name=name,
             title=d["title"],
@@ -39,6 +48,7 @@ def knowledge_base() -> dict[str, Domain]:
             data=tuple(d["data"]),
             metrics=tuple(d["metrics"]),
             risks=tuple(d["risks"]),
+            task_words=tuple((t, tuple(w.lower() for w in words[t])) for t in d["tasks"] if t in words),
         )
     return out
 
