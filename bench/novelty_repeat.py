@@ -5,7 +5,8 @@ For each DAC of a home, its winning hypothesis's validation score as run, then r
 with its novelty (AIEO: 1 - nearest cosine to its novelty bank, `scoring/novelty.py`)
 halved, and with its own text in memory (AIEO = 0: what a later copy of the same request
 meets if it proposes the same hypothesis). The other three operators are kept as run; the
-score is the home's own calibration (`score_calibration`).
+score is the home's own calibration (`score_calibration`); DACs validated against an earlier
+calibration (another scoring version) are listed and left out.
 
     .venv/bin/python bench/novelty_repeat.py [--home .dagster_home/iv]   # after make demo / bench/new_clients.py
 """
@@ -35,9 +36,12 @@ def main() -> int:
     if not layout.score_calibration_file().is_file():
         raise SystemExit(f"{a.home}: no score calibration (run make demo first)")
     cal = Calibration.load(layout.score_calibration_file())
-    rows = []
+    rows, stale = [], []
     for f in sorted((a.home / "dacs").glob("*/validated_hypothesis.json")):
         d = json.loads(f.read_text())
+        if d.get("calibration_digest") != cal.digest():
+            stale.append(f.parent.name)  # scored against another calibration: raw scores not comparable
+            continue
         raw = np.array([[d["raw"][k] for k in OPERATORS]])
         i = OPERATORS.index("AIEO")
         half, repeat = raw.copy(), raw.copy()
@@ -50,8 +54,10 @@ def main() -> int:
                 float(raw[0, i]),
             )
         )
+    if stale:
+        print(f"{len(stale)} DACs validated with an earlier score calibration left out: {', '.join(stale)}")
     if not rows:
-        raise SystemExit(f"{a.home}: no validated hypotheses (run a lifecycle first)")
+        raise SystemExit(f"{a.home}: no validated hypotheses scored with its calibration (run a lifecycle first)")
     print(f"threshold {cal.threshold:.2f}; validation score of each DAC's winning hypothesis")
     print("| DAC | AIEO as run | as run | novelty halved | its own text in memory |\n|---|---|---|---|---|")
     for name, run, half, rep, aieo in rows:
