@@ -57,7 +57,9 @@ def main() -> int:
     if stale:
         print(f"{len(stale)} DACs validated with an earlier score calibration left out: {', '.join(stale)}")
     if not rows:
-        raise SystemExit(f"{a.home}: no validated hypotheses scored with its calibration (run a lifecycle first)")
+        raise SystemExit(
+            f"{a.home}: no validated hypotheses scored with its calibration (run a lifecycle first)"
+        )
     print(f"threshold {cal.threshold:.2f}; validation score of each DAC's winning hypothesis")
     print("| DAC | AIEO as run | as run | novelty halved | its own text in memory |\n|---|---|---|---|---|")
     for name, run, half, rep, aieo in rows:

@@ -434,8 +434,8 @@ def validated_hypothesis(
     counts = memory.curate(playbook_deltas(domain, outcome), source_dac=dac_request.dac_id)
     out = storage.dac_dir(dac_request.dac_id) / "validated_hypothesis.json"
     novelty = {"dacs": bank.dacs, "request_cosine": bank.similarity, "hypotheses": len(bank.texts)}
-    # the validation score does not check that the hypothesis answers the task asked for (its
-    # novelty operator rewards distance from earlier deliveries and from the request): say so
+    # the template generator proposes only the tasks the request asks for; an LLM backend writes
+    # its own task phrase, and the validation score does not check it: say so when it misses
     from iv_pipelines.discovery.generator import request_tasks
 
     asked = request_tasks(resolve_domain(dac_request), dac_request.text, scorer.embedder)
@@ -444,8 +444,9 @@ def validated_hypothesis(
     if not task_check["matches"]:
         context.log.warning(
             f"the validated hypothesis's task ({outcome.hypothesis.task}) is not one the request asks for "
-            f"({'; '.join(asked)}): the validation score does not check the task, and the DAC trains "
-            "the domain's model whatever the hypothesis says (known issue: docs/lifecycle.md, Discovery)"
+            f"({'; '.join(asked)}): the {generator.backend} generator proposed it and the validation score "
+            "does not check the task; the DAC trains the domain's model whatever the hypothesis says "
+            "(docs/lifecycle.md, Discovery)"
         )
     record = {**outcome.to_dict(), "novelty_memory": novelty, "task_check": task_check}
     atomic_write_text(out, json.dumps(record, indent=2, default=str) + "\n")

@@ -139,7 +139,7 @@ def _print_discovery(result) -> None:
         print(
             f"[demo] NOTE: its task ({outcome.hypothesis.task}) is not one the request asks for "
             f"({'; '.join(md.get('request_tasks') or [])}): the validation score does not check the task; "
-            "the DAC is trained as the domain's model whatever the hypothesis says (known issue)"
+            "the DAC is trained as the domain's model whatever the hypothesis says (docs/lifecycle.md, Discovery)"
         )
     ops = "  ".join(f"{op}={outcome.percentiles[op]:.3f}" for op in outcome.percentiles)
     print(f"[demo] OBMI percentiles: {ops}  PRIN={outcome.prin:.3f}")

@@ -137,6 +137,7 @@ class CalibrationReport:
     n_positive: int
     operator_auroc: dict[str, float]  # each raw operator alone, positives vs test nulls
     ods_null_pass_rate: float  # null trajectories on the test split with ODS >= threshold
+    n_ods_test: int = 0  # how many null trajectories that rate is over
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -232,6 +233,7 @@ def build_calibration(
         if len(pos)
         else {},
         ods_null_pass_rate=float((ods_test >= threshold).mean()),
+        n_ods_test=len(ods_test),
     )
     log(
         f"calibration: null pass rate {report.null_pass_rate:.3f} (test n={len(test)}), "
