@@ -3,7 +3,7 @@ lifecycle (discovery, twin and device calibration, adapter and its paired gate, 
 package, AI Shield review, local deployment with a smoke test), one after another.
 
 Prints, per request, how far it got (the last asset materialized, or the failure and why),
-its hypothesis's validation score, where its evidence comes from and the wall time; then DACs per hour next to N x the first
+its hypothesis's validation score and task, where its evidence comes from and the wall time; then DACs per hour next to N x the first
 DAC's time measured in the same run.
 
     .venv/bin/python bench/new_clients.py                      # all 8, in make demo's .dagster_home
@@ -38,6 +38,7 @@ class Outcome:
     selected: str
     why: str
     validation_score: float | None = None  # the hypothesis gate's score (threshold 0.95)
+    task: str = "-"  # the validated hypothesis's task, starred when the request does not ask for it
 
 
 def run(paths: list[Path], base_model: Path | None, log=print) -> list[Outcome]:
@@ -94,12 +95,23 @@ def run(paths: list[Path], base_model: Path | None, log=print) -> list[Outcome]:
             ev = json.loads(ev_path.read_text())
             validated_on, selected = ev["evidence"]["validated_on"], ev["selected"]
         vh_path = storage.dac_dir(dac_id) / "validated_hypothesis.json"
-        score = json.loads(vh_path.read_text())["validation_score"] if vh_path.exists() else None
+        vh = json.loads(vh_path.read_text()) if vh_path.exists() else {}
+        score, check = vh.get("validation_score"), vh.get("task_check") or {}
+        task = check.get("task", "-") + ("" if check.get("matches", True) else " (NOT ASKED FOR)")
         deployer.stop(dac_id)
         ok = result.success and "dac_deployment" in done
         out.append(
             Outcome(
-                path.name, dac_id, reached, ok, time.perf_counter() - t0, validated_on, selected, why, score
+                path.name,
+                dac_id,
+                reached,
+                ok,
+                time.perf_counter() - t0,
+                validated_on,
+                selected,
+                why,
+                score,
+                task,
             )
         )
         log(
@@ -128,14 +140,14 @@ def main() -> int:
     outcomes = run(paths, args.base_model)
     total = time.perf_counter() - t0
     print(
-        "\n| request | DAC | outcome | validation score | evidence | model | time (s) |\n"
-        "|---|---|---|---|---|---|---|"
+        "\n| request | DAC | outcome | validation score | hypothesis task | evidence | model | time (s) |\n"
+        "|---|---|---|---|---|---|---|---|"
     )
     for o in outcomes:
         score = "-" if o.validation_score is None else f"{o.validation_score:.3f}"
         print(
             f"| {o.request} | {o.dac_id} | {'deployed' if o.ok else 'stopped at ' + o.reached + ': ' + o.why} | "
-            f"{score} | {o.validated_on} | {o.selected} | {o.seconds:.0f} |"
+            f"{score} | {o.task} | {o.validated_on} | {o.selected} | {o.seconds:.0f} |"
         )
     done = sum(o.ok for o in outcomes)
     per = [o.seconds for o in outcomes]

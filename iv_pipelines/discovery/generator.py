@@ -6,7 +6,7 @@ guidance. Its task is one the request asks for (`request_tasks`); the other fiel
 the domain. It is deterministic for a seed. Every candidate differs in at least one structured
 field, so the OBMI scores differ between candidates.
 
-The `transformers` and `openai` backends are not built yet (see the discovery issue).
+The `transformers` and `openai` backends (LLM-written hypotheses) live in `llm.py`.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def request_tasks(domain: Domain, request_text: str, embedder) -> list[str]:
     none, those within TASK_MARGIN sentence cosine of the task best aligned with the request.
     The cosine alone is too blunt to be the rule: a whole request's sentence vector sits about
     as close to "presence detection in a room" as to "fall detection from CSI windows" for
-    some fall-detection requests (0.429 vs 0.429 for examples/requests/clients/04)."""
+    some fall-detection requests (examples/requests/clients/04, tests/test_generator.py)."""
     import numpy as np
 
     named = named_tasks(domain, request_text)

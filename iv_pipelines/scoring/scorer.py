@@ -11,6 +11,7 @@ repeats the task by design; with the task in the text, a hypothesis of another t
 rate estimation" for a fall-detection request) looked novel for that alone and won
 (docs/lifecycle.md, *Discovery*). Whether a hypothesis answers the task asked for is AROE's
 business (alignment with the request) and the generator's (it proposes only those tasks).
+The request in the bank stays whole: a hypothesis that restates it is still unoriginal.
 """
 
 from __future__ import annotations
