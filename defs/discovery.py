@@ -486,11 +486,13 @@ def validated_hypothesis(
             }
         ),
     )
+    hint = "" if outcome.passed else bank.repeat_hint()
     yield dg.AssetCheckResult(
         check_name=SCORE_CHECK,
         passed=bool(outcome.passed),
         description=f"DAC {dac_request.dac_id}: validation score {outcome.validation_score:.3f} "
-        f"{'>=' if outcome.passed else '<'} threshold {outcome.threshold:.3f}",
+        f"{'>=' if outcome.passed else '<'} threshold {outcome.threshold:.3f}"
+        + (f"; {hint}" if hint else ""),
         metadata=tidy(
             {
                 "dac_id": dac_request.dac_id,

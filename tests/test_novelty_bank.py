@@ -26,11 +26,20 @@ def test_nearest_delivery_ties_and_unrecorded(embedder):
     assert bank.similarity == pytest.approx(1.0, abs=1e-5)
     assert (bank.compared, bank.unrecorded) == (4, 1)
     assert "left out" in bank.describe() and "bedroom-copy" in bank.describe()
+    # a repeat that stops at the gate is told why and what to do; a new request is not
+    assert bank.repeat_of == ["bedroom", "bedroom-copy"] and "another evolution `seed`" in bank.repeat_hint()
     other = nearest_delivery(embedder, "Detect falls in a hallway with WiFi CSI from an ESP32", earlier[:2])
     assert other.dacs == ["kitchen"]  # the closest earlier delivery, not the fraud one
+    assert other.repeat_of == [] and other.repeat_hint() == ""
     # as many of its hypotheses as the null set's memory holds (3), the best validated first
     busy = Delivery("kitchen", KITCHEN, ("k1", "k2", "k3", "k4", "k5"))
     assert nearest_delivery(embedder, KITCHEN + " at night", [busy]).texts == ["k1", "k2", "k3"]
+    # copies of one request: still 3 texts (what the calibration's memory holds), each copy's
+    # winner first; a 4th copy's winner waits behind the first three copies'
+    copies = [Delivery(f"copy-{i}", BEDROOM, (f"w{i}", f"r{i}", f"s{i}")) for i in range(2)]
+    assert nearest_delivery(embedder, BEDROOM, copies).texts == ["r0", "w0", "w1"]
+    copies = [Delivery(f"copy-{i}", BEDROOM, (f"w{i}", f"r{i}")) for i in range(4)]
+    assert nearest_delivery(embedder, BEDROOM, copies).texts == ["w0", "w1", "w2"]
     empty = nearest_delivery(embedder, BEDROOM, [Delivery("legacy", None, ("l1",))])
     assert empty.texts == [] and empty.dacs == [] and "request only" in empty.describe()
 
