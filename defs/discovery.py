@@ -83,15 +83,19 @@ def hypotheses(
     ace: AceMemoryResource,
     storage: FactoryStorage,
 ) -> dg.Output[list[Hypothesis]]:
-    from iv_pipelines.discovery.generator import resolve_domain
+    from iv_pipelines.discovery.generator import asked_tasks, resolve_domain
 
     domain = resolve_domain(dac_request)
     guidance = ace.get().guidance(domain.name, exclude_dac=dac_request.dac_id)
     gen = generator.get()
     hyps = gen.propose(dac_request, config.n_initial, config.seed, guidance)
+    asked = list(asked_tasks(domain.name, dac_request.text))
     out = storage.dac_dir(dac_request.dac_id) / "hypotheses.json"
     atomic_write_text(out, json.dumps([h.to_dict() for h in hyps], indent=2) + "\n")
-    context.log.info(f"{gen.name} generator proposed {len(hyps)} hypotheses for {domain.name}")
+    context.log.info(
+        f"{gen.name} generator proposed {len(hyps)} hypotheses for {domain.name}; "
+        f"the tasks the request asks for: {'; '.join(asked)}"
+    )
     table = "| id | task | approach |\n|---|---|---|\n" + "\n".join(
         f"| {h.id} | {h.task} | {h.approach} |" for h in hyps
     )
@@ -103,6 +107,7 @@ def hypotheses(
                 "count": len(hyps),
                 "domain": domain.name,
                 "generator": gen.name,
+                "request_tasks": dg.MetadataValue.json(asked),
                 "playbook_guidance": len(guidance),
                 "candidates": dg.MetadataValue.md(table),
             }

@@ -89,6 +89,10 @@ def test_validated_hypothesis_passes_gate_and_records_ace(resources, calibrated,
     check = stored["task_check"]
     assert check["matches"] == (check["task"] in check["request_tasks"]) == md["task_matches_request"].value
     assert check["matches"] is True
+    # the proposals keep to those tasks, and the hypotheses asset shows them
+    hmd = result.asset_materializations_for_node("hypotheses")[0].metadata
+    assert hmd["request_tasks"].value == check["request_tasks"]
+    assert all(h.task in check["request_tasks"] for h in result.output_for_node("hypotheses"))
     assert "fall detection from CSI windows" in check["request_tasks"]
     mem = resources["ace"].get()
     assert [d.dac_id for d in mem.deliveries("wifi-sensing") if d.request_text] == ["fall-detection-acme"]

@@ -84,6 +84,9 @@ def test_openai_backend_structured_hypotheses(req):
     assert sent["body"]["model"] == "userlm-8b"
     user = sent["body"]["messages"][1]["content"]
     assert "elderly fall detection" in user and "Playbook advice: Calibrate on empty-room captures" in user
+    # the model is told which of the domain's tasks the request asks for (never breathing rate)
+    assert "Task: one of what the client asks for: fall detection from CSI windows" in user
+    assert "breathing" not in user.split("Task:")[1].split("\n")[0]
 
 
 def test_openai_backend_errors_name_the_endpoint(req):

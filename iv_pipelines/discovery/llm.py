@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from typing import Protocol
 
-from iv_pipelines.discovery.generator import grounding_phrases, resolve_domain
+from iv_pipelines.discovery.generator import asked_tasks, grounding_phrases, resolve_domain
 from iv_pipelines.discovery.hypothesis import Hypothesis
 from iv_pipelines.discovery.knowledge import Domain, knowledge_base
 from iv_pipelines.request import DacRequest, EnvironmentSpec
@@ -168,6 +168,9 @@ def _hypothesis_prompt(request: DacRequest, domain: Domain, guidance: list[str])
         f"Environment: {request.environment.description}",
         f"Domain: {domain.title}. Known facts: " + "; ".join(domain.facts),
     ]
+    lines.append(
+        "Task: one of what the client asks for: " + "; ".join(asked_tasks(domain.name, request.text))
+    )
     lines += [f"Constraint: {p}" for p in grounding_phrases(request)[2:]]
     lines += [f"Playbook advice: {g}" for g in guidance]
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
