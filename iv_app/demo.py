@@ -20,7 +20,7 @@ SHARED = [
     (
         "wifi_sensing_base_model",
         "wifi_sensing_base_model_job",
-        "pretraining the wifi-sensing base model on 480 Shadow Twin homes (~6-7 min on 2 cores)",
+        "simulating 480 Shadow Twin homes and pretraining the wifi-sensing base model on them (2-7 min on 2 cores)",
     ),
 ]
 
