@@ -14,7 +14,6 @@ conformal threshold at 0.95 promises a null pass rate of about 0.05.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -25,21 +24,13 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def main() -> int:
     import yaml
 
     from iv_pipelines.embedding import MiniLMEmbedder
     from iv_pipelines.scoring.calibration import SCORING_VERSION, build_calibration
     from iv_pipelines.scoring.scorer import ObmiScorer
+    from iv_pipelines.sensing.gate import wilson
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])

@@ -8,8 +8,9 @@ many of those evolution brought to the threshold, and the copies that stopped; t
 One seed decides by luck whether a search near the threshold escapes; the seeds measure it.
 
 In `bench/load.py`'s N = 20 run with scoring `obmi-3`, two third copies stopped at the gate;
-this isolates that from the rest of the lifecycle. (Tried and dropped, 2026-12-07: a quarter
-of each iteration's children as fresh proposals, "random immigrants": 98 of 100 here too.)
+this isolates that from the rest of the lifecycle. (Tried and dropped, 2026-12-07, in a one-off
+run not kept: a quarter of each iteration's children as fresh proposals, "random immigrants";
+it passed no more requests.)
 
     .venv/bin/python bench/repeat_requests.py [--budgets 8 16] [--seeds 0 1 2 3 4]
 """
