@@ -63,12 +63,13 @@ def dac_path(base_dir: Path) -> None:
     )
     print("|---|---|---|---|---|---|")
     tot = np.zeros(3, int)
-    for chip, d in espectre_captures(ESPECTRE).items():
+    whole = espectre_captures(ESPECTRE, baseline_warmup=0)  # calibration: files whole
+    for chip, d in espectre_captures(ESPECTRE).items():  # scored: baselines less the warm-up
         for mode in ("iq", "amp52"):
             n = without = with_ = 0
             factors = []
             for i in range(2):
-                room, cal = pair_calibration(d, mode, i)
+                room, cal = pair_calibration(whole[chip], mode, i)
                 res = train_client_adapter(base_dir, room, cal, workers=2)  # the lifecycle's defaults
                 model = res.model if res.selected == "adapter" else load_model(base_dir)[0]
                 thr = res.thresholds[res.selected]
@@ -107,7 +108,7 @@ def main() -> int:
         )
         print("|---|---|---|---|---|---|")
         ratios = []
-        for chip, d in espectre_captures(ESPECTRE).items():
+        for chip, d in espectre_captures(ESPECTRE, baseline_warmup=0).items():  # context only
             for mode in ("iq", "amp52"):
                 mov = [capture_windows(c, mode) for c in d["movement"]]
                 emp = [capture_windows(c, mode) for c in d["baseline"]]

@@ -85,8 +85,11 @@ def pretrain_base_model(sensing: SensingResource, layout, log=print, warn=print)
     res = sensing.pretrain(log=log)
     rows = []
     if sensing.real_dir():
-        caps = espectre_captures(sensing.real_dir())
-        rows = uncalibrated_scores(res.model, caps) + context_scores(res.model, caps)
+        caps = espectre_captures(sensing.real_dir())  # baselines less the recorder's warm-up
+        whole = espectre_captures(sensing.real_dir(), baseline_warmup=0)
+        rows = uncalibrated_scores(res.model, caps, whole=whole) + context_scores(
+            res.model, caps, whole=whole
+        )
         worst = min(min(r.empty_called_empty, r.moving_called_nonempty) for r in rows)
         log(f"real espectre captures, {len(caps)} chips: worst per-chip share {worst:.2f}")
     else:

@@ -140,13 +140,24 @@ def loco_table(records: list[dict]) -> str:
     for ln in lines[start + 3 :]:
         if not ln.startswith("| "):
             break
-        chip, mode, cal, empty, moving = (c.strip() for c in ln.strip("|").split("|")[:5])
+        parts = [c.strip() for c in ln.strip("|").split("|")]
+        chip, mode, cal, empty, moving = parts[:5]
         col = mode + ("" if cal == "none" else ", calibrated")
-        cells.setdefault(chip, {})[col] = f"{empty.split()[0]} / {moving.split()[0]}"
+        cell = f"{empty.split()[0]} / {moving.split()[0]}"
+        whole = parts[7].split()[0] if len(parts) > 7 and parts[7] != "-" else None
+        if whole is not None and whole != empty.split()[0]:
+            cell += f" ({whole} whole)"
+        cells.setdefault(chip, {})[col] = cell
     cols = ["iq", "amp52", "iq, calibrated", "amp52, calibrated"]
+    protocol = ""
+    if any(c.endswith("whole files |") for c in lines[start + 1 : start + 2]):
+        protocol = (
+            "; baseline files less their first 300 packets, the recorder's gain-lock warm-up, as "
+            "espectre's own tests use them; (x whole): the same models on the files whole"
+        )
     out = [
         f"`{rec['command']}`, recorded {rec['recorded_at']}: empty-room windows called empty / movement "
-        "windows called non-empty (goal: >= 0.95 both)",
+        f"windows called non-empty (goal: >= 0.95 both){protocol}",
         "",
         "| chip | " + " | ".join(cols) + " |",
         "|---" * (len(cols) + 1) + "|",

@@ -276,3 +276,37 @@ def test_a_capture_keeps_the_transmitter_heard_most_and_says_so():
     assert cap.meta["transmitter"] == "24:0a:c4:00:00:01"
     assert "other transmitter(s) (aa:bb:cc:00:00:02) left out" in rep.summary()
     assert rep.parsed == len(mixed)  # every line was read; the other link's are noted, not mixed in
+
+
+def test_without_warmup_drops_the_first_packets_and_restarts_the_clock():
+    from iv_pipelines.sensing.formats import CsiCapture
+    from iv_pipelines.sensing.realeval import without_warmup
+
+    t = np.arange(10) * 0.01 + 5.0
+    cap = CsiCapture(np.arange(10)[:, None] * np.ones((1, 64), np.complex64), t, np.arange(10), "x", {"a": 1})
+    out = without_warmup(cap, 3)
+    assert len(out.t_s) == 7 and out.t_s[0] == 0.0 and np.isclose(out.t_s[-1], 0.06)
+    assert out.csi[0, 0] == 3 and out.rssi[0] == 3
+    assert out.meta == {"a": 1, "warmup_packets_dropped": 3} and cap.meta == {"a": 1}
+    assert without_warmup(cap, 0) is cap
+    with pytest.raises(ValueError, match="cannot drop a warm-up of 9"):
+        without_warmup(cap, 9)
+
+
+@needs_data
+def test_espectre_baselines_are_read_without_the_recorders_gain_lock_warm_up():
+    """espectre's recorder locks the receiver's gain on its first 300 packets and espectre's own
+    tests skip them in baseline files (GAIN_LOCK_SKIP); movement files are used whole."""
+    from iv_pipelines.sensing.realeval import ESPECTRE_WARMUP_PACKETS, espectre_captures
+
+    data = ESPECTRE[0].parent.parent
+    caps, whole = espectre_captures(data), espectre_captures(data, baseline_warmup=0)
+    assert ESPECTRE_WARMUP_PACKETS == 300 and sorted(caps) == ["c3", "c5", "c6", "esp32", "s3"]
+    for chip in caps:
+        for trimmed, full in zip(caps[chip]["baseline"], whole[chip]["baseline"], strict=True):
+            assert len(full.t_s) - len(trimmed.t_s) == 300 and trimmed.t_s[0] == 0.0
+            assert np.array_equal(trimmed.csi, full.csi[300:])
+            assert trimmed.t_s[-1] >= 6.8  # every baseline keeps ~7 s: 6 windows or more
+        for a, b in zip(caps[chip]["movement"], whole[chip]["movement"], strict=True):
+            assert np.array_equal(a.csi, b.csi) and np.array_equal(a.t_s, b.t_s)
+        assert [c.source for c in caps[chip]["baseline"]] == [w.source for w in whole[chip]["baseline"]]

@@ -10,6 +10,19 @@ windows called non-empty, plus the presence AUROC (1 - P(empty)), in three modes
 - calibrated: the other baseline/movement pair of the same chip is the device's calibration
   (empty / walk), never the pair being scored (`bench/real_devices.py` also trains the DAC's
   adapter on it; `context_scores` here only conditions the model on it).
+
+Baseline files are used without their first 300 packets (`ESPECTRE_WARMUP_PACKETS`, about
+2-3 s): the dataset's own protocol. espectre's recorder spends its first 300 packets
+calibrating and locking the receiver's gain (`GAIN_LOCK_PACKETS = 300` in
+micro-espectre/src/main.py), and espectre's own tests skip them in every baseline file as
+"radio warm-up noise" (`GAIN_LOCK_SKIP = 300`: test/data/csi_test_data.h and
+micro-espectre/tests/test_validation_real_data.py, at the commit shared/data was taken from).
+Movement files are used whole, as there, and so are the files a fold uses as the client's
+calibration captures: a client hands in its captures whole, and the request's intake needs
+8 s (a baseline less its warm-up keeps 6.9-7.8 s). Adopted 2026-12-07, after the leave-one-chip-out
+table had been recorded on whole files for several sessions (S3's first baseline file opens
+with 2 s of motion-like fluctuation); `bench/real_devices.py` prints the whole-file share
+beside it, from the same models.
 """
 
 from __future__ import annotations
@@ -30,12 +43,31 @@ from iv_pipelines.sensing.formats import (
 CHIPS = ("esp32", "s3", "c3", "c5", "c6")
 
 
-def espectre_captures(data_dir: Path) -> dict[str, dict[str, list[CsiCapture]]]:
-    """{chip: {"baseline": [two captures], "movement": [two captures]}} in file-name order."""
+ESPECTRE_WARMUP_PACKETS = 300  # espectre's GAIN_LOCK_SKIP (see the module docstring)
+
+
+def without_warmup(cap: CsiCapture, packets: int) -> CsiCapture:
+    """The capture less its first `packets` packets, its clock restarted at 0."""
+    if packets <= 0:
+        return cap
+    if packets >= len(cap.t_s) - 1:
+        raise ValueError(f"{cap.source}: {len(cap.t_s)} packets, cannot drop a warm-up of {packets}")
+    t = cap.t_s[packets:]
+    meta = dict(cap.meta) | {"warmup_packets_dropped": int(packets)}
+    return CsiCapture(cap.csi[packets:], t - t[0], cap.rssi[packets:], cap.source, meta)
+
+
+def espectre_captures(
+    data_dir: Path, baseline_warmup: int = ESPECTRE_WARMUP_PACKETS
+) -> dict[str, dict[str, list[CsiCapture]]]:
+    """{chip: {"baseline": [two captures], "movement": [two captures]}} in file-name order;
+    baseline files less their first `baseline_warmup` packets (0: whole files)."""
     out: dict[str, dict[str, list[CsiCapture]]] = {}
     for f in sorted(Path(data_dir).glob("*/*.npz")):
         cap = load_espectre_npz(f)
         label = cap.meta["label"]
+        if label == "baseline":
+            cap = without_warmup(cap, baseline_warmup)
         if label in ("baseline", "movement"):
             out.setdefault(cap.meta["chip"], {}).setdefault(label, []).append(cap)
     return out
@@ -58,7 +90,8 @@ def as_mode(cap: CsiCapture, mode: str) -> tuple[CsiCapture, bool]:
 def pair_calibration(caps: dict, mode: str, fold: int):
     """(room, ClientCalibration) of one espectre chip's fold: the *other* empty/movement pair
     (index 1 - fold), in `mode`, as a client's `empty` and `walk` calibration captures, in a
-    guessed room; the pair `fold` is the one to score."""
+    guessed room; the pair `fold` is the one to score. `caps`: the chip's files whole
+    (`espectre_captures(..., baseline_warmup=0)`), as a client would hand them in."""
     from iv_pipelines.sensing.calibration import Calibration
     from iv_pipelines.sensing.client import calibrate_client
     from iv_pipelines.sensing.twin import RESIDENTS, Room
@@ -96,6 +129,9 @@ class ChipScore:
     moving_called_nonempty: float
     auroc: float
     called_fall: float  # share of all windows called fall (no falls were recorded)
+    # the same models on the baseline files whole, their recorder's warm-up included
+    n_empty_whole: int = 0
+    empty_whole: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,9 +146,12 @@ def score(
     threshold: float | list[float],
     allow_empty_files: list[np.ndarray] | None = None,
     allow_moving_files: list[np.ndarray] | None = None,
+    p_empty_whole_files: list[np.ndarray] | None = None,
+    allow_empty_whole_files: list[np.ndarray] | None = None,
 ) -> ChipScore:
     """`threshold`: one for every file, or one per file (a fold's own DAC); `allow_*_files`:
-    per file, the windows its DAC's fall-intensity check lets be called fall (None: no check)."""
+    per file, the windows its DAC's fall-intensity check lets be called fall (None: no check);
+    `p_empty_whole_files`: the baseline files whole (warm-up included), decided the same way."""
     from iv_pipelines.scoring.calibration import auroc
     from iv_pipelines.sensing.evaluate import EMPTY, FALL, decide
 
@@ -126,6 +165,10 @@ def score(
         decided(p_empty_files, threshold, allow_empty_files),
         decided(p_moving_files, threshold, allow_moving_files),
     )
+    whole = {}
+    if p_empty_whole_files is not None:
+        dw = decided(p_empty_whole_files, threshold, allow_empty_whole_files)
+        whole = {"n_empty_whole": int(len(dw)), "empty_whole": float((dw == EMPTY).mean())}
     return ChipScore(
         chip,
         mode,
@@ -136,11 +179,15 @@ def score(
         float((dm != EMPTY).mean()),
         float(auroc(1 - pm[:, EMPTY], 1 - pe[:, EMPTY])),
         float((np.concatenate([de, dm]) == FALL).mean()),
+        **whole,
     )
 
 
-def uncalibrated_scores(model, caps: dict, threshold: float = 0.5, modes=("iq", "amp52")) -> list[ChipScore]:
-    """Every chip, no calibration: the base model as a new client without captures gets it."""
+def uncalibrated_scores(
+    model, caps: dict, threshold: float = 0.5, modes=("iq", "amp52"), whole: dict | None = None
+) -> list[ChipScore]:
+    """Every chip, no calibration: the base model as a new client without captures gets it.
+    `whole`: the same chips' captures with the baseline files whole, also scored."""
     from iv_pipelines.sensing.model import predict_proba
 
     rows = []
@@ -148,24 +195,31 @@ def uncalibrated_scores(model, caps: dict, threshold: float = 0.5, modes=("iq", 
         for mode in modes:
             pe = [predict_proba(model, capture_windows(c, mode)) for c in caps[chip]["baseline"]]
             pm = [predict_proba(model, capture_windows(c, mode)) for c in caps[chip]["movement"]]
-            rows.append(score(chip, mode, "none", pe, pm, threshold))
+            pw = None
+            if whole is not None:
+                pw = [predict_proba(model, capture_windows(c, mode)) for c in whole[chip]["baseline"]]
+            rows.append(score(chip, mode, "none", pe, pm, threshold, p_empty_whole_files=pw))
     return rows
 
 
-def context_scores(model, caps: dict, threshold: float = 0.5, modes=("iq", "amp52")) -> list[ChipScore]:
-    """Every chip, each pair scored with the context of the other pair of the same chip."""
+def context_scores(
+    model, caps: dict, threshold: float = 0.5, modes=("iq", "amp52"), whole: dict | None = None
+) -> list[ChipScore]:
+    """Every chip, each pair scored with the context of the other pair of the same chip (from
+    `whole`, the files whole as a client hands them in, when given)."""
     from iv_pipelines.sensing.context import context_vector
     from iv_pipelines.sensing.model import predict_proba
 
     rows = []
     for chip in sorted(caps):
         b, m = caps[chip]["baseline"], caps[chip]["movement"]
+        cb = (whole or caps)[chip]["baseline"]
         for mode in modes:
             pe, pm = [], []
             for i in range(min(len(b), len(m))):
                 j = 1 - i
                 ctx = context_vector(
-                    {"empty": capture_windows(b[j], mode), "walk": capture_windows(m[j], mode)}
+                    {"empty": capture_windows(cb[j], mode), "walk": capture_windows(m[j], mode)}
                 )
                 pe.append(predict_proba(model, capture_windows(b[i], mode), ctx=ctx))
                 pm.append(predict_proba(model, capture_windows(m[i], mode), ctx=ctx))
@@ -174,10 +228,23 @@ def context_scores(model, caps: dict, threshold: float = 0.5, modes=("iq", "amp5
 
 
 def table_md(rows: list[ChipScore]) -> str:
-    head = "| chip | input | calibration | empty→empty | moving→non-empty | AUROC | called fall |\n|---|---|---|---|---|---|---|\n"
+    """The per-chip table; a last column with the baseline files whole when any row has it."""
+    whole = any(r.empty_whole is not None for r in rows)
+    head = "| chip | input | calibration | empty→empty | moving→non-empty | AUROC | called fall |"
+    head += (
+        " empty→empty, whole files |\n|---|---|---|---|---|---|---|---|\n"
+        if whole
+        else "\n|---|---|---|---|---|---|---|\n"
+    )
+
+    def last(r):
+        if not whole:
+            return ""
+        return " - |" if r.empty_whole is None else f" {r.empty_whole:.2f} ({r.n_empty_whole}) |"
+
     return head + "\n".join(
         f"| {r.chip} | {r.mode} | {r.calibration} | {r.empty_called_empty:.2f} ({r.n_empty}) | "
-        f"{r.moving_called_nonempty:.2f} ({r.n_moving}) | {r.auroc:.3f} | {r.called_fall:.2f} |"
+        f"{r.moving_called_nonempty:.2f} ({r.n_moving}) | {r.auroc:.3f} | {r.called_fall:.2f} |" + last(r)
         for r in rows
     )
 
