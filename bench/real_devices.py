@@ -15,7 +15,10 @@ Baseline files are used less their first 300 packets, the recorder's gain-lock w
 espectre's own tests use them (`realeval.ESPECTRE_WARMUP_PACKETS`), in the shares scored; the
 device fits and the calibration captures use the files whole, as a client hands them in. The
 last column scores the same models on the baseline files whole (how this table was recorded
-before 2026-12-07).
+before 2026-12-07). C3 also has the dataset's `test` file (60 s: a quiet room, then someone
+moving, split where the dataset says the motion starts; `realeval.espectre_test_parts`): a
+third session, scored with C3's files (in (c) by both folds' DACs: its windows count once per
+DAC).
 Also prints each chip's device fit (what the default prior covers) and, with --public, the
 GeoTecINIT ESP32-S2 evaluation (real walking/sitting: share called non-empty / called fall),
 uncalibrated and along the DAC's own path (device fit + adapter + threshold from the first 20 s
@@ -53,16 +56,17 @@ def chip_fit(caps, seed=0):
     return fit_device(cals, room, RESIDENTS["mixed"], seed=seed)
 
 
-def calibrated_rows(base_dir: Path, chip: str, caps: dict, mode: str, budget: dict, whole: dict):
+def calibrated_rows(base_dir: Path, chip: str, caps: dict, mode: str, budget: dict, whole: dict, extra: dict):
     """(c): calibrate on one pair, train the DAC's adapter, score the other pair; both ways.
-    `whole`: the chip's captures with the baseline files whole, scored by the same DACs."""
+    `whole`: the chip's captures with the baseline files whole, scored by the same DACs;
+    `extra`: the chip's test-file parts (a third session), decided by both folds' DACs."""
     from iv_pipelines.sensing.client import train_client_adapter
     from iv_pipelines.sensing.intensity import IntensityCheck, allowed
     from iv_pipelines.sensing.model import load_model, predict_proba
     from iv_pipelines.sensing.realeval import capture_windows, pair_calibration, score
 
     b, m = caps["baseline"], caps["movement"]
-    pe, pm, thresholds, ae, am, factors, pw, aw = [], [], [], [], [], [], [], []
+    pe, pm, thresholds, ae, am, factors, pw, aw, per_file = [], [], [], [], [], [], [], [], []
     for i in range(2):
         room, cal = pair_calibration(whole, mode, i)
         res = train_client_adapter(base_dir, room, cal, **budget)
@@ -71,16 +75,21 @@ def calibrated_rows(base_dir: Path, chip: str, caps: dict, mode: str, budget: di
         thresholds.append(thr)
         chk = IntensityCheck.from_dict(res.intensity_check)
         factors.append(round(chk.factor, 2) if chk else 0.0)
-        xe, xm = capture_windows(b[i], mode), capture_windows(m[i], mode)
-        pe.append(predict_proba(model, xe, ctx=cal.context))
-        pm.append(predict_proba(model, xm, ctx=cal.context))
-        ae.append(allowed(chk, xe))
-        am.append(allowed(chk, xm))
-        xw = capture_windows(whole["baseline"][i], mode)
-        pw.append(predict_proba(model, xw, ctx=cal.context))
-        aw.append(allowed(chk, xw))
+        empties = [b[i]] + extra.get("baseline", [])
+        moving = [m[i]] + extra.get("movement", [])
+        for ce, cm, cw in zip(
+            empties, moving, [whole["baseline"][i]] + extra.get("baseline_whole", []), strict=True
+        ):
+            xe, xm, xw = capture_windows(ce, mode), capture_windows(cm, mode), capture_windows(cw, mode)
+            pe.append(predict_proba(model, xe, ctx=cal.context))
+            pm.append(predict_proba(model, xm, ctx=cal.context))
+            pw.append(predict_proba(model, xw, ctx=cal.context))
+            ae.append(allowed(chk, xe))
+            am.append(allowed(chk, xm))
+            aw.append(allowed(chk, xw))
+            per_file.append(thr)
     # each fold decided as its own DAC would: its threshold and its fall-intensity check
-    row = score(chip, mode, "adapter", pe, pm, thresholds, ae, am, pw, aw)
+    row = score(chip, mode, "adapter", pe, pm, per_file, ae, am, pw, aw)
     return row, {"thresholds": thresholds, "intensity_factors": factors}
 
 
@@ -112,7 +121,12 @@ def main() -> int:
     from iv_pipelines.sensing.calibration import prior_from_fits
     from iv_pipelines.sensing.model import save_model
     from iv_pipelines.sensing.pipeline import pretrain_base
-    from iv_pipelines.sensing.realeval import espectre_captures, table_md, uncalibrated_scores
+    from iv_pipelines.sensing.realeval import (
+        espectre_captures,
+        espectre_test_parts,
+        table_md,
+        uncalibrated_scores,
+    )
     from resources.sensing import _DEFAULT_REAL
 
     if not _DEFAULT_REAL.exists():
@@ -120,6 +134,7 @@ def main() -> int:
         return 0
     caps = espectre_captures(_DEFAULT_REAL)
     whole = espectre_captures(_DEFAULT_REAL, baseline_warmup=0)
+    extra = espectre_test_parts(_DEFAULT_REAL)  # C3's 60 s test file: quiet, then movement
     t0 = time.perf_counter()
     fits = {chip: chip_fit(whole[chip]) for chip in whole}  # fits need >= 8 s: files whole
     print(f"== device fits per chip (baseline = empty, movement = walk), {time.perf_counter() - t0:.0f} s")
@@ -142,9 +157,11 @@ def main() -> int:
         )
         with tempfile.TemporaryDirectory() as tmp:
             save_model(base.model, base.cfg, Path(tmp))
-            fold = uncalibrated_scores(base.model, {chip: caps[chip]}, whole=whole)
+            fold = uncalibrated_scores(base.model, {chip: caps[chip]}, whole=whole, extra=extra)
             for mode in ("iq", "amp52"):
-                row, thr = calibrated_rows(Path(tmp), chip, caps[chip], mode, budget, whole[chip])
+                row, thr = calibrated_rows(
+                    Path(tmp), chip, caps[chip], mode, budget, whole[chip], extra.get(chip, {})
+                )
                 fold.append(row)
                 thresholds[f"{chip}/{mode}"] = thr
         rows += fold

@@ -80,14 +80,21 @@ def pretrain_base_model(sensing: SensingResource, layout, log=print, warn=print)
     from iv_pipelines.sensing.evaluate import confusion_png
     from iv_pipelines.sensing.model import save_model
     from iv_pipelines.sensing.pipeline import training_curve_png
-    from iv_pipelines.sensing.realeval import context_scores, espectre_captures, table_md, uncalibrated_scores
+    from iv_pipelines.sensing.realeval import (
+        context_scores,
+        espectre_captures,
+        espectre_test_parts,
+        table_md,
+        uncalibrated_scores,
+    )
 
     res = sensing.pretrain(log=log)
     rows = []
     if sensing.real_dir():
         caps = espectre_captures(sensing.real_dir())  # baselines less the recorder's warm-up
         whole = espectre_captures(sensing.real_dir(), baseline_warmup=0)
-        rows = uncalibrated_scores(res.model, caps, whole=whole) + context_scores(
+        extra = espectre_test_parts(sensing.real_dir())
+        rows = uncalibrated_scores(res.model, caps, whole=whole, extra=extra) + context_scores(
             res.model, caps, whole=whole
         )
         worst = min(min(r.empty_called_empty, r.moving_called_nonempty) for r in rows)

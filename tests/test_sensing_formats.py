@@ -310,3 +310,59 @@ def test_espectre_baselines_are_read_without_the_recorders_gain_lock_warm_up():
         for a, b in zip(caps[chip]["movement"], whole[chip]["movement"], strict=True):
             assert np.array_equal(a.csi, b.csi) and np.array_equal(a.t_s, b.t_s)
         assert [c.source for c in caps[chip]["baseline"]] == [w.source for w in whole[chip]["baseline"]]
+
+
+def _espectre_file(path, n=1000, chip="c3", label="test"):
+    rng = np.random.default_rng(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        path,
+        csi_data=rng.integers(-30, 30, (n, 128)).astype(np.int8),
+        chip=np.array(chip.upper()),
+        label=np.array(label),
+        duration_ms=np.array(n * 10.0),
+    )
+
+
+def test_espectre_test_files_are_split_where_the_dataset_says_the_motion_starts(tmp_path):
+    import json
+
+    from iv_pipelines.sensing.realeval import espectre_test_parts
+
+    assert espectre_test_parts(tmp_path) == {}  # no dataset_info.json
+    _espectre_file(tmp_path / "test" / "test_c3_a.npz")
+    _espectre_file(tmp_path / "test" / "test_c3_b.npz")
+    info = {
+        "files": {
+            "test": [
+                {
+                    "filename": "test_c3_a.npz",
+                    "description": "HT20 test. Motion starts at packet index 600 (~6 s).",
+                },
+                {"filename": "test_c3_b.npz", "description": "HT20 test, no index given"},
+                {"filename": "missing.npz", "description": "Motion starts at packet index 10"},
+            ]
+        }
+    }
+    (tmp_path / "dataset_info.json").write_text(json.dumps(info))
+    parts = espectre_test_parts(tmp_path)["c3"]
+    (quiet,), (whole,), (moving,) = parts["baseline"], parts["baseline_whole"], parts["movement"]
+    assert (len(quiet.t_s), len(whole.t_s), len(moving.t_s)) == (300, 600, 400)
+    assert quiet.t_s[0] == moving.t_s[0] == 0.0 and quiet.meta["label"] == "baseline"
+    assert moving.meta["label"] == "movement" and moving.meta["packets"] == [600, 1000]
+    info["files"]["test"][0]["description"] = "Motion starts at packet index 5000"
+    (tmp_path / "dataset_info.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="motion start 5000 outside its 1000 packets"):
+        espectre_test_parts(tmp_path)
+
+
+@needs_data
+def test_the_espectre_c3_test_file_splits_into_its_quiet_and_moving_halves():
+    from iv_pipelines.sensing.realeval import espectre_test_parts
+
+    parts = espectre_test_parts(ESPECTRE[0].parent.parent)
+    assert list(parts) == ["c3"]
+    (quiet,), (moving,) = parts["c3"]["baseline"], parts["c3"]["movement"]
+    assert 26.5 < quiet.t_s[-1] < 27.5 and 29.5 < moving.t_s[-1] < 30.5
+    # the published motion bands hold for each half (the quiet half less the warm-up)
+    assert 0.03 <= temporal_cv(quiet.csi) <= 0.20 and 0.13 <= temporal_cv(moving.csi) <= 0.31

@@ -27,6 +27,8 @@ beside it, from the same models.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -70,6 +72,46 @@ def espectre_captures(
             cap = without_warmup(cap, baseline_warmup)
         if label in ("baseline", "movement"):
             out.setdefault(cap.meta["chip"], {}).setdefault(label, []).append(cap)
+    return out
+
+
+_MOTION_START = re.compile(r"[Mm]otion starts at packet index (\d+)")
+
+
+def _segment(cap: CsiCapture, start: int, stop: int, label: str) -> CsiCapture:
+    t = cap.t_s[start:stop]
+    meta = dict(cap.meta) | {"label": label, "packets": [int(start), int(stop)]}
+    return CsiCapture(
+        cap.csi[start:stop], t - t[0], cap.rssi[start:stop], f"{cap.source}[{start}:{stop}]", meta
+    )
+
+
+def espectre_test_parts(
+    data_dir: Path, baseline_warmup: int = ESPECTRE_WARMUP_PACKETS
+) -> dict[str, dict[str, list[CsiCapture]]]:
+    """The dataset's `test` recordings (a quiet room, then someone moving: one C3 file of 60 s
+    here), split where the dataset's `dataset_info.json` says the motion starts ("Motion starts
+    at packet index 3040"): {chip: {"baseline": [the quiet part less the recorder's warm-up],
+    "baseline_whole": [the quiet part from the first packet], "movement": [the rest]}}. A test
+    file whose description names no motion start is left out; no dataset_info.json: {}."""
+    info_path = Path(data_dir) / "dataset_info.json"
+    if not info_path.is_file():
+        return {}
+    info = json.loads(info_path.read_text())
+    out: dict[str, dict[str, list[CsiCapture]]] = {}
+    for entry in info.get("files", {}).get("test", []):
+        m = _MOTION_START.search(str(entry.get("description", "")))
+        path = Path(data_dir) / "test" / str(entry.get("filename", ""))
+        if not m or not path.is_file():
+            continue
+        cap = load_espectre_npz(path)
+        start = int(m.group(1))
+        if not baseline_warmup + 2 <= start <= len(cap.t_s) - 2:
+            raise ValueError(f"{path.name}: motion start {start} outside its {len(cap.t_s)} packets")
+        parts = out.setdefault(cap.meta["chip"], {"baseline": [], "baseline_whole": [], "movement": []})
+        parts["baseline"].append(_segment(cap, baseline_warmup, start, "baseline"))
+        parts["baseline_whole"].append(_segment(cap, 0, start, "baseline"))
+        parts["movement"].append(_segment(cap, start, len(cap.t_s), "movement"))
     return out
 
 
@@ -184,20 +226,36 @@ def score(
 
 
 def uncalibrated_scores(
-    model, caps: dict, threshold: float = 0.5, modes=("iq", "amp52"), whole: dict | None = None
+    model,
+    caps: dict,
+    threshold: float = 0.5,
+    modes=("iq", "amp52"),
+    whole: dict | None = None,
+    extra: dict | None = None,
 ) -> list[ChipScore]:
     """Every chip, no calibration: the base model as a new client without captures gets it.
-    `whole`: the same chips' captures with the baseline files whole, also scored."""
+    `whole`: the same chips' captures with the baseline files whole, also scored; `extra`:
+    `espectre_test_parts`, scored with the chip's files."""
     from iv_pipelines.sensing.model import predict_proba
 
     rows = []
     for chip in sorted(caps):
+        more = (extra or {}).get(chip, {})
         for mode in modes:
-            pe = [predict_proba(model, capture_windows(c, mode)) for c in caps[chip]["baseline"]]
-            pm = [predict_proba(model, capture_windows(c, mode)) for c in caps[chip]["movement"]]
+            pe = [
+                predict_proba(model, capture_windows(c, mode))
+                for c in caps[chip]["baseline"] + more.get("baseline", [])
+            ]
+            pm = [
+                predict_proba(model, capture_windows(c, mode))
+                for c in caps[chip]["movement"] + more.get("movement", [])
+            ]
             pw = None
             if whole is not None:
-                pw = [predict_proba(model, capture_windows(c, mode)) for c in whole[chip]["baseline"]]
+                pw = [
+                    predict_proba(model, capture_windows(c, mode))
+                    for c in whole[chip]["baseline"] + more.get("baseline_whole", [])
+                ]
             rows.append(score(chip, mode, "none", pe, pm, threshold, p_empty_whole_files=pw))
     return rows
 
