@@ -48,15 +48,19 @@ CHIPS = ("esp32", "s3", "c3", "c5", "c6")
 ESPECTRE_WARMUP_PACKETS = 300  # espectre's GAIN_LOCK_SKIP (see the module docstring)
 
 
+def _segment(cap: CsiCapture, start: int, stop: int, source: str, **meta) -> CsiCapture:
+    """Packets start..stop of `cap`, its clock restarted at 0, `meta` added."""
+    t = cap.t_s[start:stop]
+    return CsiCapture(cap.csi[start:stop], t - t[0], cap.rssi[start:stop], source, dict(cap.meta) | meta)
+
+
 def without_warmup(cap: CsiCapture, packets: int) -> CsiCapture:
     """The capture less its first `packets` packets, its clock restarted at 0."""
     if packets <= 0:
         return cap
     if packets >= len(cap.t_s) - 1:
         raise ValueError(f"{cap.source}: {len(cap.t_s)} packets, cannot drop a warm-up of {packets}")
-    t = cap.t_s[packets:]
-    meta = dict(cap.meta) | {"warmup_packets_dropped": int(packets)}
-    return CsiCapture(cap.csi[packets:], t - t[0], cap.rssi[packets:], cap.source, meta)
+    return _segment(cap, packets, len(cap.t_s), cap.source, warmup_packets_dropped=int(packets))
 
 
 def espectre_captures(
@@ -76,14 +80,6 @@ def espectre_captures(
 
 
 _MOTION_START = re.compile(r"[Mm]otion starts at packet index (\d+)")
-
-
-def _segment(cap: CsiCapture, start: int, stop: int, label: str) -> CsiCapture:
-    t = cap.t_s[start:stop]
-    meta = dict(cap.meta) | {"label": label, "packets": [int(start), int(stop)]}
-    return CsiCapture(
-        cap.csi[start:stop], t - t[0], cap.rssi[start:stop], f"{cap.source}[{start}:{stop}]", meta
-    )
 
 
 def espectre_test_parts(
@@ -109,9 +105,13 @@ def espectre_test_parts(
         if not baseline_warmup + 2 <= start <= len(cap.t_s) - 2:
             raise ValueError(f"{path.name}: motion start {start} outside its {len(cap.t_s)} packets")
         parts = out.setdefault(cap.meta["chip"], {"baseline": [], "baseline_whole": [], "movement": []})
-        parts["baseline"].append(_segment(cap, baseline_warmup, start, "baseline"))
-        parts["baseline_whole"].append(_segment(cap, 0, start, "baseline"))
-        parts["movement"].append(_segment(cap, start, len(cap.t_s), "movement"))
+        for key, (a, b) in {
+            "baseline": (baseline_warmup, start),
+            "baseline_whole": (0, start),
+            "movement": (start, len(cap.t_s)),
+        }.items():
+            label = "movement" if key == "movement" else "baseline"
+            parts[key].append(_segment(cap, a, b, f"{cap.source}[{a}:{b}]", label=label, packets=[a, b]))
     return out
 
 
