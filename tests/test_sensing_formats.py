@@ -366,3 +366,33 @@ def test_the_espectre_c3_test_file_splits_into_its_quiet_and_moving_halves():
     assert 26.5 < quiet.t_s[-1] < 27.5 and 29.5 < moving.t_s[-1] < 30.5
     # the published motion bands hold for each half (the quiet half less the warm-up)
     assert 0.03 <= temporal_cv(quiet.csi) <= 0.20 and 0.13 <= temporal_cv(moving.csi) <= 0.31
+
+
+def test_chip_scores_decide_the_whole_files_as_the_trimmed_ones():
+    """The leave-one-chip-out row's whole-file share uses the same per-file thresholds and
+    fall-intensity allowances as its main shares; the table shows it in a last column."""
+    from iv_pipelines.sensing.evaluate import ACTIVITIES, EMPTY, FALL
+    from iv_pipelines.sensing.realeval import score, table_md
+
+    def probs(*labels, p_fall=0.0):
+        out = np.zeros((len(labels), len(ACTIVITIES)))
+        for i, lab in enumerate(labels):
+            out[i, lab] = 1.0 - p_fall
+            out[i, FALL] += p_fall
+        return out
+
+    walk = ACTIVITIES.index("walk")
+    empty_a, empty_b = probs(EMPTY, EMPTY), probs(EMPTY)
+    moving = [probs(walk), probs(walk, walk)]
+    # the whole first file: a warm-up window called walk, and one with P(fall) 0.6, which
+    # file 0's DAC (threshold 0.5) calls fall unless its intensity check forbids it
+    whole = [np.vstack([probs(walk), probs(EMPTY, p_fall=0.6), empty_a]), empty_b]
+    row = score("c3", "iq", "adapter", [empty_a, empty_b], moving, [0.5, 0.9], p_empty_whole_files=whole)
+    assert (row.n_empty, row.empty_called_empty, row.n_empty_whole) == (3, 1.0, 5)
+    assert row.empty_whole == 3 / 5
+    allow = [np.array([True, False, True, True]), np.ones(1, bool)]
+    row = score("c3", "iq", "adapter", [empty_a, empty_b], moving, [0.5, 0.9], None, None, whole, allow)
+    assert row.empty_whole == 4 / 5  # P(fall) 0.6 not allowed to be fall: its top class, empty
+    assert table_md([row]).splitlines()[2].endswith("| 0.80 (5) |")
+    plain = score("c3", "iq", "none", [empty_a, empty_b], moving, 0.5)
+    assert plain.empty_whole is None and "whole files" not in table_md([plain])
