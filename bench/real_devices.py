@@ -126,6 +126,7 @@ def main() -> int:
         espectre_test_parts,
         table_md,
         uncalibrated_scores,
+        warmup_table,
     )
     from resources.sensing import _DEFAULT_REAL
 
@@ -186,6 +187,11 @@ def main() -> int:
                 f"({c.empty_called_empty / max(a.empty_called_empty, 1e-9):.2f}x), moving share "
                 f"{c.moving_called_nonempty:.2f}/{a.moving_called_nonempty:.2f}"
             )
+    print(
+        "== the recorder's warm-up: each baseline file's first 300 packets against the rest "
+        "(correlated: the spread that is not packet-to-packet; lag1: 0 white, 1 smooth)"
+    )
+    print(warmup_table(_DEFAULT_REAL))
     if args.public:
         from iv_pipelines.sensing.device import DEFAULT_PRIOR
         from iv_pipelines.sensing.model import load_model

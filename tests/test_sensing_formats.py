@@ -396,3 +396,21 @@ def test_chip_scores_decide_the_whole_files_as_the_trimmed_ones():
     assert table_md([row]).splitlines()[2].endswith("| 0.80 (5) |")
     plain = score("c3", "iq", "none", [empty_a, empty_b], moving, 0.5)
     assert plain.empty_whole is None and "whole files" not in table_md([plain])
+
+
+@needs_data
+def test_the_warm_up_of_the_s3_baseline_that_opens_with_motion_holds_it():
+    """Why the warm-up rule matters here: S3's baseline 222606 moves like a movement file during
+    its first 300 packets (temporally correlated spread, lag-1 ~0.9) and is quiet after them;
+    the other S3 baseline is quiet throughout. The bench prints the table for every file."""
+    from iv_pipelines.sensing.realeval import warmup_table
+
+    rows = {
+        r.split("|")[2].strip(): [float(x) for cell in r.split("|")[3:5] for x in cell.split("/")]
+        for r in warmup_table(ESPECTRE[0].parent.parent).splitlines()[2:]
+    }
+    warm_c, warm_lag, rest_c, rest_lag = rows["baseline_s3_64sc_20260117_222606.npz"]
+    assert warm_c > 10 * max(rest_c, 0.005) and warm_lag > 0.8 and rest_lag < 0.2
+    quiet = rows["baseline_s3_64sc_20260329_125557.npz"]
+    assert max(quiet[0], quiet[2]) < 0.01 and max(quiet[1], quiet[3]) < 0.2
+    assert len(rows) == 10

@@ -79,6 +79,33 @@ def espectre_captures(
     return out
 
 
+def warmup_table(data_dir: Path, packets: int = ESPECTRE_WARMUP_PACKETS) -> str:
+    """Markdown: each baseline file's first `packets` packets against the rest, on the device
+    statistics that tell motion from noise (`devicestats.capture_stats`: `correlated`, the
+    part of the spread that is not packet-to-packet, and `lag1`), with each chip's movement
+    files for reference: what the recorder's warm-up holds."""
+    from iv_pipelines.sensing.devicestats import capture_stats
+
+    whole = espectre_captures(data_dir, baseline_warmup=0)
+    out = [
+        "| chip | file | warm-up: correlated / lag1 | rest: correlated / lag1 | movement files: correlated / lag1 |",
+        "|---|---|---|---|---|",
+    ]
+    for chip in sorted(whole):
+        moving = [capture_stats(c.csi, c.t_s) for c in whole[chip]["movement"]]
+        ref = ", ".join(f"{m.correlated:.3f} / {m.lag1:.2f}" for m in moving)
+        for c in whole[chip]["baseline"]:
+            a, b = (
+                capture_stats(c.csi[:packets], c.t_s[:packets]),
+                capture_stats(c.csi[packets:], c.t_s[packets:]),
+            )
+            out.append(
+                f"| {chip} | {Path(c.source).name} | {a.correlated:.3f} / {a.lag1:.2f} | "
+                f"{b.correlated:.3f} / {b.lag1:.2f} | {ref} |"
+            )
+    return "\n".join(out)
+
+
 _MOTION_START = re.compile(r"[Mm]otion starts at packet index (\d+)")
 
 
