@@ -150,7 +150,7 @@ def loco_table(records: list[dict]) -> str:
         cells.setdefault(chip, {})[col] = cell
     cols = ["iq", "amp52", "iq, calibrated", "amp52, calibrated"]
     protocol = ""
-    if any(c.endswith("whole files |") for c in lines[start + 1 : start + 2]):
+    if lines[start + 1].endswith("whole files |"):  # the header of a table with the whole-file share
         protocol = (
             "; baseline files less their first 300 packets, the recorder's gain-lock warm-up, as "
             "espectre's own tests use them; (x whole): the same models on the files whole"
