@@ -214,6 +214,8 @@ def _print_adapter(result) -> None:
     if used:
         kinds = ", ".join(f"{c['activity']} {c['seconds']:.0f} s ({c['origin']})" for c in used)
         print(f"[demo]   device calibration from: {kinds}")
+    for w in cal.get("warnings", []):
+        print(f"[demo]   calibration warning: {w}")
 
 
 def real_evidence_line(real: dict) -> str:

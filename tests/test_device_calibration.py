@@ -281,3 +281,48 @@ def test_geotecinit_development_code_reads_session_d1_alone_and_its_calibration_
     runs = cap.meta["runs_s"][1:]
     assert len(starts) == 23 and all(ln <= WINDOW_S for ln in lengths)
     assert not any(s < r <= s + ln for s, ln in zip(starts, lengths, strict=True) for r in runs)
+
+
+def test_an_empty_capture_that_opens_with_someone_moving_is_named_in_the_fit_warnings():
+    """A caregiver records the "empty" room but is still walking out for its first seconds:
+    those windows would train the adapter and set the threshold as an empty room. The fit says
+    which seconds move like someone in the room; a truly empty capture gets no such warning."""
+    from iv_pipelines.sensing.devicestats import moving_stretches
+
+    room = Room.random(np.random.default_rng(11))
+    dev = Device(rate_hz=100, snr_db=35, motion_noise=0.003, body_gain=6.0)
+    walk = simulate_episode(room, "walk", 3, 3.0, dev, RESIDENTS["adult"], variant="walking")
+    empty = simulate_episode(room, "empty", 4, 12.0, dev, RESIDENTS["adult"])
+    csi = np.concatenate([walk.csi, empty.csi])
+    t = np.concatenate([walk.t_s, empty.t_s + walk.t_s[-1] + 0.01])
+    found = moving_stretches(csi, t)
+    assert len(found) == 1 and found[0][0] == 0.0 and 2.0 <= found[0][1] <= 4.0, found
+    assert moving_stretches(empty.csi, empty.t_s) == []
+    opened = Calibration("empty", CsiCapture(csi, t, np.zeros(len(t)), "twin"), name="empty-1.csv")
+    fit = fit_device([opened], room, RESIDENTS["adult"], seed=0)
+    (w,) = [w for w in fit.warnings if "declared empty" in w]
+    assert w.startswith(f"empty-1.csv (declared empty): 0-{found[0][1]:.0f} s move like someone")
+    quiet = Calibration("empty", CsiCapture(empty.csi, empty.t_s, np.zeros(len(empty.t_s)), "twin"))
+    assert not [w for w in fit_device([quiet], room, RESIDENTS["adult"], seed=0).warnings if "declared" in w]
+
+
+@needs_data
+def test_real_empty_rooms_are_not_taken_for_someone_moving_but_their_warm_up_motion_is():
+    """On the real espectre captures: of every baseline file only the two stretches the
+    recorder's warm-up holds motion in are named (S3 222606's first 3 s, C6 230414's first 2 s);
+    every movement file is flagged for most of its length."""
+    from iv_pipelines.sensing.devicestats import moving_stretches
+    from iv_pipelines.sensing.realeval import espectre_captures
+
+    flagged, moving = {}, []
+    for d in espectre_captures(ESPECTRE, baseline_warmup=0).values():
+        for c in d["baseline"]:
+            if found := moving_stretches(c.csi, c.t_s):
+                flagged[c.source.split("/")[-1]] = [(a, b) for a, b, _, _ in found]
+        for c in d["movement"]:
+            moving.append(sum(b - a for a, b, _, _ in moving_stretches(c.csi, c.t_s)) / c.t_s[-1])
+    assert flagged == {
+        "baseline_s3_64sc_20260117_222606.npz": [(0.0, 3.0)],
+        "baseline_c6_64sc_20260310_230414.npz": [(0.0, 2.0)],
+    }
+    assert len(moving) == 10 and min(moving) >= 0.85

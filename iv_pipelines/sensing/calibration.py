@@ -19,7 +19,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from iv_pipelines.sensing.device import DEFAULT_PRIOR, Device, DevicePrior
-from iv_pipelines.sensing.devicestats import CaptureStats, capture_stats
+from iv_pipelines.sensing.devicestats import (
+    EMPTY_MOTION_CORRELATED,
+    EMPTY_MOTION_LAG1,
+    CaptureStats,
+    capture_stats,
+    moving_stretches,
+)
 from iv_pipelines.sensing.features import rate_fault
 from iv_pipelines.sensing.formats import CsiCapture
 
@@ -161,6 +167,14 @@ def fit_device(
                 f"{c.name or c.activity}: {st.duration_s:.1f} s of {c.activity}; "
                 f"{RECOMMENDED_CALIBRATION_S:.0f} s or more give a steadier fit"
             )
+        if c.activity == "empty":
+            for a, b, corr, lag in moving_stretches(c.capture.csi, c.capture.t_s):
+                warnings.append(
+                    f"{c.name or c.activity} (declared empty): {a:.0f}-{b:.0f} s move like someone in the "
+                    f"room (correlated spread {corr:.3f}, lag-1 {lag:.2f}; an empty room stays below "
+                    f"{EMPTY_MOTION_CORRELATED} / {EMPTY_MOTION_LAG1}): its windows train the adapter and "
+                    "set the threshold as an empty room; re-record it, or cut that stretch"
+                )
         by_act.setdefault(c.activity, []).append(st)
     all_stats = [s for v in by_act.values() for s in v]
     sources: dict[str, str] = {}

@@ -213,3 +213,38 @@ def capture_stats(csi: np.ndarray, t_s: np.ndarray, timestamps: bool = True) -> 
         lag2_corr=lag2_corr,
         burst_share=burst_share(rel),
     )
+
+
+# A 2 s stretch of an `empty` capture "moves like someone in the room" when its spread is both
+# temporally correlated and large: chosen on the twin (`bench/empty_motion.py` prints how many
+# simulated empty-room, walking and sitting-down stretches reach both; no empty-room one does,
+# nuisances included). One-sided: motion that shows as packet-to-packet noise is left alone.
+EMPTY_MOTION_CORRELATED = 0.02
+EMPTY_MOTION_LAG1 = 0.3
+
+
+def moving_stretches(
+    csi: np.ndarray, t_s: np.ndarray, window_s: float = 2.0, hop_s: float = 1.0
+) -> list[tuple[float, float, float, float]]:
+    """Stretches of a capture declared empty that move like someone in the room: merged
+    (start s, end s, largest correlated spread, largest lag-1) of the `window_s` stretches
+    (every `hop_s`) whose `correlated` and `lag1` reach EMPTY_MOTION_CORRELATED and
+    EMPTY_MOTION_LAG1. Empty when the capture is shorter than one stretch."""
+    t = np.asarray(t_s, dtype=np.float64)
+    found: list[list[float]] = []
+    if len(t) < 10 or t[-1] - t[0] < window_s:
+        return []
+    for s0 in np.arange(t[0], t[-1] - window_s + 1e-9, hop_s):
+        m = (t >= s0) & (t < s0 + window_s)
+        if m.sum() < 10:
+            continue
+        st = capture_stats(np.asarray(csi)[m], t[m], timestamps=False)
+        if st.correlated >= EMPTY_MOTION_CORRELATED and st.lag1 >= EMPTY_MOTION_LAG1:
+            a, b = float(s0 - t[0]), float(s0 - t[0] + window_s)
+            if found and a <= found[-1][1]:
+                found[-1][1] = b
+                found[-1][2] = max(found[-1][2], st.correlated)
+                found[-1][3] = max(found[-1][3], st.lag1)
+            else:
+                found.append([a, b, st.correlated, st.lag1])
+    return [tuple(f) for f in found]
