@@ -35,7 +35,7 @@ def twin_part(rooms: int) -> None:
     from iv_pipelines.sensing.devicestats import (
         EMPTY_MOTION_CORRELATED,
         EMPTY_MOTION_LAG1,
-        capture_stats,
+        stretch_stats,
     )
     from iv_pipelines.sensing.twin import CALIBRATION_VARIANT, RESIDENTS, Room, simulate_episode
 
@@ -47,10 +47,7 @@ def twin_part(rooms: int) -> None:
             ep = simulate_episode(
                 room, act, 1000 + i, 10.0, dev, RESIDENTS["mixed"], variant=CALIBRATION_VARIANT.get(act)
             )
-            for s0 in np.arange(0.0, ep.t_s[-1] - 2.0 + 1e-9, 1.0):
-                m = (ep.t_s >= s0) & (ep.t_s < s0 + 2.0)
-                st = capture_stats(ep.csi[m], ep.t_s[m], timestamps=False)
-                stats[act].append((st.correlated, st.lag1))
+            stats[act] += [(st.correlated, st.lag1) for _, st in stretch_stats(ep.csi, ep.t_s)]
     print(
         f"SIMULATED: {rooms} rooms, devices from the whole prior, 2 s stretches at hop 1 s; rule: "
         f"correlated >= {EMPTY_MOTION_CORRELATED} and lag1 >= {EMPTY_MOTION_LAG1}"

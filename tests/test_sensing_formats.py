@@ -406,7 +406,7 @@ def test_the_warm_up_of_the_s3_baseline_that_opens_with_motion_holds_it():
     from iv_pipelines.sensing.realeval import warmup_table
 
     rows = {
-        r.split("|")[2].strip(): [float(x) for cell in r.split("|")[3:5] for x in cell.split("/")]
+        r.split("|")[2].strip(): [float(x) for cell in r.split("|")[4:6] for x in cell.split("/")]
         for r in warmup_table(ESPECTRE[0].parent.parent).splitlines()[2:]
     }
     warm_c, warm_lag, rest_c, rest_lag = rows["baseline_s3_64sc_20260117_222606.npz"]

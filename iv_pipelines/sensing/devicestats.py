@@ -223,6 +223,22 @@ EMPTY_MOTION_CORRELATED = 0.02
 EMPTY_MOTION_LAG1 = 0.3
 
 
+def stretch_stats(
+    csi: np.ndarray, t_s: np.ndarray, window_s: float = 2.0, hop_s: float = 1.0
+) -> list[tuple[float, CaptureStats]]:
+    """(start s from the first packet, statistics) of each `window_s` stretch, every `hop_s`;
+    stretches of fewer than 10 packets are left out, and so is a capture shorter than one."""
+    t = np.asarray(t_s, dtype=np.float64)
+    out: list[tuple[float, CaptureStats]] = []
+    if len(t) < 10 or t[-1] - t[0] < window_s:
+        return out
+    for s0 in np.arange(t[0], t[-1] - window_s + 1e-9, hop_s):
+        m = (t >= s0) & (t < s0 + window_s)
+        if m.sum() >= 10:
+            out.append((float(s0 - t[0]), capture_stats(np.asarray(csi)[m], t[m], timestamps=False)))
+    return out
+
+
 def moving_stretches(
     csi: np.ndarray, t_s: np.ndarray, window_s: float = 2.0, hop_s: float = 1.0
 ) -> list[tuple[float, float, float, float]]:
@@ -230,21 +246,13 @@ def moving_stretches(
     (start s, end s, largest correlated spread, largest lag-1) of the `window_s` stretches
     (every `hop_s`) whose `correlated` and `lag1` reach EMPTY_MOTION_CORRELATED and
     EMPTY_MOTION_LAG1. Empty when the capture is shorter than one stretch."""
-    t = np.asarray(t_s, dtype=np.float64)
     found: list[list[float]] = []
-    if len(t) < 10 or t[-1] - t[0] < window_s:
-        return []
-    for s0 in np.arange(t[0], t[-1] - window_s + 1e-9, hop_s):
-        m = (t >= s0) & (t < s0 + window_s)
-        if m.sum() < 10:
-            continue
-        st = capture_stats(np.asarray(csi)[m], t[m], timestamps=False)
+    for a, st in stretch_stats(csi, t_s, window_s, hop_s):
         if st.correlated >= EMPTY_MOTION_CORRELATED and st.lag1 >= EMPTY_MOTION_LAG1:
-            a, b = float(s0 - t[0]), float(s0 - t[0] + window_s)
             if found and a <= found[-1][1]:
-                found[-1][1] = b
+                found[-1][1] = a + window_s
                 found[-1][2] = max(found[-1][2], st.correlated)
                 found[-1][3] = max(found[-1][3], st.lag1)
             else:
-                found.append([a, b, st.correlated, st.lag1])
+                found.append([a, a + window_s, st.correlated, st.lag1])
     return [tuple(f) for f in found]

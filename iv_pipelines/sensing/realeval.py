@@ -88,8 +88,9 @@ def warmup_table(data_dir: Path, packets: int = ESPECTRE_WARMUP_PACKETS) -> str:
 
     whole = espectre_captures(data_dir, baseline_warmup=0)
     out = [
-        "| chip | file | warm-up: correlated / lag1 | rest: correlated / lag1 | movement files: correlated / lag1 |",
-        "|---|---|---|---|---|",
+        "| chip | file | warm-up / rest (s) | warm-up: correlated / lag1 | rest: correlated / lag1 "
+        "| movement files: correlated / lag1 |",
+        "|---|---|---|---|---|---|",
     ]
     for chip in sorted(whole):
         moving = [capture_stats(c.csi, c.t_s) for c in whole[chip]["movement"]]
@@ -99,8 +100,9 @@ def warmup_table(data_dir: Path, packets: int = ESPECTRE_WARMUP_PACKETS) -> str:
                 capture_stats(c.csi[:packets], c.t_s[:packets]),
                 capture_stats(c.csi[packets:], c.t_s[packets:]),
             )
+            secs = f"{c.t_s[packets] - c.t_s[0]:.1f} / {c.t_s[-1] - c.t_s[packets]:.1f}"
             out.append(
-                f"| {chip} | {Path(c.source).name} | {a.correlated:.3f} / {a.lag1:.2f} | "
+                f"| {chip} | {Path(c.source).name} | {secs} | {a.correlated:.3f} / {a.lag1:.2f} | "
                 f"{b.correlated:.3f} / {b.lag1:.2f} | {ref} |"
             )
     return "\n".join(out)
