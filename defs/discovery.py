@@ -539,6 +539,9 @@ def dac_request_drop_sensor(context: dg.SensorEvaluationContext, storage: Factor
     outcome = process_drop_folder(storage.drop_dir(), storage.requests(), MAX_FILES_PER_TICK)
     for r in outcome.rejected:
         context.log.warning(f"rejected {r.source.name}: {r.message} (see {r.error_file})")
+    for a in outcome.accepted:
+        for w in a.warnings:
+            context.log.warning(f"accepted {a.source.name} with a warning: {w}")
     new_ids = [a.request.dac_id for a in outcome.accepted]
     known = set(context.instance.get_dynamic_partitions(dac_partitions.name))
     to_add = sorted({i for i in new_ids if i not in known})
@@ -548,7 +551,8 @@ def dac_request_drop_sensor(context: dg.SensorEvaluationContext, storage: Factor
         dg.RunRequest(
             partition_key=a.request.dac_id,
             run_key=f"{a.request.dac_id}:{a.request.digest()[:16]}",
-            tags={"iv/source_file": a.source.name},
+            tags={"iv/source_file": a.source.name}
+            | ({"iv/intake_warnings": str(len(a.warnings))} if a.warnings else {}),
         )
         for a in outcome.accepted
     ]

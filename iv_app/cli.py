@@ -37,13 +37,16 @@ def _storage():
     return resources_for()["storage"]
 
 
-def register_request(path: Path, instance, storage) -> tuple[str, Path, bool]:
-    """Validate `path`, store the request and add its partition. Returns (dac_id, stored, created)."""
+def register_request(
+    path: Path, instance, storage, warnings: list[str] | None = None
+) -> tuple[str, Path, bool]:
+    """Validate `path`, store the request and add its partition. Returns (dac_id, stored, created);
+    what its captures' checks warn about is appended to `warnings`."""
     from defs.common import dac_partitions
     from iv_pipelines.request import load_request_file
 
     request = load_request_file(path)
-    stored, created = storage.requests().put(request, base_dir=Path(path).parent)
+    stored, created = storage.requests().put(request, base_dir=Path(path).parent, warnings=warnings)
     if not instance.has_dynamic_partition(dac_partitions.name, request.dac_id):
         instance.add_dynamic_partitions(dac_partitions.name, [request.dac_id])
     return request.dac_id, stored, created
@@ -63,11 +66,14 @@ def request() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def request_add(file: Path) -> None:
     """Validate FILE (JSON/YAML), store it and add its `dac` partition."""
+    warnings: list[str] = []
     try:
-        dac_id, stored, created = register_request(file, _instance(), _storage())
+        dac_id, stored, created = register_request(file, _instance(), _storage(), warnings)
     except InputError as err:
         click.echo(str(err), err=True)
         sys.exit(2)
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
     click.echo(f"{'added' if created else 'already registered'}: dac partition {dac_id!r} ({stored})")
 
 

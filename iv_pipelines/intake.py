@@ -32,6 +32,8 @@ MAX_TOTAL_CALIBRATION_S = 1800.0
 MAX_EVALUATION_S = 1800.0
 
 REQUEST_SUFFIXES = (".json", ".yaml", ".yml")
+# what a declared-empty evaluation capture's windows do (its motion warnings say so)
+EVALUATION_USES = "its windows are scored as an empty room, so someone moving there counts as a false alarm"
 
 
 class RequestStore:
@@ -50,7 +52,11 @@ class RequestStore:
         return self.calibration_dir / Path(capture.path).name
 
     def ingest_calibration(
-        self, request: DacRequest, base_dir: Path | None, confine: bool = False
+        self,
+        request: DacRequest,
+        base_dir: Path | None,
+        confine: bool = False,
+        warnings: list[str] | None = None,
     ) -> DacRequest:
         """Check every calibration and evaluation capture of `request` (readable, no malformed
         lines, long enough: a calibration capture MIN_CALIBRATION_S of usable CSI, an
@@ -60,11 +66,14 @@ class RequestStore:
         what trains a DAC never evaluates it. With `confine` (drop-folder requests, written by
         whoever may write there) a capture path must lead inside `base_dir`: such a request
         cannot make the factory read, and bind into a DAC, a file elsewhere on the machine
-        (another client's stored capture, say)."""
+        (another client's stored capture, say). Captures that pass but look wrong (a declared
+        empty room with stretches that move like someone in it: `devicestats.moving_stretches`)
+        are accepted, with a line each appended to `warnings` when it is given."""
         import hashlib
         import tempfile
 
-        from iv_pipelines.sensing.calibration import MIN_CALIBRATION_S
+        from iv_pipelines.sensing.calibration import CALIBRATION_USES, MIN_CALIBRATION_S
+        from iv_pipelines.sensing.devicestats import empty_motion_warnings
         from iv_pipelines.sensing.features import (
             MAX_GAP_S,
             MIN_WINDOW_S,
@@ -75,6 +84,7 @@ class RequestStore:
         from iv_pipelines.sensing.formats import CsiFormatError, read_capture
 
         faults: list[str] = []
+        notes: list[str] = []  # warnings, handed out only when the request is accepted
         staged: dict[str, bytes] = {}
         seconds = {"calibration": 0.0, "evaluation": 0.0}  # the captures read, together
         tmp = tempfile.TemporaryDirectory()  # exports of device captures, read then stored by digest
@@ -157,6 +167,9 @@ class RequestStore:
                     f"capture needs {min_s:.0f} s of such CSI (windows never span a silence)"
                 )
                 return None
+            if c.activity == "empty":
+                uses = CALIBRATION_USES if kind == "calibration" else EVALUATION_USES
+                notes.extend(empty_motion_warnings(f"{where} ({src.name})", cap.csi, cap.t_s, uses))
             data = src.read_bytes()
             digest = hashlib.sha256(data).hexdigest()
             name = digest + src.suffix.lower()
@@ -211,6 +224,8 @@ class RequestStore:
             seen.setdefault(c.sha256, i)
         if faults:
             raise InputError(f"request for {request.dac_id}", faults)
+        if warnings is not None:
+            warnings.extend(notes)
         for name, data in staged.items():
             target = self.calibration_dir / name
             if not target.exists():
@@ -234,18 +249,23 @@ class RequestStore:
         return DacRequest.model_validate_json(path.read_text(encoding="utf-8"))
 
     def put(
-        self, request: DacRequest, base_dir: Path | None = None, confine: bool = False
+        self,
+        request: DacRequest,
+        base_dir: Path | None = None,
+        confine: bool = False,
+        warnings: list[str] | None = None,
     ) -> tuple[Path, bool]:
         """Store `request` (and its calibration and evaluation captures, found relative to
         `base_dir`);
-        returns (path, created). Same content again is a no-op.
+        returns (path, created). Same content again is a no-op. What the captures' checks
+        warn about is appended to `warnings` (see `ingest_calibration`).
 
         A different request under an existing `dac_id` is refused: the stored one may already
         have lineage, a UTID and a deployment attached to it.
         """
         path = self.path_for(request.dac_id)
         if request.calibration or request.evaluation:
-            request = self.ingest_calibration(request, base_dir, confine)
+            request = self.ingest_calibration(request, base_dir, confine, warnings)
         text = canonical_json(request.canonical_dict()).decode() + "\n"
         if path.exists():
             old = path.read_text(encoding="utf-8")
@@ -273,6 +293,7 @@ class Accepted:
     moved_to: Path
     request: DacRequest
     created: bool
+    warnings: list[str] = field(default_factory=list)  # also in `<name>.warnings.txt` beside it
 
 
 @dataclass
@@ -326,9 +347,10 @@ def process_drop_folder(drop_dir: Path, store: RequestStore, max_files: int = 50
     files = pending_files(drop_dir)
     outcome = DropOutcome(remaining=max(0, len(files) - max_files))
     for src in files[:max_files]:
+        notes: list[str] = []
         try:
             request = load_request_file(src)
-            _, created = store.put(request, base_dir=src.parent, confine=True)
+            _, created = store.put(request, base_dir=src.parent, confine=True, warnings=notes)
         except InputError as err:
             rejected_dir = drop_dir / "rejected"
             rejected_dir.mkdir(parents=True, exist_ok=True)
@@ -341,6 +363,8 @@ def process_drop_folder(drop_dir: Path, store: RequestStore, max_files: int = 50
         accepted_dir = drop_dir / "accepted"
         accepted_dir.mkdir(parents=True, exist_ok=True)
         target = _unique_target(accepted_dir, src.name)
+        if notes:  # written before the move, as a rejected file's error is
+            atomic_write_text(target.with_name(target.name + ".warnings.txt"), "\n".join(notes) + "\n")
         os.replace(src, target)
-        outcome.accepted.append(Accepted(src, target, request, created))
+        outcome.accepted.append(Accepted(src, target, request, created, notes))
     return outcome

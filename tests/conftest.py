@@ -340,3 +340,22 @@ def materialize_to_adapter(storage, sensing, req, gpu_steps):
         instance=instance,
         raise_on_error=False,
     )
+
+
+def empty_room_opened_by_walking():
+    """A twin device's "empty room" capture whose first 3 s hold someone walking out (a
+    caregiver still leaving), and a plain empty capture of the same room: ((csi, t), (csi, t))."""
+    import numpy as np
+
+    from iv_pipelines.sensing.device import Device
+    from iv_pipelines.sensing.twin import RESIDENTS, Room, simulate_episode
+
+    room = Room.random(np.random.default_rng(11))
+    dev = Device(rate_hz=100, snr_db=35, motion_noise=0.003, body_gain=6.0)
+    walk = simulate_episode(room, "walk", 3, 3.0, dev, RESIDENTS["adult"], variant="walking")
+    empty = simulate_episode(room, "empty", 4, 12.0, dev, RESIDENTS["adult"])
+    opened = (
+        np.concatenate([walk.csi, empty.csi]),
+        np.concatenate([walk.t_s, empty.t_s + walk.t_s[-1] + 0.01]),
+    )
+    return opened, (empty.csi, empty.t_s)

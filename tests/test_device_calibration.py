@@ -287,22 +287,20 @@ def test_an_empty_capture_that_opens_with_someone_moving_is_named_in_the_fit_war
     """A caregiver records the "empty" room but is still walking out for its first seconds:
     those windows would train the adapter and set the threshold as an empty room. The fit says
     which seconds move like someone in the room; a truly empty capture gets no such warning."""
+    from conftest import empty_room_opened_by_walking
+
     from iv_pipelines.sensing.devicestats import moving_stretches
 
-    room = Room.random(np.random.default_rng(11))
-    dev = Device(rate_hz=100, snr_db=35, motion_noise=0.003, body_gain=6.0)
-    walk = simulate_episode(room, "walk", 3, 3.0, dev, RESIDENTS["adult"], variant="walking")
-    empty = simulate_episode(room, "empty", 4, 12.0, dev, RESIDENTS["adult"])
-    csi = np.concatenate([walk.csi, empty.csi])
-    t = np.concatenate([walk.t_s, empty.t_s + walk.t_s[-1] + 0.01])
+    room = Room.random(np.random.default_rng(11))  # the room of the captures
+    (csi, t), (empty_csi, empty_t) = empty_room_opened_by_walking()
     found = moving_stretches(csi, t)
     assert len(found) == 1 and found[0][0] == 0.0 and 2.0 <= found[0][1] <= 4.0, found
-    assert moving_stretches(empty.csi, empty.t_s) == []
+    assert moving_stretches(empty_csi, empty_t) == []
     opened = Calibration("empty", CsiCapture(csi, t, np.zeros(len(t)), "twin"), name="empty-1.csv")
     fit = fit_device([opened], room, RESIDENTS["adult"], seed=0)
     (w,) = [w for w in fit.warnings if "declared empty" in w]
     assert w.startswith(f"empty-1.csv (declared empty): 0-{found[0][1]:.0f} s move like someone")
-    quiet = Calibration("empty", CsiCapture(empty.csi, empty.t_s, np.zeros(len(empty.t_s)), "twin"))
+    quiet = Calibration("empty", CsiCapture(empty_csi, empty_t, np.zeros(len(empty_t)), "twin"))
     assert not [w for w in fit_device([quiet], room, RESIDENTS["adult"], seed=0).warnings if "declared" in w]
 
 

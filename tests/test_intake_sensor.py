@@ -160,3 +160,42 @@ def test_cli_request_add(tmp_path, sample_request_text, monkeypatch):
     res3 = runner.invoke(main, ["request", "add", str(bad)])
     assert res3.exit_code == 2
     assert "domain: field required" in res3.output
+
+
+def test_intake_warnings_reach_the_sensor_run_and_the_cli(
+    storage, sample_request_text, tmp_path, monkeypatch
+):
+    """A declared-empty calibration capture with someone moving in it is accepted, and said so:
+    the drop sensor tags the run (`iv/intake_warnings`) and logs each warning, and
+    `iv request add` prints them on stderr."""
+    from click.testing import CliRunner
+    from conftest import empty_room_opened_by_walking
+
+    from iv_app.cli import main
+    from iv_pipelines.sensing.formats import write_esp_csi_lines
+
+    (csi, t), _ = empty_room_opened_by_walking()
+    lines = "\n".join(write_esp_csi_lines(csi, t)) + "\n"
+    doc = yaml.safe_load(sample_request_text) | {
+        "calibration": [{"activity": "empty", "path": "captures/empty.csv", "format": "esp-csi"}]
+    }
+    (storage.drop_dir() / "captures").mkdir(parents=True)
+    (storage.drop_dir() / "captures" / "empty.csv").write_text(lines)
+    _drop(storage, "acme.yaml", yaml.safe_dump(doc))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dac_request_drop_sensor(
+        dg.build_sensor_context(instance=instance, resources={"storage": storage})
+    )
+    assert result.run_requests[0].tags["iv/intake_warnings"] == "1"
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("IV_STORAGE_ROOT", str(tmp_path / "cli-iv"))
+    (tmp_path / "captures").mkdir()
+    (tmp_path / "captures" / "empty.csv").write_text(lines)
+    req = tmp_path / "req.yaml"
+    req.write_text(yaml.safe_dump(doc))
+    res = CliRunner().invoke(main, ["request", "add", str(req)])
+    assert res.exit_code == 0, res.output
+    assert "warning: calibration[0] (empty.csv) (declared empty): 0-" in res.output

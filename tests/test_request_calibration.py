@@ -147,3 +147,38 @@ def test_a_dropped_request_reads_captures_beside_it_only(tmp_path):
     (drop / "req2.yaml").write_text(yaml.safe_dump(doc2))
     out = process_drop_folder(drop, store)
     assert "device 'esp-1' is not registered to other" in out.rejected[0].message
+
+
+def test_a_declared_empty_capture_with_someone_moving_is_accepted_with_a_warning(tmp_path):
+    """A caregiver records the "empty" room while still walking out: the request is accepted
+    (nothing in it is malformed) but intake says at once which seconds move like someone in
+    the room, beside the accepted file and to the caller; a truly empty capture warns of nothing."""
+    from conftest import empty_room_opened_by_walking
+
+    from iv_pipelines.sensing.formats import write_esp_csi_lines
+
+    opened, quiet = empty_room_opened_by_walking()
+    drop = tmp_path / "drop"
+    (drop / "captures").mkdir(parents=True)  # every file directly in the drop folder is a request
+    for name, (csi, t) in {"opened.csv": opened, "quiet.csv": quiet}.items():
+        (drop / "captures" / name).write_text("\n".join(write_esp_csi_lines(csi, t)) + "\n")
+    cap = {"activity": "empty", "format": "esp-csi"}
+    doc = _doc() | {"calibration": [cap | {"path": "captures/opened.csv"}]}
+    (drop / "req.yaml").write_text(yaml.safe_dump(doc))
+    out = process_drop_folder(drop, RequestStore(tmp_path / "store"))
+    assert not out.rejected and len(out.accepted) == 1
+    (w,) = out.accepted[0].warnings
+    assert w.startswith("calibration[0] (opened.csv) (declared empty): 0-") and "move like someone" in w
+    assert "train the adapter" in w
+    beside = out.accepted[0].moved_to.with_name("req.yaml.warnings.txt")
+    assert beside.read_text() == w + "\n"
+    # an evaluation capture says what its windows do instead; a quiet one warns of nothing
+    doc = _doc() | {
+        "dac_id": "fall-quiet-room",
+        "calibration": [cap | {"path": "captures/quiet.csv"}],
+        "evaluation": [cap | {"path": "captures/opened.csv"}],
+    }
+    notes: list[str] = []
+    RequestStore(tmp_path / "store").put(parse_request_text(yaml.safe_dump(doc)), drop, warnings=notes)
+    (w,) = notes
+    assert w.startswith("evaluation[0] (opened.csv) (declared empty)") and "false alarm" in w

@@ -20,17 +20,17 @@ import numpy as np
 
 from iv_pipelines.sensing.device import DEFAULT_PRIOR, Device, DevicePrior
 from iv_pipelines.sensing.devicestats import (
-    EMPTY_MOTION_CORRELATED,
-    EMPTY_MOTION_LAG1,
     CaptureStats,
     capture_stats,
-    moving_stretches,
+    empty_motion_warnings,
 )
 from iv_pipelines.sensing.features import rate_fault
 from iv_pipelines.sensing.formats import CsiCapture
 
 MIN_CALIBRATION_S = 8.0  # hard floor per capture; 20 s or more is recommended
 RECOMMENDED_CALIBRATION_S = 20.0
+# what a declared-empty calibration capture's windows do (its motion warnings say so)
+CALIBRATION_USES = "its windows train the adapter and set the threshold as an empty room"
 FIT_EPISODE_S = 4.0
 FIT_EPISODES = 16
 
@@ -168,13 +168,9 @@ def fit_device(
                 f"{RECOMMENDED_CALIBRATION_S:.0f} s or more give a steadier fit"
             )
         if c.activity == "empty":
-            for a, b, corr, lag in moving_stretches(c.capture.csi, c.capture.t_s):
-                warnings.append(
-                    f"{c.name or c.activity} (declared empty): {a:.0f}-{b:.0f} s move like someone in the "
-                    f"room (correlated spread {corr:.3f}, lag-1 {lag:.2f}; an empty room stays below "
-                    f"{EMPTY_MOTION_CORRELATED} / {EMPTY_MOTION_LAG1}): its windows train the adapter and "
-                    "set the threshold as an empty room; re-record it, or cut that stretch"
-                )
+            warnings += empty_motion_warnings(
+                c.name or c.activity, c.capture.csi, c.capture.t_s, CALIBRATION_USES
+            )
         by_act.setdefault(c.activity, []).append(st)
     all_stats = [s for v in by_act.values() for s in v]
     sources: dict[str, str] = {}

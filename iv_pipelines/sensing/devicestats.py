@@ -256,3 +256,14 @@ def moving_stretches(
             else:
                 found.append([a, a + window_s, st.correlated, st.lag1])
     return [tuple(f) for f in found]
+
+
+def empty_motion_warnings(name: str, csi: np.ndarray, t_s: np.ndarray, uses: str) -> list[str]:
+    """One warning per stretch of a capture declared empty that moves like someone in the room
+    (`moving_stretches`); `uses` says what the capture's windows do (train, evaluate)."""
+    return [
+        f"{name} (declared empty): {a:.0f}-{b:.0f} s move like someone in the room (correlated "
+        f"spread {corr:.3f}, lag-1 {lag:.2f}; an empty room stays below {EMPTY_MOTION_CORRELATED} / "
+        f"{EMPTY_MOTION_LAG1}): {uses}; re-record it, or cut that stretch"
+        for a, b, corr, lag in moving_stretches(csi, t_s)
+    ]
