@@ -44,8 +44,9 @@ def run_demo(request_file: Path | None = None, keep_running: bool = False) -> in
     path = request_file or sample_request_path()
     from iv_pipelines.errors import InputError
 
+    intake_warnings: list[str] = []
     try:
-        dac_id, stored, created = register_request(path, instance, storage)
+        dac_id, stored, created = register_request(path, instance, storage, intake_warnings)
     except InputError as e:
         print(f"[demo] {e}")
         if "already registered with different content" in str(e):
@@ -56,6 +57,8 @@ def run_demo(request_file: Path | None = None, keep_running: bool = False) -> in
             )
         return 1
     print(f"[demo] request {path.name} -> dac partition {dac_id!r} ({'new' if created else 'existing'})")
+    for w in intake_warnings:
+        print(f"[demo] intake warning: {w}")
     split: dict[str, float] = {}
     for asset, job_name, what in SHARED:
         stale = _stale_reason(instance, defs, asset)

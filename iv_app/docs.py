@@ -155,6 +155,9 @@ def loco_table(records: list[dict]) -> str:
             "; baseline files less their first 300 packets, the recorder's gain-lock warm-up, as "
             "espectre's own tests use them; (x whole): the same models on the files whole"
         )
+    summary = next((ln.split("; adapter")[0] for ln in lines if ln.startswith("goal met in")), None)
+    if summary and "certified" in summary:  # since 2026-12-07: what the shares' lower bounds reach
+        protocol += f". {summary[0].upper()}{summary[1:]} (overlapping windows: optimistic bounds)"
     out = [
         f"`{rec['command']}`, recorded {rec['recorded_at']}: empty-room windows called empty / movement "
         f"windows called non-empty (goal: >= 0.95 both){protocol}",

@@ -167,4 +167,14 @@ def test_the_readme_quotes_the_leave_one_chip_out_table_from_its_bench_record():
     table = docs.loco_table([whole])
     assert "| c3 | 1.00 / 0.94 (0.89 whole) | - | - | 0.92 / 1.00 |" in table
     assert "less their first 300 packets" in table and "less their" not in docs.loco_table([rec])
+    # since 2026-12-07 the bench's summary also says what the shares' lower bounds certify,
+    # and the README's quote carries it (an older record's summary is not quoted)
+    assert "certified" not in table and "Goal met" not in table
+    summary = "goal met in 1 of 2 rows (1 with the baseline files whole); certified (95 % lower bound of both shares >= 0.95) in 0 of 2"
+    bounded = whole | {"output": whole["output"] + [summary + "; adapter fall thresholds ...: {}"]}
+    header = docs.loco_table([bounded]).splitlines()[0]
+    assert header.endswith(
+        ". Goal met in 1 of 2 rows (1 with the baseline files whole); certified (95 % "
+        "lower bound of both shares >= 0.95) in 0 of 2 (overlapping windows: optimistic bounds)"
+    )
     assert docs.loco_table(docs.load_records()) in (REPO / "README.md").read_text()

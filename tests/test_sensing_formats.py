@@ -398,6 +398,22 @@ def test_chip_scores_decide_the_whole_files_as_the_trimmed_ones():
     assert plain.empty_whole is None and "whole files" not in table_md([plain])
 
 
+def test_chip_scores_say_what_their_few_windows_can_certify():
+    """A share of 13 of 13 windows meets a 0.95 goal as measured but cannot certify it: the
+    table prints each share's 95 % Wilson lower bound and the summary counts both."""
+    from iv_pipelines.sensing.realeval import ChipScore, goal_summary, table_md
+
+    few = ChipScore("c5", "iq", "none", 13, 1.0, 18, 1.0, 1.0, 0.0, 18, 1.0)
+    many = ChipScore("c3", "iq", "none", 400, 1.0, 400, 1.0, 1.0, 0.0, 400, 1.0)
+    short = ChipScore("c6", "iq", "none", 14, 12 / 14, 18, 1.0, 1.0, 0.06, 18, 13 / 18)
+    lo_few, lo_many = few.lower_bounds()[0], many.lower_bounds()[0]
+    assert 0.75 < lo_few < 0.80 and lo_many > 0.99
+    assert "| 1.00 (13; >= 0.77) | 1.00 (18; >= 0.82) |" in table_md([few])
+    summary = goal_summary([few, many, short])
+    assert summary.startswith("goal met in 2 of 3 rows (2 with the baseline files whole)")
+    assert summary.endswith("in 1 of 3")
+
+
 @needs_data
 def test_the_warm_up_of_the_s3_baseline_that_opens_with_motion_holds_it():
     """Why the warm-up rule matters here: S3's baseline 222606 moves like a movement file during
