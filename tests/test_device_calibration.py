@@ -201,62 +201,6 @@ def test_real_windows_are_split_without_shared_packets_and_eval_captures_stay_ou
     assert not any((x == w_sim[0]).all() for x in tr.x[tr.source == "real"])
 
 
-def test_an_empty_rooms_training_copies_are_louder_but_its_threshold_windows_are_not():
-    """EMPTY_SWELL: of a client's empty-room training windows, every copy after the first
-    enters training with its fluctuation scaled by 1..EMPTY_SWELL; `scale_fluctuation` does to
-    the features what scaling the capture's own fluctuation does. The first copies, the
-    threshold windows and the other activities' windows stay as recorded."""
-    from iv_pipelines.sensing.client import (
-        EMPTY_SWELL,
-        REAL_HOP_S,
-        TRAIN_SHARE,
-        ClientCalibration,
-        RealCapture,
-        client_sets,
-    )
-    from iv_pipelines.sensing.context import CTX_DIM
-    from iv_pipelines.sensing.features import (
-        AMP_COLUMNS,
-        DOPPLER_COLUMNS,
-        scale_fluctuation,
-        windows_from_capture,
-    )
-
-    room = Room.random(np.random.default_rng(2))
-    empty, walk = (c.capture for c in _captures(Device(rate_hz=100, snr_db=30, motion_noise=0.1), room))
-    we = windows_from_capture(empty.csi, empty.t_s, hop_s=REAL_HOP_S)
-    ww = windows_from_capture(walk.csi, walk.t_s, hop_s=REAL_HOP_S)
-    # the features of a capture whose fluctuation is 1.5x: as scale_fluctuation says
-    amp = np.abs(empty.csi)
-    mean = np.maximum(amp.mean(axis=0, keepdims=True), 1e-9)
-    louder = mean * (1 + 1.5 * (amp / mean - 1)) * np.exp(1j * np.angle(empty.csi))
-    wl = windows_from_capture(louder, empty.t_s, hop_s=REAL_HOP_S)
-    ws = scale_fluctuation(we, np.full(len(we), 1.5))
-    amp_ratio = wl[:, :, AMP_COLUMNS].std() / we[:, :, AMP_COLUMNS].std()
-    assert amp_ratio == pytest.approx(ws[:, :, AMP_COLUMNS].std() / we[:, :, AMP_COLUMNS].std(), rel=0.03)
-    shift = (wl - we)[:, :, DOPPLER_COLUMNS].mean()
-    assert shift == pytest.approx((ws - we)[:, :, DOPPLER_COLUMNS].mean(), abs=0.05)
-
-    caps = [
-        RealCapture("empty-1", "empty", "real", "train", False, we, 20.0),
-        RealCapture("walk-1", "walk", "real", "train", False, ww, 20.0),
-    ]
-    cal = ClientCalibration(None, np.zeros(CTX_DIM, np.float32), False, caps, RESIDENTS["adult"])
-    tr, th, _ = client_sets(room, cal, 60, 2, 0)
-    k = int(round(TRAIN_SHARE * len(we)))
-    real_empty = tr.x[(tr.source == "real") & (tr.y == 0)]
-    reps = len(real_empty) // k
-    assert reps > 1 and len(real_empty) == reps * k
-    spread = real_empty[:, :, AMP_COLUMNS].std(axis=(1, 2)).reshape(k, reps)
-    recorded = we[:k, :, AMP_COLUMNS].std(axis=(1, 2))
-    np.testing.assert_allclose(spread[:, 0], recorded, rtol=1e-5)  # each first copy as recorded
-    ratio = spread[:, 1:] / recorded[:, None]
-    assert ratio.min() >= 1.0 - 1e-5 and ratio.max() <= EMPTY_SWELL + 1e-5 and ratio.mean() > 1.2
-    real_walk = tr.x[(tr.source == "real") & (tr.y == 1)]
-    assert {a.tobytes() for a in real_walk} <= {a.tobytes() for a in ww}
-    assert {a.tobytes() for a in th.x[th.source == "real"]} <= {a.tobytes() for a in np.concatenate([we, ww])}
-
-
 def test_real_windows_weigh_like_the_twin_class():
     """An activity's captured training windows weigh together REAL_WEIGHT x the simulated
     windows of its class (split between its captures), each at least once; eval captures

@@ -35,7 +35,6 @@ from iv_pipelines.sensing.features import (
     MIN_WINDOW_S,
     WINDOW_S,
     drop_phase,
-    scale_fluctuation,
     stretch_windows,
     windows_from_capture,
 )
@@ -58,13 +57,6 @@ DEFAULT_TARGET_FA = 0.02
 # packet-to-packet noise (as the lab), 0.15 of it on body-scattering devices
 # (`bench/fall_protocol.py`), where falls look like walking. docs/sensing.md has the numbers.
 REAL_WEIGHT = 1.0
-# A real empty room's packet-to-packet fluctuation swells for seconds at a time and differs
-# between sessions (espectre's empty-room captures: 1 s blocks up to 2.2x their file's median
-# white level, ESP32 `183059`), and the model reads a short white swell as a fall. The copies
-# of a client's empty-room calibration windows (`real_repeats`) after the first enter the
-# adapter's training with their fluctuation scaled by U(1, EMPTY_SWELL)
-# (`features.scale_fluctuation`): the same room, louder, is still empty.
-EMPTY_SWELL = 2.0
 
 
 @dataclass
@@ -350,13 +342,7 @@ def client_sets(
         k = int(round(TRAIN_SHARE * len(c.windows)))
         # "real" only for real-origin captures; twin-generated stand-ins keep their own label
         src = "real" if c.origin == "real" else "simulated capture"
-        train = np.repeat(c.windows[:k], reps, axis=0)
-        if c.activity == "empty" and reps > 1 and EMPTY_SWELL > 1.0:
-            # every copy but the first as recorded on a noisier moment (see EMPTY_SWELL)
-            rng = np.random.default_rng(seed + 505)
-            copy = np.arange(len(train)) % reps > 0  # np.repeat puts a window's copies together
-            train = scale_fluctuation(train, np.where(copy, rng.uniform(1.0, EMPTY_SWELL, len(train)), 1.0))
-        train_parts.append((train, np.repeat(y[:k], reps), src))
+        train_parts.append((np.repeat(c.windows[:k], reps, axis=0), np.repeat(y[:k], reps), src))
         guard = 0 if c.independent else GUARD_WINDOWS
         thr_parts.append((c.windows[k + guard :], y[k + guard :], src))
     n_choosable = sum(len(p[0]) for p in eval_parts)

@@ -282,20 +282,6 @@ def stretch_windows(
     return np.concatenate(xs), np.concatenate(starts), np.concatenate(lengths)
 
 
-def scale_fluctuation(x: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """(n, T, F) windows -> copies whose fluctuation around each window's mean is `factors`
-    (n,) times larger, as a noisier receiver would record the same scene: the relative
-    amplitudes and phase differences scale, the Doppler profile (log power of the amplitude
-    channel) shifts by 2 ln(factor) on its scale; the slow gain, flag and padding are kept."""
-    out = np.array(x, dtype=np.float32, copy=True)
-    f = np.asarray(factors, dtype=np.float32)[:, None, None]
-    valid = out[:, :, VALID_COLUMN : VALID_COLUMN + 1] > 0.5
-    out[:, :, AMP_COLUMNS] *= f
-    out[:, :, PHASE_COLUMNS] = np.clip(out[:, :, PHASE_COLUMNS] * f, -np.pi, np.pi)
-    out[:, :, DOPPLER_COLUMNS] += np.where(valid, 2 * np.log(f) / DOPPLER_LOG_STD, 0.0)
-    return out
-
-
 def drop_phase(x: np.ndarray, rows=slice(None)):
     """Turn windows (..., T, N_FEATURES) into their amplitude-only form, in place."""
     x[rows, :, PHASE_COLUMNS] = 0.0
