@@ -103,6 +103,7 @@ def test_base_model_on_held_out_homes_and_real_captures(trained):
         assert len(rows) == 20 and {r["chip"] for r in rows} == {"esp32", "s3", "c3", "c5", "c6"}
         assert all(r["moving_called_nonempty"] >= 0.9 and r["auroc"] >= 0.85 for r in rows)
         assert "leave-one-chip-out" in md["real_devices"].value  # says what it is not
+        assert "certified (95 % lower bound of both shares >= 0.95) in " in md["real_devices"].value
 
 
 def test_lora_adapter_is_gated_by_a_paired_test_and_says_what_its_evidence_is(trained):
