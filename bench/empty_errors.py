@@ -14,6 +14,9 @@ the device statistics say about it:
 - `pattern`: the share of the window's fluctuation (glitch packets dropped as the capsule
   drops them) in its first principal component across subcarriers: one fixed band-wide
   pattern that fluctuates, rather than independent noise per subcarrier.
+The statistics are those of the recorded packets in the window's 2 s, for both inputs, and
+the windows start where the capsule's do (`features.window_starts`, which adds a last window
+at the capture's end; `devicestats.stretch_stats` does not, so it is not used here).
 The summary compares the windows called occupied with those called empty. Nothing here is
 chosen or tuned; it says what a fix would have to tell apart (docs/sensing.md, "What the twin
 still gets wrong").
