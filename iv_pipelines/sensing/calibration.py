@@ -8,7 +8,10 @@ A client sends a few captures from their own ESP32 with a declared activity (`em
   `snr_db` to the empty-room white floor (bisection), then `motion_noise` to the white part of
   the walking spread and `body_gain` to its correlated part (alternating 1-D searches);
 - from the prior where a capture is missing (no empty capture: the floor stays at the
-  prior's middle unless walking proves it lower), and every parameter says where it came from.
+  prior's middle unless walking proves it lower; no empty or sitting capture: the band-wide
+  ripple that walking shows is an upper bound, since the body's own fluctuation is
+  correlated across subcarriers, and is capped at the prior's middle), and every parameter
+  says where it came from.
 `prior_from_fits` turns several devices' fits into the ranges pretraining draws from.
 """
 
@@ -226,10 +229,21 @@ def fit_device(
     white_q = float(np.median([s.white for s in quiet]))
     excess = max(c1 - c2, 0.0)  # neighbour smoothing: corr = 2w / (1 + 2 w^2)
     smooth_w = 0.0 if excess < 1e-3 else float((1 - np.sqrt(max(1 - 2 * excess**2, 0.0))) / (2 * excess))
-    dev = replace(
-        dev, ripple_noise=float(white_q * np.sqrt(c2 / (1 - c2))), noise_smoothing=min(smooth_w, 1.0)
-    )
+    ripple = float(white_q * np.sqrt(c2 / (1 - c2)))
     sources["ripple_noise"] = sources["noise_smoothing"] = "measured (noise correlation across subcarriers)"
+    if not ("empty" in by_act or "sit" in by_act):
+        # only moving captures: the body's own fluctuation is correlated across subcarriers
+        # and reads as band-wide ripple, so walking bounds the device's ripple from above and
+        # no more (docs/sensing.md, *Device calibration*); the prior's middle caps it
+        cap = _mid(prior, "ripple_noise")
+        if ripple > cap:
+            ripple = cap
+            sources["ripple_noise"] = (
+                "prior's middle (no empty or sitting capture; walking measured "
+                f"{white_q * np.sqrt(c2 / (1 - c2)):.4f}, an upper bound: the body's fluctuation "
+                "is correlated across subcarriers)"
+            )
+    dev = replace(dev, ripple_noise=ripple, noise_smoothing=min(smooth_w, 1.0))
     targets["quiet_adjacent_corr"], targets["quiet_lag2_corr"] = c1, c2
     if "empty" in by_act:
         white0 = float(np.median([s.white for s in by_act["empty"]]))
