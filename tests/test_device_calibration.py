@@ -349,9 +349,10 @@ def test_walking_alone_bounds_the_band_wide_ripple_it_cannot_measure():
 
 
 def _ripple(stats) -> float:
-    """The fit's band-wide ripple estimate from one capture's statistics (as fit_device)."""
-    c2 = float(np.clip(stats.lag2_corr, 0.0, 0.9))
-    return float(stats.white * np.sqrt(c2 / (1 - c2)))
+    """The fit's band-wide ripple reading of one capture's statistics."""
+    from iv_pipelines.sensing.calibration import ripple_reading
+
+    return ripple_reading(stats.white, stats.lag2_corr)
 
 
 def test_real_walking_reads_several_times_the_ripple_its_device_shows_seated():

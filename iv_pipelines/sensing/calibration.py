@@ -135,6 +135,15 @@ def _bisect_log(f, target: float, lo: float, hi: float, increasing: bool, steps:
     return float(np.exp((a + b) / 2))
 
 
+def ripple_reading(white: float, lag2_corr: float) -> float:
+    """The band-wide ripple (`Device.ripple_noise`) that a capture's white level and the
+    correlation of its packet-to-packet changes two subcarriers apart imply (`devicestats`):
+    a smooth pattern across the band, new every packet, is shared by subcarriers two apart
+    and the white part is not, so that correlation is R^2 / (R^2 + W^2)."""
+    c2 = float(np.clip(lag2_corr, 0.0, 0.9))
+    return float(white * np.sqrt(c2 / (1 - c2)))
+
+
 def fit_device(
     calibrations: list[Calibration],
     room,
@@ -229,7 +238,7 @@ def fit_device(
     white_q = float(np.median([s.white for s in quiet]))
     excess = max(c1 - c2, 0.0)  # neighbour smoothing: corr = 2w / (1 + 2 w^2)
     smooth_w = 0.0 if excess < 1e-3 else float((1 - np.sqrt(max(1 - 2 * excess**2, 0.0))) / (2 * excess))
-    ripple = float(white_q * np.sqrt(c2 / (1 - c2)))
+    ripple = ripple_reading(white_q, c2)
     sources["ripple_noise"] = sources["noise_smoothing"] = "measured (noise correlation across subcarriers)"
     if not ("empty" in by_act or "sit" in by_act):
         # only moving captures: the body's own fluctuation is correlated across subcarriers
@@ -240,7 +249,7 @@ def fit_device(
             ripple = cap
             sources["ripple_noise"] = (
                 "prior's middle (no empty or sitting capture; walking measured "
-                f"{white_q * np.sqrt(c2 / (1 - c2)):.4f}, an upper bound: the body's fluctuation "
+                f"{ripple_reading(white_q, c2):.4f}, an upper bound: the body's fluctuation "
                 "is correlated across subcarriers)"
             )
     dev = replace(dev, ripple_noise=ripple, noise_smoothing=min(smooth_w, 1.0))
