@@ -6,7 +6,9 @@ relative-amplitude spread (`devicestats`) by searching the body's scattering str
 motion-coupled packet noise and the walking speed, each within the prior. This script prints,
 per real moving capture fitted alone as a `walk` capture:
 - the capture's own statistics (white, correlated, window spread, common-mode gain jitter);
-- the fit (motion noise, body gain, walking speed; `*` marks a value at the prior's bound);
+- the fit (motion noise, body gain, walking speed; `*` marks motion noise or body gain at the
+  prior's bound; the speed search spans 0.25-1.0 m/s, and 1.10 is the resident's own when the
+  capture cannot show it);
 - what the fit's own episodes achieved, and the median over fresh 20 s twin walks of the
   fitted device at the fitted speed in four layouts of the room (what the adapter trains on).
 
@@ -69,7 +71,7 @@ def main() -> int:
 
     print(
         "per capture: white / correlated / window spread / gain jitter (devicestats; the fit "
-        "matches the first two); fit: motion noise, body gain, walking speed (* at the prior's bound)"
+        "matches the first two); fit: motion noise, body gain, walking speed (* motion noise or body gain at the prior's bound)"
     )
     print(
         "| capture | real | fit | fit's episodes achieved (white / correlated / spread) | twin walks of the fit, median |"

@@ -246,12 +246,11 @@ def fit_device(
         # no more (docs/sensing.md, *Device calibration*); the prior's middle caps it
         cap = _mid(prior, "ripple_noise")
         if ripple > cap:
-            ripple = cap
             sources["ripple_noise"] = (
-                "prior's middle (no empty or sitting capture; walking measured "
-                f"{ripple_reading(white_q, c2):.4f}, an upper bound: the body's fluctuation "
-                "is correlated across subcarriers)"
+                f"prior's middle (no empty or sitting capture; walking measured {ripple:.4f}, "
+                "an upper bound: the body's fluctuation is correlated across subcarriers)"
             )
+            ripple = cap
     dev = replace(dev, ripple_noise=ripple, noise_smoothing=min(smooth_w, 1.0))
     targets["quiet_adjacent_corr"], targets["quiet_lag2_corr"] = c1, c2
     if "empty" in by_act:
