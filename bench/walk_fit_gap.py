@@ -48,7 +48,7 @@ def captures():
 
 def main() -> int:
     from iv_pipelines.sensing.calibration import Calibration, fit_device, resident_at
-    from iv_pipelines.sensing.client import room_layouts
+    from iv_pipelines.sensing.twin import room_layouts
     from iv_pipelines.sensing.device import DEFAULT_PRIOR
     from iv_pipelines.sensing.devicestats import capture_stats
     from iv_pipelines.sensing.twin import CALIBRATION_VARIANT, RESIDENTS, Room, simulate_episode
