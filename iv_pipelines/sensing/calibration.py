@@ -316,7 +316,11 @@ def fit_device(
                         * np.log10(
                             _bisect_log(
                                 lambda x: _sim(
-                                    rooms, resident, replace(dev, snr_db=-10 * np.log10(x)), "empty", seed + 11
+                                    rooms,
+                                    resident,
+                                    replace(dev, snr_db=-10 * np.log10(x)),
+                                    "empty",
+                                    seed + 11,
                                 )["white"],
                                 0.5 * w_t,
                                 10 ** (-45 / 10),
