@@ -48,9 +48,10 @@ def captures():
 
 def main() -> int:
     from iv_pipelines.sensing.calibration import Calibration, fit_device, resident_at
+    from iv_pipelines.sensing.client import room_layouts
     from iv_pipelines.sensing.device import DEFAULT_PRIOR
     from iv_pipelines.sensing.devicestats import capture_stats
-    from iv_pipelines.sensing.twin import CALIBRATION_VARIANT, RESIDENTS, Room, room_layouts, simulate_episode
+    from iv_pipelines.sensing.twin import CALIBRATION_VARIANT, RESIDENTS, Room, simulate_episode
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layouts", type=int, default=4)

@@ -109,31 +109,6 @@ def test_static_channel_is_as_frequency_selective_as_real_rooms():
     )
 
 
-def test_body_response_is_the_sum_over_all_25_wall_legs():
-    """The factored body response equals the bistatic sum written out leg by leg: tx or one of
-    its four wall images -> body -> rx or one of its four wall images, each leg's gain the
-    product of the wall reflections it takes (0, 1 or 2) over d1 x d2."""
-    from iv_pipelines.sensing.twin import _BODY, BODY_RCS, FREQS, MATERIALS, _mirror, body_response
-
-    rng = np.random.default_rng(3)
-    room = Room.random(rng)
-    pts = body_trajectory("walk", np.linspace(0, 1, 30), room, rng, RESIDENTS["adult"])
-    refl = MATERIALS[room.wall_material]
-    tx, rx = np.array(room.ap), np.array(room.esp)
-    ends_tx = [(tx, 1.0)] + [(_mirror(tx, room, w), refl) for w in range(4)]
-    ends_rx = [(rx, 1.0)] + [(_mirror(rx, room, w), refl) for w in range(4)]
-    rcs = np.array([b[3] for b in _BODY]) * BODY_RCS
-    want = np.zeros((len(pts), 64), complex)
-    for a, ca in ends_tx:
-        for b, cb in ends_rx:
-            d1 = np.maximum(np.linalg.norm(pts - a, axis=-1), 1.0)
-            d2 = np.maximum(np.linalg.norm(pts - b, axis=-1), 1.0)
-            g = ca * cb * rcs * LAMBDA / (4 * np.pi) / (d1 * d2) * 0.5
-            want += (g[..., None] * np.exp(-2j * np.pi * FREQS * (d1 + d2)[..., None] / 299_792_458.0)).sum(1)
-    got = body_response(room, pts)
-    assert np.abs(got - want).max() < 1e-5 * np.abs(want).max()
-
-
 def test_unknown_activity_is_an_error():
     with pytest.raises(ValueError, match="unknown activity 'dance'"):
         body_trajectory(

@@ -4,7 +4,7 @@ A client sends a few captures from their own ESP32 with a declared activity (`em
 `walk`, `sit`; never falls). `fit_device` turns them into a `Device` (device.py):
 - measured directly: packet rate, timing jitter and runs of drops (when the capture has
   timestamps), the int8 peak the AGC settles on, the per-packet gain jitter;
-- fitted by simulation (moment matching in layouts of the client's room, with the client's resident):
+- fitted by simulation (moment matching in the client's room with the client's resident):
   `snr_db` to the empty-room white floor (bisection), then `motion_noise` to the white part of
   the walking spread and `body_gain` to its correlated part (alternating 1-D searches);
 - from the prior where a capture is missing (no empty capture: the floor stays at the
@@ -36,7 +36,6 @@ RECOMMENDED_CALIBRATION_S = 20.0
 CALIBRATION_USES = "its windows train the adapter and set the threshold as an empty room"
 FIT_EPISODE_S = 4.0
 FIT_EPISODES = 16
-FIT_LAYOUTS = 4  # the fit's episodes go round this many layouts of the declared room
 
 
 @dataclass
@@ -85,7 +84,7 @@ def resident_at(resident, walk_speed_ms: float | None):
 
 
 def _sim_stats(
-    rooms,
+    room,
     resident,
     dev: Device,
     activity: str,
@@ -93,23 +92,21 @@ def _sim_stats(
     n: int = FIT_EPISODES,
     cache: tuple | None = None,
 ) -> dict:
-    """Median capture statistics of `n` twin episodes, episode e in `rooms[e % len(rooms)]`
-    (one room or a list of layouts); `cache` = (statics per room, body cache) shared by one
-    fit's searches (episodes identical to uncached ones, simulated once)."""
+    """Median capture statistics of `n` twin episodes; `cache` = (static, body cache) shared
+    by one fit's searches (episodes identical to uncached ones, simulated once)."""
     from iv_pipelines.sensing.twin import CALIBRATION_VARIANT, simulate_episode
 
-    rooms = rooms if isinstance(rooms, list) else [rooms]
-    statics, bodies = cache if cache is not None else ([None] * len(rooms), None)
+    static, bodies = cache if cache is not None else (None, None)
     rows = []
     for e in range(n):
         ep = simulate_episode(
-            rooms[e % len(rooms)],
+            room,
             activity,
             seed=seed + e,
             duration_s=FIT_EPISODE_S,
             device=dev,
             resident=resident,
-            _static=statics[e % len(rooms)],
+            _static=static,
             _body_cache=bodies,
             variant=CALIBRATION_VARIANT.get(activity),
         )
@@ -154,20 +151,13 @@ def fit_device(
     seed: int = 0,
     prior: DevicePrior = DEFAULT_PRIOR,
     name: str = "client-device",
-    layouts: int = FIT_LAYOUTS,
 ) -> DeviceFit:
-    """Fit a Device to `calibrations` (see the module docstring); deterministic per seed.
-    The simulated episodes are spread over `layouts` layouts of the declared room
-    (`twin.room_layouts`): the request gives the room's size, not where the devices stand or
-    what the walls are made of, and the adapter trains in such layouts; a fit in one guessed
-    layout would give the body the strength that layout's walls (seen through all four
-    walls' images since twin-2.3) happen to need."""
+    """Fit a Device to `calibrations` (see the module docstring); deterministic per seed."""
     from functools import partial
 
-    from iv_pipelines.sensing.twin import room_layouts, static_response
+    from iv_pipelines.sensing.twin import static_response
 
-    rooms = room_layouts(room, layouts, seed)
-    _sim = partial(_sim_stats, cache=([(static_response(r), r.digest()) for r in rooms], {}))
+    _sim = partial(_sim_stats, cache=((static_response(room), room.digest()), {}))
     if not calibrations:
         raise ValueError("device calibration needs at least one capture")
     warnings = []
@@ -239,7 +229,7 @@ def fit_device(
     targets, achieved = {"peak": peak_target}, {}
     # the AGC aims the pre-quantisation 95th percentile at target_peak; jitter moves the
     # reported one a little: one ratio correction on a simulated capture of the same device
-    sim_peak = _sim(rooms, resident, dev, (sorted(by_act)[0]), seed + 7, n=2)["peak"]
+    sim_peak = _sim(room, resident, dev, (sorted(by_act)[0]), seed + 7, n=2)["peak"]
     dev = replace(dev, target_peak=float(dev.target_peak * peak_target / max(sim_peak, 1e-6)))
 
     # correlation of the noise across subcarriers, from the quietest captures
@@ -268,7 +258,7 @@ def fit_device(
         targets["empty_white"] = white0
 
         def white_at(snr):
-            return _sim(rooms, resident, replace(dev, snr_db=snr), "empty", seed + 11)["white"]
+            return _sim(room, resident, replace(dev, snr_db=snr), "empty", seed + 11)["white"]
 
         snr = -10 * np.log10(
             _bisect_log(
@@ -286,7 +276,7 @@ def fit_device(
     # ratio correction against the same detector on the twin of this device
     measured_glitches = dev.glitch_rate
     if measured_glitches > 0:
-        seen = _sim(rooms, resident, dev, "empty", seed + 13, n=4)["glitch_rate"]
+        seen = _sim(room, resident, dev, "empty", seed + 13, n=4)["glitch_rate"]
         if seen > 1e-4:
             dev = replace(dev, glitch_rate=float(min(measured_glitches * measured_glitches / seen, 0.2)))
     targets["glitch_rate"] = measured_glitches
@@ -295,7 +285,7 @@ def fit_device(
         # correction against the same burst detector on the twin at the prior's middle rate)
         b_t = float(np.mean([s.burst_share for s in by_act["empty"]]))
         targets["empty_burst_share"] = b_t
-        seen = _sim(rooms, resident, dev, "empty", seed + 17)["burst_share"]
+        seen = _sim(room, resident, dev, "empty", seed + 17)["burst_share"]
         rate = dev.interference_per_s * (b_t / seen if seen > 1e-6 else 1.0)
         dev = replace(dev, interference_per_s=float(np.clip(rate, *prior.interference_per_s)))
         sources["interference_per_s"] = "fitted (bursts in the empty capture)"
@@ -307,7 +297,7 @@ def fit_device(
         targets[f"{moving}_white"], targets[f"{moving}_correlated"] = w_t, c_t
         if "empty" not in by_act:
             # the floor cannot be whiter than the walking capture
-            floor = _sim(rooms, resident, dev, "empty", seed + 11)["white"]
+            floor = _sim(room, resident, dev, "empty", seed + 11)["white"]
             if floor > 0.8 * w_t:
                 dev = replace(
                     dev,
@@ -316,11 +306,7 @@ def fit_device(
                         * np.log10(
                             _bisect_log(
                                 lambda x: _sim(
-                                    rooms,
-                                    resident,
-                                    replace(dev, snr_db=-10 * np.log10(x)),
-                                    "empty",
-                                    seed + 11,
+                                    room, resident, replace(dev, snr_db=-10 * np.log10(x)), "empty", seed + 11
                                 )["white"],
                                 0.5 * w_t,
                                 10 ** (-45 / 10),
@@ -345,7 +331,7 @@ def fit_device(
         for _rnd in range(3):
             if moving == "walk" and np.isfinite(r_t) and speed_measurable:
                 speed = _bisect_log(
-                    lambda v, d=dev, ss=s_seed: _sim(rooms, resident_at(resident, v), d, "walk", ss)["rise"],
+                    lambda v, d=dev, ss=s_seed: _sim(room, resident_at(resident, v), d, "walk", ss)["rise"],
                     r_t,
                     0.25,
                     1.0,
@@ -356,7 +342,7 @@ def fit_device(
             dev = replace(
                 dev,
                 motion_noise=_bisect_log(
-                    lambda k, d=dev, r=res, ss=s_seed: _sim(rooms, r, replace(d, motion_noise=k), moving, ss)[
+                    lambda k, d=dev, r=res, ss=s_seed: _sim(room, r, replace(d, motion_noise=k), moving, ss)[
                         "white"
                     ],
                     w_t,
@@ -366,7 +352,7 @@ def fit_device(
                     steps=7,
                 ),
             )
-            got = _sim(rooms, res, dev, moving, s_seed)
+            got = _sim(room, res, dev, moving, s_seed)
             bg = dev.body_gain
             if got["correlated"] > 1e-4 and c_t > 1e-4:
                 # within the prior's range: beyond it the body swamps the room and the twin
@@ -379,7 +365,7 @@ def fit_device(
         targets[f"{moving}_spread"] = s_t
         res = resident_at(resident, speed)
         for _ in range(2 if speed_measurable else 0):  # a mostly white spread says little of the body
-            got = _sim(rooms, res, dev, moving, s_seed)
+            got = _sim(room, res, dev, moving, s_seed)
             have = got["spread"] ** 2 - got["white"] ** 2
             want = s_t**2 - got["white"] ** 2
             if have > 1e-8 and want > 1e-8:
@@ -387,7 +373,7 @@ def fit_device(
                     np.clip(dev.body_gain * np.sqrt(want / have), prior.body_gain[0], prior.body_gain[1])
                 )
                 dev = replace(dev, body_gain=bg)
-        got = _sim(rooms, res, dev, moving, seed + 999)
+        got = _sim(room, res, dev, moving, seed + 999)
         for k in ("white", "correlated", "rise", "spread"):
             achieved[f"{moving}_{k}"] = got[k]
         sources["motion_noise"] = sources["body_gain"] = f"fitted ({moving} capture)"

@@ -15,7 +15,7 @@ fits one to a client's calibration captures). Measured on the real captures in
   gain-stage switching and channel estimation error while the channel changes; the mechanism
   is not identified, the statistic is). The exponent is not measurable from walking alone:
   the prior draws it from 1.5-2.5, which puts the twin's fall-clip/walking spread ratio for
-  an older adult walking at 0.4-1.0 m/s at 1.5-2.2x (a 1.5 s clip; twin-2.2: 1.6-2.5x), around the lab's 1.76x (for brisk adult
+  an older adult walking at 0.4-1.0 m/s at 1.6-2.5x (a 1.5 s clip), around the lab's 1.76x (for brisk adult
   walking, 0.8-1.4 m/s, falls stand out far less: 1.0-1.5x; `bench/twin_fall_spread.py`);
   twin-2.0's saturating law (phase decorrelation between packets) gave ~1.0x for everyone;
 - `body_gain` scales the body's scattering against the static room (placement, antennas,
