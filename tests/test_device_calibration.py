@@ -281,6 +281,10 @@ def test_geotecinit_development_code_reads_session_d1_alone_and_its_calibration_
     runs = cap.meta["runs_s"][1:]
     assert len(starts) == 23 and all(ln <= WINDOW_S for ln in lengths)
     assert not any(s < r <= s + ln for s, ln in zip(starts, lengths, strict=True) for r in runs)
+    # the other fold (bench/walking_folds.py): the walking of D1's last sequences, latest first
+    late = geotecinit_walk_capture(from_end=True)
+    assert late.meta["seconds"] == 20.0 and late.meta["from_end"] and late.meta["sequences"] <= 7
+    assert not np.array_equal(np.abs(late.csi[:500]), np.abs(cap.csi[:500]))
 
 
 def test_an_empty_capture_that_opens_with_someone_moving_is_named_in_the_fit_warnings():

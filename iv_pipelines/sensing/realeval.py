@@ -475,7 +475,7 @@ GAP_S = 1.0  # silence between the separate walking runs of the calibration capt
 
 
 def geotecinit_walk_capture(
-    seconds: float = 20.0, session: str = "D1", path: Path = GEOTECINIT
+    seconds: float = 20.0, session: str = "D1", path: Path = GEOTECINIT, from_end: bool = False
 ) -> CsiCapture:
     """The first `seconds` of walking of `session` (the packets labelled WALKING or TURN, in
     recording order, at 100 Hz): what a client would record as the device's walking
@@ -485,12 +485,15 @@ def geotecinit_walk_capture(
     runs (the capsule and the calibration cut at gaps, `features.stretch_windows`); until
     2026-12-06 they were joined end to end, and 20 of the 37 windows straddled a join.
     `meta["sequences"]`: how many sequences (in file order) it drew on; `meta["seconds"]`:
-    the seconds of walking it holds; `meta["runs_s"]`: where each run starts."""
+    the seconds of walking it holds; `meta["runs_s"]`: where each run starts. `from_end`: the
+    walking of the session's last sequences instead (latest first; `bench/walking_folds.py`),
+    then `meta["sequences"]` counts from the end."""
     parts, total = [], 0
     with np.load(path) as z:
         names = [str(v) for v in z["labels"]]
         walking = [i for i, n in enumerate(names) if GEO_GROUPS[n] == "walking"]
-        for key in sorted(k[: -len("_amp")] for k in z.files if k.endswith("_amp") and k.startswith(session)):
+        keys = sorted(k[: -len("_amp")] for k in z.files if k.endswith("_amp") and k.startswith(session))
+        for key in keys[::-1] if from_end else keys:
             amp, lab = z[key + "_amp"].astype(np.float32), z[key + "_label"]
             sel = amp[np.isin(lab, walking)][: max(int(seconds * 100) - total, 0)]
             parts.append(sel)
@@ -515,6 +518,7 @@ def geotecinit_walk_capture(
         {
             "amplitude_only": True,
             "sequences": len(parts),
+            "from_end": from_end,
             "seconds": len(amp) / 100.0,
             "runs_s": [float(t[s0]) for s0 in starts],
         },
