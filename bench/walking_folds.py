@@ -28,53 +28,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import demo_base_model_dir  # noqa: E402
 
 
-def fold(base_dir: Path, from_end: bool, seed: int, data: list) -> tuple[str, dict, dict, list[float]]:
-    """(heading, DAC's called-fall counts per activity, the uncalibrated base's, P(fall) on the
-    DAC's walking windows) for one fold of D1."""
-    from iv_pipelines.sensing.calibration import Calibration
-    from iv_pipelines.sensing.client import calibrate_client, train_client_adapter
-    from iv_pipelines.sensing.evaluate import DEFAULT_FALL_THRESHOLD, FALL, decide
-    from iv_pipelines.sensing.intensity import IntensityCheck, allowed
+def fold(base_dir: Path, from_end: bool, seed: int) -> tuple[str, dict, dict, list[float]]:
+    """(heading, DAC's scores per activity, the uncalibrated base's on the same windows,
+    P(fall) on the DAC's walking windows) for one fold of D1 (`realeval.geotecinit_adapter_scores`)."""
+    from iv_pipelines.sensing.evaluate import DEFAULT_FALL_THRESHOLD, FALL
     from iv_pipelines.sensing.model import load_model, predict_proba
-    from iv_pipelines.sensing.realeval import geotecinit_walk_capture
-    from iv_pipelines.sensing.twin import RESIDENTS, Room
+    from iv_pipelines.sensing.realeval import _score_sessions, geotecinit_adapter_scores
 
-    room = Room.random(np.random.default_rng(5))  # the lab's room is not published (as realeval)
-    cap = geotecinit_walk_capture(from_end=from_end)
-    cal = calibrate_client(
-        room, RESIDENTS["mixed"], [(Calibration("walk", cap, False, cap.source), "real")], seed
-    )
-    res = train_client_adapter(base_dir, room, cal, seed=seed)
-    base = load_model(base_dir)[0]
-    model = res.model if res.selected == "adapter" else base
-    thr = res.thresholds[res.selected]
-    check = IntensityCheck.from_dict(res.intensity_check)
-    used = int(cap.meta["sequences"])
-    scored = data[: len(data) - used] if from_end else data[used:]
-    dac: dict[str, list[int]] = {}
-    uncal: dict[str, list[int]] = {}
-    p_walk: list[float] = []
-    for x, groups in scored:
-        p = predict_proba(model, x, ctx=cal.context)
-        d = decide(p, thr, allowed(check, x))
-        u = decide(predict_proba(base, x, ctx=None), DEFAULT_FALL_THRESHOLD)
-        for pi, di, ui, g in zip(p, d, u, groups, strict=True):
-            dac.setdefault(g, []).append(int(di == FALL))
-            uncal.setdefault(g, []).append(int(ui == FALL))
-            if g == "walking":
-                p_walk.append(float(pi[FALL]))
-    f = cal.fit.device
+    keep: dict = {}
+    res = geotecinit_adapter_scores(base_dir, seed=seed, split="development", keep=keep, from_end=from_end)
+    dac = res.pop("_dac")
+    res.pop("_without_check")
+    data = keep["data"]
+    uncal = _score_sessions(load_model(base_dir)[0], data, None, DEFAULT_FALL_THRESHOLD, None, tuple(data))
+    p_walk = [
+        float(p[FALL])
+        for seqs in data.values()
+        for x, groups in seqs
+        for p, g in zip(predict_proba(keep["model"], x, ctx=keep["context"]), groups, strict=True)
+        if g == "walking"
+    ]
+    used, scored = dac["calibration_sequences"], len(data["D1 (development)"])
     where = (
-        f"last {used} sequences, scored on the {len(scored)} before"
+        f"last {used} sequences, scored on the {scored} before"
         if from_end
-        else (f"first {used} sequences, scored on the {len(scored)} after")
+        else f"first {used} sequences, scored on the {scored} after"
     )
+    fit = dac["device_fit"]
     heading = (
-        f"calibrated on the walking of D1's {where}: fit body gain {f.body_gain:.2f}, motion noise "
-        f"{f.motion_noise:.4f}, walking speed {cal.fit.walk_speed_ms:.2f} m/s; ships the {res.selected}, "
-        f"fall threshold {thr:.2f}"
+        f"calibrated on the walking of D1's {where}: fit body gain {fit['body_gain']:.2f}, motion noise "
+        f"{fit['motion_noise']:.4f}, walking speed {dac['walk_speed_ms'] or float('nan'):.2f} m/s; ships the {dac['selected']}, "
+        f"fall threshold {dac['fall_threshold']:.2f}"
     )
-    return heading, dac, uncal, p_walk
+    return heading, res, uncal, p_walk
 
 
 def main() -> int:
@@ -85,27 +71,25 @@ def main() -> int:
     if not (args.base_model / "model.safetensors").exists():
         print(f"no base model at {args.base_model}: run `make demo` first (or pass --base-model)")
         return 2
-    from iv_pipelines.sensing.realeval import geotecinit_windows
     from iv_pipelines.sensing.twin import SIM_VERSION
 
-    data = geotecinit_windows(sessions=("D1",))["D1"]
     print(f"== GeoTecINIT ESP32-S2, session D1 only (development), {SIM_VERSION}, base {args.base_model}")
     for from_end in (False, True):
-        heading, dac, uncal, p_walk = fold(args.base_model, from_end, args.seed, data)
+        heading, dac, uncal, p_walk = fold(args.base_model, from_end, args.seed)
         print(f"-- {heading}")
         print("| activity | windows | DAC called fall | base, uncalibrated, 0.5 |")
         print("|---|---|---|---|")
-        for g in sorted(dac):
-            print(f"| {g} | {len(dac[g])} | {sum(dac[g])} | {sum(uncal[g])} |")
-        n, a, b = (
-            sum(len(v) for v in dac.values()),
-            sum(map(sum, dac.values())),
-            sum(map(sum, uncal.values())),
+        for g, v in dac.items():
+            n = v["windows"]
+            print(f"| {g} | {n} | {round(v['called_fall'] * n)} | {round(uncal[g]['called_fall'] * n)} |")
+        a, b = (round(r["all"]["called_fall"] * r["all"]["windows"]) for r in (dac, uncal))
+        print(
+            f"DAC {a} of {dac['all']['windows']} windows called fall vs uncalibrated base {b} ({a / max(b, 1):.2f}x)"
         )
-        print(f"all: DAC {a} of {n} called fall vs uncalibrated base {b} ({a / max(b, 1):.2f}x)")
         q = np.percentile(p_walk, [50, 90, 95, 100])
         print(
-            f"P(fall) on the {len(p_walk)} walking windows: median {q[0]:.3f}, 90th {q[1]:.3f}, 95th {q[2]:.3f}, max {q[3]:.3f}"
+            f"P(fall) on the {len(p_walk)} walking windows: median {q[0]:.3f}, 90th {q[1]:.3f}, "
+            f"95th {q[2]:.3f}, max {q[3]:.3f}"
         )
     return 0
 

@@ -526,7 +526,12 @@ def geotecinit_walk_capture(
 
 
 def geotecinit_adapter_scores(
-    base_dir: Path, budget: dict | None = None, seed: int = 0, split: str = "evaluation", keep=None
+    base_dir: Path,
+    budget: dict | None = None,
+    seed: int = 0,
+    split: str = "evaluation",
+    keep=None,
+    from_end: bool = False,
 ) -> dict:
     """The DAC's own path on a device none of the models was fitted to: the first 20 s of
     session D1's walking is the client's calibration capture (`walk`); the device is fitted,
@@ -538,16 +543,20 @@ def geotecinit_adapter_scores(
       same session as the calibration: real walking to develop against; development data
       since 2026-12-06, before any development on it; D2-D4 stay evaluation only).
     `keep`: a dict that receives the fitted DAC's pieces for diagnostics (model, context,
-    threshold, check, the scored windows) when given."""
+    threshold, check, the scored windows) when given. `from_end` (development only): the
+    calibration is the walking of D1's last sequences and the sequences before them are
+    scored (`bench/walking_folds.py`)."""
     if split not in ("evaluation", "development"):
         raise ValueError(f"split {split!r}: use evaluation or development")
+    if from_end and split != "development":
+        raise ValueError("from_end: a fold of session D1, the development split only")
     from iv_pipelines.sensing.calibration import Calibration
     from iv_pipelines.sensing.client import calibrate_client, train_client_adapter
     from iv_pipelines.sensing.model import load_model
     from iv_pipelines.sensing.twin import RESIDENTS, Room
 
     room = Room.random(np.random.default_rng(5))  # the lab's room is not published
-    cap = geotecinit_walk_capture()
+    cap = geotecinit_walk_capture(from_end=from_end)
     cal = calibrate_client(
         room, RESIDENTS["mixed"], [(Calibration("walk", cap, False, cap.source), "real")], seed
     )
@@ -559,7 +568,9 @@ def geotecinit_adapter_scores(
     data = geotecinit_windows(sessions=("D1",) if split == "development" else None)
     sessions = EVALUATION_SESSIONS
     if split == "development":
-        data = {"D1 (development)": data["D1"][int(cap.meta["sequences"]) :]}
+        used = int(cap.meta["sequences"])
+        d1 = data["D1"][: len(data["D1"]) - used] if from_end else data["D1"][used:]
+        data = {"D1 (development)": d1}
         sessions = tuple(data)
     check = IntensityCheck.from_dict(res.intensity_check)
     out = _score_sessions(model, data, cal.context, thr, check, sessions)
@@ -579,6 +590,8 @@ def geotecinit_adapter_scores(
         ),
         "calibration_seconds": float(cap.meta["seconds"]),
         "calibration_sequences": int(cap.meta["sequences"]),
+        "calibration_from_end": from_end,
+        "walk_speed_ms": cal.fit.walk_speed_ms,
         "split": split,
         "device_fit": {
             k: round(float(v), 4) for k, v in cal.fit.device.to_dict().items() if isinstance(v, float)
