@@ -69,6 +69,7 @@ def calibrated_rows(base_dir: Path, chip: str, caps: dict, mode: str, budget: di
 
     b, m = caps["baseline"], caps["movement"]
     pe, pm, thresholds, ae, am, factors, pw, aw, per_file = [], [], [], [], [], [], [], [], []
+    still = []
     for i in range(2):
         room, cal = pair_calibration(whole, mode, i)
         res = train_client_adapter(base_dir, room, cal, **budget)
@@ -77,6 +78,7 @@ def calibrated_rows(base_dir: Path, chip: str, caps: dict, mode: str, budget: di
         thresholds.append(thr)
         chk = IntensityCheck.from_dict(res.intensity_check)
         factors.append(round(chk.factor, 2) if chk else 0.0)
+        still.append(round(chk.still_factor, 2) if chk else 0.0)
         empties = [b[i]] + extra.get("baseline", [])
         moving = [m[i]] + extra.get("movement", [])
         for ce, cm, cw in zip(
@@ -92,7 +94,7 @@ def calibrated_rows(base_dir: Path, chip: str, caps: dict, mode: str, budget: di
             per_file.append(thr)
     # each fold decided as its own DAC would: its threshold and its fall-intensity check
     row = score(chip, mode, "adapter", pe, pm, per_file, ae, am, pw, aw)
-    return row, {"thresholds": thresholds, "intensity_factors": factors}
+    return row, {"thresholds": thresholds, "intensity_factors": factors, "still_factors": still}
 
 
 def main() -> int:
@@ -177,7 +179,7 @@ def main() -> int:
         print("\n== leave-one-chip-out, at the capsule's decision (goal: >= 0.95 in both share columns)")
         print(table_md(rows))
     print(
-        f"{goal_summary(rows)}; adapter fall thresholds and intensity factors per fold: {json.dumps(thresholds)}"
+        f"{goal_summary(rows)}; adapter fall thresholds, intensity and still factors per fold: {json.dumps(thresholds)}"
     )
     for chip in [c for c in args.chips.split(",") if c]:
         by = {(r.mode, r.calibration): r for r in rows if r.chip == chip}

@@ -410,6 +410,7 @@ def train_lora_adapter(dac_request: DacRequest, twin, sensing: SensingResource, 
         "gate": ("text", res.why),
         "fall_intensity_check": ("text", describe_intensity(res.intensity_report)),
         "fall_intensity_factor": ("float", float((res.intensity_check or {}).get("factor", 0.0))),
+        "fall_intensity_still_factor": ("float", float((res.intensity_check or {}).get("still_factor", 0.0))),
         "calibration_weight": ("float", float(sensing.lora_calibration_weight)),
         "t2l_start": ("text", t2l_note),
         **(

@@ -111,7 +111,14 @@ class EnergySignature(_Strict):
 
 class FallIntensityCheck(_Strict):
     reference: float = Field(ge=0, description="median intensity of the walking calibration windows")
-    factor: float = Field(gt=0, description="a window is called fall only at >= factor x reference")
+    factor: float = Field(ge=0, description="a window is called fall only at >= factor x reference (0: off)")
+    still_factor: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="a window whose stillness score (motion by the intake's test at >= 1) is below this "
+        "is called empty (absent: off)",
+    )
 
 
 class Intelligence(_Strict):

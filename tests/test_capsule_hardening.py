@@ -200,8 +200,19 @@ def test_the_packaged_capsule_runs_on_its_own_sources(small_package, tmp_path):
     """The package's src/ holds every module the capsule imports: loaded with only src/ on the
     path (as in its container), nothing comes from the factory's checkout — and it serves: a
     prediction, logged with its raw CSI in the inference log, and feedback on it (the lazy
-    imports of those routes run too)."""
-    _root, _key, pkg, _ = small_package
+    imports of those routes run too). Its runtime.json is given a fall-intensity check with a
+    stillness factor, so the modules the DAC's decision reads are imported too (a copy: it
+    loads unverified)."""
+    import shutil
+
+    _root, _key, small, _ = small_package
+    pkg_dir = tmp_path / "pkg"
+    shutil.copytree(small.directory, pkg_dir)
+    doc = json.loads((pkg_dir / "runtime.json").read_text())
+    doc["decision"] = doc.get("decision", {}) | {
+        "intensity_check": {"reference": 0.05, "factor": 0.5, "still_factor": 1.0}
+    }
+    (pkg_dir / "runtime.json").write_text(json.dumps(doc))
     code = (
         "import json, sys, time\n"
         "from fastapi.testclient import TestClient\n"
@@ -225,14 +236,14 @@ def test_the_packaged_capsule_runs_on_its_own_sources(small_package, tmp_path):
     e = simulate_episode(Room.random(np.random.default_rng(5)), "fall", seed=1, duration_s=3.0)
     (tmp_path / "lines.json").write_text(json.dumps(write_esp_csi_lines(e.csi, e.t_s)))
     env = os.environ | {
-        "PYTHONPATH": str(pkg.directory / "src"),
+        "PYTHONPATH": str(pkg_dir / "src"),
         "PYTHONDONTWRITEBYTECODE": "1",
         "IV_INFERENCE_LOG_DIR": str(tmp_path / "log"),
         "IV_INFERENCE_LOG_RETENTION": "raw",
         "IV_INFERENCE_LOG_SAMPLE": "1",
     }
     r = subprocess.run(
-        [sys.executable, "-P", "-c", code, str(pkg.directory), str(tmp_path / "lines.json")],
+        [sys.executable, "-P", "-c", code, str(pkg_dir), str(tmp_path / "lines.json")],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -240,7 +251,7 @@ def test_the_packaged_capsule_runs_on_its_own_sources(small_package, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     files = r.stdout.split()
-    outside = [f for f in files if not f.startswith(str(pkg.directory / "src"))]
+    outside = [f for f in files if not f.startswith(str(pkg_dir / "src"))]
     assert files and not outside, outside
     assert any(f.endswith("runtime/inference_log.py") for f in files)
     rec = json.loads((tmp_path / "log" / "log-1.jsonl").read_text().splitlines()[0])

@@ -196,3 +196,117 @@ def test_the_dac_chooses_its_factor_on_twin_falls_against_their_own_homes_walkin
     few = Sets(th.x[:15], th.y[:15], th.source[:15], th.home[:15])
     chk, rep = fall_intensity_check(cal, (few,), ev, p_ev, 0.5, refs, 0.05)
     assert chk is None and not rep["on"] and "only 15 twin fall windows" in rep["why"]
+
+
+# --- the stillness check (since 2026-12-08) ---------------------------------------------------
+
+
+def _still_windows(kind, n=1, scale=0.05, seed=0):
+    """Feature windows whose relative amplitudes are white noise (no motion by the intake's
+    test) or a slow swing across the window (motion), of temporal std about `scale`."""
+    rng = np.random.default_rng(seed)
+    n_amp = AMP_COLUMNS.stop - AMP_COLUMNS.start
+    x = np.zeros((n, T, N_FEATURES), np.float32)
+    t = np.arange(T) / 100.0
+    for i in range(n):
+        if kind == "white":
+            v = rng.standard_normal((T, n_amp))
+        else:  # a 0.7 Hz swing, its phase different on each subcarrier group
+            v = np.sin(2 * np.pi * 0.7 * t[:, None] + rng.uniform(0, 2 * np.pi, n_amp)) * np.sqrt(2)
+        x[i, :, AMP_COLUMNS] = scale * v
+        x[i, :, VALID_COLUMN] = 1.0
+    return x
+
+
+def test_stillness_reads_the_intake_motion_test_on_a_window():
+    from iv_pipelines.sensing.intensity import window_stillness
+
+    white, slow = _still_windows("white", 3), _still_windows("slow", 3)
+    assert (window_stillness(white) < 0.3).all()  # no correlated part, lag-1 ~ 0
+    assert (window_stillness(slow) > 3).all()  # smooth: lag-1 ~ 1 (1 / 0.3), correlated ~0.05
+    # the same on the twin: an empty room is still, a person walking close to the link is not
+    from iv_pipelines.sensing.device import Device
+    from iv_pipelines.sensing.features import windows_from_capture
+    from iv_pipelines.sensing.twin import RESIDENTS, Room, simulate_episode
+
+    room, dev = Room.random(np.random.default_rng(3)), Device(snr_db=40.0, motion_noise=0.005)
+    empty = simulate_episode(room, "empty", 1, 8.0, dev, RESIDENTS["adult"])
+    walk = simulate_episode(room, "walk", 2, 8.0, dev, RESIDENTS["adult"], variant="walking")
+    s_empty = window_stillness(windows_from_capture(empty.csi, empty.t_s, hop_s=1.0))
+    s_walk = window_stillness(windows_from_capture(walk.csi, walk.t_s, hop_s=1.0))
+    assert (s_empty < 1).all() and np.median(s_walk) > 1, (s_empty, s_walk)
+
+
+def test_still_windows_are_called_empty_even_when_the_model_says_fall():
+    from iv_pipelines.sensing.evaluate import EMPTY
+
+    p = np.array([[0.0, 0.1, 0.1, 0.8], [0.0, 0.7, 0.1, 0.2], [0.0, 0.1, 0.1, 0.8]])
+    assert decide(p, 0.5, np.array([-1, -1, 1])).tolist() == [EMPTY, EMPTY, FALL]
+    assert decide(p, 0.5, np.array([0, 1, 0])).tolist() == [1, 1, 1]  # 0: vetoed fall, as before
+    # still = neither moving by the test nor as intense as the resident's walking (reference)
+    chk = IntensityCheck(reference=0.2, factor=0.0, still_factor=1.0)
+    quiet, loud = _still_windows("white", scale=0.05), _still_windows("white", scale=0.5)
+    moving = _still_windows("slow", scale=0.05)
+    assert chk.allows_fall(np.concatenate([quiet, loud, moving])).tolist() == [-1, 1, 1]
+    # a still factor of 0 is no stillness check
+    assert IntensityCheck(0.2, 0.5).allows_fall(quiet).tolist() == [0]
+
+
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        ({"reference": 0.2, "factor": 0.5, "still_factor": "x"}, "still_factor"),
+        ({"reference": 0.2, "factor": 0.5, "still_factor": -0.1}, "still_factor -0.1"),
+        ({"reference": 0.2, "factor": 0.5, "still_factor": 1.5}, "still_factor <= 1"),
+        ({"reference": 0.2, "factor": 0.5, "still_factor": float("inf")}, "must be finite"),
+    ],
+)
+def test_runtime_json_still_factor_errors_name_the_field(bad, needle):
+    with pytest.raises(ValueError, match=needle) as e:
+        IntensityCheck.from_dict(bad)
+    assert "decision.intensity_check" in str(e.value)
+
+
+def test_a_still_factor_alone_is_a_check_and_round_trips():
+    chk = IntensityCheck.from_dict({"reference": 0.2, "factor": 0, "still_factor": 0.8})
+    assert chk == IntensityCheck(0.2, 0.0, 0.8)
+    assert IntensityCheck.from_dict(chk.to_dict()) == chk
+    assert "still_factor" not in IntensityCheck(0.2, 1.2).to_dict()  # older runtime.json unchanged
+
+
+def test_the_dac_turns_its_stillness_check_on_only_with_an_empty_room_capture():
+    """Twin non-empty windows: 59 slow (moving) ones and one white (still) one; the still
+    factor is the lower of the falls' and all non-empty windows' conformal quantile, capped at
+    1; a client's real empty-room window the model calls fall becomes empty."""
+    from iv_pipelines.sensing.client import RealCapture, Sets, fall_intensity_check
+    from iv_pipelines.sensing.evaluate import EMPTY
+    from iv_pipelines.sensing.intensity import window_stillness
+    from iv_pipelines.sensing.twin import ACTIVITIES
+
+    walk = ACTIVITIES.index("walk")
+    x_tr = np.concatenate([_still_windows("slow", 30, seed=1), _still_windows("slow", 29, seed=2)])
+    y_tr = np.array([FALL] * 30 + [walk] * 29)
+    tr = Sets(x_tr, y_tr, np.full(59, "sim"), np.zeros(59, int))
+    th = Sets(_still_windows("slow", 30, seed=3), np.full(30, FALL), np.full(30, "sim"), np.zeros(30, int))
+    ev = Sets(
+        np.concatenate([_still_windows("white", 1, 0.02, seed=4), _still_windows("slow", 1, seed=5)]),
+        np.array([EMPTY, FALL]),
+        np.array(["real", "sim"]),
+        np.array([-1, 0]),
+    )
+    p_ev = np.tile([0.0, 0.0, 0.0, 1.0], (2, 1))
+    refs = [0.05]
+    cal = _cal_with_walk(_still_windows("slow", 3))
+    chk, rep = fall_intensity_check(cal, (tr, th), ev, p_ev, 0.5, refs, 0.05)
+    assert rep["still_factor"] == 0.0 and "no empty-room calibration capture" in rep["why"]
+    assert chk is None or chk.still_factor == 0.0
+    empty_cap = RealCapture(
+        "empty 20 s", "empty", "real", "train", True, _still_windows("white", 3, 0.02), 20.0
+    )
+    cal.captures.append(empty_cap)
+    chk, rep = fall_intensity_check(cal, (tr, th), ev, p_ev, 0.5, refs, 0.05)
+    lowest = np.sort(np.maximum(window_stillness(np.concatenate([x_tr, th.x])), 0))  # all >= 1 here
+    assert lowest[0] > 1 and chk.still_factor == 1.0  # capped: the twin's motion is all clear
+    assert rep["_allow"].tolist()[0] == -1 and rep["_allow"].tolist()[1] == 1
+    assert rep["client_device_empty_called_nonempty"] == {"without": 1.0, "with": 0.0, "windows": 1}
+    assert rep["simulated_fall_recall"] == {"without": 1.0, "with": 1.0, "windows": 1}

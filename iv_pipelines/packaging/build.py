@@ -67,6 +67,7 @@ RUNTIME_SOURCES = (
     "iv_pipelines/sensing/__init__.py",
     "iv_pipelines/sensing/context.py",
     "iv_pipelines/sensing/device.py",
+    "iv_pipelines/sensing/devicestats.py",
     "iv_pipelines/sensing/drift.py",
     "iv_pipelines/sensing/evaluate.py",
     "iv_pipelines/sensing/features.py",

@@ -600,12 +600,14 @@ def fall_intensity_check(
     held-out twin windows and the false alarms on the client's held-out real captures; under
     "_allow" and "_allow_choose_on" (popped by the caller) which evaluation windows, and which
     windows of each `choose_on` set, may be called fall."""
-    from iv_pipelines.sensing.evaluate import FALL, decide
+    from iv_pipelines.sensing.evaluate import EMPTY, FALL, decide
     from iv_pipelines.sensing.intensity import (
+        STILL_CAP,
         IntensityCheck,
         choose_factor,
         walking_reference,
         window_intensity,
+        window_stillness,
     )
 
     if recall_cost is None:
@@ -627,16 +629,41 @@ def fall_intensity_check(
     r_on = [ratios(s) for s in choose_on]  # each set's intensities computed once
     falls = [r[(s.source == "sim") & (s.y == FALL)] for r, s in zip(r_on, choose_on, strict=True)]
     factor, why = choose_factor(np.concatenate(falls), recall_cost)
+    # the stillness check (intensity.py): only with an empty-room capture besides the walking,
+    # chosen on the same twin windows, falls and all non-empty ones
+    s_on = [np.maximum(window_stillness(s.x), r) for r, s in zip(r_on, choose_on, strict=True)]
+    if any(c.activity == "empty" and c.split == "train" for c in cal.captures):
+        still_f = [st[(s.source == "sim") & (s.y == FALL)] for st, s in zip(s_on, choose_on, strict=True)]
+        still_m = [st[(s.source == "sim") & (s.y != EMPTY)] for st, s in zip(s_on, choose_on, strict=True)]
+        kw = {"unit": " still score", "check": "stillness check"}
+        f_fall, why_f = choose_factor(np.concatenate(still_f), recall_cost, "twin fall windows", **kw)
+        f_move, why_m = choose_factor(np.concatenate(still_m), recall_cost, "twin non-empty windows", **kw)
+        still = float(min(f_fall, f_move, STILL_CAP))
+        still_why = (
+            f"still factor {still:.2f}, the lowest of the falls' {f_fall:.2f}, all non-empty windows' "
+            f"{f_move:.2f} and the cap {STILL_CAP:g} ({why_f}; {why_m})"
+            if still > 0
+            else f"no stillness check ({why_f if f_fall <= 0 else why_m})"
+        )
+    else:
+        still, still_why = 0.0, "no stillness check (no empty-room calibration capture)"
     r_ev = ratios(ev)
     report = {
-        "on": factor > 0,
-        "why": why,
+        "on": factor > 0 or still > 0,
+        "why": why + "; " + still_why,
         "recall_cost": recall_cost,
         "reference": ref_real,
         "factor": factor,
+        "still_factor": still,
         "twin_walking_references": [round(float(v), 5) for v in twin_ref],
     }
-    allow_ev = r_ev >= factor
+
+    def verdicts(r: np.ndarray, st: np.ndarray) -> np.ndarray:  # IntensityCheck.allows_fall
+        out = (r >= factor).astype(np.int8)
+        out[st < still] = -1
+        return out
+
+    allow_ev = verdicts(r_ev, np.maximum(window_stillness(ev.x), r_ev))
     with_c, without = decide(p_ev, threshold, allow_ev), decide(p_ev, threshold)
     sim, real = ev.source == "sim", ev.source == "real"
     walk_i = ACTIVITIES.index("walk")
@@ -652,11 +679,22 @@ def fall_intensity_check(
                 "with": float((with_c[mask] == FALL).mean()),
                 "windows": int(mask.sum()),
             }
-    if factor <= 0:
+    for name, mask in (
+        ("simulated_nonempty_called_empty", sim & (ev.y != EMPTY)),
+        ("client_device_empty_called_nonempty", real & (ev.y == EMPTY)),
+    ):
+        if mask.any():
+            hit = (lambda d: d != EMPTY) if ev.y[mask][0] == EMPTY else (lambda d: d == EMPTY)
+            report[name] = {
+                "without": float(hit(without[mask]).mean()),
+                "with": float(hit(with_c[mask]).mean()),
+                "windows": int(mask.sum()),
+            }
+    if factor <= 0 and still <= 0:
         return None, report
     report["_allow"] = allow_ev
-    report["_allow_choose_on"] = [r >= factor for r in r_on]
-    return IntensityCheck(float(ref_real), factor), report
+    report["_allow_choose_on"] = [verdicts(r, st) for r, st in zip(r_on, s_on, strict=True)]
+    return IntensityCheck(float(ref_real), factor, still), report
 
 
 def evidence_report(

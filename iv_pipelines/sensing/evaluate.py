@@ -102,16 +102,19 @@ def decide(
 ) -> np.ndarray:
     """The capsule's label per window: `fall` when P(fall) >= the DAC's fall threshold (and,
     where the DAC has an intensity check, `allow_fall` is true for the window:
-    `intensity.py`), otherwise the most probable of the other classes."""
+    `intensity.py`), otherwise the most probable of the other classes; `empty` where
+    `allow_fall` is -1 (the check's still windows: `IntensityCheck.allows_fall`)."""
     proba = np.asarray(proba)
     if len(proba) == 0:
         return np.zeros(0, int)
     others = proba.copy()
     others[:, FALL] = -1.0
     fall = proba[:, FALL] >= fall_threshold
-    if allow_fall is not None:
-        fall &= np.asarray(allow_fall, bool)
-    return np.where(fall, FALL, others.argmax(1))
+    if allow_fall is None:
+        return np.where(fall, FALL, others.argmax(1))
+    allow = np.asarray(allow_fall).astype(np.int8)
+    fall &= allow > 0
+    return np.where(allow < 0, EMPTY, np.where(fall, FALL, others.argmax(1)))
 
 
 def choose_fall_threshold(nonfall_p_fall: list[np.ndarray], target_fa: float) -> float:

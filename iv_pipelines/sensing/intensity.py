@@ -16,6 +16,22 @@ are not (devices whose motion shows as body scattering) it falls towards 0 and r
 little. It only ever turns a `fall` into the window's most probable other class, so it never
 raises a false-alarm rate the fall threshold certified. Without a walking calibration capture
 there is no reference and no check.
+
+**The stillness check** (since 2026-12-08) rides on the same calibration when it also holds an
+empty-room capture: a window that neither moves like someone by the intake's motion test nor
+disturbs the channel as much as the resident's own walking did is called `empty`, whatever
+the model said. Still score of a window = max(stillness, intensity / reference), where
+stillness = max(correlated / C, lag1 / L), the two statistics (computed on the model's
+relative-amplitude features) and the two constants C, L of the intake's motion test
+(`devicestats.EMPTY_MOTION_CORRELATED` / `EMPTY_MOTION_LAG1`): a stillness of 1 or more is
+motion by that test, an intensity ratio of 1 is the median walking window. The still factor
+is chosen like the intensity factor, on the twin's non-empty windows (walking, sitting down,
+falls) of the client's fitted device: the largest score expected to keep 1 - `recall_cost`
+of them above it, each of falls and of all non-empty windows, capped at 1 (a window that
+moves by the motion test, or is as intense as typical walking, is never made empty). Without
+an empty-room capture the fit guesses the device's noise floor, and on the twin protocol's
+labs (walking-only calibration, `bench/fall_protocol.py`) a check chosen that way gave up
+4-7 % of falls where the twin had promised 2 %; so it is off then.
 """
 
 from __future__ import annotations
@@ -40,6 +56,33 @@ def window_intensity(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def window_stillness(x: np.ndarray) -> np.ndarray:
+    """(n, T, F) feature windows -> (n,) stillness score max(correlated / C, lag1 / L) of
+    their relative amplitudes (module docstring; the statistics of `devicestats.capture_stats`
+    on one window): below 1 the window shows no motion by the intake's test."""
+    from iv_pipelines.sensing.devicestats import EMPTY_MOTION_CORRELATED, EMPTY_MOTION_LAG1
+    from iv_pipelines.sensing.features import AMP_COLUMNS, RATE_HZ, VALID_COLUMN
+
+    m = max(3, int(round(0.1 * RATE_HZ)))
+    kernel = np.ones(m) / m
+    x = np.asarray(x)
+    out = np.zeros(len(x))
+    for i, w in enumerate(x):
+        v = w[w[:, VALID_COLUMN] > 0.5][:, AMP_COLUMNS].astype(np.float64)
+        if len(v) <= m:
+            continue
+        white2 = float(np.mean(np.diff(v, axis=0) ** 2) / 2)
+        sm = np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="valid"), 0, v)
+        corr = float(np.sqrt(max(np.mean(sm.var(axis=0)) - white2 / m, 0.0)))
+        r = v - v.mean(axis=0)
+        lag1 = float(np.mean((r[1:] * r[:-1]).sum(axis=0) / np.maximum((r * r).sum(axis=0), 1e-12)))
+        out[i] = max(corr / EMPTY_MOTION_CORRELATED, lag1 / EMPTY_MOTION_LAG1)
+    return out
+
+
+STILL_CAP = 1.0  # never call empty a window that moves by the motion test or is as intense as walking
+
+
 def walking_reference(walk_windows: np.ndarray) -> float | None:
     """Median intensity of a walking calibration's windows; None without windows."""
     if len(walk_windows) == 0:
@@ -47,7 +90,13 @@ def walking_reference(walk_windows: np.ndarray) -> float | None:
     return float(np.median(window_intensity(walk_windows)))
 
 
-def choose_factor(fall_ratios: np.ndarray, recall_cost: float = DEFAULT_RECALL_COST) -> tuple[float, str]:
+def choose_factor(
+    fall_ratios: np.ndarray,
+    recall_cost: float = DEFAULT_RECALL_COST,
+    what: str = "twin fall windows",
+    unit: str = "x their walking reference",
+    check: str = "intensity check",
+) -> tuple[float, str]:
     """The largest factor whose check is expected to remove at most `recall_cost` of fall
     windows like the given ones (their intensity over their walking reference), with the
     reason. Split-conformal: with n windows sorted, the k-th smallest (0-based) with
@@ -60,26 +109,37 @@ def choose_factor(fall_ratios: np.ndarray, recall_cost: float = DEFAULT_RECALL_C
     k = int(np.floor(recall_cost * (len(r) + 1))) - 1
     if len(r) < MIN_FALL_WINDOWS or k < 0:
         return 0.0, (
-            f"only {len(r)} twin fall windows (need {max(MIN_FALL_WINDOWS, int(np.ceil(1 / max(recall_cost, 1e-9))) - 1)}"
-            f" for a {recall_cost:.0%} budget): no intensity check"
+            f"only {len(r)} {what} (need {max(MIN_FALL_WINDOWS, int(np.ceil(1 / max(recall_cost, 1e-9))) - 1)}"
+            f" for a {recall_cost:.0%} budget): no {check}"
         )
     factor = float(r[k])
-    return factor, (
-        f"{k} of {len(r)} twin fall windows lie below {factor:.2f}x their walking reference "
-        f"(budget {recall_cost:.0%}, split-conformal)"
+    return (
+        factor,
+        f"{k} of {len(r)} {what} lie below {factor:.2f}{unit} (budget {recall_cost:.0%}, split-conformal)",
     )
 
 
 @dataclass(frozen=True)
 class IntensityCheck:
     reference: float  # median intensity of the client's walking calibration windows
-    factor: float  # fall allowed when intensity >= factor * reference
+    factor: float  # fall allowed when intensity >= factor * reference (0: no intensity check)
+    still_factor: float = 0.0  # window called empty when its stillness score < this (0: off)
 
     def allows_fall(self, x: np.ndarray) -> np.ndarray:
-        return window_intensity(x) >= self.factor * self.reference
+        """Per window: 1 a fall is allowed, 0 it is not (too weak), -1 the window is still
+        (called empty): `evaluate.decide`'s `allow_fall`."""
+        inten = window_intensity(x)
+        out = (inten >= self.factor * self.reference).astype(np.int8)
+        if self.still_factor > 0:
+            score = np.maximum(window_stillness(x), inten / max(self.reference, 1e-12))
+            out[score < self.still_factor] = -1
+        return out
 
     def to_dict(self) -> dict:
-        return {"reference": self.reference, "factor": self.factor}
+        d = {"reference": self.reference, "factor": self.factor}
+        if self.still_factor > 0:
+            d["still_factor"] = self.still_factor
+        return d
 
     @classmethod
     def from_dict(cls, d: dict | None) -> IntensityCheck | None:
@@ -88,15 +148,18 @@ class IntensityCheck:
             return None
         try:
             ref, fac = float(d["reference"]), float(d["factor"])
-        except (KeyError, TypeError, ValueError) as e:
+            still = float(d.get("still_factor", 0.0))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ValueError(
-                f"decision.intensity_check: needs numbers `reference` and `factor` ({e})"
+                f"decision.intensity_check: needs numbers `reference` and `factor` (and an optional "
+                f"`still_factor`) ({e})"
             ) from None
-        if not (np.isfinite(ref) and np.isfinite(fac)) or ref < 0 or fac < 0:
+        if not all(np.isfinite(v) and v >= 0 for v in (ref, fac, still)) or still > STILL_CAP:
             raise ValueError(
-                f"decision.intensity_check: reference {ref} and factor {fac} must be finite and >= 0"
+                f"decision.intensity_check: reference {ref}, factor {fac} and still_factor {still} "
+                f"must be finite and >= 0 (still_factor <= {STILL_CAP})"
             )
-        return cls(ref, fac) if fac > 0 else None
+        return cls(ref, fac, still) if fac > 0 or still > 0 else None
 
 
 def allowed(check: IntensityCheck | None, x: np.ndarray) -> np.ndarray | None:
@@ -114,6 +177,8 @@ def describe(report: dict | None) -> str:
         ("simulated_fall_recall", "simulated fall recall"),
         ("simulated_walking_called_fall", "simulated walking called fall"),
         ("client_device_called_fall", "client-device non-fall windows called fall"),
+        ("simulated_nonempty_called_empty", "simulated non-empty windows called empty"),
+        ("client_device_empty_called_nonempty", "client-device empty-room windows called occupied"),
     ):
         if report.get("on") and (v := report.get(key)):
             out += f"; {label} {v['without']:.3f} -> {v['with']:.3f} ({v['windows']} windows)"
