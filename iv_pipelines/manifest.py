@@ -116,8 +116,8 @@ class FallIntensityCheck(_Strict):
         default=None,
         ge=0,
         le=1,
-        description="a window whose stillness score (motion by the intake's test at >= 1) is below this "
-        "is called empty (absent: off)",
+        description="a window whose still score, max(stillness by the intake's motion test, intensity / "
+        "reference), is below this is called empty (absent: off)",
     )
 
 

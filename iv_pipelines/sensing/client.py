@@ -631,8 +631,9 @@ def fall_intensity_check(
     factor, why = choose_factor(np.concatenate(falls), recall_cost)
     # the stillness check (intensity.py): only with an empty-room capture besides the walking,
     # chosen on the same twin windows, falls and all non-empty ones
-    s_on = [np.maximum(window_stillness(s.x), r) for r, s in zip(r_on, choose_on, strict=True)]
+    s_on = [np.zeros(len(s.y)) for s in choose_on]  # still scores, computed when the check can be on
     if any(c.activity == "empty" and c.split == "train" for c in cal.captures):
+        s_on = [np.maximum(window_stillness(s.x), r) for r, s in zip(r_on, choose_on, strict=True)]
         still_f = [st[(s.source == "sim") & (s.y == FALL)] for st, s in zip(s_on, choose_on, strict=True)]
         still_m = [st[(s.source == "sim") & (s.y != EMPTY)] for st, s in zip(s_on, choose_on, strict=True)]
         kw = {"unit": " still score", "check": "stillness check"}
@@ -663,7 +664,7 @@ def fall_intensity_check(
         out[st < still] = -1
         return out
 
-    allow_ev = verdicts(r_ev, np.maximum(window_stillness(ev.x), r_ev))
+    allow_ev = verdicts(r_ev, np.maximum(window_stillness(ev.x), r_ev) if still > 0 else r_ev)
     with_c, without = decide(p_ev, threshold, allow_ev), decide(p_ev, threshold)
     sim, real = ev.source == "sim", ev.source == "real"
     walk_i = ACTIVITIES.index("walk")
@@ -679,15 +680,14 @@ def fall_intensity_check(
                 "with": float((with_c[mask] == FALL).mean()),
                 "windows": int(mask.sum()),
             }
-    for name, mask in (
-        ("simulated_nonempty_called_empty", sim & (ev.y != EMPTY)),
-        ("client_device_empty_called_nonempty", real & (ev.y == EMPTY)),
+    for name, mask, called_empty in (
+        ("simulated_nonempty_called_empty", sim & (ev.y != EMPTY), True),
+        ("client_device_empty_called_nonempty", real & (ev.y == EMPTY), False),
     ):
         if mask.any():
-            hit = (lambda d: d != EMPTY) if ev.y[mask][0] == EMPTY else (lambda d: d == EMPTY)
             report[name] = {
-                "without": float(hit(without[mask]).mean()),
-                "with": float(hit(with_c[mask]).mean()),
+                "without": float(((without[mask] == EMPTY) == called_empty).mean()),
+                "with": float(((with_c[mask] == EMPTY) == called_empty).mean()),
                 "windows": int(mask.sum()),
             }
     if factor <= 0 and still <= 0:

@@ -28,10 +28,10 @@ motion by that test, an intensity ratio of 1 is the median walking window. The s
 is chosen like the intensity factor, on the twin's non-empty windows (walking, sitting down,
 falls) of the client's fitted device: the largest score expected to keep 1 - `recall_cost`
 of them above it, each of falls and of all non-empty windows, capped at 1 (a window that
-moves by the motion test, or is as intense as typical walking, is never made empty). Without
-an empty-room capture the fit guesses the device's noise floor, and on the twin protocol's
-labs (walking-only calibration, `bench/fall_protocol.py`) a check chosen that way gave up
-4-7 % of falls where the twin had promised 2 %; so it is off then.
+moves by the motion test, or is as intense as typical walking, is never made empty). Off
+without an empty-room capture: from a walking-only device fit, the first version of the check
+(stillness alone) gave up 4-7 % of the twin protocol's falls where the twin had promised 2 %
+(`bench/fall_protocol.py`'s labs; docs/sensing.md, *The stillness check*).
 """
 
 from __future__ import annotations
@@ -64,7 +64,6 @@ def window_stillness(x: np.ndarray) -> np.ndarray:
     from iv_pipelines.sensing.features import AMP_COLUMNS, RATE_HZ, VALID_COLUMN
 
     m = max(3, int(round(0.1 * RATE_HZ)))
-    kernel = np.ones(m) / m
     x = np.asarray(x)
     out = np.zeros(len(x))
     for i, w in enumerate(x):
@@ -72,7 +71,8 @@ def window_stillness(x: np.ndarray) -> np.ndarray:
         if len(v) <= m:
             continue
         white2 = float(np.mean(np.diff(v, axis=0) ** 2) / 2)
-        sm = np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="valid"), 0, v)
+        c = np.cumsum(np.vstack([np.zeros((1, v.shape[1])), v]), axis=0)
+        sm = (c[m:] - c[:-m]) / m  # 0.1 s moving average of every column ("valid" part)
         corr = float(np.sqrt(max(np.mean(sm.var(axis=0)) - white2 / m, 0.0)))
         r = v - v.mean(axis=0)
         lag1 = float(np.mean((r[1:] * r[:-1]).sum(axis=0) / np.maximum((r * r).sum(axis=0), 1e-12)))
@@ -123,7 +123,7 @@ def choose_factor(
 class IntensityCheck:
     reference: float  # median intensity of the client's walking calibration windows
     factor: float  # fall allowed when intensity >= factor * reference (0: no intensity check)
-    still_factor: float = 0.0  # window called empty when its stillness score < this (0: off)
+    still_factor: float = 0.0  # window called empty when its still score < this (0: off)
 
     def allows_fall(self, x: np.ndarray) -> np.ndarray:
         """Per window: 1 a fall is allowed, 0 it is not (too weak), -1 the window is still
