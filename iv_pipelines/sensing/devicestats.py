@@ -84,6 +84,25 @@ def white_level(rel: np.ndarray) -> float:
     return float(np.sqrt(np.mean((rel[1:] - rel[:-1]) ** 2) / 2))
 
 
+def correlated_part(w: np.ndarray, m: int) -> float:
+    """The spread of (T, S) relative amplitudes `w` that is not packet-to-packet: the variance
+    of their m-sample moving average less what white noise leaves in it (white level^2 / m),
+    as a standard deviation (`correlated`; also the stillness check's, `intensity.py`); 0 for a
+    stretch no longer than m packets (nothing to average)."""
+    if len(w) <= m:
+        return 0.0
+    c = np.cumsum(np.vstack([np.zeros((1, w.shape[1])), w]), axis=0)
+    sm = (c[m:] - c[:-m]) / m  # the moving average's "valid" part, every column at once
+    return float(np.sqrt(max(np.mean(sm.var(axis=0)) - white_level(w) ** 2 / m, 0.0)))
+
+
+def lag1_autocorrelation(rel: np.ndarray) -> float:
+    """Mean over subcarriers of the lag-1 autocorrelation of (T, S) relative amplitudes
+    (`lag1`: 0 white, -> 1 smooth)."""
+    r = rel - rel.mean(axis=0)
+    return float(np.mean((r[1:] * r[:-1]).sum(axis=0) / np.maximum((r * r).sum(axis=0), 1e-12)))
+
+
 WHITE_BLOCK = 50  # packets (~0.5 s)
 
 
@@ -170,13 +189,11 @@ def capture_stats(csi: np.ndarray, t_s: np.ndarray, timestamps: bool = True) -> 
     spreads, smooth, rises = [], [], []
     per = max(int(round(WINDOW_S * rate)), 4)
     m = max(3, int(round(0.1 * rate)))
-    kernel = np.ones(m) / m
     for s in range(0, max(n - per, 0) + 1, max(per // 2, 1)):
         w = relative_amplitude(amp[s : s + per])
         spreads.append(float(w.std(axis=0).mean()))
-        sm = np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="valid"), 0, w)
         # the window's own white share: motion makes the white level change from window to window
-        smooth.append(float(np.sqrt(max(np.mean(sm.var(axis=0)) - white_level(w) ** 2 / m, 0.0))))
+        smooth.append(correlated_part(w, m))
         l5, l30 = max(2, int(round(0.05 * rate))), max(3, int(round(0.3 * rate)))
         if len(w) > l30 + 1:
             d1, d5, d30 = (float(np.mean((w[k:] - w[:-k]) ** 2)) for k in (1, l5, l30))
@@ -189,9 +206,7 @@ def capture_stats(csi: np.ndarray, t_s: np.ndarray, timestamps: bool = True) -> 
     z = dr / sd
     adjacent_corr = float(np.median((z[:, 1:] * z[:, :-1]).mean(axis=0)))
     lag2_corr = float(np.median((z[:, 2:] * z[:, :-2]).mean(axis=0)))
-    r = rel - rel.mean(axis=0)
-    denom = np.maximum((r * r).sum(axis=0), 1e-12)
-    lag1 = float(np.mean((r[1:] * r[:-1]).sum(axis=0) / denom))
+    lag1 = lag1_autocorrelation(rel)
     return CaptureStats(
         n_packets=n,
         duration_s=duration,

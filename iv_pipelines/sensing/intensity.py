@@ -60,23 +60,24 @@ def window_stillness(x: np.ndarray) -> np.ndarray:
     """(n, T, F) feature windows -> (n,) stillness score max(correlated / C, lag1 / L) of
     their relative amplitudes (module docstring; the statistics of `devicestats.capture_stats`
     on one window): below 1 the window shows no motion by the intake's test."""
-    from iv_pipelines.sensing.devicestats import EMPTY_MOTION_CORRELATED, EMPTY_MOTION_LAG1
+    from iv_pipelines.sensing.devicestats import (
+        EMPTY_MOTION_CORRELATED,
+        EMPTY_MOTION_LAG1,
+        correlated_part,
+        lag1_autocorrelation,
+    )
     from iv_pipelines.sensing.features import AMP_COLUMNS, RATE_HZ, VALID_COLUMN
 
-    m = max(3, int(round(0.1 * RATE_HZ)))
+    m = max(3, int(round(0.1 * RATE_HZ)))  # 0.1 s, as capture_stats smooths
     x = np.asarray(x)
     out = np.zeros(len(x))
     for i, w in enumerate(x):
         v = w[w[:, VALID_COLUMN] > 0.5][:, AMP_COLUMNS].astype(np.float64)
-        if len(v) <= m:
-            continue
-        white2 = float(np.mean(np.diff(v, axis=0) ** 2) / 2)
-        c = np.cumsum(np.vstack([np.zeros((1, v.shape[1])), v]), axis=0)
-        sm = (c[m:] - c[:-m]) / m  # 0.1 s moving average of every column ("valid" part)
-        corr = float(np.sqrt(max(np.mean(sm.var(axis=0)) - white2 / m, 0.0)))
-        r = v - v.mean(axis=0)
-        lag1 = float(np.mean((r[1:] * r[:-1]).sum(axis=0) / np.maximum((r * r).sum(axis=0), 1e-12)))
-        out[i] = max(corr / EMPTY_MOTION_CORRELATED, lag1 / EMPTY_MOTION_LAG1)
+        if len(v) > m:
+            out[i] = max(
+                correlated_part(v, m) / EMPTY_MOTION_CORRELATED,
+                lag1_autocorrelation(v) / EMPTY_MOTION_LAG1,
+            )
     return out
 
 
